@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from chat.models import Client, HelpDesk, Message
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "phone",
+        "operator_code",
+        "tag",
+        "timezone",
+        "organization",
+        "promo_opt_out",
+    ]
+    list_filter = ["organization", "tag", "operator_code"]
+    search_fields = ["name", "phone", "=uuid"]
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ["created_at", "type", "status", "message", "file"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(HelpDesk)
+class HelpDeskAdmin(admin.ModelAdmin):
+    list_display = [
+        "uuid",
+        "client",
+        "organization",
+        "status",
+        "assignee",
+        "unread_count",
+        "last_activity_at",
+    ]
+    list_filter = ["organization", "status"]
+    search_fields = ["=uuid", "client__name", "client__phone"]
+    raw_id_fields = ["client", "last_message"]
+    inlines = [MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["uuid", "help_desk", "type", "status", "created_at"]
+    list_filter = ["type", "status"]
+    search_fields = ["=uuid", "message"]
+    raw_id_fields = ["help_desk", "delivery", "sender"]

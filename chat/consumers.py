@@ -1,0 +1,218 @@
+"""The websocket hub at /ws/chat/<organization>/.
+
+Authentication: session cookie or `?token=<api key>`. Close codes: 4401 unknown
+token, 4403 not a member (or no credentials), 4404 unknown organization, 4408
+fell behind (reconnect with last_event_id), 4500 event stream interrupted.
+
+On connect the server sends `{"type": "hello", "last_event_id": N}`; with
+`?last_event_id=N` it first replays every event after N, then goes live, with no
+gap and no duplicate (live frames that arrive during the replay are queued and
+de-duplicated by id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+
+from core.auth import api_key_lookup
+from core.events import EVENTS_PUBLISHED, Replay, ephemeral_frame, replay_since
+from core.logging import get_logger
+from core.models import Organization
+from core.realtime import get_hub
+from core.redis import get_redis
+
+log = get_logger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_SLOW = 4408
+CLOSE_STREAM = 4500
+
+CLIENT_FRAME_TYPES = ("ping", "typing", "read")
+
+
+def _resolve(scope: dict[str, Any]) -> tuple[int | None, Any, int]:
+    """(organization id, principal, close code or 0) for this connection."""
+    slug = scope["url_route"]["kwargs"]["organization"]
+    organization = Organization.objects.filter(slug=slug).first()
+    if organization is None:
+        return None, None, CLOSE_NOT_FOUND
+    query = parse_qs(scope.get("query_string", b"").decode())
+    token = (query.get("token") or [""])[0]
+    if token:
+        key = api_key_lookup(token)
+        if key is None:
+            return None, None, CLOSE_UNAUTHENTICATED
+        if key.organization_id is not None:  # integration key: its organization only
+            code = 0 if key.organization_id == organization.pk else CLOSE_FORBIDDEN
+            return organization.pk, key, code
+        principal: Any = key.user
+    else:
+        principal = scope.get("user") or AnonymousUser()
+        if not principal.is_authenticated:
+            return None, None, CLOSE_FORBIDDEN
+        if not _same_origin(scope):
+            # A cookie-authenticated socket opened by another site's page.
+            return None, None, CLOSE_FORBIDDEN
+    if not organization.memberships.filter(user=principal).exists():
+        return None, None, CLOSE_FORBIDDEN
+    return organization.pk, principal, 0
+
+
+def _same_origin(scope: dict[str, Any]) -> bool:
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"").decode()
+    return urlparse(origin.decode()).netloc == host
+
+
+def _current_event_id(organization_id: int) -> int:
+    value = get_redis().get(f"events:{organization_id}:seq")
+    return int(value) if value is not None else 0
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    # Events come from the hub (one pub/sub per process), not a per-socket channel.
+    channel_layer_alias = "__none__"
+
+    organization_id: int | None = None
+    principal: Any = None
+
+    async def connect(self) -> None:
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=settings.WS_SEND_QUEUE)
+        self.last_sent = 0
+        self.writer: asyncio.Task[None] | None = None
+        self.dropped = False
+        # Accept first: a close code can only be sent on an accepted socket.
+        await self.accept()
+        organization_id, principal, code = await sync_to_async(_resolve)(self.scope)
+        if code:
+            log.info("ws_refused", path=self.scope.get("path"), code=code)
+            await self.close(code=code)
+            return
+        assert organization_id is not None
+        self.organization_id, self.principal = organization_id, principal
+        hub = get_hub()
+        await hub.join(organization_id, self)
+        resume = self._last_event_id()
+        if resume is not None:
+            replay: Replay = await sync_to_async(replay_since)(
+                organization_id=organization_id, last_event_id=resume
+            )
+            if replay.resync:
+                await self.send(text_data=json.dumps({"type": "resync_required"}))
+                self.last_sent = await sync_to_async(_current_event_id)(organization_id)
+            else:
+                self.last_sent = resume
+                for event_id, frame in replay.frames:
+                    await self.send(text_data=frame)
+                    self.last_sent = event_id
+        else:
+            self.last_sent = await sync_to_async(_current_event_id)(organization_id)
+        await self.send(text_data=json.dumps({"type": "hello", "last_event_id": self.last_sent}))
+        self.writer = asyncio.create_task(self._write())
+
+    def _last_event_id(self) -> int | None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        raw = (query.get("last_event_id") or [""])[0]
+        return int(raw) if raw.isdigit() else None
+
+    # --- hub side (called from the hub's reader, must not block) -----------------------
+
+    def deliver(self, event_id: int, frame: str) -> bool:
+        try:
+            self.queue.put_nowait((event_id, frame))
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def drop(self, reason: str) -> None:
+        if self.dropped:
+            return
+        self.dropped = True
+        code = CLOSE_SLOW if reason == "slow" else CLOSE_STREAM
+        asyncio.get_running_loop().create_task(self._drop(code))
+
+    async def _drop(self, code: int) -> None:
+        await self._leave()
+        await self.close(code=code)
+
+    async def _write(self) -> None:
+        while True:
+            event_id, frame = await self.queue.get()
+            if event_id == 0:  # ephemeral (typing): not logged, never de-duplicated
+                await self.send(text_data=frame)
+            elif event_id > self.last_sent:
+                await self.send(text_data=frame)
+                self.last_sent = event_id
+
+    # --- client side ---------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.organization_id is None:
+            return
+        try:
+            frame = json.loads(text_data or "")
+        except ValueError:
+            frame = None
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind not in CLIENT_FRAME_TYPES:
+            await self._error(f"Unknown frame type; allowed: {', '.join(CLIENT_FRAME_TYPES)}.")
+            return
+        assert isinstance(frame, dict)
+        if kind == "ping":
+            await self.send(text_data=json.dumps({"type": "pong", "last_event_id": self.last_sent}))
+        elif kind in ("typing", "read"):
+            help_desk = frame.get("help_desk")
+            if not isinstance(help_desk, str):
+                await self._error("'help_desk' (uuid) is required.")
+                return
+            ok = await sync_to_async(self._help_desk_action)(kind, help_desk)
+            if not ok:
+                await self._error("Help desk not found.")
+
+    def _help_desk_action(self, kind: str, uuid: str) -> bool:
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from chat import selectors, services
+        from core.errors import ApplicationError
+
+        principal = self.principal.user if hasattr(self.principal, "key_hash") else self.principal
+        if principal is None:  # integration keys may listen but not act
+            return False
+        try:
+            help_desk = selectors.help_desk_get_for_principal(principal=principal, uuid=uuid)
+        except (ApplicationError, ValueError, DjangoValidationError):
+            return False
+        if kind == "read":
+            services.help_desk_mark_read(help_desk=help_desk)
+        else:
+            frame = ephemeral_frame(
+                "typing", {"help_desk": str(help_desk.uuid), "agent": principal.username}
+            )
+            get_redis().publish(f"events:{self.organization_id}:live", "0 " + frame)
+            EVENTS_PUBLISHED.labels("typing").inc()
+        return True
+
+    async def _error(self, message: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "message": message}))
+
+    async def _leave(self) -> None:
+        if self.organization_id is not None:
+            await get_hub().leave(self.organization_id, self)
+
+    async def disconnect(self, code: int) -> None:
+        if self.writer is not None:
+            self.writer.cancel()
+        await self._leave()

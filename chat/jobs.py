@@ -1,0 +1,24 @@
+"""RQ entry points for chat: thin, take ids, idempotent."""
+
+from __future__ import annotations
+
+
+def message_deliver(message_id: int) -> None:
+    from chat.services import message_deliver as deliver
+
+    deliver(message_id=message_id)
+
+
+def chat_deliveries_sweep() -> int:
+    """Cron: re-enqueue chat deliveries abandoned by a killed worker or a lost job."""
+    from chat.models import Message
+    from core.delivery import deliveries_overdue, delivery_reclaim_stale
+    from core.jobs import QUEUE_CHAT, enqueue_now
+
+    delivery_ids = delivery_reclaim_stale(source="chat") + deliveries_overdue(source="chat")
+    message_ids = list(
+        Message.objects.filter(delivery_id__in=delivery_ids).values_list("pk", flat=True)
+    )
+    for message_id in message_ids:
+        enqueue_now(message_deliver, message_id, queue=QUEUE_CHAT)
+    return len(message_ids)

@@ -1,0 +1,64 @@
+"""Chat reads, and the fetch-and-authorize helpers used by views and the consumer."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from chat.models import Client, HelpDesk, Message
+from core.access import organizations_for
+from core.errors import ApplicationError
+
+
+def help_desk_list(*, principal: Any, organization_slug: str | None = None) -> QuerySet[HelpDesk]:
+    qs = HelpDesk.objects.filter(organization__in=organizations_for(principal))
+    if organization_slug is not None:
+        qs = qs.filter(organization__slug=organization_slug)
+    return qs.select_related(
+        "client", "client__organization", "last_message", "organization", "assignee"
+    )
+
+
+def help_desk_get_for_principal(
+    *, principal: Any, uuid: UUID | str, lock: bool = False
+) -> HelpDesk:
+    qs = help_desk_list(principal=principal)
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    help_desk = qs.filter(uuid=uuid).first()
+    if help_desk is None:
+        raise ApplicationError("Help desk not found.", code="not_found", status_code=404)
+    return help_desk
+
+
+def message_list(*, help_desk: HelpDesk) -> QuerySet[Message]:
+    return Message.objects.filter(help_desk=help_desk).select_related("help_desk")
+
+
+def message_get_for_principal(*, principal: Any, uuid: UUID | str) -> Message:
+    message = (
+        Message.objects.filter(help_desk__organization__in=organizations_for(principal), uuid=uuid)
+        .select_related("help_desk", "delivery")
+        .first()
+    )
+    if message is None:
+        raise ApplicationError("Message not found.", code="not_found", status_code=404)
+    return message
+
+
+def client_list(*, principal: Any, organization_slug: str | None = None) -> QuerySet[Client]:
+    qs = Client.objects.filter(organization__in=organizations_for(principal)).select_related(
+        "organization"
+    )
+    if organization_slug is not None:
+        qs = qs.filter(organization__slug=organization_slug)
+    return qs
+
+
+def client_get_for_principal(*, principal: Any, uuid: UUID | str) -> Client:
+    client = client_list(principal=principal).filter(uuid=uuid).first()
+    if client is None:
+        raise ApplicationError("Client not found.", code="not_found", status_code=404)
+    return client

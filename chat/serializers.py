@@ -1,0 +1,158 @@
+"""REST shapes. The seed's fields come first and keep their names and formats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from chat.models import Client, HelpDesk, Message
+from core.validators import phone_validator, tag_validator, validate_timezone
+
+
+class ClientSerializer(serializers.ModelSerializer[Client]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = Client
+        fields = [
+            "uuid",
+            "created_at",
+            "updated_at",
+            "name",
+            "phone",
+            "operator_code",
+            "tag",
+            "timezone",
+            "promo_opt_out",
+            "organization",
+        ]
+
+
+class ClientWriteSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Required on create.")
+    name = serializers.CharField(max_length=200)
+    phone = serializers.CharField(validators=[phone_validator])
+    operator_code = serializers.CharField(
+        max_length=3, required=False, help_text="Digits 2-4 of the phone; derived when omitted."
+    )
+    tag = serializers.CharField(
+        max_length=50, required=False, allow_blank=True, validators=[tag_validator]
+    )
+    timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
+    promo_opt_out = serializers.BooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        phone = attrs.get("phone") or getattr(self.instance, "phone", "")
+        code = attrs.get("operator_code")
+        if code is not None and phone and phone[1:4] != code:
+            raise serializers.ValidationError(
+                {"operator_code": [f"Operator code must be {phone[1:4]}, digits 2-4 of the phone."]}
+            )
+        return attrs
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    help_desk = serializers.UUIDField(source="help_desk.uuid", read_only=True)
+    file = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "created_at",
+            "updated_at",
+            "uuid",
+            "message",
+            "file",
+            "type",
+            "status",
+            "help_desk",
+        ]
+
+    def get_file(self, obj: Message) -> str | None:
+        return obj.file.url if obj.file else None
+
+
+class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
+    client = ClientSerializer(read_only=True)
+    last_message = MessageSerializer(read_only=True, allow_null=True)
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    assignee: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = HelpDesk
+        fields = [
+            "created_at",
+            "updated_at",
+            "uuid",
+            "client",
+            "last_message",
+            "status",
+            "assignee",
+            "unread_count",
+            "last_activity_at",
+            "organization",
+        ]
+
+
+class HelpDeskCreateSerializer(serializers.Serializer[Any]):
+    client = serializers.UUIDField()
+
+
+class HelpDeskUpdateSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=HelpDesk.Status.choices, required=False)
+    assignee = serializers.CharField(required=False, allow_null=True, help_text="Username or null.")
+
+
+class SendMessageSerializer(serializers.Serializer[Any]):
+    help_desk = serializers.UUIDField()
+    message = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+    file = serializers.FileField(required=False, allow_null=True)
+
+    def validate_file(self, value: Any) -> Any:
+        if value is None:
+            return value
+        if value.size > settings.MAX_UPLOAD_SIZE:
+            raise serializers.ValidationError(
+                f"File is {value.size} bytes; the limit is {settings.MAX_UPLOAD_SIZE}."
+            )
+        content_type = getattr(value, "content_type", "") or ""
+        if content_type not in settings.ALLOWED_UPLOAD_TYPES:
+            raise serializers.ValidationError(
+                f"File type {content_type or 'unknown'!r} is not allowed; "
+                f"allowed: {', '.join(settings.ALLOWED_UPLOAD_TYPES)}."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("message", "").strip() and not attrs.get("file"):
+            raise serializers.ValidationError({"message": ["Send a text, a file, or both."]})
+        return attrs
+
+
+class InboundMessageSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
+    phone = serializers.CharField(validators=[phone_validator])
+    message = serializers.CharField(max_length=4000)
+    name = serializers.CharField(required=False, max_length=200, help_text="For a new client.")
+
+
+class ReceiptSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(
+        choices=[
+            Message.Status.SENT,
+            Message.Status.DELIVERED,
+            Message.Status.READ,
+            Message.Status.FAILED,
+        ]
+    )
+
+
+class ReceiptResultSerializer(serializers.Serializer[Any]):
+    applied = serializers.BooleanField()
+    message = MessageSerializer()

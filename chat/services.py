@@ -1,0 +1,322 @@
+"""Chat writes. Every change publishes its event after commit, from here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat.models import Client, HelpDesk, Message
+from chat.serializers import HelpDeskSerializer, MessageSerializer
+from core.delivery import delivery_claim, delivery_record, new_claim_token
+from core.errors import ApplicationError
+from core.events import publish_on_commit
+from core.jobs import QUEUE_CHAT, enqueue_on_commit
+from core.logging import get_logger
+from core.models import Delivery, Organization
+from core.sender import send_sync
+
+log = get_logger(__name__)
+
+# Forward-only status machine: a late or repeated receipt is ignored.
+_NEXT: dict[str, frozenset[str]] = {
+    Message.Status.SENDING: frozenset({"sent", "delivered", "read", "failed"}),
+    Message.Status.SENT: frozenset({"delivered", "read", "failed"}),
+    Message.Status.DELIVERED: frozenset({"read"}),
+    Message.Status.READ: frozenset(),
+    Message.Status.FAILED: frozenset(),
+}
+
+
+def _publish_help_desk(help_desk: HelpDesk) -> None:
+    publish_on_commit(
+        help_desk.organization_id, "update_helpdesk", HelpDeskSerializer(help_desk).data
+    )
+
+
+def _publish_message(event_type: str, message: Message) -> None:
+    publish_on_commit(
+        message.help_desk.organization_id, event_type, MessageSerializer(message).data
+    )
+
+
+# --- clients ------------------------------------------------------------------------
+
+
+def _client_save(client: Client) -> Client:
+    client.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            client.save()
+    except IntegrityError as exc:
+        raise ApplicationError(
+            "A client with this phone already exists in the organization.",
+            fields={"phone": ["Already used by another client of this organization."]},
+        ) from exc
+    return client
+
+
+def client_create(
+    *,
+    organization: Organization,
+    name: str,
+    phone: str,
+    operator_code: str | None = None,
+    tag: str = "",
+    timezone: str = "UTC",
+    promo_opt_out: bool = False,
+) -> Client:
+    client = _client_save(
+        Client(
+            organization=organization,
+            name=name,
+            phone=phone,
+            operator_code=operator_code or phone[1:4],
+            tag=tag,
+            timezone=timezone,
+            promo_opt_out=promo_opt_out,
+        )
+    )
+    log.info("client_created", client_id=client.pk, organization_id=organization.pk)
+    return client
+
+
+def client_update(*, client: Client, data: dict[str, Any]) -> Client:
+    for field in ("name", "phone", "tag", "timezone", "promo_opt_out", "operator_code"):
+        if field in data:
+            setattr(client, field, data[field])
+    if "phone" in data and "operator_code" not in data:
+        client.operator_code = client.phone[1:4]
+    _client_save(client)
+    log.info("client_updated", client_id=client.pk, fields=sorted(data))
+    return client
+
+
+def client_delete(*, client: Client) -> None:
+    log.info("client_deleted", client_id=client.pk, organization_id=client.organization_id)
+    client.delete()
+
+
+# --- help desks -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def help_desk_open(*, client: Client) -> tuple[HelpDesk, bool]:
+    """The client's open help desk, or a new one. Returns (help desk, created)."""
+    existing = (
+        HelpDesk.objects.select_for_update()
+        .filter(client=client, status=HelpDesk.Status.OPEN)
+        .order_by("-last_activity_at")
+        .first()
+    )
+    if existing is not None:
+        return existing, False
+    help_desk = HelpDesk.objects.create(organization_id=client.organization_id, client=client)
+    help_desk.client = client
+    log.info("help_desk_opened", help_desk_id=help_desk.pk, client_id=client.pk)
+    _publish_help_desk(help_desk)
+    return help_desk, True
+
+
+@transaction.atomic
+def help_desk_update(*, help_desk: HelpDesk, data: dict[str, Any]) -> HelpDesk:
+    if "status" in data:
+        help_desk.status = data["status"]
+    if "assignee" in data:
+        username = data["assignee"]
+        if username is None:
+            help_desk.assignee = None
+        else:
+            user = (
+                get_user_model()
+                .objects.filter(
+                    username=username, memberships__organization_id=help_desk.organization_id
+                )
+                .first()
+            )
+            if user is None:
+                raise ApplicationError(
+                    "Unknown agent.", fields={"assignee": ["Not an agent of this organization."]}
+                )
+            help_desk.assignee = user
+    help_desk.save()
+    log.info("help_desk_updated", help_desk_id=help_desk.pk, fields=sorted(data))
+    _publish_help_desk(help_desk)
+    return help_desk
+
+
+def help_desk_delete(*, help_desk: HelpDesk) -> None:
+    log.info("help_desk_deleted", help_desk_id=help_desk.pk)
+    help_desk.delete()
+
+
+@transaction.atomic
+def help_desk_mark_read(*, help_desk: HelpDesk) -> HelpDesk:
+    if help_desk.unread_count:
+        HelpDesk.objects.filter(pk=help_desk.pk).update(unread_count=0)
+        help_desk.unread_count = 0
+        _publish_help_desk(help_desk)
+    return help_desk
+
+
+def _touch_help_desk(*, help_desk: HelpDesk, message: Message, unread: bool) -> None:
+    now = timezone.now()
+    HelpDesk.objects.filter(pk=help_desk.pk).update(
+        last_message=message,
+        last_activity_at=now,
+        updated_at=now,
+        unread_count=F("unread_count") + 1 if unread else F("unread_count"),
+        status=HelpDesk.Status.OPEN,
+    )
+    help_desk.refresh_from_db()
+    help_desk.last_message = message
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+def _file_note(message: Message) -> str:
+    # The external sender carries text only: a file travels as its URL.
+    return f"\n{message.file.url}" if message.file else ""
+
+
+@transaction.atomic
+def message_create(
+    *, help_desk: HelpDesk, text: str, sender: Any, file: UploadedFile | None = None
+) -> Message:
+    """An agent's message to the client: stored `sending`, then handed to the sender."""
+    client = help_desk.client
+    message = Message(help_desk=help_desk, message=text, type=Message.Type.SENT, sender=sender)
+    if file is not None:
+        message.file = file
+    message.save()
+    message.delivery = Delivery.objects.create(
+        organization_id=help_desk.organization_id,
+        source=Delivery.Source.CHAT,
+        phone=int(client.phone),
+        text=(text + _file_note(message)).strip(),
+    )
+    message.save(update_fields=["delivery"])
+    _touch_help_desk(help_desk=help_desk, message=message, unread=False)
+    log.info(
+        "message_created",
+        message_id=message.pk,
+        help_desk_id=help_desk.pk,
+        client_id=client.pk,
+        delivery_id=message.delivery_id,
+    )
+    _publish_message("new_message", message)
+    _publish_help_desk(help_desk)
+    from chat.jobs import message_deliver
+
+    enqueue_on_commit(message_deliver, message.pk, queue=QUEUE_CHAT)
+    return message
+
+
+@transaction.atomic
+def message_receive(
+    *, organization: Organization, phone: str, text: str, name: str = ""
+) -> Message:
+    """A client's inbound message: finds or creates the client and its open help desk."""
+    client = Client.objects.filter(organization=organization, phone=phone).first()
+    if client is None:
+        client = client_create(organization=organization, name=name or phone, phone=phone)
+    help_desk, _ = help_desk_open(client=client)
+    message = Message.objects.create(
+        help_desk=help_desk,
+        message=text,
+        type=Message.Type.RECEIVED,
+        status=Message.Status.DELIVERED,
+    )
+    _touch_help_desk(help_desk=help_desk, message=message, unread=True)
+    log.info(
+        "message_received", message_id=message.pk, help_desk_id=help_desk.pk, client_id=client.pk
+    )
+    _publish_message("new_message", message)
+    _publish_help_desk(help_desk)
+    return message
+
+
+@transaction.atomic
+def message_status_apply(*, message: Message, status: str, reason: str = "") -> bool:
+    """Move a message forward to `status`. Returns False (and changes nothing) otherwise."""
+    locked = Message.objects.select_for_update().select_related("help_desk").get(pk=message.pk)
+    if status not in _NEXT[locked.status]:
+        log.info(
+            "message_status_ignored", message_id=locked.pk, current=locked.status, requested=status
+        )
+        message.status = locked.status
+        return False
+    locked.status = status
+    locked.save(update_fields=["status", "updated_at"])
+    message.status, message.updated_at = locked.status, locked.updated_at
+    log.info("message_status", message_id=locked.pk, status=status, reason=reason or None)
+    _publish_message("update_message", locked)
+    return True
+
+
+def message_deliver(*, message_id: int) -> None:
+    """Job body: one attempt to hand the message to the sender, then record it.
+
+    Idempotent: the claim is a conditional UPDATE, so a second run (duplicate job,
+    sweeper) finds nothing to do. No transaction is open during the HTTP call.
+    """
+    message = Message.objects.select_related("delivery", "help_desk").filter(pk=message_id).first()
+    if message is None or message.delivery is None:
+        log.info("message_deliver_skipped", message_id=message_id, reason="gone")
+        return
+    token = new_claim_token()
+    delivery = delivery_claim(delivery_id=message.delivery.pk, token=token)
+    if delivery is None:
+        log.info("message_deliver_skipped", message_id=message_id, reason="not due or taken")
+        return
+    result = send_sync(msg_id=delivery.pk, phone=delivery.phone, text=delivery.text)
+    with transaction.atomic():
+        recorded = delivery_record(delivery=delivery, token=token, result=result)
+        if not recorded.applied:
+            return
+        if recorded.status == Delivery.Status.SENT:
+            message_status_apply(message=message, status=Message.Status.SENT)
+        elif recorded.status in (Delivery.Status.FAILED, Delivery.Status.EXPIRED):
+            message_status_apply(message=message, status=Message.Status.FAILED, reason=result.error)
+        elif recorded.retry_at is not None:
+            from chat.jobs import message_deliver as job
+
+            log.info(
+                "message_retry_scheduled",
+                message_id=message.pk,
+                delivery_id=delivery.pk,
+                retry_at=recorded.retry_at.isoformat(),
+            )
+            enqueue_on_commit(job, message.pk, queue=QUEUE_CHAT, at=recorded.retry_at)
+
+
+@transaction.atomic
+def message_retry(*, message: Message) -> Message:
+    """Send a failed message again, as a new retry chain (new msgId)."""
+    locked = (
+        Message.objects.select_for_update().select_related("help_desk__client").get(pk=message.pk)
+    )
+    if locked.type != Message.Type.SENT or locked.status != Message.Status.FAILED:
+        raise ApplicationError(
+            "Only a failed outgoing message can be retried.", code="not_retryable", status_code=409
+        )
+    locked.delivery = Delivery.objects.create(
+        organization_id=locked.help_desk.organization_id,
+        source=Delivery.Source.CHAT,
+        phone=int(locked.help_desk.client.phone),
+        text=(locked.message + _file_note(locked)).strip(),
+    )
+    # The only backward move, and only on an explicit request: a new chain.
+    locked.status = Message.Status.SENDING
+    locked.save(update_fields=["delivery", "status", "updated_at"])
+    log.info("message_retry", message_id=locked.pk, delivery_id=locked.delivery_id)
+    _publish_message("update_message", locked)
+    from chat.jobs import message_deliver
+
+    enqueue_on_commit(message_deliver, locked.pk, queue=QUEUE_CHAT)
+    return locked

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from chat import api
+
+urlpatterns = [
+    path("help-desks/", api.HelpDeskListView.as_view(), name="help-desk-list"),
+    path("help-desks/<uuid:uuid>/", api.HelpDeskDetailView.as_view(), name="help-desk-detail"),
+    path(
+        "help-desks/<uuid:uuid>/history/",
+        api.HelpDeskHistoryView.as_view(),
+        name="help-desk-history",
+    ),
+    path("help-desks/<uuid:uuid>/read/", api.HelpDeskReadView.as_view(), name="help-desk-read"),
+    path("send-message/", api.SendMessageView.as_view(), name="send-message"),
+    path("inbound-message/", api.InboundMessageView.as_view(), name="inbound-message"),
+    path(
+        "messages/<uuid:uuid>/receipts/", api.MessageReceiptView.as_view(), name="message-receipt"
+    ),
+    path("messages/<uuid:uuid>/retry/", api.MessageRetryView.as_view(), name="message-retry"),
+    path("clients/", api.ClientListView.as_view(), name="client-list"),
+    path("clients/<uuid:uuid>/", api.ClientDetailView.as_view(), name="client-detail"),
+]

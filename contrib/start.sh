@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# One command: install into .venv, write .env, migrate, create the demo, start everything.
+#   bash contrib/start.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -r requirements.txt
+.venv/bin/python contrib/generate_env.py
+.venv/bin/python manage.py migrate --no-input -v 0
+.venv/bin/python manage.py collectstatic --no-input -v 0
+.venv/bin/python manage.py demo_data
+export PATH="$PWD/.venv/bin:$PATH"
+exec honcho start "$@"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One command: install the dev requirements into .venv (and Chromium for the browser
+# tests when it is missing and we are root), then run lint, types and the test suite.
+#   bash contrib/test.sh [pytest args]
+# Uses DATABASE_URL / REDIS_URL when set; otherwise SQLite and an embedded Valkey.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -r requirements-dev.txt
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: could not install chromium; browser tests will be skipped"
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+if [ "${SKIP_LINT:-}" != 1 ]; then
+  ruff check .
+  ruff format --check .
+  mypy
+fi
+exec pytest "$@"

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from core.models import ApiKey, Delivery, DeliveryAttempt, Membership, Organization
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "created_at"]
+    search_fields = ["slug", "name"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "is_available"]
+    list_filter = ["role", "organization"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    # Keys are created with `create_organization` / `create_api_key`: the raw key
+    # is shown once there and cannot be recovered here.
+    list_display = ["prefix", "name", "kind", "user", "organization", "last_used_at", "revoked_at"]
+    list_filter = ["kind"]
+    readonly_fields = ["prefix", "key_hash", "last_used_at", "created_at"]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    readonly_fields = ["number", "outcome", "status_code", "duration_ms", "error", "created_at"]
+    can_delete = False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "source",
+        "organization",
+        "phone",
+        "status",
+        "attempts",
+        "sent_at",
+        "created_at",
+    ]
+    list_filter = ["source", "status"]
+    search_fields = ["=id", "=phone"]
+    inlines = [DeliveryAttemptInline]
+    list_select_related = ["organization"]

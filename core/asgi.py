@@ -1,0 +1,28 @@
+"""ASGI entry point: HTTP (Django) and websockets (Channels) in one daphne process."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from chat.consumers import ChatConsumer  # noqa: E402
+
+websocket_urlpatterns = [
+    re_path(r"^ws/chat/(?P<organization>[a-z0-9][a-z0-9-]{0,48})/$", ChatConsumer.as_asgi()),
+]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+    }
+)

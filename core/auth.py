@@ -1,0 +1,86 @@
+"""API keys: `Authorization: Bearer <key>` (or `Token <key>`), stored hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from core.models import ApiKey, Organization
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def generate_key() -> tuple[str, str]:
+    """Returns (raw key, prefix). The raw key is shown once and never stored."""
+    prefix = secrets.token_hex(4)
+    return f"{prefix}.{secrets.token_urlsafe(32)}", prefix
+
+
+def api_key_lookup(raw: str) -> ApiKey | None:
+    if not raw or len(raw) > 200:
+        return None
+    key = (
+        ApiKey.objects.select_related("user", "organization")
+        .filter(key_hash=hash_key(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if key is None:
+        return None
+    if key.user is not None and not key.user.is_active:
+        return None
+    # Cheap enough per request; tells an admin which keys are still in use.
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key
+
+
+@dataclass
+class IntegrationPrincipal:
+    """The `request.user` of an integration key: acts for one organization only."""
+
+    organization: Organization
+    api_key: ApiKey
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    pk: None = None
+    id: None = None
+
+    def __str__(self) -> str:
+        return f"integration:{self.api_key.name}@{self.organization.slug}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request: Request) -> tuple[object, ApiKey] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower().decode() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+        key = api_key_lookup(header[1].decode(errors="replace"))
+        if key is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        if key.kind == ApiKey.Kind.INTEGRATION:
+            assert key.organization is not None
+            return IntegrationPrincipal(organization=key.organization, api_key=key), key
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+def principal_is_integration(user: object) -> bool:
+    return isinstance(user, IntegrationPrincipal)
+
+
+__all__ = ["AnonymousUser", "ApiKeyAuthentication", "IntegrationPrincipal", "api_key_lookup"]

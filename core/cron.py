@@ -1,0 +1,14 @@
+"""Periodic jobs, run by `manage.py run_cron` (RQ's cron scheduler).
+
+Sweepers make the database the source of truth: whatever a lost job, a Redis
+restart or a killed worker left behind is found and re-enqueued from here.
+"""
+
+from __future__ import annotations
+
+from rq import cron
+
+from chat.jobs import chat_deliveries_sweep
+from core.jobs import QUEUE_CHAT
+
+cron.register(chat_deliveries_sweep, QUEUE_CHAT, interval=30, name="chat_deliveries_sweep")

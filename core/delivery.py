@@ -1,0 +1,142 @@
+"""Writes on Delivery rows: claim, record an attempt, reclaim the abandoned.
+
+The protocol, for any owner (chat message, mailing, escalation warning):
+
+1. `delivery_claim` moves a due `pending` row to `sending` with a fresh claim token,
+   in one conditional UPDATE: of two workers, one wins, the other gets None.
+2. The owner calls the sender (outside any transaction: no lock is held over HTTP).
+3. `delivery_record` writes the attempt and the outcome, only if the claim token
+   still matches (a reclaimed row is not overwritten by a late worker).
+
+A worker killed between 1 and 3 leaves the row `sending`; `delivery_reclaim_stale`
+puts it back to `pending` and the owner re-enqueues it. It is sent again with the
+same msgId, which the provider treats as the same message.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.logging import get_logger
+from core.models import Delivery, DeliveryAttempt
+from core.sender import SendResult, backoff_delay
+
+log = get_logger(__name__)
+
+
+def new_claim_token() -> str:
+    return secrets.token_hex(8)
+
+
+def delivery_claim(*, delivery_id: int, token: str, now: datetime | None = None) -> Delivery | None:
+    now = now or timezone.now()
+    expired = Delivery.objects.filter(
+        pk=delivery_id, status=Delivery.Status.PENDING, deadline__lte=now
+    ).update(status=Delivery.Status.EXPIRED, last_error="deadline passed", updated_at=now)
+    if expired:
+        log.info("delivery_expired", delivery_id=delivery_id)
+        return None
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(
+            status=Delivery.Status.SENDING,
+            claim_token=token,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        return None
+    return Delivery.objects.get(pk=delivery_id)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    status: str  # the delivery's status after this attempt
+    retry_at: datetime | None  # set when the delivery goes back to pending
+    applied: bool  # False when the claim was lost (reclaimed meanwhile)
+
+
+def delivery_record(*, delivery: Delivery, token: str, result: SendResult) -> Recorded:
+    """Record one attempt and move the delivery on. Call inside a transaction."""
+    now = timezone.now()
+    retry_at: datetime | None = None
+    if result.outcome == "ok":
+        status = Delivery.Status.SENT
+    elif result.outcome == "permanent" or delivery.attempts >= settings.SENDER_MAX_ATTEMPTS:
+        status = Delivery.Status.FAILED
+    else:
+        status = Delivery.Status.PENDING
+        retry_at = now + timedelta(seconds=backoff_delay(delivery.attempts))
+        if delivery.deadline is not None and retry_at >= delivery.deadline:
+            status, retry_at = Delivery.Status.EXPIRED, None
+    updated = Delivery.objects.filter(
+        pk=delivery.pk, status=Delivery.Status.SENDING, claim_token=token
+    ).update(
+        status=status,
+        next_attempt_at=retry_at,
+        last_error=result.error[:500],
+        sent_at=now if status == Delivery.Status.SENT else None,
+        claim_token="",
+        updated_at=now,
+    )
+    DeliveryAttempt.objects.create(
+        delivery_id=delivery.pk,
+        number=delivery.attempts,
+        outcome=result.outcome,
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        error=result.error[:500],
+    )
+    log.info(
+        "delivery_attempt",
+        delivery_id=delivery.pk,
+        source=delivery.source,
+        attempt=delivery.attempts,
+        outcome=result.outcome,
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        new_status=status if updated else "unchanged",
+        error=result.error or None,
+    )
+    return Recorded(status=status, retry_at=retry_at, applied=bool(updated))
+
+
+@transaction.atomic
+def delivery_reclaim_stale(*, source: str, older_than: timedelta | None = None) -> list[int]:
+    """Put deliveries abandoned in `sending` back to `pending`. Returns their ids."""
+    limit = timezone.now() - (older_than or timedelta(seconds=settings.SENDER_TIMEOUT * 3))
+    stale = list(
+        Delivery.objects.select_for_update(skip_locked=True)
+        .filter(source=source, status=Delivery.Status.SENDING, claimed_at__lt=limit)
+        .values_list("pk", flat=True)[:1000]
+    )
+    if stale:
+        Delivery.objects.filter(pk__in=stale, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.PENDING, claim_token="", next_attempt_at=None
+        )
+        log.warning(
+            "deliveries_reclaimed", source=source, count=len(stale), delivery_ids=stale[:20]
+        )
+    return stale
+
+
+def deliveries_overdue(*, source: str, grace: timedelta = timedelta(seconds=60)) -> list[int]:
+    """Pending deliveries whose retry is long overdue (e.g. a Redis restart lost the job)."""
+    limit = timezone.now() - grace
+    return list(
+        Delivery.objects.filter(source=source, status=Delivery.Status.PENDING)
+        .filter(
+            Q(next_attempt_at__lt=limit) | Q(next_attempt_at__isnull=True, created_at__lt=limit)
+        )
+        .values_list("pk", flat=True)[:1000]
+    )

@@ -1,0 +1,177 @@
+"""The per-organization realtime event log.
+
+Every event gets an id from a per-organization counter, is appended to a capped
+Redis stream (for replay after a disconnect) and published on the organization's
+pub/sub channel (for live delivery), all in one Lua script: the order of ids is the
+order of delivery, whichever process publishes.
+
+After a Redis restart the counter is re-seeded from the clock (ids stay
+increasing) and the `base` key records where the new log starts: a client that
+resumes from an id before `base` is told to resync, because what happened during
+the outage cannot be replayed.
+
+`publish_on_commit` is the only way to publish. It runs after the database commit,
+so nobody hears of a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from prometheus_client import Counter
+
+from core.logging import get_logger
+from core.redis import get_redis
+
+log = get_logger(__name__)
+
+EVENT_TYPES = frozenset(
+    {
+        "update_helpdesk",
+        "new_message",
+        "update_message",
+        "assistance_requested",
+        "assistance_accepted",
+        "incident_opened",
+        "incident_escalated",
+        "incident_acknowledged",
+        "incident_resolved",
+        "mailing_progress",
+        "mailing_finished",
+    }
+)
+# Frames that are relayed live but not logged (no id, no replay).
+EPHEMERAL_TYPES = frozenset({"typing"})
+
+EVENTS_PUBLISHED = Counter(
+    "events_published_total", "Realtime events appended to the log", ["type"]
+)
+EVENTS_PUBLISH_FAILED = Counter(
+    "events_publish_failed_total", "Realtime events lost because Redis refused them", ["type"]
+)
+
+# Seed for the counter when it is missing (first use, or after a Redis restart):
+# ten thousand ids per second since 2025-01-01 keeps new ids above any id handed
+# out before the restart, and below 2**53 (exact in JavaScript) for centuries.
+_APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  local seed = (tonumber(t[1]) - 1735689600) * 10000
+  redis.call('SET', KEYS[1], string.format('%d', seed))
+  redis.call('SET', KEYS[3], string.format('%d', seed + 1))
+end
+local id = redis.call('INCR', KEYS[1])
+local sid = string.format('%d', id)
+local frame = ARGV[1] .. sid .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], sid .. '-0', 'f', frame)
+redis.call('PUBLISH', KEYS[4], sid .. ' ' .. frame)
+return id
+"""
+
+
+def _keys(organization_id: int) -> tuple[str, str, str, str]:
+    # Built from the integer id only, never from user input.
+    prefix = f"events:{int(organization_id)}"
+    return f"{prefix}:seq", f"{prefix}:log", f"{prefix}:base", f"{prefix}:live"
+
+
+def live_channel(organization_id: int) -> str:
+    return _keys(organization_id)[3]
+
+
+def _frame_parts(event_type: str, data: str) -> tuple[str, str]:
+    # The frame is built here and the id spliced in by the script, so every
+    # subscriber sends the exact same bytes without parsing them.
+    head = '{"type": ' + json.dumps(event_type) + ', "id": '
+    tail = ', "data": ' + json.dumps(data) + "}"
+    return head, tail
+
+
+def serialize(data: Any) -> str:
+    return json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def event_append(*, organization_id: int, event_type: str, data: str) -> int:
+    """Append one event and publish it live. Returns its id. Call after commit."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    seq, stream, base, live = _keys(organization_id)
+    head, tail = _frame_parts(event_type, data)
+    client = get_redis()
+    event_id = int(
+        client.eval(_APPEND, 4, seq, stream, base, live, head, tail, settings.EVENT_RETENTION)  # type: ignore[no-untyped-call]
+    )
+    EVENTS_PUBLISHED.labels(event_type).inc()
+    return event_id
+
+
+def publish_on_commit(organization_id: int, event_type: str, data: dict[str, Any]) -> None:
+    """Publish `data` (a REST object) to the organization's stream after commit.
+
+    The payload is serialized now, inside the transaction, so the event shows the
+    state this transaction wrote, not whatever a later one did.
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    payload = serialize(data)
+
+    def _publish() -> None:
+        try:
+            event_append(organization_id=organization_id, event_type=event_type, data=payload)
+        except Exception as exc:
+            # The change is committed; only the notification is lost. Clients that
+            # miss it catch up on their next resync. Count it so it is seen.
+            EVENTS_PUBLISH_FAILED.labels(event_type).inc()
+            log.error(
+                "event_publish_failed",
+                organization_id=organization_id,
+                type=event_type,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+    transaction.on_commit(_publish)
+
+
+def ephemeral_frame(event_type: str, data: dict[str, Any]) -> str:
+    return json.dumps({"type": event_type, "data": serialize(data)})
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a resuming client gets: the frames it missed, or `resync` if they are gone."""
+
+    frames: list[tuple[int, str]]
+    resync: bool
+
+
+def _int(value: bytes | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def replay_since(*, organization_id: int, last_event_id: int) -> Replay:
+    """Frames with id > last_event_id, in order; `resync` if any is no longer kept."""
+    seq_key, stream, base_key, _ = _keys(organization_id)
+    client = get_redis()
+    pipe = client.pipeline(transaction=True)
+    pipe.get(seq_key)
+    pipe.get(base_key)
+    pipe.xrange(stream, min=f"{last_event_id + 1}-0", max="+")
+    current_raw, base_raw, entries = pipe.execute()
+    current, base = _int(current_raw), _int(base_raw)
+    if current is None:
+        # Nothing logged since Redis started: a client that saw events saw them
+        # before a restart, and whatever happened since cannot be replayed.
+        return Replay(frames=[], resync=last_event_id > 0)
+    if base is not None and last_event_id < base - 1:
+        return Replay(frames=[], resync=True)
+    if last_event_id > current:
+        return Replay(frames=[], resync=True)
+    frames = [(int(eid.split(b"-")[0]), fields[b"f"].decode()) for eid, fields in entries]
+    if last_event_id < current and (not frames or frames[0][0] != last_event_id + 1):
+        return Replay(frames=[], resync=True)  # trimmed away
+    return Replay(frames=frames, resync=False)

@@ -1,0 +1,68 @@
+"""Job helpers: queue names and the only way to enqueue (after commit).
+
+Jobs take ids, never model instances, and re-read state when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from rq import Queue
+
+from core.logging import get_logger
+from core.redis import get_redis
+
+log = get_logger(__name__)
+
+QUEUE_DEFAULT = "default"
+QUEUE_CHAT = "chat"
+QUEUE_MAILING = "mailing"
+QUEUE_ESCALATION = "escalation"
+# Order matters: the worker takes interactive chat work before bulk campaigns.
+ALL_QUEUES = (QUEUE_CHAT, QUEUE_ESCALATION, QUEUE_DEFAULT, QUEUE_MAILING)
+
+
+def get_queue(name: str = QUEUE_DEFAULT) -> Queue:
+    return Queue(name, connection=get_redis(), default_timeout=settings.RQ_DEFAULT_TIMEOUT)
+
+
+def enqueue_now(
+    job: Callable[..., Any],
+    *ids: int | str,
+    queue: str = QUEUE_DEFAULT,
+    at: datetime | None = None,
+    job_id: str | None = None,
+) -> None:
+    """Enqueue immediately. Only for code already running after commit (jobs, cron)."""
+    q = get_queue(queue)
+    if at is not None:
+        q.enqueue_at(at, job, *ids, job_id=job_id)
+    else:
+        q.enqueue(job, *ids, job_id=job_id)
+
+
+def enqueue_on_commit(
+    job: Callable[..., Any],
+    *ids: int | str,
+    queue: str = QUEUE_DEFAULT,
+    at: datetime | None = None,
+    job_id: str | None = None,
+) -> None:
+    """Enqueue `job(*ids)` once the current transaction commits (at `at` if given).
+
+    If Redis refuses, the error is raised to the caller's request after commit: the
+    committed row is still there and the sweeper jobs pick it up, so it is late,
+    not lost.
+    """
+
+    def _enqueue() -> None:
+        try:
+            enqueue_now(job, *ids, queue=queue, at=at, job_id=job_id)
+        except Exception:
+            log.exception("enqueue_failed", job=getattr(job, "__name__", str(job)), ids=ids)
+
+    transaction.on_commit(_enqueue)

@@ -1,0 +1,40 @@
+"""`manage.py create_organization <slug> --agent <username>`: last line is the agent's API key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from core.models import Membership, Organization
+from core.services import agent_create, api_key_create, membership_add, organization_create
+
+
+class Command(BaseCommand):
+    help = "Create an organization (or reuse it) and an agent; print the agent's API key last."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument(
+            "--agent", required=True, help="Username of the agent (created if new)."
+        )
+        parser.add_argument("--name", default="", help="Display name of the organization.")
+        parser.add_argument("--password", default=None, help="Password for console/admin login.")
+        parser.add_argument("--role", choices=[r.value for r in Membership.Role], default="admin")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        with transaction.atomic():
+            organization = Organization.objects.filter(slug=opts["slug"]).first()
+            if organization is None:
+                try:
+                    organization = organization_create(slug=opts["slug"], name=opts["name"])
+                except ValidationError as exc:
+                    raise CommandError("; ".join(exc.messages)) from exc
+            user = agent_create(username=opts["agent"], password=opts["password"])
+            membership_add(organization=organization, user=user, role=opts["role"])
+            _, raw = api_key_create(name=f"{opts['agent']} CLI", user=user)
+        self.stdout.write(f"organization: {organization.slug} (id {organization.pk})")
+        self.stdout.write(f"agent: {user.get_username()} (role {opts['role']})")
+        self.stdout.write(raw)

@@ -1,0 +1,61 @@
+"""Create the demo organization, agent and data (idempotent); print how to log in."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from core.models import Organization
+from core.services import agent_create, api_key_create, membership_add, organization_create
+
+CREDENTIALS = settings.BASE_DIR / "var" / "demo-credentials.json"
+DEMO_MODULES = ("chat.demo", "mailing.demo", "escalation.demo")
+
+
+class Command(BaseCommand):
+    help = (
+        "Demo organization 'demo' with agent 'agent' (password 'agent'), clients and conversations."
+    )
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        with transaction.atomic():
+            organization = Organization.objects.filter(slug="demo").first()
+            fresh = organization is None
+            if organization is None:
+                organization = organization_create(slug="demo", name="Demo Company")
+            user = agent_create(username="agent", password="agent" if fresh else None)
+            membership_add(organization=organization, user=user, role="admin")
+            if fresh or not CREDENTIALS.exists():
+                _, agent_key = api_key_create(name="demo agent", user=user)
+                _, bot_key = api_key_create(name="demo integration", organization=organization)
+                CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
+                CREDENTIALS.write_text(
+                    json.dumps({"agent_key": agent_key, "integration_key": bot_key})
+                )
+            if fresh:
+                for name in DEMO_MODULES:
+                    try:
+                        module = importlib.import_module(name)
+                    except ModuleNotFoundError:
+                        continue
+                    module.create(organization=organization)
+        creds = json.loads(CREDENTIALS.read_text())
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "Demo ready. Log in at http://127.0.0.1:8000/ (admin /admin/, API docs /docs/)",
+                    "  username: agent   password: agent   organization: demo",
+                    f"  agent API key:       {creds['agent_key']}",
+                    f"  integration API key: {creds['integration_key']}",
+                    "  try: curl -H 'Authorization: Bearer <agent key>' "
+                    "'http://127.0.0.1:8000/api/help-desks/?organization=demo'",
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,35 @@
+"""Wait for Redis, then serve HTTP and websockets with daphne (Procfile `web`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from core.redis import wait_for_redis
+
+
+class Command(BaseCommand):
+    help = "Serve the platform with daphne once Redis answers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default=os.environ.get("WEB_BIND", "127.0.0.1"))
+        parser.add_argument("--port", default=os.environ.get("WEB_PORT", "8000"))
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        wait_for_redis(timeout=60)
+        os.execvp(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                opts["bind"],
+                "-p",
+                str(opts["port"]),
+                "core.asgi:application",
+            ],
+        )

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("health/", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
+    path("api/organizations/", views.OrganizationListView.as_view(), name="organizations"),
+    path("api/", include("chat.urls")),
+    path("", include("chat.urls_root")),
+    path("api/", include("mailing.urls")),
+    path("", include("escalation.urls")),
+    path("", include("core.urls_console")),
+    path(
+        f"{settings.MEDIA_URL.strip('/')}/<path:path>",
+        serve,
+        {"document_root": settings.MEDIA_ROOT},
+    ),
+]

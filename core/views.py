@@ -1,0 +1,66 @@
+"""Platform views: health, Prometheus metrics, organization list."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.access import organizations_for
+from core.models import Membership
+from core.redis import get_redis
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # report, don't raise: this is what the endpoint is for
+        checks["database"] = f"error: {exc}"
+    try:
+        get_redis().ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503
+    )
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+class OrganizationListView(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "Organization",
+            {
+                "slug": serializers.CharField(),
+                "name": serializers.CharField(),
+                "role": serializers.CharField(),
+            },
+            many=True,
+        ),
+        summary="Organizations the caller belongs to",
+    )
+    def get(self, request: Request) -> Response:
+        roles = dict(
+            Membership.objects.filter(user_id=getattr(request.user, "pk", None) or 0).values_list(
+                "organization_id", "role"
+            )
+        )
+        return Response(
+            [
+                {"slug": o.slug, "name": o.name, "role": roles.get(o.pk, "integration")}
+                for o in organizations_for(request.user)
+            ]
+        )
