@@ -36,8 +36,11 @@ def api_key_lookup(raw: str) -> ApiKey | None:
         return None
     if key.user is not None and not key.user.is_active:
         return None
-    # Cheap enough per request; tells an admin which keys are still in use.
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    # Tells an admin which keys are still in use. At most one write a minute per
+    # key: a write on every request would serialize busy integrations on SQLite.
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
 
 
