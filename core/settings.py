@@ -14,6 +14,9 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# Local state (test databases, media, the embedded Valkey's files); gitignored.
+(BASE_DIR / "var").mkdir(exist_ok=True)
+
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
