@@ -182,6 +182,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`; name each choice set instead of a hash suffix.
+    "ENUM_NAME_OVERRIDES": {
+        "HelpDeskStatusEnum": "chat.models.HelpDesk.Status",
+        "MessageStatusEnum": "chat.models.Message.Status",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------
