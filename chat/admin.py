@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from chat.models import Client, HelpDesk, Message
+from chat.models import (
+    AssistanceRequest,
+    AssistanceTopic,
+    AssistanceWebhook,
+    AssistanceWebhookAttempt,
+    Client,
+    HelpDesk,
+    Message,
+)
 
 
 @admin.register(Client)
@@ -50,3 +58,45 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["type", "status"]
     search_fields = ["=uuid", "message"]
     raw_id_fields = ["help_desk", "delivery", "sender"]
+
+
+# --- assistance (issue #4) --------------------------------------------------------------
+
+
+@admin.register(AssistanceTopic)
+class AssistanceTopicAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "team", "webhook_url", "rr_next"]
+    list_filter = ["organization"]
+    search_fields = ["name"]
+    readonly_fields = ["rr_next"]
+
+
+class AssistanceWebhookAttemptInline(admin.TabularInline):
+    model = AssistanceWebhookAttempt
+    extra = 0
+    readonly_fields = ["number", "status_code", "duration_ms", "error", "created_at"]
+    can_delete = False
+
+
+@admin.register(AssistanceRequest)
+class AssistanceRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "uuid",
+        "organization",
+        "topic",
+        "status",
+        "assignee",
+        "accepted_by",
+        "created_at",
+    ]
+    list_filter = ["organization", "status", "topic"]
+    search_fields = ["=uuid", "description"]
+    raw_id_fields = ["client", "help_desk", "assignee", "accepted_by"]
+
+
+@admin.register(AssistanceWebhook)
+class AssistanceWebhookAdmin(admin.ModelAdmin):
+    list_display = ["id", "request", "event_type", "url", "status", "attempts", "created_at"]
+    list_filter = ["status", "event_type"]
+    raw_id_fields = ["request"]
+    inlines = [AssistanceWebhookAttemptInline]

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from core.models import Delivery, Organization
+from core.models import Delivery, Organization, slug_validator
 from core.validators import (
     operator_code_validator,
     phone_validator,
@@ -105,3 +105,114 @@ class Message(TimeStamped):
 
     def __str__(self) -> str:
         return f"message {self.uuid} ({self.type}, {self.status})"
+
+
+# --- assistance (issue #4): a bot asks for a human on a topic ---------------------------
+
+
+class AssistanceTopic(TimeStamped):
+    """A topic a bot may ask for (`sales`), routed to a team. Configured, never
+    created from a request's input."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="assistance_topics"
+    )
+    name = models.CharField(max_length=49, validators=[slug_validator])
+    team = models.ForeignKey(
+        "core.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="topics"
+    )
+    # Outbound webhook for subscribers outside the product (optional).
+    webhook_url = models.URLField(blank=True, default="", max_length=500)
+    webhook_secret = models.CharField(blank=True, default="", max_length=200)
+    # Round-robin pointer: how many requests this topic has assigned so far.
+    # Read and advanced under the topic's row lock.
+    rr_next = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="uniq_assistance_topic")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AssistanceRequest(TimeStamped):
+    class Status(models.TextChoices):
+        RECEIVED = "received"  # stored, routing job pending
+        ROUTED = "routed"  # assigned (or no one available) and announced
+        ACCEPTED = "accepted"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="assistance_requests"
+    )
+    topic = models.ForeignKey(AssistanceTopic, on_delete=models.PROTECT, related_name="requests")
+    description = models.TextField(blank=True, default="")
+    client = models.ForeignKey(
+        Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    help_desk = models.ForeignKey(
+        HelpDesk, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    routed_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-id"])]
+
+    def __str__(self) -> str:
+        return f"assistance {self.uuid} ({self.status})"
+
+
+class AssistanceWebhook(TimeStamped):
+    """One event sent to a topic's webhook URL; the body is fixed when created."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    request = models.ForeignKey(
+        AssistanceRequest, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    event_type = models.CharField(max_length=30)
+    url = models.URLField(max_length=500)
+    body = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=64, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} {self.event_type} ({self.status})"
+
+
+class AssistanceWebhookAttempt(models.Model):
+    webhook = models.ForeignKey(
+        AssistanceWebhook, on_delete=models.CASCADE, related_name="attempt_rows"
+    )
+    number = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField()
+    error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["webhook_id", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of webhook {self.webhook_id}"

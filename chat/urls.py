@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chat import api
+from chat import api, assistance_api
 
 urlpatterns = [
     path("help-desks/", api.HelpDeskListView.as_view(), name="help-desk-list"),
@@ -21,4 +21,24 @@ urlpatterns = [
     path("messages/<uuid:uuid>/retry/", api.MessageRetryView.as_view(), name="message-retry"),
     path("clients/", api.ClientListView.as_view(), name="client-list"),
     path("clients/<uuid:uuid>/", api.ClientDetailView.as_view(), name="client-detail"),
+    # assistance (issue #4)
+    path("assistance/", assistance_api.AssistanceListView.as_view(), name="assistance-list"),
+    path(
+        "assistance/topics/", assistance_api.TopicListView.as_view(), name="assistance-topic-list"
+    ),
+    path(
+        "assistance/topics/<int:pk>/",
+        assistance_api.TopicDetailView.as_view(),
+        name="assistance-topic-detail",
+    ),
+    path(
+        "assistance/<uuid:uuid>/",
+        assistance_api.AssistanceDetailView.as_view(),
+        name="assistance-detail",
+    ),
+    path(
+        "assistance/<uuid:uuid>/accept/",
+        assistance_api.AssistanceAcceptView.as_view(),
+        name="assistance-accept",
+    ),
 ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from chat import assistance_api
+
+urlpatterns = [
+    path("assistance/", assistance_api.AssistanceCreateView.as_view(), name="assistance-create"),
+]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from rq import cron
 
+from chat.assistance_jobs import assistance_sweep
 from chat.jobs import chat_deliveries_sweep
 from core.jobs import QUEUE_CHAT
 
 cron.register(chat_deliveries_sweep, QUEUE_CHAT, interval=30, name="chat_deliveries_sweep")
+cron.register(assistance_sweep, QUEUE_CHAT, interval=30, name="assistance_sweep")

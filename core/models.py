@@ -161,3 +161,40 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
+
+
+class Team(models.Model):
+    """A group of agents of one organization (assistance topics, escalation levels)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=100)
+    slug = models.CharField(max_length=49, validators=[slug_validator])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization_id", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="uniq_team_slug")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slug} @ {self.organization_id}"
+
+
+class TeamMember(models.Model):
+    """A membership in a team; `order` is the round-robin order (then id)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="members")
+    membership = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="team_memberships"
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["team_id", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "membership"], name="uniq_team_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} in team {self.team_id}"
