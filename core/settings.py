@@ -196,3 +196,7 @@ LOGGING_CONFIG = None
 from core.logging import configure_logging  # noqa: E402
 
 configure_logging(fmt=LOG_FORMAT, level=LOG_LEVEL)
+
+# --- Assistance (chat, issue #4): outbound topic webhooks ------------------------------
+ASSISTANCE_WEBHOOK_TIMEOUT = env.float("ASSISTANCE_WEBHOOK_TIMEOUT", default=5.0)
+ASSISTANCE_WEBHOOK_MAX_ATTEMPTS = env.int("ASSISTANCE_WEBHOOK_MAX_ATTEMPTS", default=6)
