@@ -48,7 +48,9 @@ def _publish_message(event_type: str, message: Message) -> None:
 
 
 def _client_save(client: Client) -> Client:
-    client.full_clean(validate_unique=False)
+    # Uniqueness is left to the database (the IntegrityError below): full_clean's own
+    # constraint check would answer a bare "__all__" error instead of one on `phone`.
+    client.full_clean(validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             client.save()
