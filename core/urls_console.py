@@ -1,7 +1,13 @@
-"""The agent console's pages (issue #5). Empty until the console lands."""
+"""The agent console's pages (issue #5): `/` (login or console), `/login/`, `/logout/`."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from core import console
+
+urlpatterns = [
+    path("", console.home, name="console"),
+    path("login/", console.login, name="login"),
+    path("logout/", console.logout, name="logout"),
+]

@@ -1,0 +1,26 @@
+"""The agent console (issue #5): a login page and one page of static JavaScript.
+
+Everything the page shows comes from the REST API and the websocket hub; these views
+only authenticate (Django session) and hand the page its configuration.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+login = auth_views.LoginView.as_view(template_name="registration/login.html")
+logout = auth_views.LogoutView.as_view(next_page="/")
+
+
+@never_cache
+@ensure_csrf_cookie
+def home(request: HttpRequest) -> HttpResponse:
+    """`/`: the login form for an anonymous visitor, the console for an agent."""
+    if not request.user.is_authenticated:
+        return login(request)
+    config = {"username": request.user.get_username(), "logout_url": "/logout/"}
+    return render(request, "console/app.html", {"config": config})
