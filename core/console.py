@@ -7,7 +7,8 @@ only authenticate (Django session) and hand the page its configuration.
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -18,7 +19,7 @@ logout = auth_views.LogoutView.as_view(next_page="/")
 
 @never_cache
 @ensure_csrf_cookie
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: HttpRequest) -> HttpResponseBase:
     """`/`: the login form for an anonymous visitor, the console for an agent."""
     if not request.user.is_authenticated:
         return login(request)
