@@ -14,3 +14,8 @@ from core.jobs import QUEUE_CHAT
 
 cron.register(chat_deliveries_sweep, QUEUE_CHAT, interval=30, name="chat_deliveries_sweep")
 cron.register(assistance_sweep, QUEUE_CHAT, interval=30, name="assistance_sweep")
+from core.jobs import QUEUE_MAILING  # noqa: E402
+from mailing.jobs import mailing_daily_report, mailing_sweep  # noqa: E402
+
+cron.register(mailing_sweep, QUEUE_MAILING, interval=10, name="mailing_sweep")
+cron.register(mailing_daily_report, QUEUE_MAILING, cron="0 6 * * *", name="mailing_daily_report")

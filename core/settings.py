@@ -200,3 +200,22 @@ configure_logging(fmt=LOG_FORMAT, level=LOG_LEVEL)
 # --- Assistance (chat, issue #4): outbound topic webhooks ------------------------------
 ASSISTANCE_WEBHOOK_TIMEOUT = env.float("ASSISTANCE_WEBHOOK_TIMEOUT", default=5.0)
 ASSISTANCE_WEBHOOK_MAX_ATTEMPTS = env.int("ASSISTANCE_WEBHOOK_MAX_ATTEMPTS", default=6)
+
+# --- mailing ----------------------------------------------------------------------------
+# Dispatch: messages claimed per batch, concurrent HTTP calls per lane, parallel lanes
+# (jobs) per mailing, seconds one job runs before handing over, probe batch size while
+# the breaker is half-open, and when a batch trips the breaker (share of transient
+# failures, and at least this many).
+MAILING_BATCH_SIZE = env.int("MAILING_BATCH_SIZE", default=500)
+MAILING_CONCURRENCY = env.int("MAILING_CONCURRENCY", default=SENDER_CONCURRENCY)
+MAILING_LANES = env.int("MAILING_LANES", default=2)
+MAILING_SLICE_SECONDS = env.float("MAILING_SLICE_SECONDS", default=30.0)
+MAILING_PROBE_SIZE = env.int("MAILING_PROBE_SIZE", default=5)
+MAILING_BREAKER_RATIO = env.float("MAILING_BREAKER_RATIO", default=0.5)
+MAILING_BREAKER_MIN_FAILURES = env.int("MAILING_BREAKER_MIN_FAILURES", default=5)
+# Client rows turned into messages per transaction when a mailing starts.
+MAILING_MATERIALIZE_CHUNK = env.int("MAILING_MATERIALIZE_CHUNK", default=2000)
+# Seconds between two mailing_progress events of one mailing.
+MAILING_PROGRESS_INTERVAL = env.float("MAILING_PROGRESS_INTERVAL", default=1.0)
+# How long a notification (POST /api/notifications/) may still be delivered.
+MAILING_NOTIFICATION_TTL = env.int("MAILING_NOTIFICATION_TTL", default=3600)
