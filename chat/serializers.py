@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from chat.models import Client, HelpDesk, Message
 from core.validators import phone_validator, tag_validator, validate_timezone
+
+# `\d` in phone_validator also matches non-ASCII digits (Arabic-Indic...), which int() then
+# accepts too; the API only takes ASCII. (Here rather than in phone_validator, whose
+# pattern is frozen into the model's migration.)
+ascii_digits_validator = RegexValidator(r"^[0-9]*\Z", "Use the digits 0-9 only.")
 
 
 class ClientSerializer(serializers.ModelSerializer[Client]):
@@ -35,9 +41,12 @@ class ClientSerializer(serializers.ModelSerializer[Client]):
 class ClientWriteSerializer(serializers.Serializer[Any]):
     organization = serializers.SlugField(required=False, help_text="Required on create.")
     name = serializers.CharField(max_length=200)
-    phone = serializers.CharField(validators=[phone_validator])
+    phone = serializers.CharField(validators=[ascii_digits_validator, phone_validator])
     operator_code = serializers.CharField(
-        max_length=3, required=False, help_text="Digits 2-4 of the phone; derived when omitted."
+        validators=[ascii_digits_validator],
+        max_length=3,
+        required=False,
+        help_text="Digits 2-4 of the phone; derived when omitted.",
     )
     tag = serializers.CharField(
         max_length=50, required=False, allow_blank=True, validators=[tag_validator]
@@ -82,7 +91,9 @@ class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
     organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
-    assignee: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    assignee: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = HelpDesk
@@ -137,7 +148,7 @@ class SendMessageSerializer(serializers.Serializer[Any]):
 
 class InboundMessageSerializer(serializers.Serializer[Any]):
     organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
-    phone = serializers.CharField(validators=[phone_validator])
+    phone = serializers.CharField(validators=[ascii_digits_validator, phone_validator])
     message = serializers.CharField(max_length=4000)
     name = serializers.CharField(required=False, max_length=200, help_text="For a new client.")
 
