@@ -395,7 +395,7 @@
   function deskPreview(desk) {
     var msg = desk.last_message;
     if (!msg) return "No messages yet";
-    var text = msg.message || (msg.file ? "📎 File" : "");
+    var text = msg.message || (msg.file ? "Attachment" : "");
     return (msg.type === "sent" ? "You: " : "") + text;
   }
 
@@ -622,7 +622,12 @@
     var href = safeUrl(msg.file);
     if (href) {
       var name = decodeURIComponent(href.split("/").pop() || "file");
-      children.push(el("p", { className: "msg-file" }, [el("a", { href: href, target: "_blank", rel: "noopener", text: "📎 " + name })]));
+      children.push(
+        el("p", { className: "msg-file" }, [
+          "Attachment: ",
+          el("a", { href: href, target: "_blank", rel: "noopener", text: name }),
+        ])
+      );
     }
     var meta = [el("time", { datetime: msg.created_at, text: formatTime(msg.created_at) })];
     if (outgoing) {
@@ -673,6 +678,7 @@
       }
       return;
     }
+    if (!state.historyNext && !state.historyLoading) $("history-status").textContent = "Beginning of the conversation.";
     var box = $("history");
     var atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
     // Insert in time order; live messages usually go last, older pages first.

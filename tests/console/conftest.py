@@ -56,9 +56,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def web(start_web: Callable[..., Any], sender: Any, browser: Any) -> Any:
+def web_env() -> dict[str, str]:
+    """Extra environment for the web process (override with parametrize)."""
+    return {}
+
+
+@pytest.fixture
+def web(start_web: Callable[..., Any], sender: Any, browser: Any, web_env: dict[str, str]) -> Any:
     """A daphne serving the console (the sender simulator configured for its jobs)."""
-    return start_web(**SAFE)
+    return start_web(**SAFE, **web_env)
 
 
 @pytest.fixture

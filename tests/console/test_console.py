@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.console.conftest import screenshot
+from tests.conftest import wait_until
+from tests.console.conftest import SAFE, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,5 +45,219 @@ def test_two_agents_one_replies_the_other_sees_it_live(
     expect(theirs).to_have_attribute("data-status", "sent", timeout=20_000)
     expect(desk_button(bob, help_desk)).to_contain_text("Hello from Alice")
     expect(alice.get_by_label("Reply")).to_have_value("")
+    expect(bob.locator("#history-status")).to_have_text("Beginning of the conversation.")
     screenshot(alice, "conversation.png")
     assert alice.errors == [] and bob.errors == []
+
+
+def inbound(web, agent, phone, text):
+    response = httpx.post(
+        f"{web.url}/api/inbound-message/",
+        json={"organization": agent.organization.slug, "phone": phone, "message": text},
+        headers={"Authorization": f"Bearer {agent.key}"},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def send(web, agent, help_desk, text):
+    response = httpx.post(
+        f"{web.url}/api/send-message/",
+        data={"help_desk": str(help_desk.uuid), "message": text},
+        headers={"Authorization": f"Bearer {agent.key}"},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def inbox_order(page):
+    return page.locator("#inbox-list button[data-desk]").evaluate_all(
+        "buttons => buttons.map(b => b.dataset.desk)"
+    )
+
+
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> & "quotes"'
+
+
+def test_inbound_message_reorders_inbox_counts_unread_and_shows_markup_as_text(
+    agent, org, make_client, web, new_page
+):
+    from chat.services import help_desk_open
+
+    older, _ = help_desk_open(client=make_client(org, name="Olga Older"))
+    newer, _ = help_desk_open(client=make_client(org, name="Nina Newer"))
+    page = new_page("alice")
+    expect(page.locator("#inbox-list button[data-desk]")).to_have_count(2)
+    assert inbox_order(page) == [str(newer.uuid), str(older.uuid)]
+
+    inbound(web, agent, older.client.phone, XSS)
+    expect(desk_button(page, older).locator(".unread-count")).to_have_attribute("data-count", "1")
+    assert inbox_order(page) == [str(older.uuid), str(newer.uuid)]
+    expect(desk_button(page, older).locator(".desk-last")).to_have_text(XSS)
+
+    inbound(web, agent, older.client.phone, "second question")
+    expect(desk_button(page, older).locator(".unread-count")).to_have_attribute("data-count", "2")
+    expect(desk_button(page, newer).locator(".unread-count")).to_have_count(0)
+    expect(page).to_have_title("(2) Agent console")
+    screenshot(page, "inbox.png")
+
+    # Keyboard: the inbox is a list of buttons; Enter opens one and marks it read.
+    desk_button(page, older).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#conv-title")).to_have_text("Olga Older")
+    expect(message_item(page, "second question")).to_have_count(1)
+    shown = page.locator("#message-list li .msg-text").first
+    expect(shown).to_have_text(XSS)
+    expect(desk_button(page, older).locator(".unread-count")).to_have_count(0)
+    assert page.locator("#message-list script, #message-list img").count() == 0
+    assert page.evaluate("window.__xss") is None
+
+    # A message arriving in the open conversation is read at once.
+    inbound(web, agent, older.client.phone, "third, while you look")
+    expect(message_item(page, "third, while you look")).to_have_count(1)
+    expect(desk_button(page, older).locator(".unread-count")).to_have_count(0)
+    older.refresh_from_db()
+    wait_until(lambda: (older.refresh_from_db() or older.unread_count) == 0)
+    screenshot(page, "conversation-inbound.png")
+    assert page.errors == []
+
+
+def test_offline_and_back_catches_up_without_duplicates(
+    agent, make_agent, help_desk, web, new_page
+):
+    bob = make_agent("bob", agent.organization)
+    page = new_page("alice")
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    desk_button(page, help_desk).click()
+    send(web, bob, help_desk, "before the drop")
+    expect(message_item(page, "before the drop")).to_have_count(1)
+    seen = page.evaluate("consoleDebug.lastEventId()")
+
+    page.context.set_offline(True)
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "offline")
+    send(web, bob, help_desk, "while away 1")
+    inbound(web, agent, help_desk.client.phone, "client while away")
+    send(web, bob, help_desk, "while away 2")
+    expect(message_item(page, "while away 1")).to_have_count(0)  # really offline
+
+    page.context.set_offline(False)
+    expect(page.locator("#notice")).to_contain_text("Reconnected")
+    for text in ("while away 1", "client while away", "while away 2"):
+        expect(message_item(page, text)).to_have_count(1)
+    expect(message_item(page, "before the drop")).to_have_count(1)
+    assert re.search(rf"last_event_id={seen}\b", sockets[-1]), sockets
+    # Messages in order, each once; every event applied once.
+    texts = page.locator("#message-list .msg-text").all_text_contents()
+    assert texts == ["before the drop", "while away 1", "client while away", "while away 2"]
+    applied = page.evaluate("consoleDebug.appliedEventIds()")
+    assert len(applied) == len(set(applied)) and applied == sorted(applied)
+
+    # The socket cut from the page (a proxy dropping it) recovers the same way.
+    page.evaluate("consoleDebug.dropSocket()")
+    send(web, bob, help_desk, "after the cut")
+    expect(message_item(page, "after the cut")).to_have_count(1)
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("web_env", [{"EVENT_RETENTION": "2"}])
+def test_resync_required_reloads_what_is_shown(agent, make_agent, help_desk, web, new_page):
+    bob = make_agent("bob", agent.organization)
+    page = new_page("alice")
+    desk_button(page, help_desk).click()
+    expect(page.locator("#history-status")).to_have_text("No messages yet.")
+    page.context.set_offline(True)
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "offline")
+    for n in range(4):  # more events than the server keeps: the page must resync
+        send(web, bob, help_desk, f"missed {n}")
+    page.context.set_offline(False)
+    expect(page.locator("#notice")).to_contain_text("reloaded")
+    for n in range(4):
+        expect(message_item(page, f"missed {n}")).to_have_count(1)
+    expect(desk_button(page, help_desk)).to_contain_text("missed 3")
+    send(web, bob, help_desk, "live again")
+    expect(message_item(page, "live again")).to_have_count(1)
+    assert page.locator("#message-list li").count() == 5
+
+
+def test_agent_of_another_organization_sees_nothing(
+    agent, help_desk, make_agent, make_org, make_client, web, new_page
+):
+    from chat.services import help_desk_open
+
+    eve = make_agent("eve", make_org("other"))
+    own, _ = help_desk_open(client=make_client(eve.organization, name="Eve's client"))
+    page = new_page("eve")
+    expect(page.locator("#org-select option")).to_have_count(1)
+    expect(page.locator("#org-select")).to_have_value("other")
+    expect(page.locator("#inbox-list button[data-desk]")).to_have_count(1)
+
+    inbound(web, agent, help_desk.client.phone, "acme secret")
+    inbound(web, eve, own.client.phone, "for eve")  # arrives after the acme one
+    expect(desk_button(page, own)).to_contain_text("for eve")
+    expect(desk_button(page, help_desk)).to_have_count(0)
+    expect(page.get_by_text("acme secret")).to_have_count(0)
+
+    # Asking for the other organization's help desk by URL shows nothing either.
+    page.goto(f"/#acme/{help_desk.uuid}")
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
+    expect(page.locator("#org-select")).to_have_value("other")
+    expect(page.locator("#conv")).to_be_hidden()
+    status = page.evaluate(
+        "uuid => fetch(`/api/help-desks/${uuid}/history/`).then(r => r.status)",
+        str(help_desk.uuid),
+    )
+    assert status == 404
+    ws_code = page.evaluate(
+        """() => new Promise(resolve => {
+            const ws = new WebSocket(`ws://${location.host}/ws/chat/acme/`);
+            ws.onclose = event => resolve(event.code);
+        })"""
+    )
+    assert ws_code == 4403
+    assert page.get_by_text("acme secret").count() == 0
+
+
+def test_failed_message_shows_retry_and_retry_sends_it(
+    agent, help_desk, settings, sender, new_page, start_worker
+):
+    settings.SENDER_MAX_ATTEMPTS = 1
+    sender.control(down=True)
+    start_worker(**SAFE)
+    page = new_page("alice")
+    desk_button(page, help_desk).click()
+    page.get_by_label("Reply").fill("will fail first")
+    page.get_by_label("Reply").press("Enter")
+    item = message_item(page, "will fail first")
+    expect(item).to_have_attribute("data-status", "failed", timeout=20_000)
+    sender.control(down=False)
+    item.get_by_role("button", name="Retry sending this message").click()
+    expect(item).to_have_attribute("data-status", "sent", timeout=20_000)
+    expect(item).to_have_count(1)
+    expect(item.get_by_role("button")).to_have_count(0)
+
+
+def test_phone_width_shows_inbox_then_conversation_and_sends_a_file(
+    agent, help_desk, web, new_page, tmp_path
+):
+    page = new_page("alice", viewport={"width": 390, "height": 800})
+    expect(desk_button(page, help_desk)).to_be_visible()
+    expect(page.locator("#conversation")).to_be_hidden()
+    desk_button(page, help_desk).click()
+    expect(page.locator("#conversation")).to_be_visible()
+    expect(page.locator(".inbox")).to_be_hidden()
+    note = tmp_path / "note.txt"
+    note.write_text("attached text")
+    page.get_by_label("Attach a file (optional)").set_input_files(str(note))
+    page.get_by_label("Reply").fill("see attached")
+    page.get_by_role("button", name="Send").click()
+    item = message_item(page, "see attached")
+    expect(item).to_have_count(1)
+    link = item.locator("a")
+    expect(link).to_contain_text("note")
+    assert page.request.get(link.get_attribute("href")).text() == "attached text"
+    screenshot(page, "phone-conversation.png")
+    page.get_by_role("button", name="← Inbox").click()
+    expect(page.locator(".inbox")).to_be_visible()
+    expect(desk_button(page, help_desk)).to_be_focused()
