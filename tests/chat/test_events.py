@@ -1,0 +1,124 @@
+"""Events are published by services after commit, as JSON strings of the REST objects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+import pytest
+from django.db import transaction
+
+from chat import services
+from chat.models import Message
+from chat.serializers import HelpDeskSerializer, MessageSerializer
+
+pytestmark = pytest.mark.django_db
+
+
+def _logged(organization_id: int) -> list[dict[str, Any]]:
+    """Every frame in the organization's event log, oldest first."""
+    from core.redis import get_redis
+
+    entries = get_redis().xrange(f"events:{organization_id}:log")
+    return [json.loads(fields[b"f"]) for _, fields in entries]
+
+
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks: Any) -> Any:
+    """Run on-commit callbacks as the (test-wrapped) transaction would on commit."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture(autouse=True)
+def _clean_event_log(redis_client: Any, org: Any) -> None:
+    redis_client.delete(*[f"events:{org.pk}:{k}" for k in ("seq", "log", "base")])
+
+
+def test_rolled_back_transaction_publishes_nothing(org, help_desk, agent, redis_client):
+    # given a help desk whose opening event is already out
+    from core.jobs import get_queue
+
+    before = redis_client.get(f"events:{org.pk}:seq")
+    queued = get_queue("chat").count
+
+    # when a message is created in a transaction that rolls back
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.message_create(help_desk=help_desk, text="never", sender=agent.user)
+        raise RuntimeError("rollback")
+
+    # then nothing was published or enqueued, and nothing was stored
+    assert redis_client.get(f"events:{org.pk}:seq") == before
+    assert get_queue("chat").count == queued
+    assert not Message.objects.exists()
+
+
+def test_message_create_publishes_new_message_then_update_helpdesk_after_commit(
+    org, help_desk, agent, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        message = services.message_create(help_desk=help_desk, text="hello", sender=agent.user)
+    assert _logged(org.pk) == []  # nothing before commit
+
+    for callback in callbacks:
+        callback()
+
+    frames = _logged(org.pk)
+    assert [f["type"] for f in frames] == ["new_message", "update_helpdesk"]
+    assert frames[0]["id"] < frames[1]["id"]
+    assert isinstance(frames[0]["data"], str)  # the seed's JSON string, not an object
+    message.refresh_from_db()
+    help_desk.refresh_from_db()
+    assert json.loads(frames[0]["data"]) == json.loads(
+        json.dumps(MessageSerializer(message).data, default=str)
+    )
+    desk = json.loads(frames[1]["data"])
+    assert desk["uuid"] == str(help_desk.uuid)
+    assert desk["last_message"]["uuid"] == str(message.uuid)
+    assert set(desk) == set(HelpDeskSerializer(help_desk).data)
+
+
+def test_payloads_round_trip_through_msgpack(org, help_desk, agent, run_on_commit):
+    with run_on_commit():
+        message = services.message_create(help_desk=help_desk, text="x", sender=agent.user)
+        services.message_status_apply(message=message, status="delivered")
+        services.message_receive(organization=org, phone=help_desk.client.phone, text="back")
+
+    frames = _logged(org.pk)
+    assert {f["type"] for f in frames} >= {"new_message", "update_helpdesk", "update_message"}
+    for frame in frames:
+        assert msgpack.unpackb(msgpack.packb(frame)) == frame
+        payload = json.loads(frame["data"])
+        assert msgpack.unpackb(msgpack.packb(payload)) == payload
+
+
+def test_ignored_status_receipt_publishes_nothing(org, help_desk, agent, run_on_commit):
+    with run_on_commit():
+        message = services.message_create(help_desk=help_desk, text="x", sender=agent.user)
+        services.message_status_apply(message=message, status="read")
+    count = len(_logged(org.pk))
+
+    with run_on_commit():
+        assert services.message_status_apply(message=message, status="delivered") is False
+
+    assert len(_logged(org.pk)) == count
+
+
+def test_inbound_publishes_new_message_and_update_helpdesk(org, help_desk, run_on_commit):
+    with run_on_commit():
+        services.message_receive(organization=org, phone=help_desk.client.phone, text="hi")
+
+    frames = _logged(org.pk)
+    assert [f["type"] for f in frames] == ["new_message", "update_helpdesk"]
+    assert json.loads(frames[0]["data"])["type"] == "received"
+    assert json.loads(frames[1]["data"])["unread_count"] == 1
+
+
+def test_events_are_per_organization(org, help_desk, agent, make_org, make_client, run_on_commit):
+    other = make_org("other")
+    with run_on_commit():
+        services.help_desk_open(client=make_client(other))
+        services.message_create(help_desk=help_desk, text="acme only", sender=agent.user)
+
+    assert all("acme only" not in f["data"] for f in _logged(other.pk))
+    assert any("acme only" in f["data"] for f in _logged(org.pk))
