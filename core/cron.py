@@ -19,3 +19,7 @@ from mailing.jobs import mailing_daily_report, mailing_sweep  # noqa: E402
 
 cron.register(mailing_sweep, QUEUE_MAILING, interval=10, name="mailing_sweep")
 cron.register(mailing_daily_report, QUEUE_MAILING, cron="0 6 * * *", name="mailing_daily_report")
+from core.jobs import QUEUE_ESCALATION  # noqa: E402
+from escalation.jobs import escalation_sweep  # noqa: E402
+
+cron.register(escalation_sweep, QUEUE_ESCALATION, interval=30, name="escalation_sweep")

@@ -1,0 +1,45 @@
+"""RQ entry points for escalation: thin, take ids, idempotent."""
+
+from __future__ import annotations
+
+
+def triggers_evaluate(organization_id: int) -> int:
+    from escalation.ingestion import triggers_evaluate as evaluate
+
+    return evaluate(organization_id=organization_id)
+
+
+def incident_check(incident_id: int, token: str) -> None:
+    from escalation.services import incident_check as check
+
+    check(incident_id=incident_id, token=token)
+
+
+def escalation_sweep() -> int:
+    """Cron: what a lost job, a Redis restart or a stopped worker left behind.
+
+    Incidents whose time-based check is overdue are checked now (the check is
+    idempotent: steps fire once), and organizations with unevaluated batches are
+    evaluated.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.jobs import QUEUE_ESCALATION, enqueue_now
+    from escalation.ingestion import batches_overdue
+    from escalation.models import Incident
+    from escalation.services import incident_check as check
+
+    overdue = list(
+        Incident.objects.filter(
+            status=Incident.Status.OPEN,
+            next_check_at__lt=timezone.now() - timedelta(seconds=5),
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for incident_id in overdue:
+        check(incident_id=incident_id, token=None)
+    organizations = batches_overdue()
+    for organization_id in organizations:
+        enqueue_now(triggers_evaluate, organization_id, queue=QUEUE_ESCALATION)
+    return len(overdue) + len(organizations)

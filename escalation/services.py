@@ -1,0 +1,463 @@
+"""Escalation writes: rules, teams, and the incident state machine.
+
+An incident freezes its rule (`rule_snapshot`) when it opens. Steps (the customer
+warning, levels 1..n) are decided by `_advance`, always under the incident's row
+lock, and recorded as `IncidentStep` rows unique per (incident, kind, level): each
+fires once, whichever job, sweeper or trigger gets there first. Time-based levels
+are scheduled jobs (`incident_check`) carrying a fencing token (`active_job_id`):
+a job whose token is no longer the incident's does nothing (Grafana OnCall's
+escalation snapshot pattern). Status only moves forward: open -> acknowledged ->
+resolved (or open -> resolved); a trigger after resolve opens a new incident.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.errors import ApplicationError
+from core.events import publish_on_commit
+from core.jobs import QUEUE_ESCALATION, enqueue_on_commit
+from core.logging import get_logger
+from core.models import Membership, Organization, Team, TeamMember
+from escalation.models import Incident, IncidentStep, Rule, RuleLevel
+
+log = get_logger(__name__)
+
+
+# --- teams ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def team_save(
+    *,
+    organization: Organization,
+    slug: str,
+    name: str = "",
+    members: list[str] | None = None,
+    team: Team | None = None,
+) -> Team:
+    """Create (or, with `team`, replace) a team; `members` are usernames, in
+    round-robin order. Every member must belong to the organization."""
+    if team is None:
+        if Team.objects.filter(organization=organization, slug=slug).exists():
+            raise ApplicationError("Team exists.", fields={"slug": ["Already used here."]})
+        team = Team(organization=organization)
+    team.slug, team.name = slug, name or slug
+    team.full_clean(validate_unique=False)
+    team.save()
+    if members is not None:
+        found = {
+            m.user.username: m
+            for m in Membership.objects.filter(
+                organization=organization, user__username__in=members
+            ).select_related("user")
+        }
+        missing = [u for u in members if u not in found]
+        if missing:
+            raise ApplicationError(
+                "Unknown agents.", fields={"members": [f"Not members here: {missing}."]}
+            )
+        TeamMember.objects.filter(team=team).delete()
+        TeamMember.objects.bulk_create(
+            TeamMember(team=team, membership=found[u], order=i) for i, u in enumerate(members)
+        )
+    log.info("team_saved", team_id=team.pk, organization_id=organization.pk)
+    return team
+
+
+# --- rules ---------------------------------------------------------------------------
+
+
+def normalize_triggers(pairs: Any) -> list[dict[str, Any]]:
+    unique = {(str(p["service"]), int(p["status"])) for p in pairs}
+    return [{"service": s, "status": c} for s, c in sorted(unique)]
+
+
+@transaction.atomic
+def rule_save(
+    *,
+    organization: Organization,
+    code: str,
+    triggers: list[dict[str, Any]],
+    levels: list[dict[str, Any]],
+    name: str = "",
+    is_active: bool = True,
+    warn_after: int | None = None,
+    warn_tags: list[str] | None = None,
+    warn_message: str = "",
+    rule: Rule | None = None,
+) -> Rule:
+    """Create a rule, or replace `rule` (its levels too). Open incidents keep their
+    snapshot. `levels` items: {"level", "after_occurrences", "after_minutes", "team"
+    (slug)}."""
+    if not triggers:
+        raise ApplicationError("No triggers.", fields={"triggers": ["At least one trigger."]})
+    if warn_after is not None and not warn_message:
+        raise ApplicationError(
+            "A warning needs a message.", fields={"warn_message": ["Required with warn_after."]}
+        )
+    others = Rule.objects.filter(organization=organization, code=code)
+    if rule is not None:
+        others = others.exclude(pk=rule.pk)
+    if others.exists():
+        raise ApplicationError("Rule exists.", fields={"code": ["Already used here."]})
+    teams = {t.slug: t for t in Team.objects.filter(organization=organization)}
+    numbers = [lv["level"] for lv in levels]
+    if sorted(numbers) != list(range(1, len(levels) + 1)):
+        raise ApplicationError(
+            "Levels must be numbered 1..n.", fields={"levels": ["Number them 1, 2, 3..."]}
+        )
+    for lv in levels:
+        if lv.get("after_occurrences") is None and lv.get("after_minutes") is None:
+            raise ApplicationError(
+                "A level needs a threshold.",
+                fields={"levels": [f"Level {lv['level']}: after_occurrences or after_minutes."]},
+            )
+        if lv.get("team") and lv["team"] not in teams:
+            raise ApplicationError(
+                "Unknown team.", fields={"levels": [f"Level {lv['level']}: no team {lv['team']}."]}
+            )
+    rule = rule or Rule(organization=organization)
+    rule.code, rule.name, rule.is_active = code, name, is_active
+    rule.triggers = normalize_triggers(triggers)
+    rule.warn_after, rule.warn_tags, rule.warn_message = warn_after, warn_tags or [], warn_message
+    rule.save()
+    RuleLevel.objects.filter(rule=rule).delete()
+    RuleLevel.objects.bulk_create(
+        RuleLevel(
+            rule=rule,
+            level=lv["level"],
+            after_occurrences=lv.get("after_occurrences"),
+            after_minutes=lv.get("after_minutes"),
+            team=teams.get(lv.get("team") or ""),
+        )
+        for lv in levels
+    )
+    log.info("rule_saved", rule_id=rule.pk, organization_id=organization.pk, code=code)
+    return rule
+
+
+def rule_delete(*, rule: Rule) -> None:
+    log.info("rule_deleted", rule_id=rule.pk)
+    rule.delete()
+
+
+def rule_snapshot(rule: Rule) -> dict[str, Any]:
+    return {
+        "rule_id": rule.pk,
+        "code": rule.code,
+        "name": rule.name,
+        "triggers": rule.triggers,
+        "warn_after": rule.warn_after,
+        "warn_tags": list(rule.warn_tags),
+        "warn_message": rule.warn_message,
+        "levels": [
+            {
+                "level": lv.level,
+                "after_occurrences": lv.after_occurrences,
+                "after_minutes": lv.after_minutes,
+                "team_id": lv.team_id,
+                "team": lv.team.slug if lv.team else None,
+            }
+            for lv in rule.levels.select_related("team").order_by("level")
+        ],
+    }
+
+
+# --- incidents -----------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def incident_data(incident: Incident) -> dict[str, Any]:
+    """REST object and event payload (strings only: msgpack-safe)."""
+    snap = incident.rule_snapshot
+    return {
+        "id": str(incident.uuid),
+        "organization": incident.organization.slug,
+        "rule": snap.get("code"),
+        "triggers": snap.get("triggers", []),
+        "status": incident.status,
+        "occurrences": incident.occurrences,
+        "level": incident.level,
+        "opened_at": _iso(incident.opened_at),
+        "last_occurrence_at": _iso(incident.last_occurrence_at),
+        "customers_warned_at": _iso(incident.customers_warned_at),
+        "acknowledged_at": _iso(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by.username if incident.acknowledged_by else None,
+        "resolved_at": _iso(incident.resolved_at),
+        "resolved_by": incident.resolved_by.username if incident.resolved_by else None,
+        "resolve_reason": incident.resolve_reason or None,
+        "next_check_at": _iso(incident.next_check_at),
+    }
+
+
+def _publish(incident: Incident, event_type: str, **extra: Any) -> None:
+    publish_on_commit(incident.organization_id, event_type, {**incident_data(incident), **extra})
+
+
+def _locked(incident_id: int) -> Incident | None:
+    return (
+        Incident.objects.select_for_update(of=("self",))
+        .select_related("organization", "acknowledged_by", "resolved_by")
+        .filter(pk=incident_id)
+        .first()
+    )
+
+
+def incident_record_occurrences(
+    *, rule_id: int, count: int, first_at: datetime, last_at: datetime
+) -> Incident | None:
+    """Count `count` matching triggers for a rule: on its active incident, or on a new
+    one (opened at `first_at`). Call inside a transaction."""
+    incident = (
+        Incident.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(rule_id=rule_id, status__in=Incident.ACTIVE)
+        .first()
+    )
+    if incident is None:
+        rule = Rule.objects.select_related("organization").filter(pk=rule_id).first()
+        if rule is None or not rule.is_active:
+            return None
+        try:
+            with transaction.atomic():
+                incident = Incident.objects.create(
+                    organization=rule.organization,
+                    rule=rule,
+                    rule_snapshot=rule_snapshot(rule),
+                    opened_at=first_at,
+                    last_occurrence_at=first_at,
+                )
+        except IntegrityError:
+            # Another evaluator opened it meanwhile (one active incident per rule).
+            incident = (
+                Incident.objects.select_for_update(of=("self",))
+                .select_related("organization")
+                .get(rule_id=rule_id, status__in=Incident.ACTIVE)
+            )
+        else:
+            log.info(
+                "incident_opened",
+                incident_id=incident.pk,
+                rule_id=rule_id,
+                organization_id=rule.organization_id,
+            )
+            _publish(incident, "incident_opened")
+    incident.occurrences += count
+    incident.last_occurrence_at = max(incident.last_occurrence_at, last_at)
+    _advance(incident, now=timezone.now())
+    incident.save()
+    return incident
+
+
+def _warn_customers(incident: Incident, step: IncidentStep) -> None:
+    """Hand the warning to the mailing dispatch. A failure is recorded on the step,
+    never rolls the escalation back."""
+    snap = incident.rule_snapshot
+    try:
+        from mailing.services import notification_send
+
+        with transaction.atomic():
+            mailing = notification_send(
+                organization=incident.organization,
+                text=snap["warn_message"],
+                tags=snap.get("warn_tags") or [],
+                name=f"incident {incident.uuid} warning",
+                priority=1,
+            )
+        step.mailing_id = mailing.pk
+    except ApplicationError as exc:
+        step.error = f"{exc.message} {exc.fields or ''}"[:500]
+    except Exception as exc:  # the mailing app missing or broken: recorded, not fatal
+        step.error = f"{type(exc).__name__}: {exc}"[:500]
+    if step.error:
+        log.error("incident_warning_failed", incident_id=incident.pk, error=step.error)
+
+
+def _fire(
+    incident: Incident, *, kind: str, level: int, reason: str, now: datetime, team_id: Any = None
+) -> IncidentStep | None:
+    elapsed = (now - incident.opened_at).total_seconds()
+    step = IncidentStep(
+        incident=incident,
+        kind=kind,
+        level=level,
+        reason=reason,
+        occurrences=incident.occurrences,
+        elapsed_seconds=elapsed,
+        team_id=team_id if team_id and Team.objects.filter(pk=team_id).exists() else None,
+        fired_at=now,
+    )
+    if IncidentStep.objects.filter(incident=incident, kind=kind, level=level).exists():
+        return None  # already fired (belt and braces: the row lock makes this rare)
+    if kind == IncidentStep.Kind.WARNING:
+        _warn_customers(incident, step)
+    step.save()
+    log.info(
+        "incident_step",
+        incident_id=incident.pk,
+        kind=kind,
+        level=level,
+        reason=reason,
+        occurrences=incident.occurrences,
+        elapsed_seconds=round(elapsed, 1),
+        mailing_id=step.mailing_id,
+    )
+    return step
+
+
+def _team_members(team_id: Any) -> list[str]:
+    if not team_id:
+        return []
+    return list(
+        TeamMember.objects.filter(team_id=team_id)
+        .order_by("order", "id")
+        .values_list("membership__user__username", flat=True)
+    )
+
+
+def _advance(incident: Incident, *, now: datetime, reschedule: bool = False) -> None:
+    """Fire whatever is due, once, and (re)schedule the next time-based check.
+
+    Precondition: the caller holds the incident's row lock and saves it afterwards.
+    """
+    if incident.status == Incident.Status.RESOLVED:
+        return
+    snap = incident.rule_snapshot
+    elapsed = (now - incident.opened_at).total_seconds()  # never timedelta.seconds
+    warn_after = snap.get("warn_after")
+    if warn_after and incident.customers_warned_at is None and incident.occurrences >= warn_after:
+        _fire(incident, kind=IncidentStep.Kind.WARNING, level=0, reason="occurrences", now=now)
+        incident.customers_warned_at = now
+    if incident.status != Incident.Status.OPEN:
+        return  # acknowledged: no further escalation
+    levels = [lv for lv in snap.get("levels", []) if lv["level"] > incident.level]
+
+    def due(lv: dict[str, Any]) -> str | None:
+        if lv["after_occurrences"] is not None and incident.occurrences >= lv["after_occurrences"]:
+            return "occurrences"
+        if lv["after_minutes"] is not None and elapsed >= lv["after_minutes"] * 60:
+            return "duration"
+        return None
+
+    highest = max((lv["level"] for lv in levels if due(lv)), default=0)
+    for lv in levels:
+        if lv["level"] > highest:
+            break
+        if _fire(
+            incident,
+            kind=IncidentStep.Kind.LEVEL,
+            level=lv["level"],
+            reason=due(lv) or "implied",
+            now=now,
+            team_id=lv["team_id"],
+        ):
+            incident.level = lv["level"]
+            _publish(
+                incident,
+                "incident_escalated",
+                escalation={
+                    "level": lv["level"],
+                    "reason": due(lv) or "implied",
+                    "team": lv["team"],
+                    "members": _team_members(lv["team_id"]),
+                },
+            )
+        incident.level = max(incident.level, lv["level"])
+    _schedule(incident, [lv for lv in levels if lv["level"] > incident.level], reschedule)
+
+
+def _schedule(incident: Incident, pending: list[dict[str, Any]], reschedule: bool) -> None:
+    times = [
+        incident.opened_at + timedelta(minutes=lv["after_minutes"])
+        for lv in pending
+        if lv["after_minutes"] is not None
+    ]
+    when = min(times) if times else None
+    if when == incident.next_check_at and not reschedule:
+        return
+    incident.next_check_at = when
+    incident.active_job_id = ""
+    if when is None:
+        return
+    token = secrets.token_hex(8)
+    incident.active_job_id = token
+    from escalation.jobs import incident_check
+
+    enqueue_on_commit(
+        incident_check,
+        incident.pk,
+        token,
+        queue=QUEUE_ESCALATION,
+        at=when,
+        job_id=f"incident-check-{incident.pk}-{token}",
+    )
+
+
+@transaction.atomic
+def incident_check(*, incident_id: int, token: str | None) -> Incident | None:
+    """Scheduled check (time-based levels). Acts only if `token` is the incident's
+    current fencing token; `token=None` is the sweeper, which acts on any incident
+    whose check is overdue."""
+    incident = _locked(incident_id)
+    if incident is None or incident.status != Incident.Status.OPEN:
+        return incident
+    if token is not None and incident.active_job_id != token:
+        log.info("incident_check_stale", incident_id=incident_id, token=token)
+        return incident
+    _advance(incident, now=timezone.now(), reschedule=True)
+    incident.save()
+    return incident
+
+
+@transaction.atomic
+def incident_acknowledge(*, incident: Incident, user: Any) -> Incident:
+    locked = _locked(incident.pk)
+    assert locked is not None
+    if locked.status != Incident.Status.OPEN:
+        raise ApplicationError(
+            f"The incident is {locked.status}.", code="conflict", status_code=409
+        )
+    locked.status = Incident.Status.ACKNOWLEDGED
+    locked.acknowledged_at, locked.acknowledged_by = timezone.now(), user
+    locked.active_job_id, locked.next_check_at = "", None  # pending checks become no-ops
+    locked.save()
+    log.info("incident_acknowledged", incident_id=locked.pk, user_id=user.pk)
+    _publish(locked, "incident_acknowledged")
+    return locked
+
+
+@transaction.atomic
+def incident_resolve(*, incident: Incident, user: Any = None, reason: str = "agent") -> Incident:
+    locked = _locked(incident.pk)
+    assert locked is not None
+    if locked.status == Incident.Status.RESOLVED:
+        raise ApplicationError("The incident is resolved.", code="conflict", status_code=409)
+    locked.status = Incident.Status.RESOLVED
+    locked.resolved_at, locked.resolve_reason = timezone.now(), reason
+    if user is not None and getattr(user, "pk", None) is not None:
+        locked.resolved_by = get_user_model().objects.get(pk=user.pk)
+    locked.active_job_id, locked.next_check_at = "", None
+    locked.save()
+    log.info("incident_resolved", incident_id=locked.pk, reason=reason)
+    _publish(locked, "incident_resolved")
+    return locked
+
+
+def incidents_resolve_for_rules(*, rule_ids: list[int], reason: str) -> list[int]:
+    """Alertmanager `resolved`: resolve the active incidents of these rules. Call
+    inside a transaction."""
+    resolved = []
+    for incident in Incident.objects.filter(rule_id__in=rule_ids, status__in=Incident.ACTIVE):
+        incident_resolve(incident=incident, reason=reason)
+        resolved.append(incident.pk)
+    return resolved
