@@ -13,6 +13,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.models import TeamMember
+
 login = auth_views.LoginView.as_view(template_name="registration/login.html")
 logout = auth_views.LogoutView.as_view(next_page="/")
 
@@ -23,5 +25,15 @@ def home(request: HttpRequest) -> HttpResponseBase:
     """`/`: the login form for an anonymous visitor, the console for an agent."""
     if not request.user.is_authenticated:
         return login(request)
-    config = {"username": request.user.get_username(), "logout_url": "/logout/"}
+    # The agent's teams per organization: the assistance panel shows their requests first.
+    teams: dict[str, list[str]] = {}
+    for org_slug, team_slug in TeamMember.objects.filter(
+        membership__user_id=request.user.pk
+    ).values_list("team__organization__slug", "team__slug"):
+        teams.setdefault(org_slug, []).append(team_slug)
+    config = {
+        "username": request.user.get_username(),
+        "logout_url": "/logout/",
+        "teams": teams,
+    }
     return render(request, "console/app.html", {"config": config})

@@ -897,6 +897,19 @@
       return org ? org.role : null;
     },
     username: config.username,
+    teams: function () {
+      return (config.teams || {})[state.org] || [];
+    },
+    showTab: showTab,
+    // Open a help desk in the chat tab, fetching it first when the inbox has not got it.
+    openHelpDesk: function (uuid) {
+      showTab("chat");
+      if (state.desks.has(uuid)) return Promise.resolve(openDesk(uuid));
+      return api("GET", "/api/help-desks/" + uuid + "/").then(function (result) {
+        upsertDesk(result.data);
+        return openDesk(uuid);
+      });
+    },
   };
 
   // Test and debugging hooks (read-only views, plus a way to cut the socket).

@@ -1,0 +1,51 @@
+"""Console panels beside the chat (assistance requests, incidents) in a real browser."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.console.conftest import screenshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_assistance_request_arrives_live_and_is_accepted(agent, make_client, web, worker, new_page):
+    from chat.models import AssistanceTopic
+    from core.models import Membership, Team, TeamMember
+    from core.services import api_key_create
+
+    team = Team.objects.create(organization=agent.organization, slug="sales-team", name="Sales")
+    TeamMember.objects.create(team=team, membership=Membership.objects.get(user=agent.user))
+    AssistanceTopic.objects.create(organization=agent.organization, name="sales", team=team)
+    client = make_client(agent.organization, name="Quentin Quote")
+    _, bot_key = api_key_create(name="bot", organization=agent.organization)
+
+    page = new_page("alice")
+    page.get_by_role("button", name="Assistance").click()
+    expect(page.locator("#assistance-body")).to_contain_text("No assistance requests.")
+    expect(page.get_by_label("Only my teams (sales-team)")).to_be_checked()
+
+    response = httpx.post(
+        f"{web.url}/assistance/",
+        json={"topic": "sales", "description": "<b>wants</b> a quote", "phone": client.phone},
+        headers={"Authorization": f"Bearer {bot_key}"},
+    )
+    assert response.status_code == 202, response.text
+    card = page.locator(f'#assistance-list li[data-id="{response.json()["id"]}"]')
+    expect(card).to_have_attribute("data-status", "routed", timeout=20_000)
+    expect(card).to_contain_text("Assigned to you")
+    expect(card.locator(".description")).to_have_text("<b>wants</b> a quote")
+    expect(page.locator("#assistance-badge")).to_contain_text("1")
+    screenshot(page, "assistance.png")
+
+    card.get_by_role("button", name="Accept assistance request on sales").click()
+    expect(card).to_have_attribute("data-status", "accepted")
+    expect(card).to_contain_text("Accepted by alice")
+    expect(page.locator("#assistance-badge")).to_be_hidden()
+
+    card.get_by_role("button", name="Open conversation").click()
+    expect(page.locator("#conv-title")).to_have_text("Quentin Quote")
+    expect(page.locator("#tab-chat")).to_be_visible()
+    assert page.errors == []
