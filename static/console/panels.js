@@ -305,6 +305,8 @@
     var known = incidents.items.get(item.id);
     if (known && INCIDENT_RANK[known.status] > INCIDENT_RANK[item.status]) return; // forward only
     if (known && known.status === item.status && (known.level || 0) > (item.level || 0)) return;
+    if (known && known.status === item.status && (known.level || 0) === (item.level || 0) &&
+        (known.occurrences || 0) > (item.occurrences || 0)) return;
     incidents.items.set(item.id, item);
     renderIncidents();
   }
@@ -325,12 +327,23 @@
   ["incident_opened", "incident_escalated", "incident_acknowledged", "incident_resolved"].forEach(function (type) {
     app.on(type, function (item) {
       upsertIncident(item);
+      // Occurrence counts move without events of their own: fetch the current state.
+      if (item && item.id && type !== "incident_resolved") {
+        app.api("GET", "/api/incidents/" + item.id + "/").then(function (result) {
+          upsertIncident(result.data);
+        }).catch(function () {
+          /* the event's copy stays */
+        });
+      }
       if (type === "incident_opened" || type === "incident_escalated") {
         app.notify((type === "incident_opened" ? "Incident opened: " : "Incident escalated: ") + (item.rule || "") + " (level " + (item.level || 0) + ")");
       }
     });
   });
   app.addLoader(loadIncidents);
+  document.querySelector('.tab-button[data-tab="incidents"]').addEventListener("click", function () {
+    if (app.org()) loadIncidents();
+  });
 
   // ------------------------------------------------------------------- mailings --
 

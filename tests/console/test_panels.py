@@ -6,6 +6,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import wait_until
 from tests.console.conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,4 +49,53 @@ def test_assistance_request_arrives_live_and_is_accepted(agent, make_client, web
     card.get_by_role("button", name="Open conversation").click()
     expect(page.locator("#conv-title")).to_have_text("Quentin Quote")
     expect(page.locator("#tab-chat")).to_be_visible()
+    assert page.errors == []
+
+
+def test_incident_opens_live_with_its_level_and_is_acknowledged_then_resolved(
+    agent, org, make_client, web, worker, new_page
+):
+    from core.services import api_key_create
+    from escalation.demo import create
+    from escalation.models import Incident, TriggerBatch
+
+    make_client(org, tag="vip")
+    create(organization=org)
+    _, monitoring_key = api_key_create(name="monitoring", organization=org)
+
+    page = new_page("alice")
+    page.get_by_role("button", name="Incidents").click()
+    expect(page.locator("#incidents-body")).to_contain_text("No open incidents.")
+
+    seed = {
+        "gatilhos": [{"servico": "login", "retorno": "503"}, {"servico": "login", "retorno": "404"}]
+    }
+    for _ in range(3):
+        response = httpx.post(
+            f"{web.url}/api/triggers/",
+            json=seed,
+            headers={"Authorization": f"Bearer {monitoring_key}"},
+        )
+        assert response.status_code == 202, response.text
+    card = page.locator("#incident-list li")
+    expect(card).to_have_count(1, timeout=20_000)
+    incident = wait_until(lambda: Incident.objects.first(), timeout=20)
+    expect(card).to_have_attribute("data-id", str(incident.uuid))
+    expect(card).to_have_attribute("data-status", "open")
+    wait_until(lambda: not TriggerBatch.objects.filter(evaluated_at__isnull=True).exists())
+    incident.refresh_from_db()
+    expect(card).to_have_attribute("data-level", str(incident.level), timeout=20_000)
+    expect(card.locator(".level")).to_have_text(f"Level {incident.level}")
+    page.get_by_role("button", name="Incidents").click()  # refreshes the counts
+    expect(card).to_contain_text(f"{incident.occurrences} occurrence(s)")
+    expect(page.locator("#incidents-badge")).to_contain_text("1")
+    screenshot(page, "incidents.png")
+
+    card.get_by_role("button", name="Acknowledge incident").click()
+    expect(card).to_have_attribute("data-status", "acknowledged")
+    expect(card).to_contain_text("Acknowledged by alice")
+    expect(page.locator("#incidents-badge")).to_be_hidden()
+    card.get_by_role("button", name="Resolve incident").click()
+    expect(page.locator("#incident-list li")).to_have_count(0)
+    assert Incident.objects.get(pk=incident.pk).status == "resolved"
     assert page.errors == []
