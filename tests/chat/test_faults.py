@@ -145,6 +145,15 @@ def test_platform_recovers_from_a_redis_restart(own_redis, start_web, agent, hel
     assert data(new)["message"] == "after"
     assert new["id"] > last  # ids keep increasing across the restart
     assert agent.client().get(f"{web.url}/api/help-desks/").status_code == 200
+    # and the deliveries whose jobs the restart lost (or never got) are swept back in
+    from chat.jobs import chat_deliveries_sweep
+    from core.jobs import get_queue
+
+    assert get_queue("chat").count == 1  # only "after" was enqueued since the restart
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=True):
+        assert chat_deliveries_sweep() == 3
+    queued = {job.args[0] for job in get_queue("chat").jobs}
+    assert queued == set(Message.objects.values_list("pk", flat=True))
 
 
 # --- database locked (SQLite) -----------------------------------------------------------
