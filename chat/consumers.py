@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -26,7 +27,7 @@ from core.auth import api_key_lookup
 from core.events import EVENTS_PUBLISHED, Replay, ephemeral_frame, replay_since
 from core.logging import get_logger
 from core.models import Organization
-from core.realtime import get_hub
+from core.realtime import SCOPE_KEY, Batch, DirectSocket, Frame, get_hub
 from core.redis import get_redis
 
 log = get_logger(__name__)
@@ -90,10 +91,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     principal: Any = None
 
     async def connect(self) -> None:
-        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=settings.WS_SEND_QUEUE)
+        # Frames the socket cannot take right now: during the replay, while the
+        # transport's send buffer is full, or always when there is no direct socket
+        # (a server other than daphne). Bounded: past WS_SEND_QUEUE, drop.
+        self.pending: deque[tuple[int, Frame]] = deque()
+        self.max_pending: int = settings.WS_SEND_QUEUE
+        self.live = False
         self.last_sent = 0
         self.writer: asyncio.Task[None] | None = None
+        self.wakeup = asyncio.Event()
         self.dropped = False
+        self.direct: DirectSocket | None = self.scope.get(SCOPE_KEY)
         # Accept first: a close code can only be sent on an accepted socket.
         await self.accept()
         organization_id, principal, code = await sync_to_async(_resolve)(self.scope)
@@ -103,6 +111,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         assert organization_id is not None
         self.organization_id, self.principal = organization_id, principal
+        if self.direct is not None and not self.direct.install():
+            self.direct = None
         hub = get_hub()
         await hub.join(organization_id, self)
         resume = self._last_event_id()
@@ -121,7 +131,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             self.last_sent = await sync_to_async(_current_event_id)(organization_id)
         await self.send(text_data=json.dumps({"type": "hello", "last_event_id": self.last_sent}))
-        self.writer = asyncio.create_task(self._write())
+        if self.dropped:
+            return
+        # From here on, frames go out as they arrive. No await between going live and
+        # flushing what queued during the replay, so the order is kept.
+        self.live = True
+        if self.direct is not None:
+            self.direct.on_resume = self._flush
+            self._flush()
+        else:
+            self.writer = asyncio.create_task(self._write())
+            self.wakeup.set()
 
     def _last_event_id(self) -> int | None:
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -130,32 +150,72 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- hub side (called from the hub's reader, must not block) -----------------------
 
-    def deliver(self, event_id: int, frame: str) -> bool:
-        try:
-            self.queue.put_nowait((event_id, frame))
+    def deliver(self, batch: Batch) -> bool:
+        direct = self.direct
+        if self.live and direct is not None and not direct.paused and not self.pending:
+            if batch.min_id == 0 or batch.min_id > self.last_sent:
+                direct.write(batch.wire)  # the common case: one write for the batch
+                self.last_sent = max(self.last_sent, batch.max_id)
+            else:
+                for event_id, frame in batch.items:
+                    self._send_now(direct, event_id, frame)
             return True
-        except asyncio.QueueFull:
+        if len(self.pending) + len(batch.items) > self.max_pending:
             return False
+        self.pending.extend(batch.items)
+        if direct is None:
+            self.wakeup.set()
+        elif self.live and not direct.paused:
+            self._flush()
+        return True
+
+    def _send_now(self, direct: DirectSocket, event_id: int, frame: Frame) -> None:
+        if event_id == 0:  # ephemeral (typing): not logged, never de-duplicated
+            direct.write(frame.wire)
+        elif event_id > self.last_sent:  # live frames seen during the replay come twice
+            direct.write(frame.wire)
+            self.last_sent = event_id
+
+    def _flush(self) -> None:
+        """Send queued frames until the transport pushes back (then `on_resume` again)."""
+        direct = self.direct
+        if direct is None or not self.live or self.dropped:
+            return
+        pending = self.pending
+        while pending and not direct.paused:
+            if not direct.is_open:
+                pending.clear()
+                return
+            event_id, frame = pending.popleft()
+            self._send_now(direct, event_id, frame)
 
     def drop(self, reason: str) -> None:
         if self.dropped:
             return
         self.dropped = True
+        self.pending.clear()
         code = CLOSE_SLOW if reason == "slow" else CLOSE_STREAM
         asyncio.get_running_loop().create_task(self._drop(code))
 
     async def _drop(self, code: int) -> None:
         await self._leave()
+        # The close frame queues behind whatever the client has not read; autobahn
+        # aborts the TCP connection if the close handshake does not finish within
+        # its closeHandshakeTimeout, which frees the buffer of a client that never reads.
         await self.close(code=code)
 
     async def _write(self) -> None:
+        """Without a direct socket (not daphne): one task sends through the ASGI `send`."""
         while True:
-            event_id, frame = await self.queue.get()
-            if event_id == 0:  # ephemeral (typing): not logged, never de-duplicated
-                await self.send(text_data=frame)
-            elif event_id > self.last_sent:
-                await self.send(text_data=frame)
-                self.last_sent = event_id
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.pending:
+                event_id, frame = self.pending.popleft()
+                if event_id == 0:
+                    await self.send(text_data=frame.text)
+                elif event_id > self.last_sent:
+                    await self.send(text_data=frame.text)
+                    self.last_sent = event_id
 
     # --- client side ---------------------------------------------------------------
 
@@ -213,6 +273,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await get_hub().leave(self.organization_id, self)
 
     async def disconnect(self, code: int) -> None:
-        if self.writer is not None:
-            self.writer.cancel()
+        self.live = False
+        if getattr(self, "writer", None) is not None:
+            self.writer.cancel()  # type: ignore[union-attr]
+        if getattr(self, "direct", None) is not None:
+            self.direct.on_resume = None  # type: ignore[union-attr]
         await self._leave()

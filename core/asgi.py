@@ -20,6 +20,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
+from core.realtime import DirectSocketMiddleware  # noqa: E402
 
 websocket_urlpatterns = [
     re_path(r"^ws/chat/(?P<organization>[a-z0-9][a-z0-9-]{0,48})/$", ChatConsumer.as_asgi()),
@@ -28,6 +29,7 @@ websocket_urlpatterns = [
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        # Outermost, so it sees daphne's own `send` (see core/realtime.py).
+        "websocket": DirectSocketMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -2,21 +2,35 @@
 
 Each web process holds ONE Redis pub/sub connection, subscribed to the live
 channel of every organization that has at least one websocket in this process.
-A published frame is read once and handed to every local subscriber as the same
-string: no Redis round trip per websocket per event (what a channel-layer group
-send costs), which is what keeps 1,000 agents on one process cheap.
+A published frame is read once, encoded once (`Frame`: the text and the complete
+websocket wire frame), and handed to every local subscriber: no Redis round trip
+per websocket per event (what a channel-layer group send costs), no task switch
+per websocket per event, no per-socket JSON or UTF-8 encoding.
 
-A subscriber that cannot keep up (its queue is full) is dropped, counted and
+Under daphne, `DirectSocketMiddleware` gives each websocket a `DirectSocket`: the
+subscriber writes the prepared wire frame straight to the connection's TCP
+socket while the socket is live and its send buffer is empty, and otherwise
+through Twisted's buffer. It also registers as the transport's push producer, so
+Twisted tells it when the connection's outgoing buffer passes its limit (the
+client is not reading): frames then wait, as shared references, in the
+subscriber's bounded pending queue and are flushed when the buffer drains.
+
+A subscriber that cannot keep up (pending queue full) is dropped, counted and
 logged; its client reconnects with `last_event_id` and replays from the log, so
 nothing is lost. If the pub/sub connection fails (Redis restart), every
 subscriber is closed the same way and the hub starts again on the next join.
+See docs/realtime.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Protocol
+import functools
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
@@ -31,14 +45,189 @@ WS_DROPPED = Counter(
     "ws_subscribers_dropped_total", "Websockets dropped for falling behind", ["reason"]
 )
 WS_CONNECTED = Gauge("ws_subscribers", "Websockets subscribed in this process")
+WS_PAUSED = Counter(
+    "ws_send_paused_total", "Times a websocket's send buffer filled up (client not reading)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One server frame, encoded once for all subscribers."""
+
+    text: str
+    wire: bytes  # the complete unmasked websocket text frame (header + UTF-8 payload)
+
+    @classmethod
+    def from_text(cls, text: str) -> Frame:
+        return cls.from_payload(text.encode(), text)
+
+    @classmethod
+    def from_payload(cls, payload: bytes, text: str | None = None) -> Frame:
+        return cls(text=payload.decode() if text is None else text, wire=encode_frame(payload))
+
+
+def encode_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """A final, unmasked server frame (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return head + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive frames of one organization, read from pub/sub in one go.
+
+    `wire` is all of them back to back, so a live socket gets one write (one
+    syscall) per batch instead of one per frame. `min_id` is the smallest logged
+    id in the batch (0 if all are ephemeral), for de-duplication.
+    """
+
+    items: tuple[tuple[int, Frame], ...]
+    wire: bytes
+    min_id: int
+    max_id: int
+
+    @classmethod
+    def of(cls, items: list[tuple[int, Frame]]) -> Batch:
+        ids = [event_id for event_id, _ in items if event_id]
+        wire = items[0][1].wire if len(items) == 1 else b"".join(f.wire for _, f in items)
+        return cls(tuple(items), wire, min(ids, default=0), max(ids, default=0))
 
 
 class Subscriber(Protocol):
-    def deliver(self, event_id: int, frame: str) -> bool:
-        """Queue a frame without blocking. False means the subscriber is full."""
+    def deliver(self, batch: Batch) -> bool:
+        """Send or queue frames without blocking. False means the subscriber is full."""
 
     def drop(self, reason: str) -> None:
         """Close the connection so the client resumes from its last event id."""
+
+
+# --- direct writes to daphne connections ---------------------------------------------------
+
+
+class DirectSocket:
+    """Writes prepared frames to one daphne websocket connection, with backpressure.
+
+    `paused` is True while the connection's outgoing buffer is over Twisted's limit
+    (64 KiB beyond what the kernel accepted): the client is not reading. The owner
+    sets `on_resume`, called when the buffer has drained.
+    """
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.paused = False
+        self.on_resume: Callable[[], None] | None = None
+        self._installed = False
+        # The fast path needs a plain TCP transport (not TLS-wrapped) with Twisted's
+        # FileDescriptor buffer; anything else goes through autobahn's sendData.
+        self._raw = all(
+            hasattr(self.transport, a) for a in ("socket", "dataBuffer", "offset", "_tempDataLen")
+        )
+
+    def install(self) -> bool:
+        """Become the transport's push producer (replacing daphne's spent HTTP channel)."""
+        transport = self.transport
+        try:
+            if getattr(transport, "producer", None) is not None:
+                transport.unregisterProducer()
+            transport.registerProducer(self, True)
+        except Exception:
+            log.exception("ws_producer_install_failed")
+            return False
+        self._installed = True
+        return True
+
+    @property
+    def is_open(self) -> bool:
+        protocol = self.protocol
+        return bool(protocol.state == protocol.STATE_OPEN)
+
+    def write(self, wire: bytes) -> None:
+        protocol, transport = self.protocol, self.transport
+        if (
+            self._raw
+            and not transport.disconnecting
+            and not transport._tempDataLen
+            and len(transport.dataBuffer) == transport.offset
+            and not protocol.send_queue
+        ):
+            # Twisted's buffer is empty, so nothing written earlier is waiting: hand the
+            # frame to the kernel now, and only buffer what it does not take. Saves the
+            # writer registration, a reactor turn and autobahn's per-call logging.
+            try:
+                sent = transport.socket.send(wire)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # let Twisted's own write path notice and report the error
+            if sent == len(wire):
+                return
+            wire = wire[sent:]
+            transport.write(wire)
+            return
+        protocol.sendData(wire)
+
+    # IPushProducer, called by Twisted
+    def pauseProducing(self) -> None:
+        if not self.paused:
+            self.paused = True
+            WS_PAUSED.inc()
+            # Like daphne's HTTP channel did: stop reading too, so a client that does
+            # not read cannot make us queue answers (pongs, errors) for it.
+            with contextlib.suppress(Exception):
+                self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        if self.paused:
+            self.paused = False
+            with contextlib.suppress(Exception):
+                self.transport.resumeProducing()
+            if self.on_resume is not None:
+                self.on_resume()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+        self.on_resume = None
+
+
+def _daphne_protocol(send: Any) -> Any:
+    """daphne's websocket protocol behind an ASGI `send`, or None for other servers."""
+    if not isinstance(send, functools.partial) or not send.args:
+        return None
+    if getattr(send.func, "__name__", "") != "handle_reply":
+        return None
+    protocol = send.args[0]
+    needed = ("sendData", "transport", "state", "STATE_OPEN", "send_queue")
+    return protocol if all(hasattr(protocol, a) for a in needed) else None
+
+
+SCOPE_KEY = "realtime.direct_socket"
+
+
+class DirectSocketMiddleware:
+    """ASGI middleware: puts a `DirectSocket` in websocket scopes served by daphne."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket":
+            protocol = _daphne_protocol(send)
+            if protocol is not None and getattr(protocol, "transport", None) is not None:
+                scope = {**scope, SCOPE_KEY: DirectSocket(protocol)}
+        return await self.inner(scope, receive, send)
+
+
+# --- the hub ---------------------------------------------------------------------------------
+
+
+MAX_BATCH = 256
 
 
 class Hub:
@@ -85,25 +274,51 @@ class Hub:
         try:
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                if message is None or message["type"] != "message":
+                if message is None:
                     continue
-                self._dispatch(message["channel"], message["data"])
+                # Take whatever else has already arrived (e.g. the update_helpdesk that
+                # follows a new_message) so each socket gets one write for all of it.
+                messages = [message]
+                while len(messages) < MAX_BATCH:
+                    more = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                    if more is None:
+                        break
+                    messages.append(more)
+                self._dispatch_all(messages)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("hub_pubsub_failed")
             await self._reset()
 
-    def _dispatch(self, channel: bytes, payload: bytes) -> None:
-        # channel is b"events:<org>:live"; payload is b"<id> <frame>"
-        organization_id = int(channel.split(b":", 2)[1])
-        raw_id, _, raw_frame = payload.partition(b" ")
-        event_id = int(raw_id)
-        frame = raw_frame.decode()
-        for subscriber in tuple(self._groups.get(organization_id, ())):
-            if not subscriber.deliver(event_id, frame):
+    def _dispatch_all(self, messages: list[dict[str, Any]]) -> None:
+        # Keep each organization's frames in order; organizations are independent.
+        by_org: dict[int, list[tuple[int, Frame]]] = {}
+        for message in messages:
+            if message.get("type") != "message":
+                continue
+            # channel is b"events:<org>:live"; data is b"<id> <frame>"
+            organization_id = int(message["channel"].split(b":", 2)[1])
+            raw_id, _, raw_frame = message["data"].partition(b" ")
+            by_org.setdefault(organization_id, []).append(
+                (int(raw_id), Frame.from_payload(raw_frame))
+            )
+        for organization_id, items in by_org.items():
+            self._dispatch(organization_id, Batch.of(items))
+
+    def _dispatch(self, organization_id: int, batch: Batch) -> None:
+        group = self._groups.get(organization_id)
+        if not group:
+            return
+        for subscriber in tuple(group):
+            if not subscriber.deliver(batch):
                 WS_DROPPED.labels("slow").inc()
-                log.warning("ws_subscriber_dropped", organization_id=organization_id, reason="slow")
+                log.warning(
+                    "ws_subscriber_dropped",
+                    organization_id=organization_id,
+                    reason="slow",
+                    event_id=batch.max_id,
+                )
                 subscriber.drop("slow")
 
     async def _reset(self) -> None:

