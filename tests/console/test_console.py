@@ -261,3 +261,58 @@ def test_phone_width_shows_inbox_then_conversation_and_sends_a_file(
     page.get_by_role("button", name="← Inbox").click()
     expect(page.locator(".inbox")).to_be_visible()
     expect(desk_button(page, help_desk)).to_be_focused()
+
+
+def test_login_rejects_a_wrong_password_and_logout_ends_the_session(agent, web, new_page):
+    page = new_page()
+    page.goto("/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("didn't match")
+    expect(page.locator("#conn-status")).to_have_count(0)
+
+    page.get_by_label("Password").fill("pw-alice")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
+    expect(page.locator(".who")).to_have_text("alice")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    status = page.evaluate("fetch('/api/organizations/').then(r => r.status)")
+    assert status in (401, 403)
+
+
+def test_scrolling_up_loads_older_messages_in_order_once(agent, help_desk, web, new_page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat.models import HelpDesk, Message
+
+    start = timezone.now() - timedelta(hours=1)
+    for n in range(70):
+        message = Message.objects.create(
+            help_desk=help_desk, message=f"old {n:02d}", type="received", status="delivered"
+        )
+        Message.objects.filter(pk=message.pk).update(created_at=start + timedelta(seconds=n))
+    HelpDesk.objects.filter(pk=help_desk.pk).update(last_message=message)
+
+    page = new_page("alice")
+    desk_button(page, help_desk).click()
+    texts = page.locator("#message-list .msg-text")
+    expect(texts.last).to_have_text("old 69")
+    first_load = texts.count()
+    assert 30 <= first_load < 70  # a page (or two, to fill the box), not everything
+    status = page.locator("#history-status")
+    for _ in range(5):  # scroll to the top until the beginning shows
+        if status.text_content() == "Beginning of the conversation.":
+            break
+        shown = texts.count()
+        page.locator("#history").evaluate("box => { box.scrollTop = 0; }")
+        wait_until(lambda n=shown: texts.count() > n, timeout=10)
+        # what the agent was reading stays in place: older messages go above it
+        assert page.locator("#history").evaluate("box => box.scrollTop") > 0
+    expect(page.locator("#history-status")).to_have_text("Beginning of the conversation.")
+    expect(texts).to_have_count(70)
+    assert texts.all_text_contents() == [f"old {n:02d}" for n in range(70)]
