@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from core.models import Team, TeamMember
+from escalation.ingestion import rules_changed_on_commit
 from escalation.models import Incident, IncidentStep, Rule, RuleLevel, TriggerBatch
 
 
@@ -33,6 +34,20 @@ class RuleAdmin(admin.ModelAdmin):
     list_filter = ["organization", "is_active"]
     search_fields = ["code", "name"]
     inlines = [RuleLevelInline]
+
+    # Ingestion caches each organization's rules: an edit here must invalidate it.
+    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
+        super().save_related(request, form, formsets, change)
+        rules_changed_on_commit(form.instance.organization_id)
+
+    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
+        rules_changed_on_commit(obj.organization_id)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        for organization_id in set(queryset.values_list("organization_id", flat=True)):
+            rules_changed_on_commit(organization_id)
+        super().delete_queryset(request, queryset)
 
 
 class IncidentStepInline(admin.TabularInline):

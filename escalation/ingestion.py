@@ -19,6 +19,7 @@ also re-kicks batches older than a few seconds, e.g. after a Redis restart).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,13 +55,49 @@ def _pairs_json(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
     return [{"service": s, "status": c} for s, c in sorted(set(pairs))]
 
 
-def _rules(organization: Organization) -> list[tuple[int, str, frozenset[Pair]]]:
-    return [
+CompiledRules = list[tuple[int, str, frozenset[Pair]]]
+# Per-process cache of each organization's active rules, keyed by a version token
+# kept in Redis: one Redis GET per POST instead of a database query. Any rule
+# change replaces the token after commit (`rules_changed_on_commit`); a token lost
+# in a Redis restart is re-created, which also invalidates every process's copy.
+_RULES_CACHE: dict[int, tuple[Any, CompiledRules]] = {}
+
+
+def _rules_version_key(organization_id: int) -> str:
+    return f"escalation:rules:{int(organization_id)}"
+
+
+def _rules(organization: Organization) -> CompiledRules:
+    client = get_redis()
+    key = _rules_version_key(organization.pk)
+    token = client.get(key)
+    if token is None:
+        client.set(key, secrets.token_hex(8), nx=True)
+        token = client.get(key)
+    cached = _RULES_CACHE.get(organization.pk)
+    if cached is not None and token is not None and cached[0] == token:
+        return cached[1]
+    rules = [
         (pk, code, frozenset((t["service"], int(t["status"])) for t in triggers))
         for pk, code, triggers in Rule.objects.filter(
             organization=organization, is_active=True
         ).values_list("pk", "code", "triggers")
     ]
+    if token is not None:
+        _RULES_CACHE[organization.pk] = (token, rules)
+    return rules
+
+
+def rules_changed_on_commit(organization_id: int) -> None:
+    """Invalidate every web process's cached rules of the organization, after commit."""
+
+    def _bump() -> None:
+        try:
+            get_redis().set(_rules_version_key(organization_id), secrets.token_hex(8))
+        except Exception:
+            log.exception("rules_version_bump_failed", organization_id=organization_id)
+
+    transaction.on_commit(_bump)
 
 
 def _kick_on_commit(organization_id: int) -> None:

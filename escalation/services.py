@@ -25,6 +25,7 @@ from core.events import publish_on_commit
 from core.jobs import QUEUE_ESCALATION, enqueue_on_commit
 from core.logging import get_logger
 from core.models import Membership, Organization, Team, TeamMember
+from escalation.ingestion import rules_changed_on_commit
 from escalation.models import Incident, IncidentStep, Rule, RuleLevel
 
 log = get_logger(__name__)
@@ -140,11 +141,14 @@ def rule_save(
         for lv in levels
     )
     log.info("rule_saved", rule_id=rule.pk, organization_id=organization.pk, code=code)
+    rules_changed_on_commit(organization.pk)
     return rule
 
 
+@transaction.atomic
 def rule_delete(*, rule: Rule) -> None:
     log.info("rule_deleted", rule_id=rule.pk)
+    rules_changed_on_commit(rule.organization_id)
     rule.delete()
 
 

@@ -34,3 +34,12 @@ def rule(org: Any, agent: Any, make_client: Any) -> Any:
 
     make_client(org, tag="vip")
     return create(organization=org)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rules_cache() -> None:
+    """Rules saved inside a test transaction never commit, so they never bump the
+    cache token: start every test with an empty per-process rules cache."""
+    from escalation import ingestion
+
+    ingestion._RULES_CACHE.clear()

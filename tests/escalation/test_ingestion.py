@@ -221,3 +221,14 @@ def test_rules_and_teams_api(org, agent, make_agent, monitoring):
     updated = api.put(f"/api/escalation/rules/{pk}/", {**rule, "is_active": False}, format="json")
     assert updated.status_code == 200 and updated.json()["is_active"] is False
     assert Rule.objects.get(pk=pk).levels.get().team.slug == "n1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rule_change_is_seen_by_the_next_post(org, monitoring):
+    from escalation.services import rule_save
+
+    payload = {"triggers": [{"service": "search", "status": 502}]}
+    assert monitoring.post("/api/triggers/", payload, format="json").json()["matched"] == []
+    rule_save(organization=org, code="s", triggers=payload["triggers"], levels=[])
+    body = monitoring.post("/api/triggers/", payload, format="json").json()
+    assert [m["rule"] for m in body["matched"]] == ["s"]

