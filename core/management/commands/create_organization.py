@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -25,13 +26,23 @@ class Command(BaseCommand):
         parser.add_argument("--role", choices=[r.value for r in Membership.Role], default="admin")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        try:
+            get_user_model().username_validator(opts["agent"])
+        except ValidationError as exc:
+            raise CommandError(f"--agent {opts['agent']!r}: {'; '.join(exc.messages)}") from exc
         with transaction.atomic():
             organization = Organization.objects.filter(slug=opts["slug"]).first()
             if organization is None:
                 try:
                     organization = organization_create(slug=opts["slug"], name=opts["name"])
                 except ValidationError as exc:
-                    raise CommandError("; ".join(exc.messages)) from exc
+                    raise CommandError(
+                        "; ".join(
+                            f"{field} {opts['slug']!r}: {message}"
+                            for field, messages in exc.message_dict.items()
+                            for message in messages
+                        )
+                    ) from exc
             user = agent_create(username=opts["agent"], password=opts["password"])
             membership_add(organization=organization, user=user, role=opts["role"])
             _, raw = api_key_create(name=f"{opts['agent']} CLI", user=user)
