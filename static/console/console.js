@@ -359,6 +359,7 @@
   // Load everything the page shows; frames arriving meanwhile wait in `pending`.
   var loaders = []; // functions returning a promise (panels register here)
   function loadAll() {
+    var token = (state.loadToken = (state.loadToken || 0) + 1);
     state.loading = true;
     return Promise.all(
       loaders.map(function (load) {
@@ -369,6 +370,7 @@
           });
       })
     ).then(function () {
+      if (token !== state.loadToken) return; // a newer load (resync, other organization) owns the queue
       state.loading = false;
       var pending = state.pending;
       state.pending = [];
@@ -598,7 +600,9 @@
         if (token !== state.historyToken) return;
         state.historyLoading = false;
         // Not enough to scroll yet? Fetch older pages until there is (or none is left).
-        if (state.historyNext && box.scrollHeight <= box.clientHeight + 20) loadHistory(false);
+        if (state.historyNext && box.clientHeight > 0 && box.scrollHeight <= box.clientHeight + 20) {
+          loadHistory(false);
+        }
       });
   }
 
