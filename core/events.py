@@ -56,12 +56,15 @@ EVENTS_PUBLISH_FAILED = Counter(
 )
 
 # Seed for the counter when it is missing (first use, or after a Redis restart):
-# ten thousand ids per second since 2025-01-01 keeps new ids above any id handed
-# out before the restart, and below 2**53 (exact in JavaScript) for centuries.
+# ten thousand ids per second since 2025-01-01, counted in 100-microsecond steps,
+# keeps new ids above any id handed out before the restart (as long as an
+# organization averaged fewer than 10,000 events/s since its counter was seeded),
+# and below 2**53 (exact in JavaScript) for centuries. Whole seconds were not
+# enough: a reset within the second of the first seed handed out the same ids again.
 _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local t = redis.call('TIME')
-  local seed = (tonumber(t[1]) - 1735689600) * 10000
+  local seed = (tonumber(t[1]) - 1735689600) * 10000 + math.floor(tonumber(t[2]) / 100)
   redis.call('SET', KEYS[1], string.format('%d', seed))
   redis.call('SET', KEYS[3], string.format('%d', seed + 1))
 end
