@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
 
 from django.conf import settings
@@ -137,6 +138,13 @@ class SendMessageSerializer(serializers.Serializer[Any]):
             raise serializers.ValidationError(
                 f"File type {content_type or 'unknown'!r} is not allowed; "
                 f"allowed: {', '.join(settings.ALLOWED_UPLOAD_TYPES)}."
+            )
+        # /media/ serves a file with the type its extension says, not the declared
+        # one: "x.html" declared text/plain would come back as text/html (stored XSS).
+        guessed, _ = mimetypes.guess_type(value.name or "")
+        if guessed != content_type:
+            raise serializers.ValidationError(
+                f"File name {value.name!r} does not match its type {content_type!r}."
             )
         return value
 

@@ -245,3 +245,26 @@ def test_phone_with_non_ascii_digits_is_400(agent, phone):
     ):
         assert "phone" in _error(agent.client().post(path, body, format="json"))["fields"]
     assert not Client.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("evil.html", "text/plain"),  # served back as text/html: stored XSS on our origin
+        ("evil.svg", "image/png"),
+        ("evil.js", "text/plain"),
+        ("noextension", "image/png"),
+        ("photo.png", "image/jpeg"),  # disagreeing declared type and extension
+    ],
+)
+def test_file_whose_name_does_not_match_an_allowed_type_is_400(
+    agent, help_desk, name, content_type
+):
+    upload = SimpleUploadedFile(name, b"<script>alert(1)</script>", content_type=content_type)
+    error = _error(
+        agent.client().post(
+            "/api/send-message/", {"help_desk": str(help_desk.uuid), "file": upload}
+        )
+    )
+    assert "file" in error["fields"]
+    _nothing_written()
