@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+
+from tests.conftest import ROOT, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -27,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+ASGI_APP = "core.asgi:application"
 SAFE = {"DJANGO_ALLOW_ASYNC_UNSAFE": ""}  # keep Django's async-safety check in servers
 
 
@@ -55,21 +61,85 @@ def browser() -> Iterator[Any]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+@pytest.fixture(scope="module")
+def servers(
+    request: Any,
+    django_db_setup: None,
+    sender_simulator: Any,
+    _use_test_redis: None,
+    browser: Any,
+) -> Iterator[dict[str, Any]]:
+    """One daphne and one RQ worker per test module (starting them per test is most of the
+    time a browser test takes). Tests stay isolated: each one's rows are flushed and get
+    new ids, so their organizations' event streams never meet. A module that sets
+    `SHARED_WORKER = False` starts its own worker(s) instead."""
+    from django.conf import settings
+
+    from tests.conftest import JWT_SECRET, Process, _http_ok, free_port, subprocess_env
+
+    names = ("SENDER_URL", "SENDER_TOKEN", "SENDER_BACKOFF_BASE", "SENDER_BACKOFF_MAX")
+    saved = {name: getattr(settings, name) for name in (*names, "SENDER_TIMEOUT")}
+    # the same values as the `sender` fixture gives each test
+    settings.SENDER_URL = sender_simulator.url
+    settings.SENDER_TOKEN = jwt.encode({"sub": "test"}, JWT_SECRET, algorithm="HS256")
+    settings.SENDER_BACKOFF_BASE, settings.SENDER_BACKOFF_MAX = 0.2, 1.0
+    settings.SENDER_TIMEOUT = 2.0
+    started: list[Any] = []
+    try:
+        port = free_port()
+        web = Process(
+            process=subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), ASGI_APP],
+                cwd=ROOT,
+                env=subprocess_env(**SAFE),
+            ),
+            url=f"http://127.0.0.1:{port}",
+        )
+        started.append(web)
+        worker = None
+        if getattr(request.module, "SHARED_WORKER", True):
+            worker = Process(
+                process=subprocess.Popen(
+                    [sys.executable, "manage.py", "run_worker"],
+                    cwd=ROOT,
+                    env=subprocess_env(**SAFE),
+                )
+            )
+            started.append(worker)
+        wait_until(
+            lambda: web.process.poll() is not None or _http_ok(f"{web.url}/health/"), timeout=30
+        )
+        assert web.process.poll() is None, "daphne exited at start"
+        yield {"web": web, "worker": worker}
+    finally:
+        for process in started:
+            process.stop()
+        for name, value in saved.items():
+            setattr(settings, name, value)
+
+
 @pytest.fixture
 def web_env() -> dict[str, str]:
-    """Extra environment for the web process (override with parametrize)."""
+    """Extra environment for a web process of the test's own (override with parametrize)."""
     return {}
 
 
 @pytest.fixture
-def web(start_web: Callable[..., Any], sender: Any, browser: Any, web_env: dict[str, str]) -> Any:
-    """A daphne serving the console (the sender simulator configured for its jobs)."""
-    return start_web(**SAFE, **web_env)
+def web(
+    transactional_db: None,
+    servers: dict[str, Any],
+    start_web: Callable[..., Any],
+    sender: Any,
+    web_env: dict[str, str],
+) -> Any:
+    """A daphne serving the console: the module's, or the test's own when `web_env` is set."""
+    return start_web(**SAFE, **web_env) if web_env else servers["web"]
 
 
 @pytest.fixture
-def worker(start_worker: Callable[..., Any], sender: Any, browser: Any) -> Any:
-    return start_worker(**SAFE)
+def worker(transactional_db: None, servers: dict[str, Any], sender: Any) -> Any:
+    """The module's RQ worker (a test needing other settings starts its own)."""
+    return servers["worker"]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_until
-from tests.console.conftest import SAFE, screenshot
+from tests.console.conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -217,25 +217,6 @@ def test_agent_of_another_organization_sees_nothing(
     )
     assert ws_code == 4403
     assert page.get_by_text("acme secret").count() == 0
-
-
-def test_failed_message_shows_retry_and_retry_sends_it(
-    agent, help_desk, settings, sender, new_page, start_worker
-):
-    settings.SENDER_MAX_ATTEMPTS = 1
-    sender.control(down=True)
-    start_worker(**SAFE)
-    page = new_page("alice")
-    desk_button(page, help_desk).click()
-    page.get_by_label("Reply").fill("will fail first")
-    page.get_by_label("Reply").press("Enter")
-    item = message_item(page, "will fail first")
-    expect(item).to_have_attribute("data-status", "failed", timeout=20_000)
-    sender.control(down=False)
-    item.get_by_role("button", name="Retry sending this message").click()
-    expect(item).to_have_attribute("data-status", "sent", timeout=20_000)
-    expect(item).to_have_count(1)
-    expect(item.get_by_role("button")).to_have_count(0)
 
 
 def test_phone_width_shows_inbox_then_conversation_and_sends_a_file(
