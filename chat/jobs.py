@@ -12,9 +12,11 @@ def message_deliver(message_id: int) -> None:
 def chat_deliveries_sweep() -> int:
     """Cron: re-enqueue chat deliveries abandoned by a killed worker or a lost job."""
     from chat.models import Message
+    from chat.services import chat_deliveries_close_orphans
     from core.delivery import deliveries_overdue, delivery_reclaim_stale
     from core.jobs import QUEUE_CHAT, enqueue_now
 
+    chat_deliveries_close_orphans()
     delivery_ids = delivery_reclaim_stale(source="chat") + deliveries_overdue(source="chat")
     message_ids = list(
         Message.objects.filter(delivery_id__in=delivery_ids).values_list("pk", flat=True)

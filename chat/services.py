@@ -322,3 +322,25 @@ def message_retry(*, message: Message) -> Message:
 
     enqueue_on_commit(message_deliver, locked.pk, queue=QUEUE_CHAT)
     return locked
+
+
+def chat_deliveries_close_orphans() -> int:
+    """Fail pending chat deliveries that no message points to any more.
+
+    A help desk or client deleted before its message went out, or a retry that
+    started a new chain, leaves the old Delivery `pending` with nothing to send it.
+    Left alone, the sweeper would find it on every run, and enough of them fill
+    its batch so that real overdue messages are never re-enqueued.
+    """
+    now = timezone.now()
+    closed = Delivery.objects.filter(
+        source=Delivery.Source.CHAT, status=Delivery.Status.PENDING, chat_message__isnull=True
+    ).update(
+        status=Delivery.Status.FAILED,
+        last_error="message deleted or superseded",
+        next_attempt_at=None,
+        updated_at=now,
+    )
+    if closed:
+        log.warning("chat_deliveries_orphaned", count=closed)
+    return closed
