@@ -455,9 +455,13 @@
     document.title = (total ? "(" + total + ") " : "") + "Agent console";
   }
 
-  function upsertDesk(desk) {
+  // Events arrive in order and always apply. A REST answer (read, detail) may have been
+  // computed before an event that already arrived: it must not roll the entry back.
+  function upsertDesk(desk, options) {
     if (!desk || !desk.uuid) return;
     if (desk.organization && desk.organization !== state.org) return;
+    var known = state.desks.get(desk.uuid);
+    if (known && options && options.rest && ts(known.updated_at) > ts(desk.updated_at)) return;
     state.desks.set(desk.uuid, desk);
   }
 
@@ -548,7 +552,7 @@
     var uuid = state.openDesk;
     if (!uuid) return;
     api("POST", "/api/help-desks/" + uuid + "/read/").then(function (result) {
-      upsertDesk(result.data);
+      upsertDesk(result.data, { rest: true });
       renderInbox();
     }).catch(function () {
       /* best effort: the count stays until the next open */
@@ -586,7 +590,7 @@
         if (token !== state.historyToken) return;
         var before = box.scrollHeight - box.scrollTop;
         result.data.forEach(function (msg) {
-          upsertMessage(msg, { fromHistory: true });
+          upsertMessage(msg, { fromHistory: true, rest: true });
         });
         state.historyNext = result.next;
         $("history-status").textContent = result.next ? "" : state.messages.size ? "Beginning of the conversation." : "No messages yet.";
@@ -666,8 +670,9 @@
     if (!msg || msg.help_desk !== state.openDesk) return;
     options = options || {};
     var known = state.messages.get(msg.uuid);
-    // A history page fetched before a live update must not roll the status back.
-    if (known && options.fromHistory && ts(known.updated_at) > ts(msg.updated_at)) return;
+    // A history page or an API answer computed before a live update must not roll the
+    // status back (e.g. the send answer `sending` arriving after the event `sent`).
+    if (known && options.rest && ts(known.updated_at) > ts(msg.updated_at)) return;
     state.messages.set(msg.uuid, msg);
     var list = $("message-list");
     var node = renderMessage(msg);
@@ -714,7 +719,7 @@
     button.disabled = true;
     api("POST", "/api/messages/" + uuid + "/retry/")
       .then(function (result) {
-        upsertMessage(result.data);
+        upsertMessage(result.data, { rest: true });
       })
       .catch(function (err) {
         button.disabled = false;
@@ -777,7 +782,7 @@
       .then(function (result) {
         $("reply-text").value = "";
         fileInput.value = "";
-        upsertMessage(result.data, { own: true });
+        upsertMessage(result.data, { own: true, rest: true });
       })
       .catch(function (err) {
         $("reply-error").textContent = "Not sent: " + err.message;
@@ -910,7 +915,7 @@
       showTab("chat");
       if (state.desks.has(uuid)) return Promise.resolve(openDesk(uuid));
       return api("GET", "/api/help-desks/" + uuid + "/").then(function (result) {
-        upsertDesk(result.data);
+        upsertDesk(result.data, { rest: true });
         return openDesk(uuid);
       });
     },
