@@ -399,6 +399,23 @@ async def post_flat_out(
     return posted
 
 
+def fanout_totals(post_url: str) -> tuple[float, float]:
+    """(sum, count) of the hub's ws_fanout_seconds histogram; zeros for the baseline."""
+    import httpx
+
+    total = count = 0.0
+    try:
+        text = httpx.get(post_url.replace("/api/send-message/", "/metrics"), timeout=5).text
+    except httpx.HTTPError:
+        return total, count
+    for line in text.splitlines():
+        if line.startswith("ws_fanout_seconds_sum "):
+            total = float(line.split()[1])
+        elif line.startswith("ws_fanout_seconds_count "):
+            count = float(line.split()[1])
+    return total, count
+
+
 # --- one measured phase ---------------------------------------------------------------------
 
 
@@ -423,6 +440,7 @@ def run_phase(
     seq0: int,
 ) -> dict[str, Any]:
     clients.ask(("reset", seq0))
+    fan0 = fanout_totals(url)
     cpu0, ccpu0, t0 = cpu_seconds(server.pid), clients.cpu_each(), time.monotonic()
     if phase == "rate":
         posted = asyncio.run(post_at_rate(url, key, desk, args.rate, args.duration, seq0))
@@ -439,6 +457,8 @@ def run_phase(
     wall = time.monotonic() - t0
     cpu = (cpu_seconds(server.pid) - cpu0) / wall
     ccpu = [(c1 - c0) / wall for c0, c1 in zip(ccpu0, clients.cpu_each(), strict=True)]
+    fan1 = fanout_totals(url)
+    batches = fan1[1] - fan0[1]
     reports = clients.ask("report")
     lat = sorted(x / 1e6 for r in reports for x in r["lat"])
     last = max((r["last"] for r in reports), default=0)
@@ -471,6 +491,8 @@ def run_phase(
         "clients_cpu_max": max(ccpu, default=0.0),
         "server_rss_mb": rss_mb(server.pid),
         "avg_frame_bytes": nbytes / frames if frames else 0,
+        # the hub's own cost: handing one batch to every local socket (real app only)
+        "fanout_ms_per_batch": (fan1[0] - fan0[0]) * 1000 / batches if batches else float("nan"),
     }
 
 
@@ -537,8 +559,16 @@ def measure_server(
 HEADER = (
     f"{'server':<9}{'agents':>7} {'phase':<5}{'posted':>7}{'msg/s':>8}{'deliv/s':>9}"
     f"{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'missing':>8}{'srv CPU':>8}{'cli CPU':>8}"
-    f"{'RSS MB':>8}{'frame B':>8}{'POST ms':>8}"
+    f"{'RSS MB':>8}{'frame B':>8}{'POST ms':>8}{'fan-out':>8}"
 )
+
+
+LEGEND = """\
+# latency: from the start of POST /api/send-message/ to the new_message frame at each agent
+#   (sender's timestamp in the message text; same machine clock); deliv/s: new_message frames
+#   received / (last receipt - first POST); missing: expected frames not received by the end;
+#   srv CPU: daphne process, share of one core; cli CPU: the busiest client process;
+#   POST ms: p50 POST response time; fan-out: hub ms per batch to all local sockets"""
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -547,6 +577,7 @@ def _line(r: dict[str, Any]) -> str:
         f"{r['deliveries_per_s']:>9.0f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['max_ms']:>8.1f}"
         f"{r['missing']:>8}{r['server_cpu']:>7.0%} {r['clients_cpu_max']:>7.0%}"
         f"{r['server_rss_mb']:>8.0f}{r['avg_frame_bytes']:>8.0f}{r['post_p50_ms']:>8.1f}"
+        f"{r['fanout_ms_per_batch']:>8.2f}"
     )
 
 
@@ -619,6 +650,7 @@ def main() -> None:
     try:
         db_path = tmp / "bench.sqlite3"
         data = setup_database(db_path, redis_url, max(args.sizes))
+        print(LEGEND)
         print(HEADER, flush=True)
         seq = 0
         for n in args.sizes:
