@@ -346,8 +346,150 @@
   });
 
   // ------------------------------------------------------------------- mailings --
+  // Live part, from the websocket only: `mailing_progress` / `mailing_finished` carry
+  // {id, status, counts: {pending, sending, sent, failed, expired, total}}. Each frame is a
+  // sample; the chart plots messages by status over the time the page has watched.
 
+  var STATUSES = ["pending", "sending", "sent", "failed", "expired"];
+  var COLORS = { pending: "#8a94a6", sending: "#0b5cad", sent: "#1e7a3c", failed: "#b3261e", expired: "#b86e00" };
+  var DONE = ["sent", "failed", "expired"];
+  var mailings = { live: new Map() }; // id -> {id, status, counts, samples: [{t, counts}]}
+
+  function svg(tag, attrs, children) {
+    var node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      node.setAttribute(key, String(attrs[key]));
+    });
+    (children || []).forEach(function (child) {
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  // Messages by status over time: one line per status, drawn as inline SVG.
+  function drawChart(samples, label) {
+    var width = 640, height = 240, left = 48, right = 110, top = 12, bottom = 32;
+    var plotW = width - left - right, plotH = height - top - bottom;
+    var t0 = samples.length ? samples[0].t : 0;
+    var t1 = samples.length ? samples[samples.length - 1].t : 1;
+    var span = Math.max(t1 - t0, 1000);
+    var max = 1;
+    samples.forEach(function (sample) {
+      STATUSES.forEach(function (status) {
+        max = Math.max(max, sample.counts[status] || 0);
+      });
+    });
+    function x(t) {
+      return left + ((t - t0) / span) * plotW;
+    }
+    function y(v) {
+      return top + plotH - (v / max) * plotH;
+    }
+    var nodes = [
+      svg("title", {}, [label]),
+      svg("line", { x1: left, y1: top + plotH, x2: left + plotW, y2: top + plotH, stroke: "#5b6676" }),
+      svg("line", { x1: left, y1: top, x2: left, y2: top + plotH, stroke: "#5b6676" }),
+      svg("text", { x: left - 6, y: top + 4, "text-anchor": "end", "font-size": 11 }, [String(max)]),
+      svg("text", { x: left - 6, y: top + plotH, "text-anchor": "end", "font-size": 11 }, ["0"]),
+      svg("text", { x: left, y: height - 8, "font-size": 11 }, ["0 s"]),
+      svg("text", { x: left + plotW, y: height - 8, "text-anchor": "end", "font-size": 11 }, [
+        (span / 1000).toFixed(span < 10000 ? 1 : 0) + " s",
+      ]),
+    ];
+    STATUSES.forEach(function (status, i) {
+      var points = samples
+        .map(function (sample) {
+          return x(sample.t).toFixed(1) + "," + y(sample.counts[status] || 0).toFixed(1);
+        })
+        .join(" ");
+      if (samples.length === 1) points += " " + (left + plotW) + "," + y(samples[0].counts[status] || 0).toFixed(1);
+      nodes.push(
+        svg("polyline", { points: points, fill: "none", stroke: COLORS[status], "stroke-width": 2, "data-status": status })
+      );
+      var ly = top + 14 + i * 18;
+      nodes.push(svg("rect", { x: left + plotW + 14, y: ly - 9, width: 10, height: 10, fill: COLORS[status] }));
+      nodes.push(svg("text", { x: left + plotW + 30, y: ly, "font-size": 12 }, [status]));
+    });
+    return svg("svg", { viewBox: "0 0 " + width + " " + height, width: width, height: height, role: "img", "aria-label": label }, nodes);
+  }
+
+  function renderLiveMailings() {
+    var box = $("mailings-live");
+    clear(box);
+    var items = Array.from(mailings.live.values()).sort(function (a, b) {
+      return b.id - a.id;
+    });
+    if (!items.length) {
+      box.appendChild(el("p", { className: "muted", text: "No mailing is sending right now." }));
+      return;
+    }
+    var list = el("ul", { className: "cards", id: "mailing-live-list" });
+    items.forEach(function (item) {
+      var counts = item.counts || {};
+      var total = counts.total || 0;
+      var done = DONE.reduce(function (sum, status) {
+        return sum + (counts[status] || 0);
+      }, 0);
+      var title = (item.name || "Mailing #" + item.id) + (item.status === "running" ? "" : " — " + item.status);
+      var progressId = "mailing-progress-" + item.id;
+      var table = el("table", { className: "stats" }, [
+        el("caption", { className: "visually-hidden", text: "Messages by status" }),
+        el("tr", {}, STATUSES.concat(["total"]).map(function (status) {
+          return el("th", { scope: "col", text: status });
+        })),
+        el("tr", {}, STATUSES.concat(["total"]).map(function (status) {
+          return el("td", { dataset: { status: status }, text: String(counts[status] || 0) });
+        })),
+      ]);
+      list.appendChild(
+        el("li", { className: "card mailing", dataset: { id: String(item.id), status: item.status, done: String(done), total: String(total) } }, [
+          el("h3", { text: title }),
+          el("label", { for: progressId, text: done + " of " + total + " handled" }),
+          el("progress", { id: progressId, className: "progress", max: String(Math.max(total, 1)), value: String(done) }),
+          el("div", { className: "chart" }, [drawChart(item.samples, "Messages of " + title + " by status over time")]),
+          table,
+        ])
+      );
+    });
+    box.appendChild(list);
+  }
+
+  function onMailing(data, frame) {
+    if (!data || data.id === undefined || data.id === null) return;
+    var item = mailings.live.get(data.id) || { id: data.id, samples: [] };
+    if (item.status && item.status !== "running" && data.status === "running") return; // finished stays
+    item.status = data.status || item.status;
+    item.counts = data.counts || item.counts;
+    if (data.name) item.name = data.name;
+    if (item.counts) item.samples.push({ t: Date.now(), counts: item.counts });
+    if (item.samples.length > 500) item.samples.splice(1, item.samples.length - 500);
+    mailings.live.set(data.id, item);
+    renderLiveMailings();
+    if (frame.type === "mailing_finished") app.notify((item.name || "Mailing #" + item.id) + " finished.");
+  }
+  app.on("mailing_progress", onMailing);
+  app.on("mailing_finished", onMailing);
+
+  function renderMailingsShell() {
+    var body = $("mailings-body");
+    if ($("mailings-live")) return;
+    clear(body);
+    body.appendChild(el("h3", { text: "Sending now" }));
+    body.appendChild(el("div", { id: "mailings-live", "aria-live": "off" }));
+    body.appendChild(el("h3", { text: "New mailing" }));
+    body.appendChild(
+      el("p", {
+        className: "placeholder",
+        id: "mailing-form-placeholder",
+        text: "Creating mailings (filter, window, template preview) and past statistics need the mailing API, which is not on this server yet.",
+      })
+    );
+    renderLiveMailings();
+  }
   app.addLoader(function () {
-    unavailable($("mailings-body"), "Mailings");
+    // A new organization or a resync: progress samples from before are not comparable.
+    mailings.live = new Map();
+    renderMailingsShell();
+    renderLiveMailings();
   });
 })();

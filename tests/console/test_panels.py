@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -98,4 +100,42 @@ def test_incident_opens_live_with_its_level_and_is_acknowledged_then_resolved(
     card.get_by_role("button", name="Resolve incident").click()
     expect(page.locator("#incident-list li")).to_have_count(0)
     assert Incident.objects.get(pk=incident.pk).status == "resolved"
+    assert page.errors == []
+
+
+def test_mailing_progress_and_chart_follow_a_running_mailing(
+    agent, org, make_client, web, worker, new_page
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailing.services import mailing_create
+
+    for _ in range(12):
+        make_client(org, tag="promo")
+    page = new_page("alice")
+    page.get_by_role("button", name="Mailings").click()
+    expect(page.locator("#mailings-live")).to_contain_text("No mailing is sending right now.")
+
+    now = timezone.now()
+    mailing = mailing_create(
+        organization=org,
+        start_at=now,
+        end_at=now + timedelta(hours=1),
+        text="Autumn sale",
+        tags=["promo"],
+        name="Autumn <sale>",
+    )
+    card = page.locator(f'#mailing-live-list li[data-id="{mailing.pk}"]')
+    expect(card).to_have_attribute("data-status", "finished", timeout=30_000)
+    expect(card).to_have_attribute("data-total", "12")
+    expect(card).to_have_attribute("data-done", "12")
+    expect(card.locator("progress")).to_have_attribute("value", "12")
+    expect(card.locator('td[data-status="sent"]')).to_have_text("12")
+    expect(card.locator('svg polyline[data-status="sent"]')).to_have_count(1)
+    expect(card.get_by_role("img")).to_have_attribute(
+        "aria-label", re.compile("by status over time")
+    )
+    screenshot(page, "mailing.png")
     assert page.errors == []
