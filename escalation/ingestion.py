@@ -8,23 +8,27 @@ matched rule are returned as `unmatched` (and stored on the batch).
 Alertmanager: firing alerts form one such set; resolved alerts resolve the active
 incident of every rule that contains one of their pairs.
 
-Evaluation is asynchronous and coalesced: after commit, the POST sets a Redis flag
-`escalation:eval:<org>` with SET NX and enqueues `triggers_evaluate` only if it was
-not set; the job clears the flag first, then applies every unevaluated batch of the
-organization. A batch committed before the flag is cleared is seen by the running
-job; one committed after sets the flag again and enqueues the next job. So one job
-runs per burst, not one per POST, and nothing is left unevaluated (the sweeper
-also re-kicks batches older than a few seconds, e.g. after a Redis restart).
+Evaluation is asynchronous and coalesced: after commit, the POST pushes a wake-up
+on `escalation:wake:<org>` and sets the flag `escalation:eval:<org>` with SET NX; it
+enqueues `triggers_evaluate` only if the flag was not set. The job applies every
+unevaluated batch, lingers on the wake list while POSTs keep coming, then clears the
+flag and drains once more: a batch whose POST saw the flag is committed before that
+last drain; one committed after the clear sets the flag and enqueues the next job.
+So one job runs per burst, not one per POST, and nothing is left unevaluated (the
+sweeper also re-kicks batches older than a few seconds, e.g. after a Redis restart
+or a killed worker, whose flag expires after FLAG_TTL seconds).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -100,10 +104,22 @@ def rules_changed_on_commit(organization_id: int) -> None:
     transaction.on_commit(_bump)
 
 
+def _wake(organization_id: int) -> str:
+    return f"escalation:wake:{int(organization_id)}"
+
+
+FLAG_TTL = 10  # seconds; refreshed by the running evaluator
+
+
 def _kick_on_commit(organization_id: int) -> None:
     def _kick() -> None:
         try:
-            if get_redis().set(_flag(organization_id), 1, nx=True, ex=30):
+            pipe = get_redis().pipeline(transaction=False)
+            pipe.rpush(_wake(organization_id), 1)
+            pipe.ltrim(_wake(organization_id), -1, -1)
+            pipe.expire(_wake(organization_id), 60)
+            pipe.set(_flag(organization_id), 1, nx=True, ex=FLAG_TTL)
+            if pipe.execute()[-1]:
                 from escalation.jobs import triggers_evaluate
 
                 enqueue_now(triggers_evaluate, organization_id, queue=QUEUE_ESCALATION)
@@ -167,13 +183,38 @@ def triggers_ingest(
 
 
 def triggers_evaluate(*, organization_id: int) -> int:
-    """Job body: apply every unevaluated batch of the organization, in order.
+    """Job body: apply every unevaluated batch of the organization, in order, then
+    linger while more arrive.
 
-    Batches are taken with SKIP LOCKED (PostgreSQL) so two evaluators never apply
-    the same batch; on SQLite write transactions are serialized anyway. Returns
-    the number of batches applied.
+    A forked RQ job costs far more to start than to evaluate a few batches, so the
+    evaluator stays up while POSTs keep coming: it blocks on the organization's wake
+    list (BLPOP, no polling) for `ESCALATION_EVALUATOR_IDLE` seconds, and returns after
+    that much quiet or after `ESCALATION_EVALUATOR_MAX_RUN` seconds (other queues get
+    the worker back). While it runs, the flag stands, so POSTs only push a wake-up;
+    after it clears the flag it drains once more, for batches whose POST saw the flag.
+    Returns the number of batches applied.
     """
-    get_redis().delete(_flag(organization_id))
+    client = get_redis()
+    start = time.monotonic()
+    total = 0
+    while True:
+        client.delete(_wake(organization_id))  # wake-ups so far are covered by this drain
+        total += _drain(organization_id)
+        if time.monotonic() - start > settings.ESCALATION_EVALUATOR_MAX_RUN:
+            break
+        client.expire(_flag(organization_id), FLAG_TTL)
+        idle = settings.ESCALATION_EVALUATOR_IDLE
+        if idle <= 0 or client.blpop([_wake(organization_id)], timeout=idle) is None:
+            break
+    client.delete(_flag(organization_id))
+    total += _drain(organization_id)
+    return total
+
+
+def _drain(organization_id: int) -> int:
+    """Apply every unevaluated batch now. Batches are taken with SKIP LOCKED
+    (PostgreSQL) so two evaluators never apply the same batch; on SQLite write
+    transactions are serialized anyway."""
     total = 0
     while True:
         with transaction.atomic():
@@ -196,17 +237,28 @@ def triggers_evaluate(*, organization_id: int) -> int:
 def _apply(batches: list[TriggerBatch]) -> None:
     """Occurrences are summed per rule between resolves, so a burst of N posts costs
     one incident update per rule, not N. Call inside a transaction."""
-    from escalation.services import incident_record_occurrences, incidents_resolve_for_rules
+    from escalation.services import (
+        incident_record_occurrences,
+        incidents_active_locked,
+        incidents_resolve_for_rules,
+    )
 
     pending: dict[int, list[Any]] = {}  # rule id -> [count, first_at, last_at]
 
     def flush(rule_ids: Iterable[int]) -> None:
-        for rule_id in list(rule_ids):
-            if rule_id in pending:
-                count, first_at, last_at = pending.pop(rule_id)
-                incident_record_occurrences(
-                    rule_id=rule_id, count=count, first_at=first_at, last_at=last_at
-                )
+        due = [rule_id for rule_id in rule_ids if rule_id in pending]
+        if not due:
+            return
+        active = incidents_active_locked(rule_ids=due)
+        for rule_id in due:
+            count, first_at, last_at = pending.pop(rule_id)
+            incident_record_occurrences(
+                rule_id=rule_id,
+                count=count,
+                first_at=first_at,
+                last_at=last_at,
+                locked=active.get(rule_id),
+            )
 
     for batch in batches:
         if batch.kind == TriggerBatch.Kind.RESOLVED:

@@ -217,12 +217,29 @@ def _locked(incident_id: int) -> Incident | None:
     )
 
 
+def incidents_active_locked(*, rule_ids: list[int]) -> dict[int, Incident]:
+    """The active incidents of these rules, locked, by rule id (one query)."""
+    return {
+        incident.rule_id: incident
+        for incident in Incident.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(rule_id__in=rule_ids, status__in=Incident.ACTIVE)
+        if incident.rule_id is not None
+    }
+
+
 def incident_record_occurrences(
-    *, rule_id: int, count: int, first_at: datetime, last_at: datetime
+    *,
+    rule_id: int,
+    count: int,
+    first_at: datetime,
+    last_at: datetime,
+    locked: Incident | None = None,
 ) -> Incident | None:
-    """Count `count` matching triggers for a rule: on its active incident, or on a new
-    one (opened at `first_at`). Call inside a transaction."""
-    incident = (
+    """Count `count` matching triggers for a rule: on its active incident (`locked`,
+    if the caller already holds it), or on a new one opened at `first_at`. Call
+    inside a transaction."""
+    incident = locked or (
         Incident.objects.select_for_update(of=("self",))
         .select_related("organization")
         .filter(rule_id=rule_id, status__in=Incident.ACTIVE)

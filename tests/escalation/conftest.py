@@ -43,3 +43,9 @@ def _fresh_rules_cache() -> None:
     from escalation import ingestion
 
     ingestion._RULES_CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
+def _evaluator_returns_at_once(settings: Any) -> None:
+    """In-process tests call the evaluation job body directly: no lingering."""
+    settings.ESCALATION_EVALUATOR_IDLE = 0

@@ -232,3 +232,34 @@ def test_a_rule_change_is_seen_by_the_next_post(org, monitoring):
     rule_save(organization=org, code="s", triggers=payload["triggers"], levels=[])
     body = monitoring.post("/api/triggers/", payload, format="json").json()
     assert [m["rule"] for m in body["matched"]] == ["s"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_evaluator_lingers_and_takes_batches_posted_while_it_runs(org, monitoring, settings):
+    import threading
+
+    from escalation.services import rule_save
+
+    settings.ESCALATION_EVALUATOR_IDLE = 2
+    rule_save(organization=org, code="s", triggers=[{"service": "s", "status": 500}], levels=[])
+    payload = {"triggers": [{"service": "s", "status": 500}]}
+    monitoring.post("/api/triggers/", payload, format="json")
+    result: list[int] = []
+
+    def evaluate() -> None:
+        from django.db import connection
+
+        try:
+            result.append(triggers_evaluate(organization_id=org.pk))
+        finally:
+            connection.close()
+
+    evaluator = threading.Thread(target=evaluate)
+    evaluator.start()
+    # posted while the evaluator runs: it sees the flag, only wakes the evaluator
+    for _ in range(3):
+        monitoring.post("/api/triggers/", payload, format="json")
+    evaluator.join(timeout=30)
+    assert result == [4]
+    assert Incident.objects.get().occurrences == 4
+    assert not TriggerBatch.objects.filter(evaluated_at__isnull=True).exists()
