@@ -234,6 +234,7 @@ class DirectSocketMiddleware:
 
 
 MAX_BATCH = 256
+LINGER = 0.003  # seconds the hub waits for more frames before writing a batch
 
 
 class Hub:
@@ -277,16 +278,21 @@ class Hub:
         return len(self._groups.get(organization_id, ()))
 
     async def _read(self, pubsub: aioredis.client.PubSub) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
                 if message is None:
                     continue
-                # Take whatever else has already arrived (e.g. the update_helpdesk that
-                # follows a new_message) so each socket gets one write for all of it.
+                # Take whatever else arrives within LINGER (typically the update_helpdesk
+                # published right after a new_message) so each socket gets one write, one
+                # syscall, for all of it: a socket write costs far more than the wait.
                 messages = [message]
+                deadline = loop.time() + LINGER
                 while len(messages) < MAX_BATCH:
-                    more = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                    more = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=max(0.0, deadline - loop.time())
+                    )
                     if more is None:
                         break
                     messages.append(more)

@@ -492,6 +492,7 @@ def run_phase(
         "server_rss_mb": rss_mb(server.pid),
         "avg_frame_bytes": nbytes / frames if frames else 0,
         # the hub's own cost: handing one batch to every local socket (real app only)
+        "batches_per_msg": batches / posted.ok if posted.ok else float("nan"),
         "fanout_ms_per_batch": (fan1[0] - fan0[0]) * 1000 / batches if batches else float("nan"),
     }
 
@@ -559,7 +560,7 @@ def measure_server(
 HEADER = (
     f"{'server':<9}{'agents':>7} {'phase':<5}{'posted':>7}{'msg/s':>8}{'deliv/s':>9}"
     f"{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'missing':>8}{'srv CPU':>8}{'cli CPU':>8}"
-    f"{'RSS MB':>8}{'frame B':>8}{'POST ms':>8}{'fan-out':>8}"
+    f"{'RSS MB':>8}{'frame B':>8}{'POST ms':>8}{'fan-out':>8}{'bat/msg':>8}"
 )
 
 
@@ -568,7 +569,8 @@ LEGEND = """\
 #   (sender's timestamp in the message text; same machine clock); deliv/s: new_message frames
 #   received / (last receipt - first POST); missing: expected frames not received by the end;
 #   srv CPU: daphne process, share of one core; cli CPU: the busiest client process;
-#   POST ms: p50 POST response time; fan-out: hub ms per batch to all local sockets"""
+#   POST ms: p50 POST response time; fan-out: hub ms per batch to all local sockets;
+#   bat/msg: hub batches (one write per socket each) per posted message (2 events)"""
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -577,7 +579,7 @@ def _line(r: dict[str, Any]) -> str:
         f"{r['deliveries_per_s']:>9.0f}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['max_ms']:>8.1f}"
         f"{r['missing']:>8}{r['server_cpu']:>7.0%} {r['clients_cpu_max']:>7.0%}"
         f"{r['server_rss_mb']:>8.0f}{r['avg_frame_bytes']:>8.0f}{r['post_p50_ms']:>8.1f}"
-        f"{r['fanout_ms_per_batch']:>8.2f}"
+        f"{r['fanout_ms_per_batch']:>8.2f}{r['batches_per_msg']:>8.2f}"
     )
 
 
