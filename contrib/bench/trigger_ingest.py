@@ -111,6 +111,7 @@ class Bench:
             "DJANGO_SETTINGS_MODULE": "core.settings",
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
+            "DEBUG": "False",  # production-like, whatever .env says
             "LOG_FORMAT": "json",
             "LOG_LEVEL": self.args.log_level,
             "PYTHONUNBUFFERED": "1",
