@@ -59,7 +59,11 @@ def measure(kind: str, args: argparse.Namespace, db: Path, redis_url: str, keys:
         )
         connect_s = time.monotonic() - t0
         if status["failed"]:
+            log = (db.parent / f"{kind}-{port}.log").read_text(errors="replace")
+            print(log[-3000:], file=sys.stderr)
             raise SystemExit(f"{status['failed']} websockets failed: {status['errors']}")
+        if status["retries"]:
+            print(f"# {kind}, {args.sockets} sockets: {status['retries']} upgrades retried (500)")
         cpu0, w0 = cpu_seconds(server.pid), time.monotonic()
         time.sleep(args.idle)  # the measurement window: nothing happens on purpose
         cpu = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - w0)
