@@ -1,4 +1,5 @@
-"""Demo escalation rule: the seed's action "0001" (seed 001), with its teams."""
+"""Demo escalation rule: the seed's action "0001" (seed 001), with its teams, and the
+assistance topics `sales` and `engineering` (seed 000) routed to two of them."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def create(*, organization: Organization) -> Rule:
     )
     for slug, name in TEAMS:
         team_save(organization=organization, slug=slug, name=name, members=members)
+    # The assistance seed's topics, routed to these teams (created here because the
+    # teams are; chat/demo.py runs first and has no teams yet).
+    from chat.assistance import assistance_topic_create
+
+    assistance_topic_create(organization=organization, name="sales", team_slug="n1")
+    assistance_topic_create(organization=organization, name="engineering", team_slug="n2")
     return rule_save(
         organization=organization,
         code="0001",

@@ -92,7 +92,7 @@ def test_post_is_202_with_id_and_enqueues_routing(org, django_capture_on_commit_
     assert len(callbacks) == 1  # the routing job, enqueued after commit
 
 
-def test_routing_is_round_robin_over_available_members(org, make_agent, bot=None):
+def test_routing_is_round_robin_over_available_members(org, make_agent):
     a, b, c = (make_agent(name, org, role="agent") for name in ("ann", "ben", "cid"))
     team = make_team(org, "sales-team", a, b, c)
     make_topic(org, "sales", team)

@@ -263,3 +263,22 @@ def test_the_evaluator_lingers_and_takes_batches_posted_while_it_runs(org, monit
     assert result == [4]
     assert Incident.objects.get().occurrences == 4
     assert not TriggerBatch.objects.filter(evaluated_at__isnull=True).exists()
+
+
+def test_demo_creates_the_seed_action_teams_and_assistance_topics(org, agent):
+    from chat.models import AssistanceTopic
+    from escalation.demo import create
+
+    rule = create(organization=org)
+    assert rule.code == "0001" and rule.warn_after == 5
+    assert [
+        (lv.level, lv.after_occurrences, lv.after_minutes, lv.team.slug) for lv in rule.levels.all()
+    ] == [
+        (1, 10, 5, "n1"),
+        (2, 20, 20, "n2"),
+        (3, None, 60, "coordination"),
+    ]
+    assert sorted(AssistanceTopic.objects.values_list("name", flat=True)) == [
+        "engineering",
+        "sales",
+    ]

@@ -193,3 +193,46 @@ def test_incident_list_and_detail(org, rule, monitoring, agent, make_agent, make
     outsider = make_agent("eve", make_org("other"))
     assert outsider.client().get(f"/api/incidents/{listing.json()[0]['id']}/").status_code == 404
     assert agent.client().get("/api/incidents/?status=nope").status_code == 400
+
+
+def _logged_events(redis_client: Any, organization_id: int) -> list[dict[str, Any]]:
+    import json
+
+    import msgpack
+
+    frames = []
+    for _, fields in redis_client.xrange(f"events:{organization_id}:log"):
+        frame = json.loads(fields[b"f"])
+        payload = json.loads(frame["data"])
+        assert msgpack.unpackb(msgpack.packb(payload)) == payload  # channels-safe
+        frames.append({"type": frame["type"], "data": payload})
+    return frames
+
+
+def test_every_transition_is_an_event_after_commit(
+    org, rule, monitoring, agent, redis_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        monitoring.post("/api/triggers/", SEED, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(10):
+            monitoring.post("/api/triggers/", SEED, format="json")
+        triggers_evaluate(organization_id=org.pk)
+    incident = Incident.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        agent.client().post(f"/api/incidents/{incident.uuid}/acknowledge/")
+    with django_capture_on_commit_callbacks(execute=True):
+        agent.client().post(f"/api/incidents/{incident.uuid}/resolve/")
+
+    events = [
+        e for e in _logged_events(redis_client, org.pk) if e["data"].get("id") == str(incident.uuid)
+    ]
+    assert [e["type"] for e in events] == [
+        "incident_opened",
+        "incident_escalated",
+        "incident_acknowledged",
+        "incident_resolved",
+    ]
+    assert events[1]["data"]["escalation"]["level"] == 1
+    assert events[1]["data"]["escalation"]["team"] == "n1"
+    assert events[3]["data"]["resolved_by"] == agent.user.username
