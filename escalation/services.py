@@ -224,6 +224,7 @@ def incidents_active_locked(*, rule_ids: list[int]) -> dict[int, Incident]:
         for incident in Incident.objects.select_for_update(of=("self",))
         .select_related("organization")
         .filter(rule_id__in=rule_ids, status__in=Incident.ACTIVE)
+        .order_by("rule_id")  # one lock order for every evaluator: no deadlock
         if incident.rule_id is not None
     }
 
