@@ -226,7 +226,12 @@ def message_receive(
     """A client's inbound message: finds or creates the client and its open help desk."""
     client = Client.objects.filter(organization=organization, phone=phone).first()
     if client is None:
-        client = client_create(organization=organization, name=name or phone, phone=phone)
+        try:
+            client = client_create(organization=organization, name=name or phone, phone=phone)
+        except ApplicationError:
+            # A concurrent inbound message from the same new phone created it first
+            # (its unique phone made us wait for its commit): use that client.
+            client = Client.objects.get(organization=organization, phone=phone)
     help_desk, _ = help_desk_open(client=client)
     message = Message.objects.create(
         help_desk=help_desk,

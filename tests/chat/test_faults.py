@@ -218,3 +218,66 @@ def test_lock_outlasting_the_sqlite_timeout_is_a_clear_503(agent, help_desk, sql
     assert not Message.objects.filter(message="busy").exists()
     # and once the lock is gone the same request goes through
     assert _send(agent, help_desk, "busy").status_code == 201
+
+
+# --- concurrent inbound messages for a new client (PostgreSQL) ----------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_inbound_messages_from_a_new_phone_lose_nothing(org):
+    """Two inbound messages from an unknown phone at once: one creates the client, the
+    other must wait for it and reuse it, not answer 400 "phone already exists"."""
+    from django.db import transaction
+
+    from chat import services
+    from chat.models import Client, HelpDesk
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers at BEGIN IMMEDIATE: no interleaving")
+    phone = "79165550000"
+    release = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                services.message_receive(organization=org, phone=phone, text="one")
+                release.wait(20)  # hold the new client's row uncommitted
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            outcome["second"] = services.message_receive(organization=org, phone=phone, text="two")
+        except Exception as exc:
+            outcome["second"] = exc
+        finally:
+            connection.close()
+
+    def backends(condition: str) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                f"AND pid <> pg_backend_pid() AND {condition}"
+            )
+            return int(cursor.fetchone()[0])
+
+    # given a first message that created the client but has not committed yet
+    t1 = threading.Thread(target=first)
+    t1.start()
+    wait_until(lambda: backends("state = 'idle in transaction'") >= 1)
+    # and a second one blocked on that client's unique phone
+    t2 = threading.Thread(target=second)
+    t2.start()
+    wait_until(lambda: backends("wait_event_type = 'Lock'") >= 1)
+
+    # when the first commits
+    release.set()
+    t1.join(20)
+    t2.join(20)
+
+    # then both messages are stored, on one client and one help desk
+    assert isinstance(outcome["second"], Message), outcome["second"]
+    assert Client.objects.filter(organization=org, phone=phone).count() == 1
+    assert HelpDesk.objects.filter(client__phone=phone).count() == 1
+    assert sorted(Message.objects.values_list("message", flat=True)) == ["one", "two"]
