@@ -297,3 +297,41 @@ def test_scrolling_up_loads_older_messages_in_order_once(agent, help_desk, web, 
     expect(page.locator("#history-status")).to_have_text("Beginning of the conversation.")
     expect(texts).to_have_count(70)
     assert texts.all_text_contents() == [f"old {n:02d}" for n in range(70)]
+
+
+def test_agent_in_two_organizations_picks_one_and_sees_only_its_events(
+    agent, help_desk, make_org, make_client, web, new_page
+):
+    from chat.services import help_desk_open
+    from core.services import membership_add
+
+    beta = make_org("beta")
+    membership_add(organization=beta, user=agent.user, role="agent")
+    beta_desk, _ = help_desk_open(client=make_client(beta, name="Beta client"))
+    page = new_page("alice")
+    expect(page.locator("#org-select option")).to_have_count(2)
+    expect(page.locator("#org-select")).to_be_enabled()
+    expect(page.get_by_label("Organization")).to_have_value("acme")
+    expect(desk_button(page, help_desk)).to_be_visible()
+
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.get_by_label("Organization").select_option("beta")
+    expect(desk_button(page, beta_desk)).to_be_visible()
+    expect(desk_button(page, help_desk)).to_have_count(0)
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
+    assert sockets and sockets[-1].endswith("/ws/chat/beta/")  # a fresh stream, not a resume
+
+    inbound(web, agent, help_desk.client.phone, "to acme")  # the other organization
+    response = httpx.post(
+        f"{web.url}/api/inbound-message/",
+        json={"organization": "beta", "phone": beta_desk.client.phone, "message": "to beta"},
+        headers={"Authorization": f"Bearer {agent.key}"},
+    )
+    assert response.status_code == 201
+    expect(desk_button(page, beta_desk)).to_contain_text("to beta")
+    expect(desk_button(page, help_desk)).to_have_count(0)
+
+    page.reload()  # the choice is remembered
+    expect(page.get_by_label("Organization")).to_have_value("beta")
+    expect(desk_button(page, beta_desk)).to_contain_text("to beta")
