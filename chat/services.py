@@ -109,6 +109,9 @@ def client_delete(*, client: Client) -> None:
 @transaction.atomic
 def help_desk_open(*, client: Client) -> tuple[HelpDesk, bool]:
     """The client's open help desk, or a new one. Returns (help desk, created)."""
+    # Lock the client: locking the (maybe absent) open help desk does not stop two
+    # concurrent callers from each opening one.
+    Client.objects.select_for_update().filter(pk=client.pk).exists()
     existing = (
         HelpDesk.objects.select_for_update()
         .filter(client=client, status=HelpDesk.Status.OPEN)

@@ -220,7 +220,17 @@ def test_lock_outlasting_the_sqlite_timeout_is_a_clear_503(agent, help_desk, sql
     assert _send(agent, help_desk, "busy").status_code == 201
 
 
-# --- concurrent inbound messages for a new client (PostgreSQL) ----------------------------
+# --- concurrent inbound messages (PostgreSQL) ---------------------------------------------
+
+
+def _backends(condition: str) -> int:
+    """Other connections to the test database matching `condition` (pg_stat_activity)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            f"AND pid <> pg_backend_pid() AND {condition}"
+        )
+        return int(cursor.fetchone()[0])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -254,22 +264,14 @@ def test_concurrent_inbound_messages_from_a_new_phone_lose_nothing(org):
         finally:
             connection.close()
 
-    def backends(condition: str) -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                f"AND pid <> pg_backend_pid() AND {condition}"
-            )
-            return int(cursor.fetchone()[0])
-
     # given a first message that created the client but has not committed yet
     t1 = threading.Thread(target=first)
     t1.start()
-    wait_until(lambda: backends("state = 'idle in transaction'") >= 1)
+    wait_until(lambda: _backends("state = 'idle in transaction'") >= 1)
     # and a second one blocked on that client's unique phone
     t2 = threading.Thread(target=second)
     t2.start()
-    wait_until(lambda: backends("wait_event_type = 'Lock'") >= 1)
+    wait_until(lambda: _backends("wait_event_type = 'Lock'") >= 1)
 
     # when the first commits
     release.set()
@@ -281,3 +283,56 @@ def test_concurrent_inbound_messages_from_a_new_phone_lose_nothing(org):
     assert Client.objects.filter(organization=org, phone=phone).count() == 1
     assert HelpDesk.objects.filter(client__phone=phone).count() == 1
     assert sorted(Message.objects.values_list("message", flat=True)) == ["one", "two"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_inbound_messages_open_one_help_desk(org, make_client):
+    """A known client with no open help desk writes twice at once: one help desk."""
+    from django.db import transaction
+
+    from chat import services
+    from chat.models import HelpDesk
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers at BEGIN IMMEDIATE: no interleaving")
+    client = make_client(org)
+    release = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                services.message_receive(organization=org, phone=client.phone, text="one")
+                release.wait(20)  # hold the new help desk uncommitted
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            outcome["second"] = services.message_receive(
+                organization=org, phone=client.phone, text="two"
+            )
+        except Exception as exc:
+            outcome["second"] = exc
+        finally:
+            connection.close()
+
+    # given a first message whose new help desk is not committed yet
+    t1 = threading.Thread(target=first)
+    t1.start()
+    wait_until(lambda: _backends("state = 'idle in transaction'") >= 1)
+    t2 = threading.Thread(target=second)
+    t2.start()
+    # the second either waits for the first (fixed) or runs through (two desks)
+    wait_until(lambda: _backends("wait_event_type = 'Lock'") >= 1 or not t2.is_alive())
+
+    # when the first commits
+    release.set()
+    t1.join(20)
+    t2.join(20)
+
+    # then both messages are in the same, single open help desk
+    assert isinstance(outcome["second"], Message), outcome["second"]
+    [desk] = HelpDesk.objects.filter(client=client)
+    assert sorted(desk.messages.values_list("message", flat=True)) == ["one", "two"]
+    assert desk.unread_count == 2
