@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.models import Team
@@ -13,6 +14,9 @@ from escalation.models import IncidentStep, Rule
 MAX_TRIGGERS = 1000
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]{3}$"}], "example": 503}
+)
 class StatusCodeField(serializers.Field[int, Any, Any, Any]):
     """An HTTP status code, as a number or a string of digits (the seed sends "503")."""
 
