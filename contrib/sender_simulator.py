@@ -13,7 +13,11 @@ the command line or at run time with `POST /control` (JSON, any subset):
     down         true: every connection is closed without an answer
 
 `GET /stats` reports what was accepted: total, unique ids, and ids accepted more
-than once (duplicates). `GET /messages/{id}` gives one id's accept count.
+than once (duplicates: the same msgId replayed, harmless since the msgId is the
+idempotency key). Per phone it also counts `phones` (phones that got at least one
+message) and `phones_several_ids` (phones that got two *different* msgIds: for one
+mailing, a real duplicate). `GET /messages/{id}` gives one id's accept count,
+`GET /phones/{phone}` the msgIds accepted for that phone.
 `POST /reset` forgets everything. A plain asyncio server, so one core pushes
 several thousand requests per second and benchmarks measure the platform.
 """
@@ -55,6 +59,7 @@ class State:
             "down": down,
         }
         self.accepted: Counter[int] = Counter()
+        self.phones: dict[int, set[int]] = {}
         self.requests = 0
         self.errors = 0
         self.garbage = 0
@@ -63,6 +68,7 @@ class State:
 
     def reset(self) -> None:
         self.accepted.clear()
+        self.phones.clear()
         self.requests = self.errors = self.garbage = self.refused = 0
 
     def stats(self) -> dict[str, Any]:
@@ -73,6 +79,8 @@ class State:
             "unique": len(self.accepted),
             "duplicates": len(dups),
             "duplicate_ids": sorted(dups)[:100],
+            "phones": len(self.phones),
+            "phones_several_ids": sum(1 for ids in self.phones.values() if len(ids) > 1),
             "errors": self.errors,
             "garbage": self.garbage,
             "refused": self.refused,
@@ -150,6 +158,7 @@ async def handle_send(
         state.garbage += 1
         return _response(200, b"<html>gateway hiccup</html>", "text/html")
     state.accepted[msg_id] += 1
+    state.phones.setdefault(data["phone"], set()).add(msg_id)
     return OK
 
 
@@ -184,6 +193,14 @@ async def handle(state: State, reader: asyncio.StreamReader, writer: asyncio.Str
                     )
                 except ValueError:
                     response = _json(400, {"detail": "bad id"})
+            elif method == "GET" and path.startswith("/phones/"):
+                try:
+                    phone = int(path.rsplit("/", 1)[1])
+                    response = _json(
+                        200, {"phone": phone, "ids": sorted(state.phones.get(phone, ()))}
+                    )
+                except ValueError:
+                    response = _json(400, {"detail": "bad phone"})
             elif method == "POST" and path == "/control":
                 try:
                     changes = json.loads(body or b"{}")

@@ -219,6 +219,9 @@ MAILING_MATERIALIZE_CHUNK = env.int("MAILING_MATERIALIZE_CHUNK", default=2000)
 MAILING_PROGRESS_INTERVAL = env.float("MAILING_PROGRESS_INTERVAL", default=1.0)
 # How long a notification (POST /api/notifications/) may still be delivered.
 MAILING_NOTIFICATION_TTL = env.int("MAILING_NOTIFICATION_TTL", default=3600)
+# HTTP client of the dispatch hot path: "asyncio" (mailing/transport.py) or "httpx".
+MAILING_TRANSPORT = env.str("MAILING_TRANSPORT", default="asyncio")
+
 # --- Escalation (issue #4): the trigger evaluator --------------------------------------
 # Seconds of quiet before the evaluation job returns, and the most it runs at once.
 ESCALATION_EVALUATOR_IDLE = env.float("ESCALATION_EVALUATOR_IDLE", default=0.5)

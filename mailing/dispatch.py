@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, CharField, DateTimeField, F, Min, Q, Value, When
@@ -49,6 +48,7 @@ from core.models import Delivery, DeliveryAttempt
 from core.redis import get_redis
 from core.sender import SendResult, async_client, backoff_delay, send_async
 from mailing.models import Mailing
+from mailing.transport import SenderPool
 from mailing.windows import in_window, next_opening
 
 log = get_logger(__name__)
@@ -245,24 +245,48 @@ def _defer_outside_window(
     return keep
 
 
-async def _send_all(http: httpx.AsyncClient, rows: Sequence[Row]) -> list[SendResult]:
-    semaphore = asyncio.Semaphore(settings.MAILING_CONCURRENCY)
+class _HttpxSender:
+    """`core.sender.send_async` behind the same interface as `SenderPool`."""
+
+    def __init__(self) -> None:
+        self.client = async_client(concurrency=settings.MAILING_CONCURRENCY)
+        self.semaphore = asyncio.Semaphore(settings.MAILING_CONCURRENCY)
+
+    async def send(self, *, msg_id: int, phone: int, text: str) -> SendResult:
+        async with self.semaphore:
+            return await send_async(self.client, msg_id=msg_id, phone=phone, text=text)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _open_sender() -> SenderPool | _HttpxSender:
+    if settings.MAILING_TRANSPORT == "httpx":
+        return _HttpxSender()
+    return SenderPool(
+        url=settings.SENDER_URL,
+        token=settings.SENDER_TOKEN,
+        concurrency=settings.MAILING_CONCURRENCY,
+        timeout=settings.SENDER_TIMEOUT,
+    )
+
+
+async def _send_all(sender: SenderPool | _HttpxSender, rows: Sequence[Row]) -> list[SendResult]:
     timeout = settings.SENDER_TIMEOUT
 
     async def one(row: Row) -> SendResult:
-        async with semaphore:
-            remaining = (row.deadline - timezone.now()).total_seconds()
-            if remaining <= 0:
-                return SendResult("transient", None, 0, "end time reached before the call")
-            call = send_async(http, msg_id=row.id, phone=row.phone, text=row.text)
-            if remaining > timeout + 1:
-                return await call
-            try:  # never let a call run past the mailing's end time
-                return await asyncio.wait_for(call, timeout=remaining)
-            except TimeoutError:
-                return SendResult(
-                    "transient", None, int(remaining * 1000), "end time reached during the call"
-                )
+        remaining = (row.deadline - timezone.now()).total_seconds()
+        if remaining <= 0:
+            return SendResult("transient", None, 0, "end time reached before the call")
+        call = sender.send(msg_id=row.id, phone=row.phone, text=row.text)
+        if remaining > timeout + 1:
+            return await call
+        try:  # never let a call run past the mailing's end time
+            return await asyncio.wait_for(call, timeout=remaining)
+        except TimeoutError:
+            return SendResult(
+                "transient", None, int(remaining * 1000), "end time reached during the call"
+            )
 
     return list(await asyncio.gather(*(one(row) for row in rows)))
 
@@ -495,7 +519,11 @@ class Next:
 
 
 def _lane_loop(
-    runner: asyncio.Runner, http: httpx.AsyncClient, mailing_id: int, lane: int, token: str
+    runner: asyncio.Runner,
+    sender: SenderPool | _HttpxSender,
+    mailing_id: int,
+    lane: int,
+    token: str,
 ) -> Next:
     key = lane_key(mailing_id, lane)
     slice_end = time.monotonic() + settings.MAILING_SLICE_SECONDS
@@ -530,7 +558,7 @@ def _lane_loop(
         BATCH_SIZE.observe(len(rows))
         rows = _defer_outside_window(rows, dict(mailing), mailing_id, token, now)
         t1 = time.perf_counter()
-        results = runner.run(_send_all(http, rows)) if rows else []
+        results = runner.run(_send_all(sender, rows)) if rows else []
         t2 = time.perf_counter()
         BATCH_SECONDS.labels("send").observe(t2 - t1)
         outcome = record(
@@ -561,6 +589,10 @@ def _lane_loop(
             return Next(now=True)  # give the worker back to other queued jobs
 
 
+async def _async(factory: Any) -> Any:
+    return factory()  # built inside the loop that will use it
+
+
 def mailing_dispatch(*, mailing_id: int, lane: int = 0) -> None:
     """Job body: run one lane of a mailing for a time slice, then hand over."""
     key = lane_key(mailing_id, lane)
@@ -571,11 +603,11 @@ def mailing_dispatch(*, mailing_id: int, lane: int = 0) -> None:
     nxt = Next(stop=True)
     try:
         with asyncio.Runner() as runner:
-            http = async_client(concurrency=settings.MAILING_CONCURRENCY)
+            sender = runner.run(_async(_open_sender))
             try:
-                nxt = _lane_loop(runner, http, mailing_id, lane, token)
+                nxt = _lane_loop(runner, sender, mailing_id, lane, token)
             finally:
-                runner.run(http.aclose())
+                runner.run(sender.aclose())
     finally:
         if nxt.stop:
             _lease_handover(key, token, 0)
