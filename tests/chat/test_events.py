@@ -122,3 +122,19 @@ def test_events_are_per_organization(org, help_desk, agent, make_org, make_clien
 
     assert all("acme only" not in f["data"] for f in _logged(other.pk))
     assert any("acme only" in f["data"] for f in _logged(org.pk))
+
+
+def test_help_desk_changes_publish_update_helpdesk(org, help_desk, agent, run_on_commit):
+    api = agent.client()
+    with run_on_commit():
+        api.patch(f"/api/help-desks/{help_desk.uuid}/", {"status": "closed"}, format="json")
+        services.message_receive(organization=org, phone=help_desk.client.phone, text="hi")
+        api.post(f"/api/help-desks/{help_desk.uuid}/read/")
+
+    desks = [json.loads(f["data"]) for f in _logged(org.pk) if f["type"] == "update_helpdesk"]
+    assert (desks[0]["uuid"], desks[0]["status"]) == (str(help_desk.uuid), "closed")
+    # the closed desk was not reused: the inbound message opened (then touched) a new one
+    assert {d["uuid"] for d in desks[1:]} == {desks[-1]["uuid"]} != {str(help_desk.uuid)}
+    assert desks[-1]["unread_count"] == 1
+    # marking the old desk read changed nothing (its unread count was 0): no event
+    assert [d["uuid"] for d in desks].count(str(help_desk.uuid)) == 1
