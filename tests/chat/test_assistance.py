@@ -271,3 +271,26 @@ def test_webhook_is_signed_retried_with_backoff_and_every_attempt_recorded(org, 
     assert call["headers"]["X-Assistance-Signature"] == expected
     payload = json.loads(call["body"])
     assert payload["type"] == "assistance_requested" and payload["data"]["id"] == rid
+
+
+def test_sweeper_finds_unrouted_requests_and_stuck_webhooks(org, receiver):
+    from chat.assistance import assistance_sweep
+
+    url, _ = receiver
+    make_topic(org, webhook_url=url)
+    api = bot_client(org)
+    lost = api.post("/assistance/", {"topic": "sales"}, format="json").json()["id"]
+    routed = api.post("/assistance/", {"topic": "sales"}, format="json").json()["id"]
+    assistance_request_route(request_id=AssistanceRequest.objects.get(uuid=routed).pk)
+    webhook = AssistanceWebhook.objects.get()
+    # a worker claimed the webhook and died
+    AssistanceWebhook.objects.filter(pk=webhook.pk).update(
+        status="sending", claimed_at=timezone.now(), attempts=1
+    )
+    assert assistance_sweep() == {"requests": [], "webhooks": []}  # too early to tell
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        found = assistance_sweep()
+    assert found["requests"] == [AssistanceRequest.objects.get(uuid=lost).pk]
+    assert found["webhooks"] == [webhook.pk]
+    assert AssistanceWebhook.objects.get().status == "pending"

@@ -282,3 +282,9 @@ def test_demo_creates_the_seed_action_teams_and_assistance_topics(org, agent):
         "engineering",
         "sales",
     ]
+
+
+def test_too_many_triggers_in_one_post_is_400(org, monitoring):
+    payload = {"triggers": [{"service": f"s{i}", "status": 500} for i in range(1001)]}
+    response = monitoring.post("/api/triggers/", payload, format="json")
+    assert response.status_code == 400 and "triggers" in response.json()["error"]["fields"]
