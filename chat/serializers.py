@@ -139,6 +139,10 @@ class SendMessageSerializer(serializers.Serializer[Any]):
                 f"File type {content_type or 'unknown'!r} is not allowed; "
                 f"allowed: {', '.join(settings.ALLOWED_UPLOAD_TYPES)}."
             )
+        # The name becomes a path component on disk (255 bytes at most on most file
+        # systems, and Django may add a 8-character suffix): a longer one was a 500.
+        if len((value.name or "").encode()) > 200:
+            raise serializers.ValidationError("File name is too long (200 bytes at most).")
         # /media/ serves a file with the type its extension says, not the declared
         # one: "x.html" declared text/plain would come back as text/html (stored XSS).
         guessed, _ = mimetypes.guess_type(value.name or "")

@@ -268,3 +268,15 @@ def test_file_whose_name_does_not_match_an_allowed_type_is_400(
     )
     assert "file" in error["fields"]
     _nothing_written()
+
+
+@pytest.mark.parametrize("name", ["\u0439" * 200 + ".txt", "a" * 250 + ".txt"])
+def test_file_name_too_long_for_the_disk_is_400(agent, help_desk, name):
+    upload = SimpleUploadedFile(name, b"hello", content_type="text/plain")
+    error = _error(
+        agent.client().post(
+            "/api/send-message/", {"help_desk": str(help_desk.uuid), "file": upload}
+        )
+    )
+    assert "file" in error["fields"]
+    _nothing_written()
