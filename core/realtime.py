@@ -235,6 +235,7 @@ class DirectSocketMiddleware:
 
 MAX_BATCH = 256
 LINGER = 0.003  # seconds the hub waits for more frames before writing a batch
+FANOUT_SLICE = 100  # sockets written between two turns of the event loop
 
 
 class Hub:
@@ -296,14 +297,14 @@ class Hub:
                     if more is None:
                         break
                     messages.append(more)
-                self._dispatch_all(messages)
+                await self._dispatch_all(messages)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("hub_pubsub_failed")
             await self._reset()
 
-    def _dispatch_all(self, messages: list[dict[str, Any]]) -> None:
+    async def _dispatch_all(self, messages: list[dict[str, Any]]) -> None:
         # Keep each organization's frames in order; organizations are independent.
         by_org: dict[int, list[tuple[int, Frame]]] = {}
         for message in messages:
@@ -316,23 +317,31 @@ class Hub:
                 (int(raw_id), Frame.from_payload(raw_frame))
             )
         for organization_id, items in by_org.items():
-            self._dispatch(organization_id, Batch.of(items))
+            await self._dispatch(organization_id, Batch.of(items))
 
-    def _dispatch(self, organization_id: int, batch: Batch) -> None:
+    async def _dispatch(self, organization_id: int, batch: Batch) -> None:
         group = self._groups.get(organization_id)
         if not group:
             return
         started = time.perf_counter()
-        for subscriber in tuple(group):
-            if not subscriber.deliver(batch):
-                WS_DROPPED.labels("slow").inc()
-                log.warning(
-                    "ws_subscriber_dropped",
-                    organization_id=organization_id,
-                    reason="slow",
-                    event_id=batch.max_id,
-                )
-                subscriber.drop("slow")
+        subscribers = tuple(group)
+        for start in range(0, len(subscribers), FANOUT_SLICE):
+            if start:
+                # Let the event loop run between slices: a fan-out to thousands of
+                # sockets must not hold up HTTP requests (including the POST whose
+                # event this is) for its whole duration. The reader awaits the whole
+                # batch before reading the next, so frames keep their order.
+                await asyncio.sleep(0)
+            for subscriber in subscribers[start : start + FANOUT_SLICE]:
+                if not subscriber.deliver(batch):
+                    WS_DROPPED.labels("slow").inc()
+                    log.warning(
+                        "ws_subscriber_dropped",
+                        organization_id=organization_id,
+                        reason="slow",
+                        event_id=batch.max_id,
+                    )
+                    subscriber.drop("slow")
         WS_FANOUT.observe(time.perf_counter() - started)
 
     async def _reset(self) -> None:
