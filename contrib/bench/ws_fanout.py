@@ -9,6 +9,10 @@ process, two phases against two servers started here:
 - `max`: messages posted as fast as `--posters` concurrent clients can, for
   `--burst` seconds; deliveries/s here is the fan-out capacity.
 
+Each (server, N, phase) runs on a freshly started server with N freshly connected
+sockets, so the backlog a saturated phase leaves behind cannot leak into the next.
+The ratio printed at the end compares the best deliveries/s each server sustained.
+
 Servers: `hub`, the real web process (`core.asgi:application`, an isolated SQLite
 file database and this run's Redis), and `baseline`, a seed-shaped app
 (`contrib/bench/baseline/`: a consumer joining one channels-redis group, a POST
@@ -20,7 +24,7 @@ Websocket clients are spread over `--clients` processes using a minimal asyncio
 client (`rawws.py`); their CPU is printed beside the server's to show they are not
 the bottleneck. Redis: an embedded Valkey started here, or `--redis-url`.
 
-    .venv/bin/python contrib/bench/ws_fanout.py              # full run (~4 minutes)
+    .venv/bin/python contrib/bench/ws_fanout.py              # full run (~6 minutes)
     .venv/bin/python contrib/bench/ws_fanout.py --sizes 1000 --duration 10 --burst 4
 """
 
@@ -514,15 +518,31 @@ def run_phase(
     }
 
 
+def clear_baseline_keys(redis_url: str) -> None:
+    """Forget the previous baseline server's groups and queued messages."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match="bench-baseline*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 def measure_server(
     kind: str,
     n: int,
+    phase: str,
     args: argparse.Namespace,
     db_path: Path,
     redis_url: str,
     data: dict[str, Any],
     seq0: int,
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
+    """One phase on a fresh server with N fresh sockets: a saturated phase leaves a
+    backlog behind (the baseline's runs to minutes), which must not leak into the next."""
+    if kind == "baseline":
+        clear_baseline_keys(redis_url)
     server, port = start_server(kind, db_path, redis_url)
     print(f"# {kind} server: pid {server.pid}, port {port}", file=sys.stderr, flush=True)
     clients: Clients | None = None
@@ -547,27 +567,23 @@ def measure_server(
             raise SystemExit(f"{status['failed']} websockets failed to open: {status['errors']}")
         if status["retries"]:
             print(f"# {kind}, {n} sockets: {status['retries']} upgrades answered 500, retried")
-        url = f"http://127.0.0.1:{port}/api/send-message/"
-        rows = []
-        for i, phase in enumerate(("rate", "max")):
-            row = run_phase(
-                kind=kind,
-                n=n,
-                phase=phase,
-                clients=clients,
-                server=server,
-                url=url,
-                key=keys[0],
-                desk=data["help_desk"],
-                args=args,
-                seq0=seq0 + i * 1_000_000,
-            )
-            st = clients.status()
-            row["closed"] = st["closed"]
-            row["close_codes"] = st["close_codes"]
-            rows.append(row)
-            print(_line(row), flush=True)
-        return rows
+        row = run_phase(
+            kind=kind,
+            n=n,
+            phase=phase,
+            clients=clients,
+            server=server,
+            url=f"http://127.0.0.1:{port}/api/send-message/",
+            key=keys[0],
+            desk=data["help_desk"],
+            args=args,
+            seq0=seq0,
+        )
+        st = clients.status()
+        row["closed"] = st["closed"]
+        row["close_codes"] = st["close_codes"]
+        print(_line(row), flush=True)
+        return row
     finally:
         if clients is not None:
             clients.stop()
@@ -611,12 +627,22 @@ def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> bool:
     ok = True
     print()
     for n in args.sizes:
-        hub_max, base_max = get("hub", n, "max"), get("baseline", n, "max")
-        if hub_max and base_max:
-            ratio = hub_max["deliveries_per_s"] / base_max["deliveries_per_s"]
+
+        def best(server: str, n: int = n) -> float:
+            # the highest delivery rate the server sustained in either phase
+            values = [
+                r["deliveries_per_s"]
+                for r in rows
+                if (r["server"], r["agents"]) == (server, n) and r["deliveries_per_s"] > 0
+            ]
+            return max(values, default=float("nan"))
+
+        hub_best, base_best = best("hub"), best("baseline")
+        if hub_best == hub_best and base_best == base_best:  # both measured (not NaN)
+            ratio = hub_best / base_best
             print(
-                f"N={n}: max deliveries/s hub {hub_max['deliveries_per_s']:.0f} vs baseline "
-                f"{base_max['deliveries_per_s']:.0f}: {ratio:.1f}x"
+                f"N={n}: best deliveries/s hub {hub_best:.0f} vs baseline {base_best:.0f}: "
+                f"{ratio:.1f}x"
             )
             if n == 1000:
                 ok &= ratio >= 3
@@ -676,8 +702,9 @@ def main() -> None:
         seq = 0
         for n in args.sizes:
             for kind in args.servers.split(","):
-                rows += measure_server(kind, n, args, db_path, redis_url, data, seq)
-                seq += 10_000_000
+                for phase in ("rate", "max"):
+                    rows.append(measure_server(kind, n, phase, args, db_path, redis_url, data, seq))
+                    seq += 1_000_000
         ok = summary(rows, args)
         print(f"# load average after the run: {os.getloadavg()[0]:.2f}")
         if args.json:
