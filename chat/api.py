@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -28,7 +29,9 @@ from chat.serializers import (
 from core.access import organization_get_for_principal
 from core.auth import IntegrationPrincipal
 from core.errors import ApplicationError
+from core.models import slug_validator
 from core.pagination import LinkHeaderCursorPagination
+from core.validators import tag_validator
 
 ORGANIZATION_PARAM = OpenApiParameter(
     "organization", str, description="Organization slug (one you belong to).", required=False
@@ -50,6 +53,13 @@ class ClientPagination(LinkHeaderCursorPagination):
 def _org_param(request: Request) -> str | None:
     slug = request.query_params.get("organization")
     if slug is not None:
+        # Checked before any query: PostgreSQL refuses a NUL byte in a parameter (a 500).
+        try:
+            slug_validator(slug)
+        except DjangoValidationError as exc:
+            raise ApplicationError(
+                "Organization not found.", code="not_found", status_code=404
+            ) from exc
         organization_get_for_principal(principal=request.user, slug=slug)  # 404 if not a member
     return slug
 
@@ -223,6 +233,10 @@ class ClientListView(APIView):
     def get(self, request: Request) -> Response:
         qs = selectors.client_list(principal=request.user, organization_slug=_org_param(request))
         if tag := request.query_params.get("tag"):
+            try:
+                tag_validator(tag)
+            except DjangoValidationError as exc:
+                raise ApplicationError("Invalid tag.", fields={"tag": exc.messages}) from exc
             qs = qs.filter(tag=tag)
         return _paginate(self, request, qs, ClientPagination, ClientSerializer)
 

@@ -280,3 +280,14 @@ def test_file_name_too_long_for_the_disk_is_400(agent, help_desk, name):
     )
     assert "file" in error["fields"]
     _nothing_written()
+
+
+@pytest.mark.parametrize("path", ["/api/help-desks/", "/api/clients/"])
+def test_nul_byte_in_organization_filter_is_404_not_500(agent, path):
+    # PostgreSQL refuses NUL in a text parameter: this was a DataError (500) there
+    _error(agent.client().get(path, {"organization": "ac\x00me"}), 404)
+
+
+def test_bad_tag_filter_is_400_not_500(agent):
+    response = agent.client().get("/api/clients/", {"organization": "acme", "tag": "a\x00"})
+    assert "tag" in _error(response)["fields"]
