@@ -244,6 +244,15 @@ def _validate(
         raise _invalid(errors)
 
 
+def mailing_validate(*, organization: Organization, values: dict[str, Any], creating: bool) -> None:
+    """Check a mailing's values (admin forms use it); raises ApplicationError."""
+    _validate(organization=organization, values=values, now=timezone.now(), creating=creating)
+
+
+def template_validate(*, template: Template) -> None:
+    _template_check(template)
+
+
 def _schedule_start(mailing: Mailing, now: datetime) -> None:
     from mailing.jobs import mailing_start
 

@@ -1,5 +1,17 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from mailing import api
+
+urlpatterns = [
+    path("mailings/", api.MailingListView.as_view(), name="mailing-list"),
+    path("mailings/stats/", api.MailingOverallStatsView.as_view(), name="mailing-stats-overall"),
+    path("mailings/<int:pk>/", api.MailingDetailView.as_view(), name="mailing-detail"),
+    path("mailings/<int:pk>/cancel/", api.MailingCancelView.as_view(), name="mailing-cancel"),
+    path("mailings/<int:pk>/stats/", api.MailingStatsView.as_view(), name="mailing-stats"),
+    path("mailings/<int:pk>/messages/", api.MailingMessagesView.as_view(), name="mailing-messages"),
+    path("templates/", api.TemplateListView.as_view(), name="template-list"),
+    path("templates/<int:pk>/", api.TemplateDetailView.as_view(), name="template-detail"),
+    path("notifications/", api.NotificationView.as_view(), name="notification-send"),
+]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -31,7 +30,10 @@ def test_notification_send_merges_ids_and_tags(
     # then: starts now, both selections merged, dispatch enqueued after commit
     assert mailing.kind == Mailing.Kind.NOTIFICATION
     assert mailing.start_at <= timezone.now() < mailing.end_at
-    assert set(audience(mailing).values_list("pk", flat=True)) == {by_id.pk, *(c.pk for c in tagged)}
+    assert set(audience(mailing).values_list("pk", flat=True)) == {
+        by_id.pk,
+        *(c.pk for c in tagged),
+    }
     assert len(callbacks) == 1
 
 

@@ -1,0 +1,156 @@
+"""Admin for templates and mailings. Writes go through the services (scheduling, checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from core.errors import ApplicationError
+from mailing import services
+from mailing.models import Mailing, MailingMessage, Template
+from mailing.selectors import mailing_counts
+
+_MAILING_VALUES = (
+    "start_at",
+    "end_at",
+    "text",
+    "template",
+    "context",
+    "operator_codes",
+    "tags",
+    "client_ids",
+    "priority",
+    "window_start",
+    "window_end",
+    "kind",
+)
+
+
+def _add_errors(form: forms.ModelForm, exc: ApplicationError) -> None:
+    for field, errors in (exc.fields or {"__all__": [exc.message]}).items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+class TemplateForm(forms.ModelForm):
+    class Meta:
+        model = Template
+        fields = ["organization", "title", "code", "body", "transport", "variables"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        candidate = Template(
+            **{f: data.get(f, getattr(self.instance, f, None)) for f in self.Meta.fields}
+        )
+        if candidate.variables is None:
+            candidate.variables = []
+        try:
+            services.template_validate(template=candidate)
+        except ApplicationError as exc:
+            _add_errors(self, exc)
+        return data
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    form = TemplateForm
+    list_display = ["title", "code", "transport", "organization", "updated_at"]
+    list_filter = ["organization", "transport"]
+    search_fields = ["title", "code", "body"]
+
+
+class MailingForm(forms.ModelForm):
+    class Meta:
+        model = Mailing
+        fields = ["organization", "name", "kind", *_MAILING_VALUES[:-1], "promo"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        organization = data.get("organization") or getattr(self.instance, "organization", None)
+        if organization is None:
+            return data
+        values = {f: data.get(f, getattr(self.instance, f, None)) for f in _MAILING_VALUES}
+        for f, empty in (("context", {}), ("operator_codes", []), ("tags", []), ("client_ids", [])):
+            if values[f] is None:
+                values[f] = empty
+        try:
+            services.mailing_validate(
+                organization=organization, values=values, creating=self.instance.pk is None
+            )
+        except ApplicationError as exc:
+            _add_errors(self, exc)
+        return data
+
+
+@admin.register(Mailing)
+class MailingAdmin(admin.ModelAdmin):
+    form = MailingForm
+    list_display = [
+        "id",
+        "name",
+        "organization",
+        "kind",
+        "status",
+        "start_at",
+        "end_at",
+        "priority",
+        "promo",
+    ]
+    list_filter = ["organization", "status", "kind", "promo"]
+    search_fields = ["name", "text"]
+    readonly_fields = [
+        "status",
+        "started_at",
+        "materialized_at",
+        "finished_at",
+        "created_at",
+        "counts",
+    ]
+    actions = ["cancel"]
+
+    @admin.display(description="messages by status")
+    def counts(self, obj: Mailing) -> str:
+        if obj.pk is None:
+            return "-"
+        return ", ".join(f"{k}: {v}" for k, v in mailing_counts(mailing_id=obj.pk).items())
+
+    def save_model(self, request: HttpRequest, obj: Mailing, form: Any, change: bool) -> None:
+        data = {f: form.cleaned_data[f] for f in form.changed_data if f in form.cleaned_data}
+        if change:
+            services.mailing_update(mailing=obj, data=data)
+            obj.refresh_from_db()
+            return
+        fields = {f: form.cleaned_data.get(f) for f in form.Meta.fields}
+        fields.pop("kind", None)
+        for f, empty in (("context", {}), ("operator_codes", []), ("tags", []), ("client_ids", [])):
+            fields[f] = fields.get(f) or empty
+        mailing = services.mailing_create(created_by=request.user, **fields)
+        obj.pk = mailing.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Mailing) -> None:
+        services.mailing_delete(mailing=obj)
+
+    @admin.action(description="Cancel the selected mailings")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Mailing]) -> None:
+        for mailing in queryset:
+            services.mailing_cancel(mailing=mailing)
+        self.message_user(request, f"Cancelled {queryset.count()} mailing(s).", messages.SUCCESS)
+
+
+@admin.register(MailingMessage)
+class MailingMessageAdmin(admin.ModelAdmin):
+    list_display = ["delivery_id", "mailing", "client", "status", "created_at"]
+    list_filter = ["mailing__organization", "delivery__status"]
+    raw_id_fields = ["delivery", "mailing", "client"]
+    search_fields = ["=delivery__id", "=mailing__id", "=client__id"]
+
+    @admin.display(description="status")
+    def status(self, obj: MailingMessage) -> str:
+        return str(obj.delivery.status)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MailingMessage]:
+        return super().get_queryset(request).select_related("delivery", "mailing", "client")

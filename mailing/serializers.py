@@ -1,0 +1,221 @@
+"""REST shapes for templates, mailings, their messages and statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from core.validators import operator_code_validator, tag_validator
+from mailing.models import Mailing, MailingMessage, Template
+
+
+class TemplateSerializer(serializers.ModelSerializer[Template]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = Template
+        fields = [
+            "id",
+            "organization",
+            "title",
+            "code",
+            "body",
+            "transport",
+            "variables",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class TemplateWriteSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Required on create.")
+    title = serializers.CharField(max_length=200)
+    code = serializers.SlugField(max_length=50)
+    body = serializers.CharField(
+        max_length=2000,
+        help_text="Text with {{ placeholders }}: client fields (name, phone, operator_code, "
+        "tag, timezone) and the declared variables.",
+    )
+    transport = serializers.ChoiceField(choices=Template.Transport.choices, required=False)
+    variables = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]{0,49}$"),
+        required=False,
+        max_length=50,
+    )
+
+
+class MailingSerializer(serializers.ModelSerializer[Mailing]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = Mailing
+        fields = [
+            "id",
+            "organization",
+            "name",
+            "kind",
+            "status",
+            "start_at",
+            "end_at",
+            "text",
+            "template",
+            "context",
+            "operator_codes",
+            "tags",
+            "client_ids",
+            "priority",
+            "promo",
+            "window_start",
+            "window_end",
+            "started_at",
+            "materialized_at",
+            "finished_at",
+            "created_at",
+            "updated_at",
+        ]
+
+
+def _filter_list(validator: Any, help_text: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(validators=[validator]),
+        required=False,
+        max_length=100,
+        help_text=help_text,
+    )
+
+
+class _WithContextField(serializers.Serializer[Any]):
+    """Adds the `context` field (placeholder values) without shadowing `self.context`."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        fields["context"] = serializers.DictField(
+            required=False, help_text="Values for the template's placeholders."
+        )
+        return fields
+
+
+class MailingWriteSerializer(_WithContextField):
+    organization = serializers.SlugField(required=False, help_text="Required on create.")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    start_at = serializers.DateTimeField()
+    end_at = serializers.DateTimeField(help_text="After start_at. Nothing is sent after it.")
+    text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    template = serializers.IntegerField(required=False, allow_null=True, help_text="Template id.")
+    operator_codes = _filter_list(
+        operator_code_validator, "Operator codes (3 digits); OR within, AND with tags."
+    )
+    tags = _filter_list(tag_validator, "Client tags; OR within, AND with operator_codes.")
+    client_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=10_000
+    )
+    priority = serializers.IntegerField(min_value=1, max_value=10, required=False)
+    promo = serializers.BooleanField(required=False, help_text="Skips clients who opted out.")
+    window_start = serializers.TimeField(
+        required=False, allow_null=True, help_text="Daily window start, client's local time."
+    )
+    window_end = serializers.TimeField(
+        required=False, allow_null=True, help_text="Daily window end, client's local time."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start = attrs.get("start_at", getattr(self.instance, "start_at", None))
+        end = attrs.get("end_at", getattr(self.instance, "end_at", None))
+        if start is not None and end is not None and end <= start:
+            raise serializers.ValidationError(
+                {"end_at": ["The end time must be after the start time."]}
+            )
+        return attrs
+
+
+class NotificationSerializer(_WithContextField):
+    organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    template = serializers.IntegerField(required=False, allow_null=True)
+    client_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=10_000
+    )
+    tags = _filter_list(tag_validator, "Clients with any of these tags (merged with client_ids).")
+    priority = serializers.IntegerField(min_value=1, max_value=10, required=False)
+    promo = serializers.BooleanField(required=False)
+
+
+class CountsSerializer(serializers.Serializer[Any]):
+    pending = serializers.IntegerField()
+    sending = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class MailingCountsSerializer(MailingSerializer):
+    counts = serializers.SerializerMethodField()
+
+    class Meta(MailingSerializer.Meta):
+        fields = [*MailingSerializer.Meta.fields, "counts"]
+
+    def get_counts(self, obj: Mailing) -> dict[str, int]:
+        counts: dict[int, dict[str, int]] = self.context.get("counts", {})
+        return counts.get(obj.pk, {})
+
+
+class MailingStatsSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    counts = CountsSerializer()
+    attempts = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    first_sent_at = serializers.DateTimeField(allow_null=True)
+    last_sent_at = serializers.DateTimeField(allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+    throughput_per_second = serializers.FloatField(allow_null=True)
+
+
+class AttemptSerializer(serializers.Serializer[Any]):
+    number = serializers.IntegerField()
+    outcome = serializers.CharField()
+    status_code = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.IntegerField()
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class MailingMessageSerializer(serializers.ModelSerializer[MailingMessage]):
+    """The seed's message: id, created, status, mailing id, client id (plus the delivery)."""
+
+    id = serializers.IntegerField(source="pk", read_only=True)
+    created = serializers.DateTimeField(source="created_at", read_only=True)
+    status = serializers.CharField(source="delivery.status", read_only=True)
+    mailing = serializers.IntegerField(source="mailing_id", read_only=True)
+    client = serializers.IntegerField(source="client_id", read_only=True, allow_null=True)
+    phone = serializers.CharField(source="delivery.phone", read_only=True)
+    text = serializers.CharField(source="delivery.text", read_only=True)
+    sent_at = serializers.DateTimeField(source="delivery.sent_at", read_only=True)
+    next_attempt_at = serializers.DateTimeField(source="delivery.next_attempt_at", read_only=True)
+    last_error = serializers.CharField(source="delivery.last_error", read_only=True)
+    attempts = AttemptSerializer(source="delivery.attempt_rows", many=True, read_only=True)
+
+    class Meta:
+        model = MailingMessage
+        fields = [
+            "id",
+            "created",
+            "status",
+            "mailing",
+            "client",
+            "phone",
+            "text",
+            "sent_at",
+            "next_attempt_at",
+            "last_error",
+            "attempts",
+        ]
