@@ -140,9 +140,11 @@ def test_pagination_is_stable_when_a_desk_moves_to_the_top_mid_walk(agent, org, 
     assert len(seen) == len(set(seen))  # nothing repeated
 
 
-def test_page_size_is_capped(agent, help_desk):
-    response = agent.client().get("/api/help-desks/?organization=acme&page_size=100000")
+@pytest.mark.parametrize("page_size", ["100000", "0", "-1", "abc", ""])
+def test_out_of_range_or_garbage_page_size_falls_back(agent, help_desk, page_size):
+    response = agent.client().get(f"/api/help-desks/?organization=acme&page_size={page_size}")
     assert response.status_code == 200
+    assert [d["uuid"] for d in response.json()] == [str(help_desk.uuid)]
 
 
 def test_history_is_newest_first_and_paginated(agent, help_desk):

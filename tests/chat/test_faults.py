@@ -52,7 +52,7 @@ def test_worker_killed_mid_job_is_reclaimed_and_sent_once_with_the_same_msg_id(
     from chat.jobs import chat_deliveries_sweep
 
     # given a slow sender and a worker caught in the middle of the HTTP call
-    sender.control(latency_ms=3000)
+    sender.control(latency_ms=4000)
     first = start_worker()
     response = _send(agent, help_desk, "in flight")
     assert response.status_code == 201
