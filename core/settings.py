@@ -224,5 +224,5 @@ MAILING_TRANSPORT = env.str("MAILING_TRANSPORT", default="asyncio")
 
 # --- Escalation (issue #4): the trigger evaluator --------------------------------------
 # Seconds of quiet before the evaluation job returns, and the most it runs at once.
-ESCALATION_EVALUATOR_IDLE = env.float("ESCALATION_EVALUATOR_IDLE", default=0.5)
-ESCALATION_EVALUATOR_MAX_RUN = env.float("ESCALATION_EVALUATOR_MAX_RUN", default=5.0)
+ESCALATION_EVALUATOR_IDLE = env.float("ESCALATION_EVALUATOR_IDLE", default=0.3)
+ESCALATION_EVALUATOR_MAX_RUN = env.float("ESCALATION_EVALUATOR_MAX_RUN", default=2.0)
