@@ -63,7 +63,7 @@ def test_generated_requests_never_get_a_server_error(seeded: Any, api_schema: An
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=10,
+            max_examples=6,
             derandomize=True,
             deadline=None,
             database=None,
