@@ -155,9 +155,16 @@ class DirectSocket:
         return bool(protocol.state == protocol.STATE_OPEN)
 
     def write(self, wire: bytes) -> None:
+        """Send a prepared frame; a no-op once the websocket is closing or closed."""
         protocol, transport = self.protocol, self.transport
+        if protocol.state != protocol.STATE_OPEN:
+            # Closing (nothing may follow a close frame) or closed: the consumer's
+            # disconnect, which removes it from the hub, has not run yet.
+            return
+        sock = getattr(transport, "socket", None) if self._raw else None
         if (
-            self._raw
+            sock is not None
+            and transport.connected
             and not transport.disconnecting
             and not transport._tempDataLen
             and len(transport.dataBuffer) == transport.offset
@@ -167,7 +174,7 @@ class DirectSocket:
             # frame to the kernel now, and only buffer what it does not take. Saves the
             # writer registration, a reactor turn and autobahn's per-call logging.
             try:
-                sent = transport.socket.send(wire)
+                sent = sock.send(wire)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
@@ -333,7 +340,16 @@ class Hub:
                 # batch before reading the next, so frames keep their order.
                 await asyncio.sleep(0)
             for subscriber in subscribers[start : start + FANOUT_SLICE]:
-                if not subscriber.deliver(batch):
+                try:
+                    delivered = subscriber.deliver(batch)
+                except Exception:
+                    # One broken connection must not take the hub (and every other
+                    # socket of the process) down with it.
+                    log.exception("ws_deliver_failed", organization_id=organization_id)
+                    WS_DROPPED.labels("error").inc()
+                    subscriber.drop("error")
+                    continue
+                if not delivered:
                     WS_DROPPED.labels("slow").inc()
                     log.warning(
                         "ws_subscriber_dropped",

@@ -166,3 +166,41 @@ def test_dropped_client_resumes_without_gap(start_web, agent):
     hello = again.recv_until(lambda f: f["type"] == "hello")
     assert [f["id"] for f in again.events()] == ids, (last_seen, again.frames[:3])
     assert hello["last_event_id"] == ids[-1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sockets_vanishing_during_fan_out_do_not_disturb_the_others(start_web, agent):
+    # given one reading agent and 30 sockets of the same organization
+    web = start_web()
+    org = agent.organization
+    reader = WS(f"{web.ws_url}/ws/chat/{org.slug}/?token={agent.key}")
+    reader.recv()
+    others = [StalledClient(web, f"/ws/chat/{org.slug}/?token={agent.key}") for _ in range(30)]
+    published: list[int] = []
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.is_set():
+            published.append(
+                event_append(organization_id=org.pk, event_type="new_message", data="{}")
+            )
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        # when they all reset their connections while events are being fanned out
+        for client in others:
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.sock.close()
+        wait_until(lambda: _metric(web, "ws_subscribers") == 1)
+    finally:
+        stop.set()
+        thread.join(5)
+
+    # then the hub kept going: the reader got every event, in order, and was not closed
+    last = event_append(organization_id=org.pk, event_type="new_message", data="{}")
+    published.append(last)
+    reader.recv_until(lambda f: f.get("id") == last, timeout=30)
+    assert [f["id"] for f in reader.events()] == published
+    assert _metric(web, "ws_subscribers_dropped_total", 'reason="stream"') == 0
+    assert _metric(web, "ws_subscribers_dropped_total", 'reason="error"') == 0

@@ -228,3 +228,85 @@ def test_hub_ignores_other_organizations(org_id):
     mine = asyncio.run(scenario())
     assert _n(mine.items[0][1].text) == 0
     assert live_channel(org_id) != live_channel(other)
+
+
+# --- direct writes ----------------------------------------------------------------------------
+
+
+class FakeTransport:
+    """The attributes of a Twisted TCP transport that DirectSocket reads."""
+
+    def __init__(self, sock: Any) -> None:
+        self.socket = sock
+        self.dataBuffer = b""
+        self.offset = 0
+        self._tempDataLen = 0
+        self.connected = 1
+        self.disconnecting = False
+        self.buffered: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.buffered.append(data)
+
+
+class FakeProtocol:
+    STATE_CLOSED, STATE_OPEN = 0, 3
+
+    def __init__(self, transport: FakeTransport) -> None:
+        self.transport = transport
+        self.state = self.STATE_OPEN
+        self.send_queue: list[Any] = []
+        self.sent_data: list[bytes] = []
+
+    def sendData(self, data: bytes) -> None:  # autobahn's name
+        self.sent_data.append(data)
+
+
+def test_direct_socket_writes_to_the_kernel_only_when_nothing_is_buffered():
+    import socket
+
+    from core.realtime import DirectSocket
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    transport = FakeTransport(a)
+    protocol = FakeProtocol(transport)
+    direct = DirectSocket(protocol)
+    first, second = Frame.from_text('{"n": 1}'), Frame.from_text('{"n": 2}')
+
+    # empty buffer: straight to the socket
+    direct.write(first.wire)
+    assert b.recv(100) == first.wire
+    # something already buffered in Twisted: behind it, through autobahn
+    transport._tempDataLen = 10
+    direct.write(second.wire)
+    assert protocol.sent_data == [second.wire]
+    # connection lost before the consumer left the hub (Twisted deleted `socket`):
+    # a no-op, not an AttributeError that would take the hub's reader down
+    del transport.socket
+    transport.connected = 0
+    protocol.state = protocol.STATE_CLOSED
+    direct.write(first.wire)
+    assert protocol.sent_data == [second.wire]
+    a.close()
+    b.close()
+
+
+class BrokenSubscriber(FakeSubscriber):
+    def deliver(self, batch: Batch) -> bool:
+        raise AttributeError("socket")
+
+
+def test_a_subscriber_that_raises_is_dropped_and_the_others_still_receive(org_id):
+    async def scenario() -> tuple[FakeSubscriber, BrokenSubscriber]:
+        hub = Hub()
+        good, broken = FakeSubscriber(), BrokenSubscriber()
+        await hub.join(org_id, broken)
+        await hub.join(org_id, good)
+        await asyncio.to_thread(_append, org_id, 3)
+        await _until(lambda: len(good.items) == 3)
+        return good, broken
+
+    good, broken = asyncio.run(scenario())
+    assert [_n(f.text) for _, f in good.items] == [0, 1, 2]
+    assert "error" in broken.dropped
