@@ -372,7 +372,7 @@
     var plotW = width - left - right, plotH = height - top - bottom;
     var t0 = samples.length ? samples[0].t : 0;
     var t1 = samples.length ? samples[samples.length - 1].t : 1;
-    var span = Math.max(t1 - t0, 1000);
+    var span = Math.max(t1 - t0, 100);
     var max = 1;
     samples.forEach(function (sample) {
       STATUSES.forEach(function (status) {
@@ -393,15 +393,18 @@
       svg("text", { x: left - 6, y: top + plotH, "text-anchor": "end", "font-size": 11 }, ["0"]),
       svg("text", { x: left, y: height - 8, "font-size": 11 }, ["0 s"]),
       svg("text", { x: left + plotW, y: height - 8, "text-anchor": "end", "font-size": 11 }, [
-        (span / 1000).toFixed(span < 10000 ? 1 : 0) + " s",
+        (span / 1000).toFixed(span < 1000 ? 2 : span < 10000 ? 1 : 0) + " s",
       ]),
     ];
     STATUSES.forEach(function (status, i) {
-      var points = samples
-        .map(function (sample) {
-          return x(sample.t).toFixed(1) + "," + y(sample.counts[status] || 0).toFixed(1);
-        })
-        .join(" ");
+      // A step line: a count holds until the next sample changes it.
+      var coords = [];
+      samples.forEach(function (sample, index) {
+        var value = y(sample.counts[status] || 0).toFixed(1);
+        if (index > 0) coords.push(x(sample.t).toFixed(1) + "," + y(samples[index - 1].counts[status] || 0).toFixed(1));
+        coords.push(x(sample.t).toFixed(1) + "," + value);
+      });
+      var points = coords.join(" ");
       if (samples.length === 1) points += " " + (left + plotW) + "," + y(samples[0].counts[status] || 0).toFixed(1);
       nodes.push(
         svg("polyline", { points: points, fill: "none", stroke: COLORS[status], "stroke-width": 2, "data-status": status })
@@ -413,83 +416,387 @@
     return svg("svg", { viewBox: "0 0 " + width + " " + height, width: width, height: height, role: "img", "aria-label": label }, nodes);
   }
 
+  // Mailings: the list with counts (GET /api/mailings/stats/), live progress from
+  // events, statistics (GET /api/mailings/<id>/stats/ + its messages, charted over time)
+  // and the creation form (POST /api/mailings/) with a template preview for one client.
+  mailings.items = mailings.live; // id -> {id, name, status, counts, samples, ...}
+  mailings.templates = [];
+  mailings.available = true;
+
+  function mailingTitle(item) {
+    return (item.name || "Mailing #" + item.id) + " — " + (item.status || "?");
+  }
+
+  function doneOf(counts) {
+    return DONE.reduce(function (sum, status) {
+      return sum + ((counts || {})[status] || 0);
+    }, 0);
+  }
+
+  function countsTable(counts) {
+    var keys = STATUSES.concat(["total"]);
+    return el("table", { className: "stats" }, [
+      el("caption", { className: "visually-hidden", text: "Messages by status" }),
+      el("tr", {}, keys.map(function (status) {
+        return el("th", { scope: "col", text: status });
+      })),
+      el("tr", {}, keys.map(function (status) {
+        return el("td", { dataset: { status: status }, text: String((counts || {})[status] || 0) });
+      })),
+    ]);
+  }
+
   function renderLiveMailings() {
     var box = $("mailings-live");
+    if (!box) return;
     clear(box);
-    var items = Array.from(mailings.live.values()).sort(function (a, b) {
+    var items = Array.from(mailings.items.values()).sort(function (a, b) {
       return b.id - a.id;
     });
     if (!items.length) {
-      box.appendChild(el("p", { className: "muted", text: "No mailing is sending right now." }));
+      box.appendChild(el("p", { className: "muted", text: "No mailings yet." }));
       return;
     }
     var list = el("ul", { className: "cards", id: "mailing-live-list" });
     items.forEach(function (item) {
       var counts = item.counts || {};
       var total = counts.total || 0;
-      var done = DONE.reduce(function (sum, status) {
-        return sum + (counts[status] || 0);
-      }, 0);
-      var title = (item.name || "Mailing #" + item.id) + (item.status === "running" ? "" : " — " + item.status);
+      var done = doneOf(counts);
       var progressId = "mailing-progress-" + item.id;
-      var table = el("table", { className: "stats" }, [
-        el("caption", { className: "visually-hidden", text: "Messages by status" }),
-        el("tr", {}, STATUSES.concat(["total"]).map(function (status) {
-          return el("th", { scope: "col", text: status });
-        })),
-        el("tr", {}, STATUSES.concat(["total"]).map(function (status) {
-          return el("td", { dataset: { status: status }, text: String(counts[status] || 0) });
-        })),
-      ]);
+      var samples = item.history || item.samples;
+      var children = [
+        el("h3", { text: mailingTitle(item) }),
+        item.start_at
+          ? el("p", { className: "muted", text: "From " + app.formatTime(item.start_at) + " to " + app.formatTime(item.end_at) +
+              (item.window_start ? " · daily window " + item.window_start + "–" + item.window_end : "") +
+              ((item.tags || []).length ? " · tags " + item.tags.join(", ") : "") +
+              ((item.operator_codes || []).length ? " · operators " + item.operator_codes.join(", ") : "") })
+          : null,
+        el("label", { for: progressId, text: done + " of " + total + " handled" }),
+        el("progress", { id: progressId, className: "progress", max: String(Math.max(total, 1)), value: String(done) }),
+      ];
+      if (samples && samples.length) {
+        children.push(el("div", { className: "chart" }, [drawChart(samples, "Messages of " + mailingTitle(item) + " by status over time")]));
+      }
+      children.push(countsTable(counts));
+      if (item.stats) {
+        children.push(el("p", { className: "muted", text:
+          item.stats.attempts + " attempt(s)" +
+          (item.stats.duration_seconds !== null && item.stats.duration_seconds !== undefined ? " · " + item.stats.duration_seconds + " s" : "") +
+          (item.stats.throughput_per_second !== null && item.stats.throughput_per_second !== undefined ? " · " + item.stats.throughput_per_second + " sent/s" : "") +
+          (item.historyPartial ? " · chart of the first " + item.historyCount + " messages" : "") }));
+      }
+      if (mailings.available && !item.stats) {
+        children.push(el("div", { className: "actions" }, [
+          el("button", { type: "button", text: "Statistics", "aria-label": "Statistics of " + mailingTitle(item), onclick: function (event) {
+            event.currentTarget.disabled = true;
+            loadMailingStats(item.id);
+          } }),
+        ]));
+      }
       list.appendChild(
-        el("li", { className: "card mailing", dataset: { id: String(item.id), status: item.status, done: String(done), total: String(total) } }, [
-          el("h3", { text: title }),
-          el("label", { for: progressId, text: done + " of " + total + " handled" }),
-          el("progress", { id: progressId, className: "progress", max: String(Math.max(total, 1)), value: String(done) }),
-          el("div", { className: "chart" }, [drawChart(item.samples, "Messages of " + title + " by status over time")]),
-          table,
-        ])
+        el("li", { className: "card mailing", dataset: { id: String(item.id), status: item.status || "", done: String(done), total: String(total) } }, children)
       );
     });
     box.appendChild(list);
   }
 
+  // Messages by status over time from the messages themselves: each one leaves `pending`
+  // when it was sent (sent_at) or given up (its last attempt). Capped at 10 pages.
+  function loadMailingStats(id) {
+    var item = mailings.items.get(id);
+    if (!item) return;
+    var messages = [];
+    function page(url, left) {
+      return app.api("GET", url).then(function (result) {
+        messages = messages.concat(result.data);
+        if (result.next && left > 1) return page(result.next, left - 1);
+        return !!result.next;
+      });
+    }
+    Promise.all([
+      app.api("GET", "/api/mailings/" + id + "/stats/"),
+      page("/api/mailings/" + id + "/messages/?page_size=200", 10),
+    ]).then(function (results) {
+      var stats = results[0].data;
+      var partial = results[1];
+      var events = [];
+      messages.forEach(function (msg) {
+        var when = null;
+        if (msg.status === "sent") when = msg.sent_at;
+        else if (msg.status === "failed" || msg.status === "expired") {
+          var last = (msg.attempts || [])[msg.attempts.length - 1];
+          when = last ? last.created_at : msg.created;
+        }
+        if (when) events.push({ t: Date.parse(when), status: msg.status });
+      });
+      events.sort(function (a, b) {
+        return a.t - b.t;
+      });
+      var total = partial ? messages.length : stats.counts.total;
+      var running = { pending: total, sending: 0, sent: 0, failed: 0, expired: 0 };
+      var start = Date.parse(stats.started_at || (messages[0] && messages[0].created) || "") || (events[0] ? events[0].t : Date.now());
+      var history = [{ t: start, counts: Object.assign({}, running) }];
+      events.forEach(function (event) {
+        running.pending -= 1;
+        running[event.status] += 1;
+        history.push({ t: Math.max(event.t, start), counts: Object.assign({}, running) });
+      });
+      var target = mailings.items.get(id);
+      if (!target) return;
+      target.stats = stats;
+      target.counts = stats.counts;
+      target.history = history;
+      target.historyPartial = partial;
+      target.historyCount = messages.length;
+      renderLiveMailings();
+    }).catch(function (err) {
+      app.notify("Could not load the statistics: " + err.message, "error");
+      renderLiveMailings();
+    });
+  }
+
   function onMailing(data, frame) {
     if (!data || data.id === undefined || data.id === null) return;
-    var item = mailings.live.get(data.id) || { id: data.id, samples: [] };
-    if (item.status && item.status !== "running" && data.status === "running") return; // finished stays
+    var item = mailings.items.get(data.id) || { id: data.id, samples: [] };
+    if (item.status && item.status !== "running" && item.status !== "scheduled" && data.status === "running") return; // finished stays
     item.status = data.status || item.status;
     item.counts = data.counts || item.counts;
     if (data.name) item.name = data.name;
+    item.samples = item.samples || [];
     if (item.counts) item.samples.push({ t: Date.now(), counts: item.counts });
     if (item.samples.length > 500) item.samples.splice(1, item.samples.length - 500);
-    mailings.live.set(data.id, item);
+    mailings.items.set(data.id, item);
     renderLiveMailings();
     if (frame.type === "mailing_finished") app.notify((item.name || "Mailing #" + item.id) + " finished.");
   }
   app.on("mailing_progress", onMailing);
   app.on("mailing_finished", onMailing);
 
+  // ------------------------------------------------------------- the mailing form --
+
+  var PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,49})\s*\}\}/g;
+  var CLIENT_FIELDS = ["name", "phone", "operator_code", "tag", "timezone"];
+
+  // The same rule as mailing/rendering.py: {{ identifier }}; the client's fields win
+  // over the mailing's context; an unknown name renders empty.
+  function renderTemplate(body, context, client) {
+    var values = Object.assign({}, context);
+    CLIENT_FIELDS.forEach(function (field) {
+      values[field] = client && client[field] !== null && client[field] !== undefined ? String(client[field]) : "";
+    });
+    return String(body || "").replace(PLACEHOLDER, function (_, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? values[name] : "";
+    });
+  }
+
+  function field(id, label, input, hint) {
+    input.id = id;
+    var children = [el("label", { for: id, text: label }), input];
+    if (hint) {
+      input.setAttribute("aria-describedby", id + "-hint");
+      children.push(el("small", { id: id + "-hint", className: "muted", text: hint }));
+    }
+    children.push(el("span", { className: "form-error field-error", id: id + "-error", role: "alert" }));
+    return el("div", { className: "field" }, children);
+  }
+
+  function splitList(value) {
+    return value.split(/[\s,]+/).map(function (part) {
+      return part.trim();
+    }).filter(Boolean);
+  }
+
+  function localInput(date) {
+    var pad = function (n) {
+      return String(n).padStart(2, "0");
+    };
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + "T" + pad(date.getHours()) + ":" + pad(date.getMinutes());
+  }
+
+  function formValues() {
+    var values = {};
+    var context = {};
+    document.querySelectorAll("#mailing-variables input").forEach(function (input) {
+      context[input.dataset.variable] = input.value;
+    });
+    values.context = context;
+    return values;
+  }
+
+  function selectedTemplate() {
+    var id = $("mailing-template").value;
+    return mailings.templates.filter(function (t) {
+      return String(t.id) === id;
+    })[0] || null;
+  }
+
+  function renderVariables() {
+    var box = $("mailing-variables");
+    clear(box);
+    var template = selectedTemplate();
+    $("mailing-text").disabled = !!template;
+    if (!template) return;
+    (template.variables || []).forEach(function (name) {
+      box.appendChild(field("mailing-var-" + name, "Value of {{ " + name + " }}", el("input", { type: "text", dataset: { variable: name }, oninput: updatePreview })));
+    });
+  }
+
+  var previewClients = [];
+  function updatePreview() {
+    var template = selectedTemplate();
+    var body = template ? template.body : $("mailing-text").value;
+    var client = previewClients.filter(function (c) {
+      return c.uuid === $("mailing-preview-client").value;
+    })[0];
+    $("mailing-preview").textContent = client
+      ? renderTemplate(body, formValues().context, client)
+      : "Pick a client to preview the text.";
+  }
+
+  function loadPreviewClients() {
+    var tags = splitList($("mailing-tags").value);
+    var url = "/api/clients/?organization=" + encodeURIComponent(app.org()) + "&page_size=50" +
+      (tags.length === 1 ? "&tag=" + encodeURIComponent(tags[0]) : "");
+    return app.api("GET", url).then(function (result) {
+      var codes = splitList($("mailing-operators").value);
+      previewClients = result.data.filter(function (client) {
+        return (!tags.length || tags.indexOf(client.tag) >= 0) && (!codes.length || codes.indexOf(client.operator_code) >= 0);
+      });
+      var select = $("mailing-preview-client");
+      var keep = select.value;
+      clear(select);
+      select.appendChild(el("option", { value: "", text: previewClients.length ? "Choose a client…" : "No matching client on the first page" }));
+      previewClients.forEach(function (client) {
+        select.appendChild(el("option", { value: client.uuid, text: client.name + " (" + client.phone + ")" }));
+      });
+      if (keep && previewClients.some(function (c) { return c.uuid === keep; })) select.value = keep;
+      else if (previewClients.length) select.value = previewClients[0].uuid;
+      updatePreview();
+    }).catch(function () {
+      /* the preview is a help, not a requirement */
+    });
+  }
+
+  function buildForm() {
+    var now = new Date();
+    var templateSelect = el("select", { onchange: function () { renderVariables(); updatePreview(); } }, [el("option", { value: "", text: "No template: write the text" })]);
+    mailings.templates.forEach(function (template) {
+      templateSelect.appendChild(el("option", { value: String(template.id), text: template.title + " (" + template.code + ")" }));
+    });
+    var form = el("form", { id: "mailing-form", className: "mailing-form", novalidate: true }, [
+      field("mailing-name", "Name", el("input", { type: "text", maxlength: 200 })),
+      field("mailing-template", "Template", templateSelect),
+      el("div", { id: "mailing-variables" }),
+      field("mailing-text", "Text", el("textarea", { rows: 3, maxlength: 2000, oninput: updatePreview }), "Placeholders: {{ name }}, {{ phone }}, {{ operator_code }}, {{ tag }}, {{ timezone }}."),
+      field("mailing-tags", "Client tags", el("input", { type: "text", onchange: loadPreviewClients }), "Comma separated; any of them. Empty: every client."),
+      field("mailing-operators", "Operator codes", el("input", { type: "text", inputmode: "numeric", onchange: loadPreviewClients }), "Comma separated, 3 digits; combined with the tags."),
+      field("mailing-start", "Start", el("input", { type: "datetime-local", value: localInput(now) })),
+      field("mailing-end", "End (nothing is sent after it)", el("input", { type: "datetime-local", value: localInput(new Date(now.getTime() + 24 * 3600 * 1000)) })),
+      field("mailing-window-start", "Daily window from (client's local time, optional)", el("input", { type: "time" })),
+      field("mailing-window-end", "Daily window until", el("input", { type: "time" })),
+      el("p", {}, [el("label", {}, [el("input", { type: "checkbox", id: "mailing-promo" }), " Promotional (skips clients who opted out)"])]),
+      el("fieldset", { className: "preview" }, [
+        el("legend", { text: "Preview for one client" }),
+        field("mailing-preview-client", "Client", el("select", { onchange: updatePreview })),
+        el("p", { id: "mailing-preview", className: "preview-text", "aria-live": "polite" }),
+      ]),
+      el("button", { type: "submit", className: "primary", id: "mailing-submit", text: "Create mailing" }),
+      el("p", { id: "mailing-form-error", className: "form-error", role: "alert" }),
+    ]);
+    form.addEventListener("submit", submitMailing);
+    return form;
+  }
+
+  function submitMailing(event) {
+    event.preventDefault();
+    document.querySelectorAll("#mailing-form .field-error").forEach(function (node) {
+      node.textContent = "";
+    });
+    $("mailing-form-error").textContent = "";
+    var template = selectedTemplate();
+    var start = $("mailing-start").value, end = $("mailing-end").value;
+    var body = {
+      organization: app.org(),
+      name: $("mailing-name").value,
+      start_at: start ? new Date(start).toISOString() : null,
+      end_at: end ? new Date(end).toISOString() : null,
+      tags: splitList($("mailing-tags").value),
+      operator_codes: splitList($("mailing-operators").value),
+      promo: $("mailing-promo").checked,
+      context: formValues().context,
+    };
+    if (template) body.template = template.id;
+    else body.text = $("mailing-text").value;
+    if ($("mailing-window-start").value || $("mailing-window-end").value) {
+      body.window_start = $("mailing-window-start").value || null;
+      body.window_end = $("mailing-window-end").value || null;
+    }
+    var button = $("mailing-submit");
+    button.disabled = true;
+    app.api("POST", "/api/mailings/", body).then(function (result) {
+      var item = Object.assign(mailings.items.get(result.data.id) || { samples: [] }, result.data);
+      mailings.items.set(item.id, item);
+      renderLiveMailings();
+      app.notify("Mailing created: " + (item.name || "#" + item.id));
+      $("mailing-name").value = "";
+    }).catch(function (err) {
+      var fields = (err.body && err.body.error && err.body.error.fields) || {};
+      var map = { name: "mailing-name", text: "mailing-text", template: "mailing-template", tags: "mailing-tags",
+        operator_codes: "mailing-operators", start_at: "mailing-start", end_at: "mailing-end",
+        window_start: "mailing-window-start", window_end: "mailing-window-end" };
+      var shown = false;
+      Object.keys(fields).forEach(function (name) {
+        var node = map[name] && $(map[name] + "-error");
+        if (node) {
+          node.textContent = [].concat(fields[name]).join(" ");
+          shown = true;
+        }
+      });
+      $("mailing-form-error").textContent = shown ? "Please correct the fields above." : err.message;
+    }).then(function () {
+      button.disabled = false;
+    });
+  }
+
   function renderMailingsShell() {
     var body = $("mailings-body");
-    if ($("mailings-live")) return;
     clear(body);
-    body.appendChild(el("h3", { text: "Sending now" }));
-    body.appendChild(el("div", { id: "mailings-live", "aria-live": "off" }));
+    body.appendChild(el("h3", { text: "Mailings" }));
+    body.appendChild(el("div", { id: "mailings-live" }));
     body.appendChild(el("h3", { text: "New mailing" }));
-    body.appendChild(
-      el("p", {
-        className: "placeholder",
-        id: "mailing-form-placeholder",
-        text: "Creating mailings (filter, window, template preview) and past statistics need the mailing API, which is not on this server yet.",
-      })
-    );
+    if (mailings.available) {
+      body.appendChild(buildForm());
+      loadPreviewClients();
+    } else {
+      body.appendChild(el("p", { className: "placeholder", text: "Creating mailings needs the mailing API, which is not on this server yet." }));
+    }
     renderLiveMailings();
   }
+
   app.addLoader(function () {
-    // A new organization or a resync: progress samples from before are not comparable.
-    mailings.live = new Map();
-    renderMailingsShell();
-    renderLiveMailings();
+    var org = app.org();
+    var base = "?organization=" + encodeURIComponent(org);
+    return Promise.all([
+      app.api("GET", "/api/mailings/stats/" + base + "&page_size=20"),
+      app.api("GET", "/api/templates/" + base + "&page_size=200"),
+    ]).then(function (results) {
+      if (org !== app.org()) return;
+      mailings.available = true;
+      var previous = mailings.items;
+      mailings.items = new Map();
+      results[0].data.forEach(function (mailing) {
+        var old = previous.get(mailing.id);
+        mailing.samples = old ? old.samples : [];
+        mailings.items.set(mailing.id, mailing);
+      });
+      mailings.templates = results[1].data;
+      renderMailingsShell();
+    }).catch(function (err) {
+      if (err.status !== 404) throw err;
+      mailings.available = false;
+      mailings.items = new Map();
+      renderMailingsShell();
+    });
   });
 })();
