@@ -98,6 +98,7 @@ def test_create_api_key_integration_is_scoped():
         _run("create_api_key", "--user", "nosuch")
 
 
+@pytest.mark.django_db(transaction=True)  # the subprocess needs the write lock
 def test_create_organization_from_the_shell_exits_nonzero_on_a_bad_slug():
     # the real command line: a clear message, no traceback, a failing exit status
     bad = subprocess.run(
