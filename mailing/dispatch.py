@@ -40,11 +40,11 @@ from django.db.models import Case, CharField, DateTimeField, F, Min, Q, Value, W
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from core.delivery import delivery_reclaim_stale, new_claim_token
+from core.delivery import delivery_attempts_insert, delivery_reclaim_stale, new_claim_token
 from core.events import publish_on_commit
 from core.jobs import QUEUE_MAILING, enqueue_now, enqueue_on_commit
 from core.logging import get_logger
-from core.models import Delivery, DeliveryAttempt
+from core.models import Delivery
 from core.redis import get_redis
 from core.sender import SendResult, async_client, backoff_delay, send_async
 from mailing.models import Mailing
@@ -354,19 +354,12 @@ def record(
                 new_status[row.id] = "pending"
 
     attempts = [
-        DeliveryAttempt(
-            delivery_id=row.id,
-            number=row.attempts,
-            outcome=result.outcome,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            error=result.error[:500],
-        )
-        for row, result in zip(rows, results, strict=True)
+        (row.id, row.attempts, r.outcome, r.status_code, r.duration_ms, r.error[:500])
+        for row, r in zip(rows, results, strict=True)
     ]
     fenced = Delivery.objects.filter(claim_token=token, status=_SENDING)
     with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create(attempts, batch_size=1000)
+        delivery_attempts_insert(rows=attempts)
         if sent:
             fenced.filter(pk__in=sent).update(
                 status=Delivery.Status.SENT,

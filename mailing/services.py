@@ -11,11 +11,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chat.models import Client
+from core.delivery import deliveries_insert
 from core.errors import ApplicationError
 from core.events import publish_on_commit
 from core.jobs import QUEUE_MAILING, enqueue_on_commit
@@ -491,27 +492,54 @@ def mailing_start(*, mailing_id: int) -> bool:
 
 def _message_rows(
     mailing: Mailing, clients: list[dict[str, Any]], now: datetime
-) -> tuple[list[Delivery], list[int]]:
+) -> list[tuple[int, str, str, datetime | None, str]]:
+    """(phone, text, status, next_attempt_at, last_error) per client, in order."""
     base_values = {str(k): str(v) for k, v in mailing.context.items()}
     body = mailing.template.body if mailing.template is not None else mailing.text
-    deliveries: list[Delivery] = []
+    rows: list[tuple[int, str, str, datetime | None, str]] = []
     for client in clients:
         values = {**base_values, **rendering.client_values_from_dict(client)}
         opening = next_opening(now, client["timezone"], mailing.window_start, mailing.window_end)
-        never = opening >= mailing.end_at
-        deliveries.append(
-            Delivery(
-                organization_id=mailing.organization_id,
-                source=Delivery.Source.MAILING,
-                phone=int(client["phone"]),
-                text=rendering.render(body, values),
-                status=Delivery.Status.EXPIRED if never else Delivery.Status.PENDING,
-                next_attempt_at=None if opening == now or never else opening,
-                deadline=mailing.end_at,
-                last_error="window does not open before the end time" if never else "",
+        text = rendering.render(body, values)
+        if opening >= mailing.end_at:
+            rows.append(
+                (
+                    int(client["phone"]),
+                    text,
+                    Delivery.Status.EXPIRED,
+                    None,
+                    "window does not open before the end time",
+                )
             )
-        )
-    return deliveries, [c["pk"] for c in clients]
+        else:
+            rows.append(
+                (
+                    int(client["phone"]),
+                    text,
+                    Delivery.Status.PENDING,
+                    None if opening == now else opening,
+                    "",
+                )
+            )
+    return rows
+
+
+def _messages_insert(*, mailing_id: int, pairs: list[tuple[int, int]]) -> None:
+    """Insert (delivery_id, client_id) message rows in one statement per 500."""
+    table = connection.ops.quote_name(MailingMessage._meta.db_table)
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        for start in range(0, len(pairs), 500):
+            part = pairs[start : start + 500]
+            params: list[Any] = []
+            for delivery_id, client_id in part:
+                params += [delivery_id, mailing_id, client_id, stamp]
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
+            cursor.execute(
+                f"INSERT INTO {table} (delivery_id, mailing_id, client_id, created_at) "
+                f"VALUES {values}",
+                params,
+            )
 
 
 def mailing_materialize(*, mailing_id: int) -> int:
@@ -552,38 +580,39 @@ def mailing_materialize(*, mailing_id: int) -> int:
                 mailing.save(update_fields=["materialized_at", "updated_at"])
                 log.info("mailing_materialized", mailing_id=mailing.pk, total=created)
                 break
-            deliveries, client_ids = _message_rows(mailing, clients, now)
-            Delivery.objects.bulk_create(deliveries, batch_size=1000)
-            MailingMessage.objects.bulk_create(
-                [
-                    MailingMessage(delivery_id=d.pk, mailing_id=mailing.pk, client_id=cid)
-                    for d, cid in zip(deliveries, client_ids, strict=True)
-                ],
-                batch_size=1000,
+            rows = _message_rows(mailing, clients, now)
+            # Phones are unique per organization: they match returned ids to clients.
+            by_phone = {int(c["phone"]): c["pk"] for c in clients}
+            ids = deliveries_insert(
+                organization_id=mailing.organization_id,
+                source=Delivery.Source.MAILING,
+                rows=rows,
+                deadline=mailing.end_at,
             )
-            mailing.audience_cursor = client_ids[-1]
+            pairs = sorted((delivery_id, by_phone[phone]) for delivery_id, phone in ids)
+            _messages_insert(mailing_id=mailing.pk, pairs=pairs)
+            mailing.audience_cursor = clients[-1]["pk"]
             mailing.save(update_fields=["audience_cursor", "updated_at"])
             log.info(
                 "mailing_messages_created",
                 mailing_id=mailing.pk,
-                count=len(deliveries),
-                first_message_id=deliveries[0].pk,
-                last_message_id=deliveries[-1].pk,
-                deferred=sum(1 for d in deliveries if d.next_attempt_at is not None),
+                count=len(pairs),
+                first_message_id=pairs[0][0],
+                last_message_id=pairs[-1][0],
+                deferred=sum(1 for r in rows if r[3] is not None),
             )
             if _stdlog.isEnabledFor(logging.DEBUG):  # one line per message, to grep by id
-                for d, cid in zip(deliveries, client_ids, strict=True):
+                for delivery_id, client_id in pairs:
                     log.debug(
                         "mailing_message_created",
                         mailing_id=mailing.pk,
-                        message_id=d.pk,
-                        delivery_id=d.pk,
-                        client_id=cid,
-                        status=d.status,
+                        message_id=delivery_id,
+                        delivery_id=delivery_id,
+                        client_id=client_id,
                     )
             if created == 0:
                 dispatch.lanes_enqueue_on_commit(mailing)
-            created += len(deliveries)
+            created += len(pairs)
     # Nothing to send at all (empty audience): finish now.
     dispatch.mailing_finish_if_done(mailing_id=mailing_id)
     return created

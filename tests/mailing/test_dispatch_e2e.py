@@ -56,3 +56,208 @@ def test_campaign_delivers_every_message_once(
         assert sender.accepted(m.pk) == 1
         assert m.delivery.text == f"Hello {m.client.name}"
     assert DeliveryAttempt.objects.filter(delivery__mailing_message__mailing=mailing).count() == 30
+
+
+def test_future_mailing_starts_by_itself(
+    org: Any, make_client: Any, sender: Any, start_worker: Any
+) -> None:
+    make_client(org)
+    start_worker()
+    start_at = timezone.now() + timedelta(seconds=2)
+    mailing = _mailing(org, start_at=start_at)
+    assert _status(mailing) == "scheduled"
+    wait_until(lambda: _status(mailing) == "finished", timeout=30)
+    assert mailing.started_at >= start_at
+    assert _counts(mailing)["sent"] == 1
+
+
+def test_sweeper_starts_a_due_mailing_whose_job_was_lost(
+    org: Any, make_client: Any, sender: Any, start_worker: Any, redis_client: Any
+) -> None:
+    from mailing.jobs import mailing_sweep
+
+    # given: a due mailing whose scheduled job is gone (Redis lost everything)
+    make_client(org)
+    mailing = _mailing(org, start_at=timezone.now() + timedelta(milliseconds=300))
+    redis_client.flushdb()
+    start_worker()
+    # when: the cron sweeper runs (as `run_cron` does every few seconds)
+    wait_until(lambda: mailing_sweep()["started"] == 1 or _status(mailing) != "scheduled")
+    # then
+    wait_until(lambda: _status(mailing) == "finished", timeout=30)
+    assert _counts(mailing)["sent"] == 1
+
+
+def test_end_time_cuts_off_pending_retries(
+    org: Any, make_client: Any, sender: Any, start_worker: Any
+) -> None:
+    # given: a sender that fails everything until after the end time
+    for _ in range(5):
+        make_client(org)
+    sender.control(error_rate=1.0)
+    start_worker()
+    mailing = _mailing(org, end_at=timezone.now() + timedelta(seconds=3))
+    # then: the mailing ends with every message expired, none accepted
+    wait_until(lambda: _status(mailing) == "finished", timeout=30)
+    sender.control(error_rate=0)
+    counts = _counts(mailing)
+    assert counts["expired"] == 5 and counts["sent"] == 0
+    assert sender.stats()["accepted_total"] == 0
+    assert sender.stats()["errors"] >= 5  # it did try
+
+
+def test_promo_mailing_skips_opted_out_clients(
+    org: Any, make_client: Any, sender: Any, start_worker: Any
+) -> None:
+    from mailing.models import MailingMessage
+
+    keen = make_client(org)
+    opted_out = make_client(org, promo_opt_out=True)
+    start_worker()
+    promo = _mailing(org, promo=True)
+    wait_until(lambda: _status(promo) == "finished", timeout=30)
+    assert list(
+        MailingMessage.objects.filter(mailing=promo).values_list("client_id", flat=True)
+    ) == [keen.pk]
+    assert sender.stats()["phones"] == 1
+    # a transactional (non-promo) send still reaches the opted-out client
+    service = _mailing(org, promo=False, client_ids=[opted_out.pk], tags=["none"])
+    wait_until(lambda: _status(service) == "finished", timeout=30)
+    assert sender.stats()["phones"] == 2
+
+
+def test_client_outside_its_window_is_deferred_until_it_opens(
+    org: Any, make_client: Any, sender: Any, start_worker: Any
+) -> None:
+    from mailing.models import MailingMessage
+
+    # given: a 3-hour window that opens in a few seconds for a UTC client, and is
+    # already open for a client two hours ahead (UTC+2)
+    now = timezone.now()
+    opens = (now + timedelta(seconds=4)).replace(microsecond=0)
+    later = make_client(org, timezone="UTC")
+    now_open = make_client(org, timezone="Etc/GMT-2")
+    start_worker()
+    mailing = _mailing(
+        org, window_start=opens.time(), window_end=(opens + timedelta(hours=3)).time()
+    )
+
+    def sent(client: Any) -> bool:
+        row = MailingMessage.objects.filter(mailing=mailing, client=client).first()
+        return row is not None and row.delivery.status == "sent"
+
+    # then: the open client is served at once; the other waits for its window
+    wait_until(lambda: sent(now_open), timeout=20)
+    message = {m.client_id: m for m in MailingMessage.objects.filter(mailing=mailing)}
+    deferred = message[later.pk].delivery
+    deferred.refresh_from_db()
+    assert deferred.status == "pending" or deferred.sent_at >= opens
+    wait_until(lambda: sent(later), timeout=30)
+    deferred.refresh_from_db()
+    assert deferred.sent_at >= opens
+    wait_until(lambda: _status(mailing) == "finished", timeout=20)
+
+
+def test_sender_down_then_back_delivers_everything_once(
+    org: Any, make_client: Any, sender: Any, start_worker: Any
+) -> None:
+    from core.models import Delivery, DeliveryAttempt
+
+    # given: the sender is down when the mailing starts
+    for _ in range(20):
+        make_client(org)
+    sender.control(down=True)
+    start_worker()
+    mailing = _mailing(org)
+    wait_until(lambda: sender.stats()["refused"] >= 20, timeout=20)
+    wait_until(lambda: sender.stats()["refused"] >= 30, timeout=20)  # probes while down
+    # when: it comes back
+    sender.control(down=False)
+    # then: everything is delivered, once, and the outage did not burn the retries
+    wait_until(lambda: _status(mailing) == "finished", timeout=40)
+    assert _counts(mailing)["sent"] == 20
+    stats = sender.stats()
+    assert stats["phones"] == 20 and stats["phones_several_ids"] == 0
+    deliveries = Delivery.objects.filter(mailing_message__mailing=mailing)
+    assert max(d.attempts for d in deliveries) < 3
+    assert (
+        DeliveryAttempt.objects.filter(delivery__in=deliveries, outcome="transient").count() >= 20
+    )
+
+
+def test_garbage_answers_are_retried(
+    org: Any, make_client: Any, sender: Any, start_worker: Any
+) -> None:
+    from core.models import DeliveryAttempt
+
+    for _ in range(20):
+        make_client(org)
+    sender.control(garbage_rate=0.3)
+    start_worker()
+    mailing = _mailing(org)
+    wait_until(lambda: _status(mailing) == "finished", timeout=40)
+    assert _counts(mailing)["sent"] == 20
+    garbage = DeliveryAttempt.objects.filter(
+        delivery__mailing_message__mailing=mailing, outcome="transient", status_code=200
+    )
+    assert garbage.exists()
+    assert sender.stats()["phones_several_ids"] == 0
+
+
+def test_permanent_4xx_is_final(
+    org: Any, make_client: Any, sender: Any, start_worker: Any, settings: Any
+) -> None:
+    from core.models import Delivery
+
+    make_client(org)
+    start_worker(SENDER_TOKEN="not-a-valid-jwt")  # the simulator answers 401
+    mailing = _mailing(org)
+    wait_until(lambda: _status(mailing) == "finished", timeout=30)
+    delivery = Delivery.objects.get(mailing_message__mailing=mailing)
+    assert delivery.status == "failed" and delivery.attempts == 1
+    assert "401" in delivery.last_error
+
+
+def test_killed_worker_is_resumed_by_another_without_duplicate_or_loss(
+    org: Any, make_client: Any, sender: Any, start_worker: Any
+) -> None:
+    import signal
+
+    from mailing.jobs import mailing_sweep
+
+    # given: a slow sender and small batches, so the campaign takes a while
+    total = 300
+    from chat.models import Client
+
+    Client.objects.bulk_create(
+        [
+            Client(
+                organization=org,
+                name=f"c{n}",
+                phone=f"7903{n:07d}",
+                operator_code="903",
+                timezone="UTC",
+            )
+            for n in range(total)
+        ]
+    )
+    sender.control(latency_ms=150)
+    first = start_worker(MAILING_BATCH_SIZE="20", MAILING_LANES="1", MAILING_CONCURRENCY="20")
+    mailing = _mailing(org)
+    # when: the worker is killed mid-campaign, with a batch in flight
+    wait_until(lambda: 20 <= sender.stats()["accepted_total"] < total - 100, timeout=30)
+    first.stop(signal.SIGKILL)
+    assert _counts(mailing)["sent"] < total
+    start_worker(MAILING_BATCH_SIZE="50", MAILING_LANES="1")
+
+    # then: the sweeper (cron) reclaims the abandoned rows and the lane resumes
+    def done() -> bool:
+        mailing_sweep()
+        return _status(mailing) == "finished"
+
+    wait_until(done, timeout=60, interval=0.5)
+    counts = _counts(mailing)
+    assert counts["sent"] == total
+    stats = sender.stats()
+    assert stats["phones"] == total  # no loss
+    assert stats["phones_several_ids"] == 0  # no second msgId for a client
