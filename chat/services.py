@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -186,7 +187,7 @@ def _touch_help_desk(*, help_desk: HelpDesk, message: Message, unread: bool) -> 
 
 def _file_note(message: Message) -> str:
     # The external sender carries text only: a file travels as its URL.
-    return f"\n{message.file.url}" if message.file else ""
+    return f"\n{settings.PUBLIC_BASE_URL}{message.file.url}" if message.file else ""
 
 
 @transaction.atomic

@@ -127,6 +127,8 @@ SENDER_JWT_SECRET = env.str("SENDER_JWT_SECRET", default="")
 # --- Uploads --------------------------------------------------------------------------
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "/media/"
+# Where clients reach this service: files sent over SMS travel as absolute links.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 MAX_UPLOAD_SIZE = env.int("MAX_UPLOAD_SIZE", default=10 * 1024 * 1024)
 ALLOWED_UPLOAD_TYPES = env.list(
     "ALLOWED_UPLOAD_TYPES",
@@ -186,6 +188,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "HelpDeskStatusEnum": "chat.models.HelpDesk.Status",
         "MessageStatusEnum": "chat.models.Message.Status",
+        "MailingStatusEnum": "mailing.models.Mailing.Status",
+        "IncidentStatusEnum": "escalation.models.Incident.Status",
+        "AlertStatusEnum": [("firing", "firing"), ("resolved", "resolved")],
     },
 }
 

@@ -151,7 +151,7 @@ class IncidentListView(APIView):
 
 
 class IncidentDetailView(APIView):
-    @extend_schema(responses=dict)
+    @extend_schema(responses=dict, operation_id="api_incidents_detail")
     def get(self, request: Request, uuid: str) -> Response:
         incident = selectors.incident_get_for_principal(principal=request.user, uuid=uuid)
         return Response(_incident_body(incident, steps=True))
