@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -43,3 +44,79 @@ def test_notification_send_rejects_unknown_client(org: Any) -> None:
     with pytest.raises(ApplicationError) as exc:
         notification_send(organization=org, text="x", client_ids=[999999])
     assert "client_ids" in exc.value.fields
+
+
+def test_daily_report_emails_admins_once_a_day(
+    org: Any,
+    make_agent: Any,
+    make_client: Any,
+    mailoutbox: Any,
+    redis_client: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from core.models import Membership
+    from core.services import agent_create, membership_add
+    from mailing.services import mailing_report_send_all, notification_send
+
+    admin = agent_create(username="boss", password="pw", email="boss@example.com")
+    membership_add(organization=org, user=admin, role=Membership.Role.ADMIN)
+    agent = agent_create(username="agent", password="pw", email="agent@example.com")
+    membership_add(organization=org, user=agent, role=Membership.Role.AGENT)
+    client = make_client(org)
+    with django_capture_on_commit_callbacks(execute=False):
+        mailing = notification_send(organization=org, text="hi", client_ids=[client.pk])
+    assert mailing_report_send_all() == 1
+    assert mailing_report_send_all() == 0  # the job ran twice: one email
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["boss@example.com"]
+    assert f"{mailing.pk}\tscheduled" in mailoutbox[0].body
+
+
+def test_metrics_expose_mailing_gauges(agent: Any) -> None:
+    from django.test import Client as HttpClient
+
+    body = HttpClient().get("/metrics").content.decode()
+    assert "mailing_deliveries_total" in body
+    assert "mailing_dispatch_batch_seconds" in body
+    assert "mailings{" in body or "# TYPE mailings gauge" in body
+
+
+def test_cancel_publishes_mailing_finished(
+    org: Any, make_client: Any, redis_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    import json
+
+    import msgpack
+
+    from mailing.services import mailing_cancel, notification_send
+
+    client = make_client(org)
+    with django_capture_on_commit_callbacks(execute=False):
+        mailing = notification_send(organization=org, text="hi", client_ids=[client.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        mailing_cancel(mailing=mailing)
+    # the organization's event log (what a reconnecting websocket replays)
+    entries = redis_client.xrange(f"events:{org.pk}:log")
+    events = [json.loads(fields[b"f"]) for _, fields in entries]
+    finished = [e for e in events if e["type"] == "mailing_finished"]
+    assert len(finished) == 1
+    data = json.loads(finished[0]["data"])
+    assert data["id"] == mailing.pk and data["status"] == "cancelled"
+    assert msgpack.unpackb(msgpack.packb(finished[0])) == finished[0]
+
+
+def test_window_helpers_handle_overnight_windows() -> None:
+    from datetime import datetime, time
+
+    from mailing.windows import in_window, next_opening
+
+    late = datetime(2026, 1, 1, 23, 30, tzinfo=UTC)
+    assert in_window(late, "UTC", time(22, 0), time(6, 0))
+    assert not in_window(late, "UTC", time(9, 0), time(21, 0))
+    assert next_opening(late, "UTC", time(9, 0), time(21, 0)) == datetime(
+        2026, 1, 2, 9, 0, tzinfo=UTC
+    )
+    # 23:30 UTC is 02:30 in Moscow (UTC+3): the 09:00 opening is 06:00 UTC
+    assert next_opening(late, "Europe/Moscow", time(9, 0), time(21, 0)) == datetime(
+        2026, 1, 2, 6, 0, tzinfo=UTC
+    )

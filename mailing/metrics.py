@@ -1,0 +1,54 @@
+"""Prometheus gauges computed from the database at scrape time (`/metrics`).
+
+The dispatch counters and histograms (`mailing_deliveries_total`,
+`mailing_dispatch_batch_seconds`, ...) live in the worker processes; these gauges
+give the web process's `/metrics` the current state whatever process did the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+
+_registered = False
+
+
+class MailingCollector:
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db.models import Count
+
+        from core.models import Delivery
+        from mailing.models import Mailing
+
+        messages = GaugeMetricFamily(
+            "mailing_messages", "Mailing messages by delivery status", labels=["status"]
+        )
+        mailings = GaugeMetricFamily("mailings", "Mailings by status", labels=["status"])
+        try:
+            for status, n in (
+                Delivery.objects.filter(source=Delivery.Source.MAILING)
+                .values_list("status")
+                .annotate(n=Count("pk"))
+                .order_by()
+            ):
+                messages.add_metric([status], n)
+            for status, n in (
+                Mailing.objects.values_list("status").annotate(n=Count("pk")).order_by()
+            ):
+                mailings.add_metric([status], n)
+        except Exception:  # a scrape must not fail because the database is busy
+            return
+        yield messages
+        yield mailings
+
+    def describe(self) -> list[Any]:
+        return []  # no collection at registration time
+
+
+def register() -> None:
+    global _registered
+    if not _registered:
+        REGISTRY.register(MailingCollector())  # type: ignore[arg-type]
+        _registered = True
