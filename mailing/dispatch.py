@@ -26,7 +26,9 @@ decides whether to close it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -511,75 +513,138 @@ class Next:
     stop: bool = False
 
 
+class _LoopThread:
+    """An event loop in its own thread: HTTP runs there while this thread does SQL.
+
+    Only HTTP happens in the loop thread; every database call stays in the job's
+    thread (Django connections are per thread).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class _InFlight:
+    rows: list[Row]
+    future: concurrent.futures.Future[list[SendResult]]
+    breaker: Breaker
+    claimed_at: float
+    claim_ms: float
+
+
+def _complete(batch: _InFlight, *, mailing_id: int, lane: int, token: str, org_id: int) -> None:
+    """Wait for a batch's HTTP calls and record them."""
+    results = batch.future.result()
+    t2 = time.perf_counter()
+    BATCH_SECONDS.labels("send").observe(t2 - batch.claimed_at)
+    outcome = record(
+        mailing_id=mailing_id, rows=batch.rows, results=results, token=token, breaker=batch.breaker
+    )
+    t3 = time.perf_counter()
+    BATCH_SECONDS.labels("record").observe(t3 - t2)
+    BATCH_SECONDS.labels("total").observe(t3 - batch.claimed_at + batch.claim_ms / 1000)
+    log.info(
+        "mailing_batch",
+        mailing_id=mailing_id,
+        lane=lane,
+        claimed=len(batch.rows),
+        sent=outcome.sent,
+        retry=outcome.retry,
+        failed=outcome.failed,
+        expired=outcome.expired,
+        breaker_tripped=outcome.tripped,
+        claim_ms=round(batch.claim_ms, 1),
+        send_wait_ms=round((t2 - batch.claimed_at) * 1000, 1),
+        record_ms=round((t3 - t2) * 1000, 1),
+    )
+    _maybe_progress(mailing_id, org_id)
+
+
 def _lane_loop(
-    runner: asyncio.Runner,
+    loop: _LoopThread,
     sender: SenderPool | _HttpxSender,
     mailing_id: int,
     lane: int,
     token: str,
 ) -> Next:
+    """Claim, send, record; the next batch is claimed and sent while the last records."""
     key = lane_key(mailing_id, lane)
     slice_end = time.monotonic() + settings.MAILING_SLICE_SECONDS
-    while True:
-        mailing = (
-            Mailing.objects.filter(pk=mailing_id)
-            .values("status", "end_at", "window_start", "window_end", "organization_id")
-            .first()
-        )
-        if mailing is None or mailing["status"] != Mailing.Status.RUNNING:
-            return Next(stop=True)
-        now = timezone.now()
-        if mailing["end_at"] <= now:
-            expire_remaining(mailing_id=mailing_id)
-            mailing_finish_if_done(mailing_id=mailing_id)
-            return Next(stop=True)
-        breaker = breaker_state()
-        if breaker.open_until > time.time():
-            return Next(at=datetime.fromtimestamp(breaker.open_until, tz=now.tzinfo))
-        size = settings.MAILING_PROBE_SIZE if breaker.trips else settings.MAILING_BATCH_SIZE
-        t0 = time.perf_counter()
-        rows = claim(mailing_id=mailing_id, token=token, size=size, now=now)
-        BATCH_SECONDS.labels("claim").observe(time.perf_counter() - t0)
-        if not rows:
-            due = _next_due(mailing_id)
-            if due is None:
-                if mailing_finish_if_done(mailing_id=mailing_id):
-                    return Next(stop=True)
-                # In flight elsewhere, or the audience is still being materialized.
-                return Next(at=now + timedelta(seconds=1))
-            return Next(at=max(due, now + timedelta(milliseconds=200)))
-        BATCH_SIZE.observe(len(rows))
-        rows = _defer_outside_window(rows, dict(mailing), mailing_id, token, now)
-        t1 = time.perf_counter()
-        results = runner.run(_send_all(sender, rows)) if rows else []
-        t2 = time.perf_counter()
-        BATCH_SECONDS.labels("send").observe(t2 - t1)
-        outcome = record(
-            mailing_id=mailing_id, rows=rows, results=results, token=token, breaker=breaker
-        )
-        t3 = time.perf_counter()
-        BATCH_SECONDS.labels("record").observe(t3 - t2)
-        BATCH_SECONDS.labels("total").observe(t3 - t0)
-        log.info(
-            "mailing_batch",
-            mailing_id=mailing_id,
-            lane=lane,
-            claimed=len(rows),
-            sent=outcome.sent,
-            retry=outcome.retry,
-            failed=outcome.failed,
-            expired=outcome.expired,
-            breaker_tripped=outcome.tripped,
-            claim_ms=round((t1 - t0) * 1000, 1),
-            send_ms=round((t2 - t1) * 1000, 1),
-            record_ms=round((t3 - t2) * 1000, 1),
-        )
-        _maybe_progress(mailing_id, mailing["organization_id"])
-        if not _lease_acquire(key, token):  # refresh; lost means another job owns the lane
-            log.warning("mailing_lane_lost", mailing_id=mailing_id, lane=lane)
-            return Next(stop=True)
-        if time.monotonic() > slice_end:
-            return Next(now=True)  # give the worker back to other queued jobs
+    inflight: _InFlight | None = None
+    org_id = 0
+
+    def drain() -> None:
+        nonlocal inflight
+        if inflight is not None:
+            _complete(inflight, mailing_id=mailing_id, lane=lane, token=token, org_id=org_id)
+            inflight = None
+
+    try:
+        while True:
+            mailing = (
+                Mailing.objects.filter(pk=mailing_id)
+                .values("status", "end_at", "window_start", "window_end", "organization_id")
+                .first()
+            )
+            if mailing is None or mailing["status"] != Mailing.Status.RUNNING:
+                return Next(stop=True)
+            org_id = mailing["organization_id"]
+            now = timezone.now()
+            if mailing["end_at"] <= now:
+                drain()
+                expire_remaining(mailing_id=mailing_id)
+                mailing_finish_if_done(mailing_id=mailing_id)
+                return Next(stop=True)
+            breaker = breaker_state()
+            if breaker.open_until > time.time():
+                return Next(at=datetime.fromtimestamp(breaker.open_until, tz=now.tzinfo))
+            size = settings.MAILING_PROBE_SIZE if breaker.trips else settings.MAILING_BATCH_SIZE
+            if breaker.trips:
+                drain()  # probe alone, not beside a batch sent before the outage
+            t0 = time.perf_counter()
+            rows = claim(mailing_id=mailing_id, token=token, size=size, now=now)
+            claim_ms = (time.perf_counter() - t0) * 1000
+            BATCH_SECONDS.labels("claim").observe(claim_ms / 1000)
+            if rows:
+                BATCH_SIZE.observe(len(rows))
+                rows = _defer_outside_window(rows, dict(mailing), mailing_id, token, now)
+            previous, inflight = inflight, None
+            if rows:
+                inflight = _InFlight(
+                    rows=rows,
+                    future=loop.submit(_send_all(sender, rows)),
+                    breaker=breaker,
+                    claimed_at=time.perf_counter(),
+                    claim_ms=claim_ms,
+                )
+            if previous is not None:
+                _complete(previous, mailing_id=mailing_id, lane=lane, token=token, org_id=org_id)
+            elif inflight is None:
+                due = _next_due(mailing_id)
+                if due is None:
+                    if mailing_finish_if_done(mailing_id=mailing_id):
+                        return Next(stop=True)
+                    # In flight elsewhere, or the audience is still being materialized.
+                    return Next(at=now + timedelta(seconds=1))
+                return Next(at=max(due, now + timedelta(milliseconds=200)))
+            if not _lease_acquire(key, token):  # refresh; lost: another job owns the lane
+                log.warning("mailing_lane_lost", mailing_id=mailing_id, lane=lane)
+                return Next(stop=True)
+            if time.monotonic() > slice_end:
+                return Next(now=True)  # give the worker back to other queued jobs
+    finally:
+        drain()
 
 
 async def _async(factory: Any) -> Any:
@@ -595,12 +660,15 @@ def mailing_dispatch(*, mailing_id: int, lane: int = 0) -> None:
         return
     nxt = Next(stop=True)
     try:
-        with asyncio.Runner() as runner:
-            sender = runner.run(_async(_open_sender))
+        loop = _LoopThread()
+        try:
+            sender = loop.submit(_async(_open_sender)).result()
             try:
-                nxt = _lane_loop(runner, sender, mailing_id, lane, token)
+                nxt = _lane_loop(loop, sender, mailing_id, lane, token)
             finally:
-                runner.run(sender.aclose())
+                loop.submit(sender.aclose()).result(10)
+        finally:
+            loop.close()
     finally:
         if nxt.stop:
             _lease_handover(key, token, 0)
