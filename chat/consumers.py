@@ -151,6 +151,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- hub side (called from the hub's reader, must not block) -----------------------
 
     def deliver(self, batch: Batch) -> bool:
+        if self.dropped:
+            return True  # closing, and already counted: until it has left the hub
         direct = self.direct
         if self.live and direct is not None and not direct.paused and not self.pending:
             if batch.min_id == 0 or batch.min_id > self.last_sent:

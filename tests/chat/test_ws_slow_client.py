@@ -129,6 +129,7 @@ def test_client_that_stops_reading_is_dropped_while_others_keep_receiving(
         # then the server stops buffering for it and drops it, counted in /metrics ...
         wait_until(publish_until_dropped, timeout=60, interval=0)
         assert len(published) < 2_000  # it did not buffer hundreds of frames first
+        assert _metric(web, "ws_subscribers_dropped_total", 'reason="slow"') == 1  # once
         assert _metric(web, "ws_send_paused_total") >= 1
         wait_until(lambda: _metric(web, "ws_subscribers") == 1)
         # ... while the reading agent received every event, in order
