@@ -132,10 +132,12 @@ def test_offline_and_back_catches_up_without_duplicates(
     desk_button(page, help_desk).click()
     send(web, bob, help_desk, "before the drop")
     expect(message_item(page, "before the drop")).to_have_count(1)
-    seen = page.evaluate("consoleDebug.lastEventId()")
+    expect(desk_button(page, help_desk)).to_contain_text("before the drop")
 
     page.context.set_offline(True)
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "offline")
+    seen = page.evaluate("consoleDebug.lastEventId()")  # what the page resumes from
+    assert seen > 0
     send(web, bob, help_desk, "while away 1")
     inbound(web, agent, help_desk.client.phone, "client while away")
     send(web, bob, help_desk, "while away 2")
