@@ -175,6 +175,9 @@
     hadConnection: false,
     generation: 0,
     applied: [], // event ids applied, for diagnostics (window.consoleDebug)
+    resyncPending: false, // `resync_required` seen, its `hello` not yet
+    wantDesk: null, // help desk from the URL hash, opened once the inbox has loaded
+    loadToken: 0,
   };
 
   var handlers = {}; // event type -> [function(data, frame)] (panels register here)
@@ -937,9 +940,6 @@
     },
   };
 
-  document.addEventListener("DOMContentLoaded", function () {
-    /* scripts are deferred: the DOM is ready already */
-  });
   loadOrganizations().catch(function (err) {
     fatal("Could not load your organizations: " + err.message);
   });
