@@ -560,7 +560,7 @@ def mailing_materialize(*, mailing_id: int) -> int:
         get_redis().set(f"mailing:materialize:{int(mailing_id)}", 1, ex=60)
         with transaction.atomic():
             mailing = (
-                Mailing.objects.select_for_update()
+                Mailing.objects.select_for_update(of=("self",))
                 .select_related("template")
                 .filter(pk=mailing_id)
                 .first()

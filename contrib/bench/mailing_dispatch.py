@@ -310,7 +310,9 @@ class Bench:
         ids = [d.pk for d in deliveries]
         queue = get_queue(QUEUE_MAILING)
         t0 = time.monotonic()
-        queue.enqueue_many([queue.prepare_data(baseline_deliver, (i,), result_ttl=0) for i in ids])
+        # By dotted path: this file runs as __main__, the workers import it by name.
+        func = "contrib.bench.mailing_dispatch.baseline_deliver"
+        queue.enqueue_many([queue.prepare_data(func, (i,), result_ttl=0) for i in ids])
         pending = Delivery.objects.filter(pk__in=ids, status__in=("pending", "sending"))
         while pending.exists() and time.monotonic() - t0 < self.args.timeout:
             time.sleep(0.2)
