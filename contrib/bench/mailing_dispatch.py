@@ -333,9 +333,9 @@ class Bench:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clients", type=int, default=100_000)
-    p.add_argument("--baseline", type=int, default=2_000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--lanes", type=int, default=2)
+    p.add_argument("--baseline", type=int, default=500)
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--lanes", type=int, default=3)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=300)
     p.add_argument("--latency-ms", type=float, default=50)
