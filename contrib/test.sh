@@ -10,9 +10,14 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -r requirements-dev.txt
+if [ "${CI:-}" = true ]; then export REQUIRE_BROWSER=1; fi  # CI: a missing browser fails
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "warning: could not install chromium; browser tests will be skipped"
+    || echo "warning: could not install chromium; browser tests will be skipped (or fail with REQUIRE_BROWSER=1)"
+fi
+if [ "${REQUIRE_BROWSER:-}" = 1 ] && ! command -v "${CHROMIUM_PATH:-chromium}" >/dev/null 2>&1; then
+  echo "error: REQUIRE_BROWSER=1 but chromium is missing (install it, or set CHROMIUM_PATH)" >&2
+  exit 1
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 if [ "${SKIP_LINT:-}" != 1 ]; then
@@ -20,4 +25,4 @@ if [ "${SKIP_LINT:-}" != 1 ]; then
   ruff format --check .
   mypy
 fi
-exec pytest "$@"
+exec pytest -rs "$@"  # -rs: list every skipped test with its reason

@@ -36,10 +36,26 @@ ASGI_APP = "core.asgi:application"
 SAFE = {"DJANGO_ALLOW_ASYNC_UNSAFE": ""}  # keep Django's async-safety check in servers
 
 
+def browser_required() -> bool:
+    """CI must not pass by skipping every browser test: REQUIRE_BROWSER=1 (set by
+    .ci/run) or CI=true turns a missing Chromium into a failure."""
+    return os.environ.get("REQUIRE_BROWSER") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def chromium_path() -> str | None:
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    return shutil.which("chromium")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip(f"chromium not installed at {CHROMIUM} (contrib/test.sh installs it with apt)")
+    executable = chromium_path()
+    if executable is None:
+        reason = f"chromium not installed at {CHROMIUM} (contrib/test.sh installs it with apt)"
+        if browser_required():
+            pytest.fail(f"{reason}; REQUIRE_BROWSER=1 / CI=true: browser tests must run")
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
@@ -47,7 +63,7 @@ def browser() -> Iterator[Any]:
     playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+            executable_path=executable,
             headless=True,
             args=CHROMIUM_ARGS,
         )
