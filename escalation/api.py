@@ -57,15 +57,46 @@ def _require_agent(request: Request) -> None:
         raise ApplicationError("Agents only; use an agent key.", code="forbidden", status_code=403)
 
 
-def _ingest_response(results: list[Ingested], received: int, **extra: Any) -> Response:
+def ingest_body(results: list[Ingested], received: int, *, alertmanager: bool) -> dict[str, Any]:
+    """The 202 body of a trigger post; also built by the ASGI fast path
+    (`escalation.fastpath`), so both answer the same bytes."""
     body: dict[str, Any] = {
         "received": received,
         "batches": [r.batch.pk for r in results],
         "matched": [m for r in results if r.batch.kind == "firing" for m in r.matched],
         "unmatched": [u for r in results if r.batch.kind == "firing" for u in r.unmatched],
-        **extra,
     }
-    return Response(body, status=status.HTTP_202_ACCEPTED)
+    if alertmanager:
+        body["resolving"] = [m for r in results if r.batch.kind == "resolved" for m in r.matched]
+        body["resolved_unmatched"] = [
+            u for r in results if r.batch.kind == "resolved" for u in r.unmatched
+        ]
+        ignored = [i for r in results for i in r.ignored]
+        body["ignored"] = sorted(ignored, key=lambda i: int(i["alert"]))
+    return body
+
+
+def alertmanager_split(
+    alerts: list[dict[str, Any]],
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[dict[str, Any]]]:
+    """(firing pairs, resolved pairs, unmappable alerts) of validated v4 alerts."""
+    firing, resolved, ignored = [], [], []
+    for index, alert in enumerate(alerts):
+        pair = alert_pair(alert["labels"])
+        if isinstance(pair, str):
+            ignored.append(
+                {
+                    "alert": index,
+                    "labels": alert["labels"],
+                    "reason": pair,
+                    "status": alert["status"],
+                }
+            )
+        elif alert["status"] == "firing":
+            firing.append(pair)
+        else:
+            resolved.append(pair)
+    return firing, resolved, ignored
 
 
 class TriggersView(APIView):
@@ -81,7 +112,10 @@ class TriggersView(APIView):
         organization = _organization(request, None)
         source, pairs = body.pairs()
         results = triggers_ingest(organization=organization, source=source, firing=pairs)
-        return _ingest_response(results, len(pairs))
+        return Response(
+            ingest_body(results, len(pairs), alertmanager=False),
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class AlertmanagerView(APIView):
@@ -95,21 +129,17 @@ class AlertmanagerView(APIView):
         body = AlertmanagerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         organization = _organization(request, None)
-        firing, resolved, ignored = [], [], []
-        for index, alert in enumerate(body.validated_data["alerts"]):
-            pair = alert_pair(alert["labels"])
-            if isinstance(pair, str):
-                ignored.append({"alert": index, "labels": alert["labels"], "reason": pair})
-            elif alert["status"] == "firing":
-                firing.append(pair)
-            else:
-                resolved.append(pair)
+        firing, resolved, ignored = alertmanager_split(body.validated_data["alerts"])
         results = triggers_ingest(
-            organization=organization, source="alertmanager", firing=firing, resolved=resolved
+            organization=organization,
+            source="alertmanager",
+            firing=firing,
+            resolved=resolved,
+            ignored=ignored,
         )
-        resolving = [m for r in results if r.batch.kind == "resolved" for m in r.matched]
-        return _ingest_response(
-            results, len(firing) + len(resolved), resolving=resolving, ignored=ignored
+        return Response(
+            ingest_body(results, len(firing) + len(resolved), alertmanager=True),
+            status=status.HTTP_202_ACCEPTED,
         )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,7 +52,25 @@ def _flag(organization_id: int) -> str:
 class Ingested:
     batch: TriggerBatch
     matched: list[dict[str, Any]]  # [{"rule": code, "triggers": [...]}]
-    unmatched: list[dict[str, Any]]
+    unmatched: list[dict[str, Any]]  # posted pairs in no matched rule
+    ignored: list[dict[str, Any]] = field(default_factory=list)  # unmappable alerts
+
+
+@dataclass(frozen=True)
+class Post:
+    """One monitoring post, validated: what `triggers_ingest_many` records.
+
+    `ignored` are Alertmanager alerts whose labels map to no (service, status) pair:
+    `{"alert": index, "labels": {...}, "reason": "...", "status": "firing"|"resolved"}`.
+    They are recorded too (in `unmatched` of the batch of their status), never dropped.
+    """
+
+    organization_id: int
+    source: str
+    firing: list[Pair]
+    resolved: list[Pair] = field(default_factory=list)
+    ignored: list[dict[str, Any]] = field(default_factory=list)
+    received_at: datetime | None = None
 
 
 def _pairs_json(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
@@ -71,25 +89,35 @@ def _rules_version_key(organization_id: int) -> str:
     return f"escalation:rules:{int(organization_id)}"
 
 
-def _rules(organization: Organization) -> CompiledRules:
+def _rules_many(organization_ids: Iterable[int]) -> dict[int, CompiledRules]:
+    """The active rules of each organization: one Redis round trip for the version
+    tokens, a database query only for an organization whose token changed."""
+    ids = sorted(set(organization_ids))
     client = get_redis()
-    key = _rules_version_key(organization.pk)
-    token = client.get(key)
-    if token is None:
-        client.set(key, secrets.token_hex(8), nx=True)
-        token = client.get(key)
-    cached = _RULES_CACHE.get(organization.pk)
-    if cached is not None and token is not None and cached[0] == token:
-        return cached[1]
-    rules = [
-        (pk, code, frozenset((t["service"], int(t["status"])) for t in triggers))
-        for pk, code, triggers in Rule.objects.filter(
-            organization=organization, is_active=True
-        ).values_list("pk", "code", "triggers")
-    ]
-    if token is not None:
-        _RULES_CACHE[organization.pk] = (token, rules)
-    return rules
+    pipe = client.pipeline(transaction=False)
+    for organization_id in ids:
+        pipe.get(_rules_version_key(organization_id))
+    tokens = dict(zip(ids, pipe.execute(), strict=True))
+    out: dict[int, CompiledRules] = {}
+    for organization_id, token in tokens.items():
+        if token is None:
+            key = _rules_version_key(organization_id)
+            client.set(key, secrets.token_hex(8), nx=True)
+            token = client.get(key)
+        cached = _RULES_CACHE.get(organization_id)
+        if cached is not None and token is not None and cached[0] == token:
+            out[organization_id] = cached[1]
+            continue
+        rules = [
+            (pk, code, frozenset((t["service"], int(t["status"])) for t in triggers))
+            for pk, code, triggers in Rule.objects.filter(
+                organization_id=organization_id, is_active=True
+            ).values_list("pk", "code", "triggers")
+        ]
+        if token is not None:
+            _RULES_CACHE[organization_id] = (token, rules)
+        out[organization_id] = rules
+    return out
 
 
 def rules_changed_on_commit(organization_id: int) -> None:
@@ -111,39 +139,48 @@ def _wake(organization_id: int) -> str:
 FLAG_TTL = 10  # seconds; refreshed by the running evaluator
 
 
-def _kick_on_commit(organization_id: int) -> None:
-    def _kick() -> None:
-        try:
-            pipe = get_redis().pipeline(transaction=False)
+def _kick(organization_ids: Iterable[int]) -> None:
+    """Wake each organization's evaluator; enqueue a job where none runs. One pipeline."""
+    ids = sorted(set(organization_ids))
+    if not ids:
+        return
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for organization_id in ids:
             pipe.rpush(_wake(organization_id), 1)
             pipe.ltrim(_wake(organization_id), -1, -1)
             pipe.expire(_wake(organization_id), 60)
             pipe.set(_flag(organization_id), 1, nx=True, ex=FLAG_TTL)
-            if pipe.execute()[-1]:
-                from escalation.jobs import triggers_evaluate
+        flags = pipe.execute()[3::4]
+    except Exception:
+        # Committed; the sweeper evaluates them late rather than never.
+        log.exception("trigger_kick_failed", organization_ids=ids)
+        return
+    from escalation.jobs import triggers_evaluate
 
-                enqueue_now(triggers_evaluate, organization_id, queue=QUEUE_ESCALATION)
+    for organization_id, flag_set in zip(ids, flags, strict=True):
+        if not flag_set:
+            continue
+        try:
+            enqueue_now(triggers_evaluate, organization_id, queue=QUEUE_ESCALATION)
         except Exception:
-            # Committed; the sweeper evaluates it late rather than never.
             log.exception("trigger_kick_failed", organization_id=organization_id)
 
-    transaction.on_commit(_kick)
 
-
-@transaction.atomic
-def triggers_ingest(
-    *,
-    organization: Organization,
-    source: str,
-    firing: list[Pair],
-    resolved: list[Pair] | None = None,
-) -> list[Ingested]:
-    """Record a monitoring post (one batch per kind present) and return what matched."""
-    rules = _rules(organization)
-    now = timezone.now()
-    results = []
-    for kind, pairs in ((TriggerBatch.Kind.FIRING, firing), (TriggerBatch.Kind.RESOLVED, resolved)):
-        if not pairs:
+def _plan(post: Post, rules: CompiledRules, now: datetime) -> list[Ingested]:
+    """The batches of one post (one per kind present), unsaved, and what matched."""
+    out = []
+    received_at = post.received_at or now
+    for kind, pairs in (
+        (TriggerBatch.Kind.FIRING, post.firing),
+        (TriggerBatch.Kind.RESOLVED, post.resolved),
+    ):
+        ignored = [
+            {k: v for k, v in entry.items() if k != "status"}
+            for entry in post.ignored
+            if entry["status"] == kind
+        ]
+        if not pairs and not ignored:
             continue
         posted = set(pairs)
         if kind == TriggerBatch.Kind.FIRING:
@@ -153,33 +190,82 @@ def triggers_ingest(
             hits = [(pk, code, ts) for pk, code, ts in rules if ts & posted]
             covered = set().union(*(ts & posted for _, _, ts in hits)) if hits else set()
         unmatched = _pairs_json(posted - covered)
-        batch = TriggerBatch.objects.create(
-            organization=organization,
-            source=source,
+        batch = TriggerBatch(
+            organization_id=post.organization_id,
+            source=post.source,
             kind=kind,
             triggers=[[s, c] for s, c in pairs],
             matched_rules=[pk for pk, _, _ in hits],
-            unmatched=unmatched,
-            received_at=now,
+            # Unmappable alerts are unmatched too: stored with their labels and reason.
+            unmatched=unmatched + ignored,
+            received_at=received_at,
             evaluated_at=None if hits else now,
         )
-        results.append(
+        out.append(
             Ingested(
                 batch=batch,
                 matched=[{"rule": code, "triggers": _pairs_json(ts)} for _, code, ts in hits],
                 unmatched=unmatched,
+                ignored=ignored,
             )
         )
-        if hits:
-            _kick_on_commit(organization.pk)
-        if unmatched:
+    return out
+
+
+def _log_unmatched(results: Iterable[Ingested]) -> None:
+    for r in results:
+        if r.unmatched or r.ignored:
             log.info(
                 "triggers_unmatched",
-                organization_id=organization.pk,
-                batch_id=batch.pk,
-                count=len(unmatched),
+                organization_id=r.batch.organization_id,
+                batch_id=r.batch.pk,
+                count=len(r.unmatched),
+                ignored=len(r.ignored),
             )
-    return results
+
+
+def triggers_ingest(
+    *,
+    organization: Organization,
+    source: str,
+    firing: list[Pair],
+    resolved: list[Pair] | None = None,
+    ignored: list[dict[str, Any]] | None = None,
+) -> list[Ingested]:
+    """Record a monitoring post (one batch per kind present) and return what matched."""
+    post = Post(
+        organization_id=organization.pk,
+        source=source,
+        firing=firing,
+        resolved=resolved or [],
+        ignored=ignored or [],
+    )
+    return triggers_ingest_many([post])[0]
+
+
+def triggers_ingest_many(posts: list[Post]) -> list[list[Ingested]]:
+    """Record several posts in ONE transaction (group commit) and return, per post,
+    what matched. The rules are read before the transaction (cached, one Redis round
+    trip), so the write lock is held only for the INSERT; after commit one Redis
+    pipeline wakes the evaluators. Either every post is recorded or none (an error
+    propagates and nothing was committed)."""
+    if not posts:
+        return []
+    rules = _rules_many(p.organization_id for p in posts)
+    now = timezone.now()
+    planned = [_plan(post, rules[post.organization_id], now) for post in posts]
+    batches = [r.batch for results in planned for r in results]
+    with transaction.atomic():
+        if len(batches) == 1:
+            batches[0].save(force_insert=True)
+        else:
+            TriggerBatch.objects.bulk_create(batches)
+        kick = {r.batch.organization_id for results in planned for r in results if r.matched}
+        if kick:
+            transaction.on_commit(lambda: _kick(kick))
+    for results in planned:
+        _log_unmatched(results)
+    return planned
 
 
 def triggers_evaluate(*, organization_id: int) -> int:

@@ -18,6 +18,7 @@ Prints one line per batch size, then stops everything it started.
 
     .venv/bin/python contrib/bench/trigger_ingest.py
     .venv/bin/python contrib/bench/trigger_ingest.py --batches 1,10,50 --seconds 10
+    .venv/bin/python contrib/bench/trigger_ingest.py --app trivial --batches 1   # ceiling
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
+APPS = {
+    "project": "core.asgi:application",
+    # The ceiling: what daphne itself allows with this client (no Django, no database).
+    "trivial": "contrib.bench.trivial_asgi:application",
+}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,6 +66,14 @@ def _wait_http(url: str, timeout: float = 30) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
+
+
+def _loadavg() -> str:
+    """1-minute load average: the machine is shared, so every figure carries it."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -139,9 +155,9 @@ class Bench:
                     "127.0.0.1",
                     "-p",
                     str(self.port),
-                    "core.asgi:application",
+                    APPS.get(self.args.app, self.args.app),
                 ],
-                cwd=ROOT,
+                cwd=self.args.web_root or ROOT,
                 env=self.env,
                 stdout=web_log,
                 stderr=subprocess.STDOUT,
@@ -217,6 +233,7 @@ class Bench:
 
         first_id = (TriggerBatch.objects.order_by("-id").values_list("id", flat=True).first()) or 0
         requests = self.requests(batch)
+        load_before = _loadavg()
         counts: dict[str, int] = {"ok": 0, "error": 0}
 
         async def load() -> float:
@@ -231,6 +248,7 @@ class Bench:
             return time.monotonic() - start
 
         elapsed = asyncio.run(load())
+        load_after = _loadavg()
         qs = TriggerBatch.objects.filter(id__gt=first_id)
         deadline = time.monotonic() + 120
         while qs.filter(evaluated_at__isnull=True).exists() and time.monotonic() < deadline:
@@ -253,6 +271,7 @@ class Bench:
             "lag_p99_ms": round(_percentile(lags, 0.99) * 1000, 1),
             "lag_max_ms": round(lags[-1] * 1000, 1) if lags else None,
             "unevaluated": unevaluated,
+            "load": f"{load_before} -> {load_after}",
             **{k: v for k, v in counts.items() if k.startswith("status_")},
         }
 
@@ -267,6 +286,18 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, db)")
+    parser.add_argument(
+        "--app",
+        default="project",
+        help="web ASGI app: `project` (core.asgi), `trivial` (the ceiling: 202 with no work, "
+        "nothing recorded) or a dotted `module:attr`",
+    )
+    parser.add_argument(
+        "--web-root",
+        default="",
+        help="run the web process from another checkout (e.g. a `git worktree` of an older "
+        "commit) to compare against it in the same invocation",
+    )
     args = parser.parse_args()
     bench = Bench(args)
     try:
@@ -274,7 +305,8 @@ def main() -> None:
         bench.setup_data()
         print(
             f"one daphne, {args.workers} RQ worker(s), {args.connections} connections, "
-            f"{args.rules} rules, {args.seconds}s per batch size, "
+            f"{args.rules} rules, {args.seconds}s per batch size, app={args.app}"
+            f"{' from ' + args.web_root if args.web_root else ''}, "
             f"db={'sqlite' if not args.database_url else args.database_url.split(':')[0]}",
             flush=True,
         )

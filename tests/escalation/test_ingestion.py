@@ -288,3 +288,43 @@ def test_too_many_triggers_in_one_post_is_400(org, monitoring):
     payload = {"triggers": [{"service": f"s{i}", "status": 500} for i in range(1001)]}
     response = monitoring.post("/api/triggers/", payload, format="json")
     assert response.status_code == 400 and "triggers" in response.json()["error"]["fields"]
+
+
+def test_unmappable_alerts_are_recorded_and_an_all_unmappable_payload_makes_a_batch(
+    org, rule, monitoring
+):
+    # given: only alerts whose labels map to no (service, status) pair
+    payload = alertmanager(
+        "firing",
+        ("firing", {"instance": "db-1"}),
+        ("resolved", {"service": "login", "status": "abc"}),
+    )
+    # when
+    response = monitoring.post("/api/alertmanager/", payload, format="json")
+    # then: accepted, reported, and recorded (one batch per status), nothing to evaluate
+    assert response.status_code == 202
+    body = response.json()
+    assert [i["alert"] for i in body["ignored"]] == [0, 1]
+    assert body["received"] == 0 and len(body["batches"]) == 2
+    batches = {b.kind: b for b in TriggerBatch.objects.filter(pk__in=body["batches"])}
+    assert batches["firing"].triggers == [] and batches["firing"].evaluated_at is not None
+    [stored] = batches["firing"].unmatched
+    assert stored["alert"] == 0 and stored["labels"]["instance"] == "db-1"
+    assert "service" in stored["reason"]
+    assert batches["resolved"].unmatched[0]["alert"] == 1
+    assert Incident.objects.count() == 0
+
+
+def test_unmatched_resolved_pairs_are_reported_and_stored(org, rule, monitoring):
+    payload = alertmanager(
+        "resolved",
+        ("resolved", {"service": "login", "status": "503"}),
+        ("resolved", {"service": "billing", "status": "500"}),
+    )
+    body = monitoring.post("/api/alertmanager/", payload, format="json").json()
+    assert [m["rule"] for m in body["resolving"]] == ["0001"]
+    assert body["resolved_unmatched"] == [{"service": "billing", "status": 500}]
+    assert body["unmatched"] == [] and body["ignored"] == []
+    batch = TriggerBatch.objects.get(pk=body["batches"][0])
+    assert batch.kind == "resolved"
+    assert batch.unmatched == [{"service": "billing", "status": 500}]
