@@ -765,8 +765,13 @@
     }
   });
 
+  // One send at a time: requestSubmit() (Enter) ignores the disabled button, so a second
+  // Enter before the first answer would otherwise post the same text again.
+  var replyInFlight = false;
+
   $("reply-form").addEventListener("submit", function (event) {
     event.preventDefault();
+    if (replyInFlight) return;
     var text = $("reply-text").value;
     var fileInput = $("reply-file");
     var file = fileInput.files && fileInput.files[0];
@@ -779,7 +784,9 @@
     form.append("message", text);
     if (file) form.append("file", file);
     var button = $("reply-send");
+    replyInFlight = true;
     button.disabled = true;
+    $("reply-text").setAttribute("aria-busy", "true");
     $("reply-error").textContent = "";
     api("POST", "/api/send-message/", form)
       .then(function (result) {
@@ -791,7 +798,9 @@
         $("reply-error").textContent = "Not sent: " + err.message;
       })
       .then(function () {
+        replyInFlight = false;
         button.disabled = false;
+        $("reply-text").removeAttribute("aria-busy");
         $("reply-text").focus();
       });
   });

@@ -22,8 +22,26 @@ def message_item(page, text):
     return page.locator("#message-list li").filter(has_text=text)
 
 
+# Records every status each message item shows (the <li> is replaced on each update), so
+# a test can tell `sending` was really shown before `sent` rather than skipped over.
+RECORD_STATUSES = """() => {
+    window.__statuses = [];
+    const list = document.getElementById("message-list");
+    const record = () => list.querySelectorAll("li").forEach(li => {
+        const entry = [li.querySelector(".msg-text")?.textContent, li.dataset.status];
+        const last = window.__statuses.filter(e => e[0] === entry[0]).pop();
+        if (!last || last[1] !== entry[1]) window.__statuses.push(entry);
+    });
+    new MutationObserver(record).observe(list, {childList: true, subtree: true, attributes: true});
+}"""
+
+
+def statuses_of(page, text):
+    return [status for shown, status in page.evaluate("window.__statuses") if shown == text]
+
+
 def test_two_agents_one_replies_the_other_sees_it_live(
-    agent, make_agent, help_desk, worker, new_page
+    agent, make_agent, help_desk, worker, sender, new_page
 ):
     make_agent("bob", agent.organization)
     alice, bob = new_page("alice"), new_page("bob")
@@ -32,22 +50,64 @@ def test_two_agents_one_replies_the_other_sees_it_live(
         desk_button(page, help_desk).click()
         expect(page.locator("#conv-title")).to_have_text(help_desk.client.name)
         expect(page.locator("#history-status")).to_have_text("No messages yet.")
+        page.evaluate(RECORD_STATUSES)
 
+    sender.control(latency_ms=1500)  # the sender takes its time: `sending` lasts 1.5 s
     alice.get_by_label("Reply").fill("Hello from Alice")
     alice.get_by_role("button", name="Send").click()
 
     mine = message_item(alice, "Hello from Alice")
     expect(mine).to_have_count(1)
-    # sending -> sent without a reload, once the worker handed it to the sender
+    # sending (shown while the sender works) -> sent without a reload
+    expect(mine).to_have_attribute("data-status", "sending")
+    expect(mine.locator(".msg-status")).to_have_text("Sending…")
     expect(mine).to_have_attribute("data-status", "sent", timeout=20_000)
     theirs = message_item(bob, "Hello from Alice")
     expect(theirs).to_have_count(1)
     expect(theirs).to_have_attribute("data-status", "sent", timeout=20_000)
+    for page in (alice, bob):  # each page showed `sending` first, then `sent`, nothing else
+        assert statuses_of(page, "Hello from Alice") == ["sending", "sent"]
     expect(desk_button(bob, help_desk)).to_contain_text("Hello from Alice")
     expect(alice.get_by_label("Reply")).to_have_value("")
     expect(bob.locator("#history-status")).to_have_text("Beginning of the conversation.")
     screenshot(alice, "conversation.png")
     assert alice.errors == [] and bob.errors == []
+
+
+def test_double_enter_sends_one_message(agent, help_desk, worker, sender, new_page):
+    from chat.models import Message
+
+    page = new_page("alice")
+    desk_button(page, help_desk).click()
+    expect(page.locator("#history-status")).to_have_text("No messages yet.")
+    # Hold every send until both Enters were handled (press() returns once the key's
+    # handlers ran), so the second surely lands while the first is in flight.
+    page.evaluate(
+        """() => {
+            window.__sends = 0;
+            const gate = new Promise(resolve => { window.__release = resolve; });
+            const fetch = window.fetch;
+            window.fetch = (url, options) => {
+                if (String(url).includes("/send-message/")) {
+                    window.__sends += 1;
+                    return gate.then(() => fetch(url, options));
+                }
+                return fetch(url, options);
+            };
+        }"""
+    )
+    reply = page.get_by_label("Reply")
+    reply.fill("only once")
+    reply.press("Enter")
+    reply.press("Enter")
+    page.evaluate("window.__release()")
+    expect(message_item(page, "only once")).to_have_count(1)
+    expect(reply).to_have_value("")  # the send settled
+    expect(page.locator("#reply-send")).to_be_enabled()
+    expect(message_item(page, "only once")).to_have_attribute("data-status", "sent", timeout=20_000)
+    assert page.evaluate("window.__sends") == 1
+    assert Message.objects.filter(help_desk=help_desk, message="only once").count() == 1
+    assert page.errors == []
 
 
 def inbound(web, agent, phone, text):
