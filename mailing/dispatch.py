@@ -734,7 +734,8 @@ def mailing_sweep() -> dict[str, int]:
             report["finished"] += 1
             continue
         due_at = _next_due(mailing_id)
-        if due_at is None or due_at > now:
+        # Not `now`: _next_due answers "now" for never-tried rows with a later clock.
+        if due_at is None or due_at > timezone.now():
             continue
         for lane in range(settings.MAILING_LANES):
             if redis.set(lane_key(mailing_id, lane), "scheduled", nx=True, ex=lease_ttl() + 60):

@@ -232,14 +232,13 @@ def test_permanent_4xx_is_final(
 def test_killed_worker_is_resumed_by_another_without_duplicate_or_loss(
     org: Any, make_client: Any, sender: Any, start_worker: Any
 ) -> None:
-    import signal
-
+    from chat.models import Client
+    from core.models import Delivery, DeliveryAttempt
     from mailing.jobs import mailing_sweep
+    from tests.mailing.conftest import kill_with_children
 
     # given: a slow sender and small batches, so the campaign takes a while
     total = 300
-    from chat.models import Client
-
     Client.objects.bulk_create(
         [
             Client(
@@ -255,20 +254,39 @@ def test_killed_worker_is_resumed_by_another_without_duplicate_or_loss(
     sender.control(latency_ms=150)
     first = start_worker(MAILING_BATCH_SIZE="20", MAILING_LANES="1", MAILING_CONCURRENCY="20")
     mailing = _mailing(org)
-    # when: the worker is killed mid-campaign, with a batch in flight
+    deliveries = Delivery.objects.filter(mailing_message__mailing=mailing)
+    # when: the worker *and its work horse* are killed mid-campaign, a batch in flight
     wait_until(lambda: 20 <= sender.stats()["accepted_total"] < total - 100, timeout=30)
-    first.stop(signal.SIGKILL)
-    assert _counts(mailing)["sent"] < total
+    kill_with_children(first)
+    killed_at = timezone.now()
+    # Nothing of the first worker survives: what it left is frozen from here on.
+    sent_by_first = deliveries.filter(status="sent").count()
+    abandoned = set(deliveries.filter(status="sending").values_list("pk", flat=True))
+    assert sent_by_first < total
     start_worker(MAILING_BATCH_SIZE="50", MAILING_LANES="1")
 
     # then: the sweeper (cron) reclaims the abandoned rows and the lane resumes
+    reclaimed = 0
+
     def done() -> bool:
-        mailing_sweep()
+        nonlocal reclaimed
+        reclaimed += mailing_sweep()["reclaimed"]
         return _status(mailing) == "finished"
 
-    wait_until(done, timeout=60, interval=0.5)
+    wait_until(done, timeout=90, interval=0.5)
     counts = _counts(mailing)
     assert counts["sent"] == total
+    # The recovery path really ran: the second worker sent the rest, including every
+    # row the killed horse left `sending` (claimed again: a second attempt number).
+    assert deliveries.filter(sent_at__gt=killed_at).count() == total - sent_by_first > 0
+    assert abandoned, "the kill did not catch a batch in flight"
+    assert reclaimed >= len(abandoned)
+    assert deliveries.filter(pk__in=abandoned, status="sent", attempts__gte=2).count() == len(
+        abandoned
+    )
+    assert DeliveryAttempt.objects.filter(delivery__in=abandoned, number__gte=2).count() == len(
+        abandoned
+    )
     stats = sender.stats()
     assert stats["phones"] == total  # no loss
     assert stats["phones_several_ids"] == 0  # no second msgId for a client
