@@ -22,11 +22,12 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError as DjangoValidationError
 
 from core.auth import api_key_lookup
-from core.events import EVENTS_PUBLISHED, Replay, ephemeral_frame, replay_since
+from core.events import Replay, ephemeral_publish, replay_since
 from core.logging import get_logger
-from core.models import Organization
+from core.models import Organization, slug_validator
 from core.realtime import SCOPE_KEY, Batch, DirectSocket, Frame, get_hub
 from core.redis import get_redis
 
@@ -44,6 +45,10 @@ CLIENT_FRAME_TYPES = ("ping", "typing", "read")
 def _resolve(scope: dict[str, Any]) -> tuple[int | None, Any, int]:
     """(organization id, principal, close code or 0) for this connection."""
     slug = scope["url_route"]["kwargs"]["organization"]
+    try:
+        slug_validator(slug)  # before the query: PostgreSQL refuses e.g. a NUL byte
+    except DjangoValidationError:
+        return None, None, CLOSE_NOT_FOUND
     organization = Organization.objects.filter(slug=slug).first()
     if organization is None:
         return None, None, CLOSE_NOT_FOUND
@@ -245,7 +250,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._error("Help desk not found.")
 
     def _help_desk_action(self, kind: str, uuid: str) -> bool:
-        from django.core.exceptions import ValidationError as DjangoValidationError
 
         from chat import selectors, services
         from core.errors import ApplicationError
@@ -257,14 +261,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             help_desk = selectors.help_desk_get_for_principal(principal=principal, uuid=uuid)
         except (ApplicationError, ValueError, DjangoValidationError):
             return False
+        # The agent may belong to several organizations, but this socket speaks for one:
+        # a help desk of another organization is "not found" here, or a typing frame
+        # about it would reach this organization's agents.
+        if help_desk.organization_id != self.organization_id:
+            return False
         if kind == "read":
             services.help_desk_mark_read(help_desk=help_desk)
         else:
-            frame = ephemeral_frame(
-                "typing", {"help_desk": str(help_desk.uuid), "agent": principal.username}
+            ephemeral_publish(
+                organization_id=help_desk.organization_id,
+                event_type="typing",
+                data={"help_desk": str(help_desk.uuid), "agent": principal.username},
             )
-            get_redis().publish(f"events:{self.organization_id}:live", "0 " + frame)
-            EVENTS_PUBLISHED.labels("typing").inc()
         return True
 
     async def _error(self, message: str) -> None:

@@ -12,6 +12,7 @@ from core.validators import (
     operator_code_validator,
     phone_validator,
     tag_validator,
+    validate_operator_code_matches,
     validate_timezone,
 )
 
@@ -45,6 +46,11 @@ class Client(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.phone})"
+
+    def clean(self) -> None:
+        # Here, not only in the API serializer: the admin and the services save through
+        # full_clean too, so a mismatched operator code cannot enter any other way.
+        validate_operator_code_matches(self.phone or "", self.operator_code or "")
 
 
 class HelpDesk(TimeStamped):

@@ -27,6 +27,9 @@ class ClientSerializer(serializers.ModelSerializer[Client]):
         model = Client
         fields = [
             "uuid",
+            # The integer id is what mailings (`client_ids`), notifications and every log
+            # line (`client_id=`) use, so an API user can connect the two.
+            "id",
             "created_at",
             "updated_at",
             "name",

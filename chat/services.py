@@ -39,6 +39,14 @@ def _publish_help_desk(help_desk: HelpDesk) -> None:
     )
 
 
+def _publish_help_desk_deleted(help_desk: HelpDesk) -> None:
+    publish_on_commit(
+        help_desk.organization_id,
+        "delete_helpdesk",
+        {"uuid": str(help_desk.uuid), "client": str(help_desk.client.uuid)},
+    )
+
+
 def _publish_message(event_type: str, message: Message) -> None:
     publish_on_commit(
         message.help_desk.organization_id, event_type, MessageSerializer(message).data
@@ -88,6 +96,7 @@ def client_create(
     return client
 
 
+@transaction.atomic
 def client_update(*, client: Client, data: dict[str, Any]) -> Client:
     for field in ("name", "phone", "tag", "timezone", "promo_opt_out", "operator_code"):
         if field in data:
@@ -96,11 +105,19 @@ def client_update(*, client: Client, data: dict[str, Any]) -> Client:
         client.operator_code = client.phone[1:4]
     _client_save(client)
     log.info("client_updated", client_id=client.pk, fields=sorted(data))
+    # Help desks carry the client nested: every open copy of them is now stale.
+    for help_desk in client.help_desks.select_related("last_message", "assignee"):
+        help_desk.client = client
+        _publish_help_desk(help_desk)
     return client
 
 
+@transaction.atomic
 def client_delete(*, client: Client) -> None:
     log.info("client_deleted", client_id=client.pk, organization_id=client.organization_id)
+    for help_desk in client.help_desks.all():
+        help_desk.client = client
+        _publish_help_desk_deleted(help_desk)  # its help desks go with it (cascade)
     client.delete()
 
 
@@ -155,8 +172,10 @@ def help_desk_update(*, help_desk: HelpDesk, data: dict[str, Any]) -> HelpDesk:
     return help_desk
 
 
+@transaction.atomic
 def help_desk_delete(*, help_desk: HelpDesk) -> None:
-    log.info("help_desk_deleted", help_desk_id=help_desk.pk)
+    log.info("help_desk_deleted", help_desk_id=help_desk.pk, client_id=help_desk.client_id)
+    _publish_help_desk_deleted(help_desk)
     help_desk.delete()
 
 
@@ -267,6 +286,11 @@ def message_status_apply(*, message: Message, status: str, reason: str = "") -> 
     message.status, message.updated_at = locked.status, locked.updated_at
     log.info("message_status", message_id=locked.pk, status=status, reason=reason or None)
     _publish_message("update_message", locked)
+    help_desk = locked.help_desk
+    if help_desk.last_message_id == locked.pk:
+        # The help desk shows this message nested as `last_message`: keep it current.
+        help_desk.last_message = locked
+        _publish_help_desk(help_desk)
     return True
 
 

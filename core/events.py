@@ -33,6 +33,7 @@ log = get_logger(__name__)
 EVENT_TYPES = frozenset(
     {
         "update_helpdesk",
+        "delete_helpdesk",
         "new_message",
         "update_message",
         "assistance_requested",
@@ -142,6 +143,15 @@ def publish_on_commit(organization_id: int, event_type: str, data: dict[str, Any
 
 def ephemeral_frame(event_type: str, data: dict[str, Any]) -> str:
     return json.dumps({"type": event_type, "data": serialize(data)})
+
+
+def ephemeral_publish(*, organization_id: int, event_type: str, data: dict[str, Any]) -> None:
+    """Relay a frame to the organization's live sockets without logging it (no id, no
+    replay): `typing` is worthless a second later, so it is not worth a resume."""
+    frame = ephemeral_frame(event_type, data)
+    # Event id 0 tells the hub it is not part of the log (never de-duplicated).
+    get_redis().publish(live_channel(organization_id), "0 " + frame)
+    EVENTS_PUBLISHED.labels(event_type).inc()
 
 
 @dataclass(frozen=True)

@@ -271,9 +271,16 @@ class Agent:
     organization: Any
 
     def client(self) -> APIClient:
+        """In-process client: never leaves the test process, whatever host a URL names."""
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {self.key}")
         return api
+
+    def http(self, base_url: str) -> httpx.Client:
+        """A real HTTP client to a running server (daphne), authenticated with this key."""
+        return httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30
+        )
 
 
 @pytest.fixture

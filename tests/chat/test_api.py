@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -436,11 +437,17 @@ def test_receipt_publishes_update_message_after_commit(
 ):
     api = agent.client()
     message = _send(api, help_desk).json()["uuid"]
-    with django_capture_on_commit_callbacks() as applied:
+    from core.redis import get_redis
+
+    log_key = f"events:{help_desk.organization_id}:log"
+    before = get_redis().xlen(log_key)
+    with django_capture_on_commit_callbacks(execute=True):
         _receipt(api, message, "delivered")
+    published = [json.loads(f[b"f"])["type"] for _, f in get_redis().xrange(log_key)][before:]
+    # the message, then its help desk (which shows it nested as `last_message`)
+    assert published == ["update_message", "update_helpdesk"]
     with django_capture_on_commit_callbacks() as ignored:
         _receipt(api, message, "sent")
-    assert len(applied) == 1
     assert ignored == []
 
 

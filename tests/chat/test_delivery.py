@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -21,9 +22,12 @@ def _ws(web: Any, agent: Any) -> WS:
 
 
 def _send(agent: Any, help_desk: Any, text: str, base: str = "") -> Message:
-    response = agent.client().post(
-        f"{base}/api/send-message/", {"help_desk": str(help_desk.uuid), "message": text}
-    )
+    """Send over real HTTP to `base` (a daphne), or in-process when no server is named."""
+    payload = {"help_desk": str(help_desk.uuid), "message": text}
+    if base:
+        response: Any = agent.http(base).post("/api/send-message/", data=payload)
+    else:
+        response = agent.client().post("/api/send-message/", payload)
     assert response.status_code == 201, response.content
     return Message.objects.select_related("delivery").get(uuid=response.json()["uuid"])
 
@@ -158,3 +162,54 @@ def test_retry_after_failure_sends_once_with_a_new_msg_id(
     assert message.delivery_id != first_delivery
     assert sender.accepted(message.delivery_id) == 1
     assert sender.accepted(first_delivery) == 0
+
+
+def test_sender_always_failing_ends_failed_after_retries_with_backoff(
+    start_web, start_worker, agent, help_desk, sender, settings
+):
+    # given a sender that always answers 500, three attempts, a short backoff
+    settings.SENDER_MAX_ATTEMPTS = 3
+    settings.SENDER_BACKOFF_BASE = 0.4
+    sender.control(error_rate=1)
+    web = start_web()
+    start_worker()
+    ws = _ws(web, agent)
+
+    # when a message is sent
+    message = _send(agent, help_desk, "doomed", base=web.url)
+
+    # then it is retried, then `failed`; agents see sending -> failed, nothing in between
+    assert _updates(ws, message, until="failed") == ["failed"]
+    attempts = _attempts(message)
+    assert [(a.number, a.outcome, a.status_code) for a in attempts] == [
+        (1, "transient", 500),
+        (2, "transient", 500),
+        (3, "transient", 500),
+    ]
+    delivery = Delivery.objects.get(pk=message.delivery_id)
+    assert (delivery.status, delivery.attempts) == ("failed", 3)
+    # with backoff: "equal jitter" waits at least half the exponential step (0.2 s, 0.4 s)
+    gaps = [(b.created_at - a.created_at).total_seconds() for a, b in pairwise(attempts)]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps
+    # and the help desk's nested last message says failed too
+    desk = ws.recv_until(
+        lambda f: f["type"] == "update_helpdesk" and data(f)["last_message"]["status"] == "failed"
+    )
+    assert data(desk)["last_message"]["uuid"] == str(message.uuid)
+
+
+def test_a_duplicated_deliver_job_sends_once(agent, help_desk, sender):
+    from chat.services import message_deliver
+
+    # given a message whose delivery job was enqueued twice (e.g. by the sweeper)
+    message = _send(agent, help_desk, "twice")
+
+    # when both copies run
+    message_deliver(message_id=message.pk)
+    message_deliver(message_id=message.pk)
+
+    # then the sender saw one call, and the message is sent once
+    assert sender.accepted(message.delivery_id) == 1
+    assert sender.stats()["requests"] == 1
+    assert [a.outcome for a in _attempts(message)] == ["ok"]
+    assert _status(message) == "sent"

@@ -138,3 +138,68 @@ def test_help_desk_changes_publish_update_helpdesk(org, help_desk, agent, run_on
     assert desks[-1]["unread_count"] == 1
     # marking the old desk read changed nothing (its unread count was 0): no event
     assert [d["uuid"] for d in desks].count(str(help_desk.uuid)) == 1
+
+
+def test_status_change_of_the_last_message_updates_its_help_desk(
+    org, help_desk, agent, run_on_commit
+):
+    with run_on_commit():
+        message = services.message_create(help_desk=help_desk, text="x", sender=agent.user)
+    count = len(_logged(org.pk))
+
+    with run_on_commit():
+        services.message_status_apply(message=message, status="sent")
+
+    frames = _logged(org.pk)[count:]
+    assert [f["type"] for f in frames] == ["update_message", "update_helpdesk"]
+    assert json.loads(frames[1]["data"])["last_message"]["status"] == "sent"
+
+
+def test_status_change_of_an_older_message_leaves_the_help_desk_alone(
+    org, help_desk, agent, run_on_commit
+):
+    with run_on_commit():
+        older = services.message_create(help_desk=help_desk, text="old", sender=agent.user)
+        services.message_create(help_desk=help_desk, text="new", sender=agent.user)
+    count = len(_logged(org.pk))
+
+    with run_on_commit():
+        services.message_status_apply(message=older, status="sent")
+
+    assert [f["type"] for f in _logged(org.pk)[count:]] == ["update_message"]
+
+
+def test_client_changes_reach_its_help_desks(org, help_desk, agent, run_on_commit):
+    client = help_desk.client
+    with run_on_commit():
+        services.client_update(client=client, data={"name": "Renamed"})
+    [frame] = [f for f in _logged(org.pk) if f["type"] == "update_helpdesk"][-1:]
+    assert json.loads(frame["data"])["client"]["name"] == "Renamed"
+
+    with run_on_commit():
+        services.client_delete(client=client)
+    last = _logged(org.pk)[-1]
+    assert last["type"] == "delete_helpdesk"
+    assert json.loads(last["data"]) == {"uuid": str(help_desk.uuid), "client": str(client.uuid)}
+
+
+def test_help_desk_delete_publishes_delete_helpdesk(org, help_desk, agent, run_on_commit):
+    with run_on_commit():
+        response = agent.client().delete(f"/api/help-desks/{help_desk.uuid}/")
+    assert response.status_code == 204, response.content
+    last = _logged(org.pk)[-1]
+    assert (last["type"], json.loads(last["data"])["uuid"]) == (
+        "delete_helpdesk",
+        str(help_desk.uuid),
+    )
+
+
+def test_operator_code_rule_holds_outside_the_api_too(org):
+    from django.core.exceptions import ValidationError
+
+    from chat.models import Client
+
+    client = Client(organization=org, name="x", phone="79161234567", operator_code="999")
+    with pytest.raises(ValidationError) as caught:
+        client.full_clean()
+    assert "operator_code" in caught.value.message_dict

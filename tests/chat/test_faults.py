@@ -23,9 +23,11 @@ from tests.wsclient import WS, data
 
 
 def _send(agent: Any, help_desk: Any, text: str, base: str = "") -> Any:
-    return agent.client().post(
-        f"{base}/api/send-message/", {"help_desk": str(help_desk.uuid), "message": text}
-    )
+    """Send over real HTTP to `base` (a daphne), or in-process when no server is named."""
+    payload = {"help_desk": str(help_desk.uuid), "message": text}
+    if base:
+        return agent.http(base).post("/api/send-message/", data=payload)
+    return agent.client().post("/api/send-message/", payload)
 
 
 def _kill_with_children(worker: Process) -> None:
@@ -130,11 +132,11 @@ def test_platform_recovers_from_a_redis_restart(own_redis, start_web, agent, hel
     during = _send(agent, help_desk, "during", base=web.url)
     assert during.status_code == 201, during.content
     assert Message.objects.filter(message="during").exists()
-    assert agent.client().get(f"{web.url}/health/").status_code == 503
+    assert agent.http(web.url).get("/health/").status_code == 503
 
     # when Redis is back (empty)
     own_redis.start()
-    wait_until(lambda: agent.client().get(f"{web.url}/health/").status_code == 200, timeout=15)
+    wait_until(lambda: agent.http(web.url).get("/health/").status_code == 200, timeout=15)
 
     # then a resuming client is told to resync, and new events flow again
     ws2 = WS(f"{url}&last_event_id={last}")
@@ -144,7 +146,7 @@ def test_platform_recovers_from_a_redis_restart(own_redis, start_web, agent, hel
     new = ws2.recv_until(lambda f: f["type"] == "new_message")
     assert data(new)["message"] == "after"
     assert new["id"] > last  # ids keep increasing across the restart
-    assert agent.client().get(f"{web.url}/api/help-desks/").status_code == 200
+    assert agent.http(web.url).get("/api/help-desks/").status_code == 200
     # and the deliveries whose jobs the restart lost (or never got) are swept back in
     from chat.jobs import chat_deliveries_sweep
     from core.jobs import get_queue
