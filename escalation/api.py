@@ -151,7 +151,7 @@ def _incident_body(incident: Incident, steps: bool = False) -> dict[str, Any]:
     data = services.incident_data(incident)
     if steps:
         data["steps"] = IncidentStepSerializer(
-            incident.steps.select_related("team"), many=True
+            incident.steps.select_related("team").prefetch_related("notifications"), many=True
         ).data
     return data
 

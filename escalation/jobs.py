@@ -19,8 +19,9 @@ def escalation_sweep() -> int:
     """Cron: what a lost job, a Redis restart or a stopped worker left behind.
 
     Incidents whose time-based check is overdue are checked now (the check is
-    idempotent: steps fire once), and organizations with unevaluated batches are
-    evaluated.
+    idempotent: steps fire once), organizations with unevaluated batches are
+    evaluated, and team notifications left pending (or claimed by a dead worker) are
+    sent.
     """
     from datetime import timedelta
 
@@ -29,6 +30,7 @@ def escalation_sweep() -> int:
     from core.jobs import QUEUE_ESCALATION, enqueue_now
     from escalation.ingestion import batches_overdue
     from escalation.models import Incident
+    from escalation.notifications import notifications_overdue
     from escalation.services import incident_check as check
 
     overdue = list(
@@ -42,4 +44,14 @@ def escalation_sweep() -> int:
     organizations = batches_overdue()
     for organization_id in organizations:
         enqueue_now(triggers_evaluate, organization_id, queue=QUEUE_ESCALATION)
-    return len(overdue) + len(organizations)
+    steps = notifications_overdue()
+    for step_id in steps:
+        enqueue_now(incident_step_notify, step_id, queue=QUEUE_ESCALATION)
+    return len(overdue) + len(organizations) + len(steps)
+
+
+def incident_step_notify(step_id: int) -> int:
+    """Email the team members of a level step (idempotent: sends only what is pending)."""
+    from escalation.notifications import step_notify
+
+    return step_notify(step_id=step_id)

@@ -187,3 +187,51 @@ class IncidentStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.level} of incident {self.incident_id}"
+
+
+class IncidentNotification(models.Model):
+    """One team member told of a level, by one channel: unique per (step, member,
+    channel), so firing a step twice or running its job twice never emails twice.
+
+    `pending` rows are sent by `incident_step_notify`; `sending` is a claim (a worker
+    killed there leaves it to the sweeper, which puts it back to `pending`: at least
+    once, never twice while the first worker is alive); `skipped` means no address.
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    step = models.ForeignKey(IncidentStep, on_delete=models.CASCADE, related_name="notifications")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    address = models.CharField(max_length=254, blank=True, default="")
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step", "username", "channel"], name="uniq_incident_notification"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.username} for step {self.step_id} ({self.status})"

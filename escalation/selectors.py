@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from core.access import organizations_for
 from core.errors import ApplicationError
-from core.models import Team
+from core.models import Team, TeamMember
 from escalation.models import Incident, Rule
 
 
@@ -57,3 +57,15 @@ def team_get_for_principal(*, principal: Any, pk: int) -> Team:
     if team is None:
         raise ApplicationError("Team not found.", code="not_found", status_code=404)
     return team
+
+
+def team_members_of(*, team_id: int | None, organization_id: int) -> list[TeamMember]:
+    """The team's members in round-robin order, only memberships of `organization_id`:
+    a team row edited to hold another organization's membership never leaks it."""
+    if not team_id:
+        return []
+    return list(
+        TeamMember.objects.filter(team_id=team_id, membership__organization_id=organization_id)
+        .select_related("membership__user")
+        .order_by("order", "id")
+    )

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from core.models import Team
 from core.validators import tag_validator
-from escalation.models import IncidentStep, Rule
+from escalation.models import IncidentNotification, IncidentStep, Rule
 
 MAX_TRIGGERS = 1000
 
@@ -198,10 +198,17 @@ class TeamSerializer(serializers.ModelSerializer[Team]):
         return [m.membership.user.username for m in team.members.all()]
 
 
+class IncidentNotificationSerializer(serializers.ModelSerializer[IncidentNotification]):
+    class Meta:
+        model = IncidentNotification
+        fields = ["username", "channel", "status", "attempts", "error", "sent_at"]
+
+
 class IncidentStepSerializer(serializers.ModelSerializer[IncidentStep]):
     team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
+    notifications = IncidentNotificationSerializer(many=True, read_only=True)
 
     class Meta:
         model = IncidentStep
@@ -215,4 +222,5 @@ class IncidentStepSerializer(serializers.ModelSerializer[IncidentStep]):
             "mailing_id",
             "error",
             "fired_at",
+            "notifications",
         ]

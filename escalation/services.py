@@ -27,6 +27,8 @@ from core.logging import get_logger
 from core.models import Membership, Organization, Team, TeamMember
 from escalation.ingestion import rules_changed_on_commit
 from escalation.models import Incident, IncidentStep, Rule, RuleLevel
+from escalation.notifications import step_notifications_create
+from escalation.selectors import team_members_of
 
 log = get_logger(__name__)
 
@@ -240,6 +242,7 @@ def incident_record_occurrences(
     """Count `count` matching triggers for a rule: on its active incident (`locked`,
     if the caller already holds it), or on a new one opened at `first_at`. Call
     inside a transaction."""
+    opened = False
     incident = locked or (
         Incident.objects.select_for_update(of=("self",))
         .select_related("organization")
@@ -267,15 +270,19 @@ def incident_record_occurrences(
                 .get(rule_id=rule_id, status__in=Incident.ACTIVE)
             )
         else:
+            opened = True
             log.info(
                 "incident_opened",
                 incident_id=incident.pk,
                 rule_id=rule_id,
                 organization_id=rule.organization_id,
             )
-            _publish(incident, "incident_opened")
     incident.occurrences += count
     incident.last_occurrence_at = max(incident.last_occurrence_at, last_at)
+    if opened:
+        # Serialized once the opening occurrences are counted (it said 0 before), and
+        # registered before `_advance` so `incident_opened` precedes any escalation.
+        _publish(incident, "incident_opened")
     _advance(incident, now=timezone.now())
     incident.save()
     return incident
@@ -316,7 +323,12 @@ def _fire(
         reason=reason,
         occurrences=incident.occurrences,
         elapsed_seconds=elapsed,
-        team_id=team_id if team_id and Team.objects.filter(pk=team_id).exists() else None,
+        # Only a team of the incident's organization (an admin edit could point a level
+        # elsewhere): another organization's team is neither recorded nor notified.
+        team_id=team_id
+        if team_id
+        and Team.objects.filter(pk=team_id, organization_id=incident.organization_id).exists()
+        else None,
         fired_at=now,
     )
     if IncidentStep.objects.filter(incident=incident, kind=kind, level=level).exists():
@@ -337,14 +349,9 @@ def _fire(
     return step
 
 
-def _team_members(team_id: Any) -> list[str]:
-    if not team_id:
-        return []
-    return list(
-        TeamMember.objects.filter(team_id=team_id)
-        .order_by("order", "id")
-        .values_list("membership__user__username", flat=True)
-    )
+def _team_members(incident: Incident, team_id: Any) -> list[str]:
+    members = team_members_of(team_id=team_id, organization_id=incident.organization_id)
+    return [m.membership.user.username for m in members]
 
 
 def _advance(incident: Incident, *, now: datetime, reschedule: bool = False) -> None:
@@ -375,23 +382,27 @@ def _advance(incident: Incident, *, now: datetime, reschedule: bool = False) -> 
     for lv in levels:
         if lv["level"] > highest:
             break
-        if _fire(
+        step = _fire(
             incident,
             kind=IncidentStep.Kind.LEVEL,
             level=lv["level"],
             reason=due(lv) or "implied",
             now=now,
             team_id=lv["team_id"],
-        ):
+        )
+        if step is not None:
             incident.level = lv["level"]
+            told = step_notifications_create(incident=incident, step=step)
             _publish(
                 incident,
                 "incident_escalated",
                 escalation={
                     "level": lv["level"],
-                    "reason": due(lv) or "implied",
-                    "team": lv["team"],
-                    "members": _team_members(lv["team_id"]),
+                    "reason": step.reason,
+                    "team": lv["team"] if step.team_id else None,
+                    "members": _team_members(incident, step.team_id),
+                    "notified": told["notified"],
+                    "unreachable": told["unreachable"],
                 },
             )
         incident.level = max(incident.level, lv["level"])

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from escalation.models import Incident, IncidentStep, TriggerBatch
+from escalation.models import Incident, IncidentNotification, IncidentStep, TriggerBatch
 from escalation.services import rule_save
 from tests.conftest import wait_until
 from tests.escalation.conftest import SEED
@@ -32,6 +32,8 @@ def _evaluated() -> bool:
 def test_concurrent_duplicate_posts_make_one_incident_and_fire_each_step_once(
     start_web, start_worker, rule, agent, monitoring_key
 ):
+    agent.user.email = "alice@example.com"
+    agent.user.save()
     web = start_web()
     start_worker()
     start_worker()  # two evaluators may race for the same organization
@@ -65,6 +67,14 @@ def test_concurrent_duplicate_posts_make_one_incident_and_fire_each_step_once(
     )
     assert data(level2)["escalation"]["team"] == "n2"
     assert data(level2)["escalation"]["members"] == [agent.user.username]
+    assert data(level2)["escalation"]["notified"] == [agent.user.username]
+    # each level's team was emailed by a worker, once per member and level
+    wait_until(lambda: IncidentNotification.objects.filter(status="sent").count() == 2, timeout=30)
+    notes = IncidentNotification.objects.order_by("step__level")
+    assert [(n.step.level, n.address, n.attempts) for n in notes] == [
+        (1, "alice@example.com", 1),
+        (2, "alice@example.com", 1),
+    ]
     seen = [f for f in ws.frames if f["type"] in ("incident_opened", "incident_escalated")]
     assert len([f for f in seen if f["type"] == "incident_opened"]) == 1
     levels = [data(f)["escalation"]["level"] for f in seen if f["type"] == "incident_escalated"]

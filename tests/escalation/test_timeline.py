@@ -233,6 +233,9 @@ def test_every_transition_is_an_event_after_commit(
         "incident_acknowledged",
         "incident_resolved",
     ]
+    # the opening frame counts the occurrences that opened it (it used to say 0)
+    assert events[0]["data"]["occurrences"] == 11
+    assert events[0]["data"]["level"] == 0
     assert events[1]["data"]["escalation"]["level"] == 1
     assert events[1]["data"]["escalation"]["team"] == "n1"
     assert events[3]["data"]["resolved_by"] == agent.user.username
