@@ -397,3 +397,55 @@ def test_agent_in_two_organizations_picks_one_and_sees_only_its_events(
     page.reload()  # the choice is remembered
     expect(page.get_by_label("Organization")).to_have_value("beta")
     expect(desk_button(page, beta_desk)).to_contain_text("to beta")
+
+
+def luminance(rgb):
+    def channel(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(int(v)) for v in re.findall(r"\d+(?:\.\d+)?", rgb)[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a, b):
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+FOCUS_STYLE = """() => {
+    const node = document.activeElement, style = getComputedStyle(node);
+    return {id: node.id, desk: node.dataset.desk || null, visible: node.matches(":focus-visible"),
+            style: style.outlineStyle, width: parseFloat(style.outlineWidth),
+            color: style.outlineColor};
+}"""
+
+
+def tab_to(page, predicate, presses=40):
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUS_STYLE)
+        if predicate(focused):
+            return focused
+    raise AssertionError(f"never focused with Tab; last: {focused}")
+
+
+def test_keyboard_focus_is_clearly_visible_on_the_inbox_and_the_reply_box(
+    agent, help_desk, web, new_page
+):
+    page = new_page("alice")
+    expect(desk_button(page, help_desk)).to_be_visible()
+    page.locator("body").focus()
+    desk = tab_to(page, lambda f: f["desk"] == str(help_desk.uuid))
+    assert desk["visible"] and desk["style"] != "none", desk
+    assert desk["width"] >= 2, desk
+    # WCAG 1.4.11: the ring against the white it is drawn on, at least 3:1
+    assert contrast(desk["color"], "rgb(255, 255, 255)") >= 3, desk
+    page.keyboard.press("Enter")  # opens the conversation; focus goes to the reply box
+    expect(page.get_by_label("Reply")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    reply_box = tab_to(page, lambda f: f["id"] == "reply-text")
+    assert reply_box["visible"] and reply_box["style"] != "none", reply_box
+    assert reply_box["width"] >= 2
+    assert contrast(reply_box["color"], "rgb(255, 255, 255)") >= 3, reply_box
+    screenshot(page, "focus-reply.png")
