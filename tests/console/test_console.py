@@ -189,7 +189,9 @@ def test_offline_and_back_catches_up_without_duplicates(
     page = new_page("alice")
     sockets = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
-    desk_button(page, help_desk).click()
+    watcher = new_page("alice")  # stays online: proves the missed events were broadcast
+    for shown in (page, watcher):
+        desk_button(shown, help_desk).click()
     send(web, bob, help_desk, "before the drop")
     expect(message_item(page, "before the drop")).to_have_count(1)
     expect(desk_button(page, help_desk)).to_contain_text("before the drop")
@@ -201,7 +203,16 @@ def test_offline_and_back_catches_up_without_duplicates(
     send(web, bob, help_desk, "while away 1")
     inbound(web, agent, help_desk.client.phone, "client while away")
     send(web, bob, help_desk, "while away 2")
-    expect(message_item(page, "while away 1")).to_have_count(0)  # really offline
+    # Really offline: the online page got all three (and the last one's update_helpdesk),
+    # the offline page none, and it applied nothing past the id it will resume from.
+    for text in ("while away 1", "client while away", "while away 2"):
+        expect(message_item(watcher, text)).to_have_count(1)
+    expect(desk_button(watcher, help_desk)).to_contain_text("while away 2")
+    assert watcher.evaluate("consoleDebug.lastEventId()") > seen
+    for text in ("while away 1", "client while away", "while away 2"):
+        assert message_item(page, text).count() == 0
+    assert page.evaluate("consoleDebug.lastEventId()") == seen
+    assert not page.evaluate("consoleDebug.connected()")
 
     page.context.set_offline(False)
     expect(page.locator("#notice")).to_contain_text("Reconnected")
