@@ -45,7 +45,10 @@ log = get_logger(__name__)
 WS_DROPPED = Counter(
     "ws_subscribers_dropped_total", "Websockets dropped for falling behind", ["reason"]
 )
-WS_CONNECTED = Gauge("ws_subscribers", "Websockets subscribed in this process")
+# Multiprocess /metrics: the sum over the live web processes (core/metrics.py).
+WS_CONNECTED = Gauge(
+    "ws_subscribers", "Websockets subscribed (all live web processes)", multiprocess_mode="livesum"
+)
 WS_FANOUT = Histogram(
     "ws_fanout_seconds",
     "Time to hand one batch of frames to every local subscriber of an organization",

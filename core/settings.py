@@ -113,6 +113,17 @@ WS_SEND_QUEUE = env.int("WS_SEND_QUEUE", default=2_000)
 # --- Jobs -----------------------------------------------------------------------------
 RQ_DEFAULT_TIMEOUT = env.int("RQ_DEFAULT_TIMEOUT", default=300)
 
+# --- Metrics --------------------------------------------------------------------------
+# Prometheus multiprocess mode: every process (web, RQ workers and their work horses,
+# cron) writes its counters here and the web's /metrics merges them. Must be local to
+# the host and emptied when the whole host's processes restart (not one by one).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(
+    BASE_DIR / "var" / "prometheus"
+)
+from core.metrics import configure as _configure_metrics  # noqa: E402
+
+_configure_metrics(PROMETHEUS_MULTIPROC_DIR)
+
 # --- External sender (seed 004 "probe" API) -------------------------------------------
 SENDER_URL = env.str("SENDER_URL", default="http://127.0.0.1:8020")
 SENDER_TOKEN = env.str("SENDER_TOKEN", default="")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import organizations_for
+from core.metrics import scrape
 from core.models import Membership
 from core.redis import get_redis
 
@@ -36,7 +37,8 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    # Every process's counters (multiprocess files) plus the database gauges.
+    return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)
 
 
 class OrganizationListView(APIView):

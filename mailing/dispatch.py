@@ -74,6 +74,11 @@ BATCH_SIZE = Histogram(
 )
 BREAKER_TRIPS = Counter("mailing_breaker_trips_total", "Times the sender circuit breaker opened")
 RECLAIMED = Counter("mailing_reclaimed_total", "Stale `sending` deliveries put back to pending")
+# Every series exists (at 0) from the start: a missing series is not a zero in PromQL.
+for _result in ("sent", "retry", "failed", "expired", "deferred"):
+    DELIVERIES.labels(_result)
+for _phase in ("claim", "send", "record", "total"):
+    BATCH_SECONDS.labels(_phase)
 
 _PENDING, _SENDING = Delivery.Status.PENDING, Delivery.Status.SENDING
 BREAKER_KEY = "mailing:breaker"

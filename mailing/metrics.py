@@ -1,8 +1,9 @@
 """Prometheus gauges computed from the database at scrape time (`/metrics`).
 
 The dispatch counters and histograms (`mailing_deliveries_total`,
-`mailing_dispatch_batch_seconds`, ...) live in the worker processes; these gauges
-give the web process's `/metrics` the current state whatever process did the work.
+`mailing_dispatch_batch_seconds`, ...) are counted in the worker processes and reach
+the web's `/metrics` through Prometheus multiprocess files (`core.metrics`); these
+gauges add the current state of the database at each scrape.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 
 _registered = False
 
@@ -50,5 +51,7 @@ class MailingCollector:
 def register() -> None:
     global _registered
     if not _registered:
-        REGISTRY.register(MailingCollector())  # type: ignore[arg-type]
+        from core.metrics import register_scrape_collector
+
+        register_scrape_collector(MailingCollector())
         _registered = True

@@ -80,6 +80,13 @@ def _use_test_redis(redis_url: str) -> Iterator[None]:
     get_redis.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _prometheus_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> None:
+    """Servers started by one test share a fresh Prometheus multiprocess directory, so
+    their /metrics counts only that test's work (core/metrics.py)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prometheus")))
+
+
 @pytest.fixture
 def redis_client(_use_test_redis: None) -> Any:
     from core.redis import get_redis
