@@ -236,17 +236,27 @@ def _locked_request(request_id: int) -> AssistanceRequest | None:
 
 @transaction.atomic
 def assistance_request_route(*, request_id: int) -> AssistanceRequest | None:
-    """Job body. Idempotent: only a `received` request is routed, under its row lock."""
-    from chat.services import help_desk_open
-
+    """Job body. Idempotent: only a request never routed is routed, under its row lock
+    (an accept before the job routes it itself: see `assistance_request_accept`)."""
     request = _locked_request(request_id)
-    if request is None or request.status != AssistanceRequest.Status.RECEIVED:
+    if request is None or request.routed_at is not None:
         log.info("assistance_route_skipped", assistance_id=request_id)
         return request
+    _route(request)
+    return request
+
+
+def _route(request: AssistanceRequest, *, assignee: Any = None) -> None:
+    """Open the client's help desk, assign (round robin, unless `assignee` is given),
+    mark routed, announce and queue the webhook. Call holding the request's row lock."""
+    from chat.services import help_desk_open
+
     if request.client is not None and request.help_desk is None:
         request.help_desk, _ = help_desk_open(client=request.client)
-    topic = AssistanceTopic.objects.select_for_update().get(pk=request.topic_id)
-    request.assignee = _pick_assignee(topic=topic)
+    if assignee is None:
+        topic = AssistanceTopic.objects.select_for_update().get(pk=request.topic_id)
+        assignee = _pick_assignee(topic=topic)
+    request.assignee = assignee
     request.status = AssistanceRequest.Status.ROUTED
     request.routed_at = timezone.now()
     request.save(update_fields=["help_desk", "assignee", "status", "routed_at", "updated_at"])
@@ -259,12 +269,17 @@ def assistance_request_route(*, request_id: int) -> AssistanceRequest | None:
     )
     publish_on_commit(request.organization_id, "assistance_requested", data)
     _webhook_queue(request=request, event_type="assistance_requested", data=data)
-    return request
 
 
 @transaction.atomic
 def assistance_request_accept(*, request: AssistanceRequest, user: Any) -> AssistanceRequest:
-    """First accept wins; a second one (same or other agent) is a 409."""
+    """First accept wins; a second one (same or other agent) is a 409.
+
+    A request still `received` (its routing job has not run) is routed here first, to
+    the accepting agent: the help desk is opened and `assistance_requested` and its
+    webhook still go out, before `assistance_accepted`. The routing job then finds
+    it routed and does nothing (it used to skip it, and nothing was ever announced).
+    """
     locked = _locked_request(request.pk)
     assert locked is not None
     if locked.status == AssistanceRequest.Status.ACCEPTED:
@@ -273,6 +288,8 @@ def assistance_request_accept(*, request: AssistanceRequest, user: Any) -> Assis
             code="already_accepted",
             status_code=409,
         )
+    if locked.routed_at is None:
+        _route(locked, assignee=user)
     locked.status = AssistanceRequest.Status.ACCEPTED
     locked.accepted_by = user
     locked.accepted_at = timezone.now()
@@ -289,8 +306,11 @@ def assistance_request_accept(*, request: AssistanceRequest, user: Any) -> Assis
 # --- outbound webhooks ------------------------------------------------------------------
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`: the timestamp is
+    signed with the body, so a receiver that rejects old timestamps stops replays."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 def _webhook_queue(*, request: AssistanceRequest, event_type: str, data: dict[str, Any]) -> None:
@@ -308,21 +328,36 @@ def _webhook_queue(*, request: AssistanceRequest, event_type: str, data: dict[st
     enqueue_on_commit(assistance_webhook_deliver, webhook.pk, queue=QUEUE_CHAT)
 
 
-def _webhook_claim(webhook_id: int, token: str) -> AssistanceWebhook | None:
+# The outcome of an attempt whose row is written with the claim, before the call.
+ATTEMPT_IN_FLIGHT = "in flight: no outcome yet"
+ATTEMPT_LOST = "no outcome: the worker stopped during the call"
+
+
+def _webhook_claim(
+    webhook_id: int, token: str
+) -> tuple[AssistanceWebhook, AssistanceWebhookAttempt] | None:
+    """Claim a due webhook and record its attempt in one transaction, so attempt
+    numbers have no gap even if the worker dies during the call (the sweeper then
+    marks that attempt lost)."""
     now = timezone.now()
-    claimed = (
-        AssistanceWebhook.objects.filter(pk=webhook_id, status=AssistanceWebhook.Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(
-            status=AssistanceWebhook.Status.SENDING,
-            claim_token=token,
-            claimed_at=now,
-            attempts=F("attempts") + 1,
+    with transaction.atomic():
+        claimed = (
+            AssistanceWebhook.objects.filter(pk=webhook_id, status=AssistanceWebhook.Status.PENDING)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .update(
+                status=AssistanceWebhook.Status.SENDING,
+                claim_token=token,
+                claimed_at=now,
+                attempts=F("attempts") + 1,
+            )
         )
-    )
-    if not claimed:
-        return None
-    return AssistanceWebhook.objects.select_related("request__topic").get(pk=webhook_id)
+        if not claimed:
+            return None
+        webhook = AssistanceWebhook.objects.select_related("request__topic").get(pk=webhook_id)
+        attempt = AssistanceWebhookAttempt.objects.create(
+            webhook=webhook, number=webhook.attempts, duration_ms=0, error=ATTEMPT_IN_FLIGHT
+        )
+    return webhook, attempt
 
 
 def _post(webhook: AssistanceWebhook) -> tuple[int | None, int, str]:
@@ -335,7 +370,7 @@ def _post(webhook: AssistanceWebhook) -> tuple[int | None, int, str]:
         "X-Assistance-Delivery": str(webhook.pk),
     }
     if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, body)
+        headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
     start = time.perf_counter()
     try:
         response = httpx.post(
@@ -358,9 +393,10 @@ def assistance_webhook_deliver(*, webhook_id: int) -> str | None:
     import secrets
 
     token = secrets.token_hex(8)
-    webhook = _webhook_claim(webhook_id, token)
-    if webhook is None:
+    claim = _webhook_claim(webhook_id, token)
+    if claim is None:
         return None
+    webhook, attempt = claim
     status_code, duration_ms, error = _post(webhook)
     permanent = (
         status_code is not None
@@ -373,12 +409,8 @@ def assistance_webhook_deliver(*, webhook_id: int) -> str | None:
         )
     )
     with transaction.atomic():
-        AssistanceWebhookAttempt.objects.create(
-            webhook=webhook,
-            number=webhook.attempts,
-            status_code=status_code,
-            duration_ms=duration_ms,
-            error=error,
+        AssistanceWebhookAttempt.objects.filter(pk=attempt.pk).update(
+            status_code=status_code, duration_ms=duration_ms, error=error
         )
         retry_at = None
         if not error:
@@ -413,10 +445,21 @@ def assistance_sweep(*, grace: timedelta = timedelta(seconds=60)) -> dict[str, l
     in `sending` or overdue. Returns the ids to re-enqueue (the caller enqueues)."""
     now = timezone.now()
     limit = now - grace
-    stale = AssistanceWebhook.objects.filter(
-        status=AssistanceWebhook.Status.SENDING,
-        claimed_at__lt=now - timedelta(seconds=settings.ASSISTANCE_WEBHOOK_TIMEOUT * 3),
-    ).update(status=AssistanceWebhook.Status.PENDING, claim_token="", next_attempt_at=None)
+    stale_ids = list(
+        AssistanceWebhook.objects.filter(
+            status=AssistanceWebhook.Status.SENDING,
+            claimed_at__lt=now - timedelta(seconds=settings.ASSISTANCE_WEBHOOK_TIMEOUT * 3),
+        ).values_list("pk", flat=True)[:1000]
+    )
+    stale = 0
+    if stale_ids:
+        with transaction.atomic():
+            AssistanceWebhookAttempt.objects.filter(
+                webhook_id__in=stale_ids, error=ATTEMPT_IN_FLIGHT
+            ).update(error=ATTEMPT_LOST)
+            stale = AssistanceWebhook.objects.filter(
+                pk__in=stale_ids, status=AssistanceWebhook.Status.SENDING
+            ).update(status=AssistanceWebhook.Status.PENDING, claim_token="", next_attempt_at=None)
     if stale:
         log.warning("assistance_webhooks_reclaimed", count=stale)
     requests = list(

@@ -59,6 +59,15 @@ class AssistanceRequestSerializer(serializers.Serializer[Any]):
         return assistance.assistance_request_data(instance)
 
 
+class AssistanceCreatedSerializer(AssistanceRequestSerializer):
+    """The 202 of `POST /assistance/`: the request, plus the seed's `event` key."""
+
+    event = serializers.UUIDField(help_text="The seed's created event id: equal to `id`.")
+
+    def to_representation(self, instance: AssistanceRequest) -> dict[str, Any]:
+        return {**assistance.assistance_request_data(instance), "event": str(instance.uuid)}
+
+
 class TopicSerializer(serializers.ModelSerializer[AssistanceTopic]):
     organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
@@ -110,7 +119,7 @@ def _require_admin(request: Request, organization: Organization) -> None:
 class AssistanceCreateView(APIView):
     @extend_schema(
         request=AssistanceCreateSerializer,
-        responses={202: AssistanceRequestSerializer},
+        responses={202: AssistanceCreatedSerializer},
         summary="A bot asks for a human on a topic (seed 000); routed by a job",
     )
     def post(self, request: Request) -> Response:
@@ -126,9 +135,7 @@ class AssistanceCreateView(APIView):
             client_uuid=data.get("client"),
             help_desk_uuid=data.get("help_desk"),
         )
-        return Response(
-            assistance.assistance_request_data(created), status=status.HTTP_202_ACCEPTED
-        )
+        return Response(AssistanceCreatedSerializer(created).data, status=status.HTTP_202_ACCEPTED)
 
 
 class AssistanceListView(APIView):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,7 +87,10 @@ def test_post_is_202_with_id_and_enqueues_routing(org, django_capture_on_commit_
             "/assistance/", {"topic": "sales", "description": "help"}, format="json"
         )
     assert response.status_code == 202, response.content
-    request = AssistanceRequest.objects.get(uuid=response.json()["id"])
+    body = response.json()
+    request = AssistanceRequest.objects.get(uuid=body["id"])
+    assert body["event"] == body["id"] == str(request.uuid)  # the seed's {"event": <id>}
+    assert body["status"] == "received" and body["topic"] == "sales"
     assert request.status == "received"
     assert request.description == "help"
     assert len(callbacks) == 1  # the routing job, enqueued after commit
@@ -149,7 +153,8 @@ def test_accept_first_wins_second_is_409_and_checks_membership(
     with django_capture_on_commit_callbacks() as callbacks:
         first = ann.client().post(f"/api/assistance/{rid}/accept/")
     assert first.status_code == 200 and first.json()["accepted_by"] == "ann"
-    assert len(callbacks) == 1  # assistance_accepted
+    # not routed yet: routed to ann on the way (assistance_requested), then accepted
+    assert len(callbacks) == 2
     assert ben.client().post(f"/api/assistance/{rid}/accept/").status_code == 409
     assert ann.client().post(f"/api/assistance/{rid}/accept/").status_code == 409
     assert AssistanceRequest.objects.get(uuid=rid).accepted_by == ann.user
@@ -267,8 +272,14 @@ def test_webhook_is_signed_retried_with_backoff_and_every_attempt_recorded(org, 
     assert attempts == [(1, 500, "HTTP 500"), (2, 200, "")]
     assert len(handler.calls) == 2
     call = handler.calls[-1]
-    expected = "sha256=" + hmac.new(b"s3cret", call["body"], hashlib.sha256).hexdigest()
-    assert call["headers"]["X-Assistance-Signature"] == expected
+    signature = call["headers"]["X-Assistance-Signature"]
+    fields = dict(part.split("=", 1) for part in signature.split(","))
+    assert set(fields) == {"t", "v1"}
+    assert abs(int(fields["t"]) - time.time()) < 120  # the attempt's time, signed
+    signed = fields["t"].encode() + b"." + call["body"]
+    assert fields["v1"] == hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
+    # the body alone (the old scheme) no longer verifies: a replay cannot move t
+    assert fields["v1"] != hmac.new(b"s3cret", call["body"], hashlib.sha256).hexdigest()
     payload = json.loads(call["body"])
     assert payload["type"] == "assistance_requested" and payload["data"]["id"] == rid
 
@@ -294,3 +305,86 @@ def test_sweeper_finds_unrouted_requests_and_stuck_webhooks(org, receiver):
     assert found["requests"] == [AssistanceRequest.objects.get(uuid=lost).pk]
     assert found["webhooks"] == [webhook.pk]
     assert AssistanceWebhook.objects.get().status == "pending"
+
+
+def test_a_worker_killed_during_the_call_leaves_a_numbered_attempt_no_gap(
+    org, receiver, monkeypatch
+):
+    import chat.assistance as assistance
+    from chat.assistance import assistance_sweep
+
+    url, handler = receiver
+    handler.fail_first = 0
+    make_topic(org, webhook_url=url, webhook_secret="s")
+    rid = bot_client(org).post("/assistance/", {"topic": "sales"}, format="json").json()["id"]
+    assistance_request_route(request_id=AssistanceRequest.objects.get(uuid=rid).pk)
+    webhook = AssistanceWebhook.objects.get()
+
+    # given a worker that dies during the HTTP call (after the claim)
+    class Killed(BaseException):
+        pass
+
+    def die(_: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(assistance, "_post", die)
+    with pytest.raises(Killed):
+        assistance_webhook_deliver(webhook_id=webhook.pk)
+    monkeypatch.undo()
+    # then its attempt is already recorded, numbered, and says it has no outcome
+    assert list(webhook.attempt_rows.values_list("number", "error")) == [
+        (1, assistance.ATTEMPT_IN_FLIGHT)
+    ]
+
+    # when the sweeper reclaims it and a worker delivers it
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        assert assistance_sweep()["webhooks"] == [webhook.pk]
+    assert assistance_webhook_deliver(webhook_id=webhook.pk) == "sent"
+
+    # then attempts are numbered 1, 2 with no gap, the lost one marked as such
+    rows = list(webhook.attempt_rows.values_list("number", "status_code", "error"))
+    assert rows == [(1, None, assistance.ATTEMPT_LOST), (2, 200, "")]
+    webhook.refresh_from_db()
+    assert (webhook.status, webhook.attempts) == ("sent", 2)
+
+
+def test_accept_before_routing_still_opens_the_desk_announces_and_sends_the_webhook(
+    org, make_agent, make_client, receiver, redis_client, django_capture_on_commit_callbacks
+):
+    url, handler = receiver
+    handler.fail_first = 0
+    ann, ben = make_agent("ann", org), make_agent("ben", org)
+    make_topic(org, "sales", make_team(org, "t", ben), webhook_url=url)
+    client = make_client(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        rid = (
+            bot_client(org)
+            .post("/assistance/", {"topic": "sales", "phone": client.phone}, format="json")
+            .json()["id"]
+        )
+    pk = AssistanceRequest.objects.get(uuid=rid).pk
+
+    # when ann accepts it before the routing job ran
+    with django_capture_on_commit_callbacks(execute=True):
+        response = ann.client().post(f"/api/assistance/{rid}/accept/")
+    assert response.status_code == 200, response.content
+
+    # then it was routed to her on the way: help desk opened (and hers), announced first
+    request = AssistanceRequest.objects.get(pk=pk)
+    assert request.status == "accepted" and request.routed_at is not None
+    assert request.assignee == ann.user and request.accepted_by == ann.user
+    assert request.help_desk is not None and request.help_desk.client_id == client.pk
+    assert HelpDesk.objects.get(pk=request.help_desk_id).assignee_id == ann.user.pk
+    frames = [json.loads(fields[b"f"]) for _, fields in redis_client.xrange(f"events:{org.pk}:log")]
+    mine = [f["type"] for f in frames if json.loads(f["data"]).get("id") == rid]
+    assert mine == ["assistance_requested", "assistance_accepted"]
+    assert sorted(AssistanceWebhook.objects.values_list("event_type", flat=True)) == [
+        "assistance_accepted",
+        "assistance_requested",
+    ]
+
+    # and the routing job, when it runs, does nothing more (no round-robin slot used)
+    assistance_request_route(request_id=pk)
+    assert AssistanceTopic.objects.get().rr_next == 0
+    assert AssistanceWebhook.objects.count() == 2
+    assert AssistanceRequest.objects.get(pk=pk).assignee == ann.user
