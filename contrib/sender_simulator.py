@@ -32,6 +32,7 @@ import random
 import sys
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 try:
     import jwt
@@ -246,16 +247,19 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    if os.path.exists(".env") and not os.environ.get("SENDER_JWT_SECRET"):
+    if os.path.exists(".env"):  # the platform's settings; the environment wins
         with open(".env") as env_file:
             for line in env_file:
-                if line.startswith("SENDER_JWT_SECRET="):
-                    os.environ["SENDER_JWT_SECRET"] = line.split("=", 1)[1].strip()
+                name, sep, value = line.partition("=")
+                if sep and name in ("SENDER_JWT_SECRET", "SENDER_URL", "SENDER_PORT"):
+                    os.environ.setdefault(name, value.strip())
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=int(os.environ.get("SENDER_PORT", "8020")))
+    # Listen where the platform will call (SENDER_URL) unless SENDER_PORT says otherwise.
+    url_port = urlsplit(os.environ.get("SENDER_URL", "http://127.0.0.1:8020")).port or 8020
+    p.add_argument("--port", type=int, default=int(os.environ.get("SENDER_PORT", url_port)))
     p.add_argument("--secret", default=os.environ.get("SENDER_JWT_SECRET", ""))
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--jitter-ms", type=float, default=0.0)

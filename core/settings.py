@@ -14,11 +14,15 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# Local state (test databases, media, the embedded Valkey's files); gitignored.
-(BASE_DIR / "var").mkdir(exist_ok=True)
+(BASE_DIR / "var").mkdir(exist_ok=True)  # test databases and collected static files
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Local state (the embedded Valkey's files, uploads, demo credentials); gitignored.
+# Another VAR_DIR runs a second instance from the same checkout without sharing any.
+VAR_DIR = env.path("VAR_DIR", default=BASE_DIR / "var")
+Path(VAR_DIR).mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-run-contrib-generate-env")
 DEBUG = env.bool("DEBUG", default=False)
@@ -95,7 +99,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6390)
 EMBEDDED_REDIS = not env.str("REDIS_URL", default="")
 REDIS_URL = env.str("REDIS_URL", default="") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
-EMBEDDED_REDIS_DIR = BASE_DIR / "var" / "valkey"
+EMBEDDED_REDIS_DIR = Path(VAR_DIR) / "valkey"
 
 CHANNEL_LAYERS = {
     "default": {
@@ -136,7 +140,7 @@ SENDER_CONCURRENCY = env.int("SENDER_CONCURRENCY", default=200)
 SENDER_JWT_SECRET = env.str("SENDER_JWT_SECRET", default="")
 
 # --- Uploads --------------------------------------------------------------------------
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=Path(VAR_DIR) / "media")
 MEDIA_URL = "/media/"
 # Where clients reach this service: files sent over SMS travel as absolute links.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -17,7 +18,7 @@ from core.models import Organization
 from core.redis import get_redis
 from core.services import agent_create, api_key_create, membership_add, organization_create
 
-CREDENTIALS = settings.BASE_DIR / "var" / "demo-credentials.json"
+CREDENTIALS = Path(settings.VAR_DIR) / "demo-credentials.json"
 DEMO_MODULES = ("chat.demo", "mailing.demo", "escalation.demo")
 
 
@@ -38,6 +39,9 @@ class Command(BaseCommand):
                 organization = organization_create(slug="demo", name="Demo Company")
             user = agent_create(username="agent", password="agent" if fresh else None)
             membership_add(organization=organization, user=user, role="admin")
+            # The demo's one person also runs the instance: let them into /admin/ too.
+            # (A real deployment makes its staff with `manage.py createsuperuser`.)
+            type(user).objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
             if fresh or not CREDENTIALS.exists():
                 _, agent_key = api_key_create(name="demo agent", user=user)
                 _, bot_key = api_key_create(name="demo integration", organization=organization)
@@ -58,6 +62,7 @@ class Command(BaseCommand):
                 [
                     "",
                     "Demo ready. Log in at http://127.0.0.1:8000/ (admin /admin/, API docs /docs/)",
+                    "  (the demo agent is also a superuser, for the admin)",
                     "  username: agent   password: agent   organization: demo",
                     f"  agent API key:       {creds['agent_key']}",
                     f"  integration API key: {creds['integration_key']}",
