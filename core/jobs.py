@@ -21,9 +21,12 @@ log = get_logger(__name__)
 QUEUE_DEFAULT = "default"
 QUEUE_CHAT = "chat"
 QUEUE_MAILING = "mailing"
+# High-priority mailings and notifications (priority >= MAILING_HIGH_PRIORITY).
+QUEUE_MAILING_HIGH = "mailing_high"
 QUEUE_ESCALATION = "escalation"
-# Order matters: the worker takes interactive chat work before bulk campaigns.
-ALL_QUEUES = (QUEUE_CHAT, QUEUE_ESCALATION, QUEUE_DEFAULT, QUEUE_MAILING)
+# Order matters: the worker takes interactive chat work before bulk campaigns, and
+# urgent mailings before the rest.
+ALL_QUEUES = (QUEUE_CHAT, QUEUE_ESCALATION, QUEUE_DEFAULT, QUEUE_MAILING_HIGH, QUEUE_MAILING)
 
 
 def get_queue(name: str = QUEUE_DEFAULT) -> Queue:

@@ -239,6 +239,9 @@ MAILING_MATERIALIZE_CHUNK = env.int("MAILING_MATERIALIZE_CHUNK", default=2000)
 MAILING_PROGRESS_INTERVAL = env.float("MAILING_PROGRESS_INTERVAL", default=1.0)
 # How long a notification (POST /api/notifications/) may still be delivered.
 MAILING_NOTIFICATION_TTL = env.int("MAILING_NOTIFICATION_TTL", default=3600)
+# Mailings of at least this priority (1-10) use the `mailing_high` queue, which workers
+# take first; lower-priority dispatch lanes give their worker back when it has jobs.
+MAILING_HIGH_PRIORITY = env.int("MAILING_HIGH_PRIORITY", default=8)
 # HTTP client of the dispatch hot path: "asyncio" (mailing/transport.py) or "httpx".
 MAILING_TRANSPORT = env.str("MAILING_TRANSPORT", default="asyncio")
 

@@ -44,7 +44,7 @@ from prometheus_client import Counter, Histogram
 
 from core.delivery import delivery_attempts_insert, delivery_reclaim_stale, new_claim_token
 from core.events import publish_on_commit
-from core.jobs import QUEUE_MAILING, enqueue_now, enqueue_on_commit
+from core.jobs import QUEUE_MAILING, QUEUE_MAILING_HIGH, enqueue_now, enqueue_on_commit, get_queue
 from core.logging import get_logger
 from core.models import Delivery
 from core.redis import get_redis
@@ -152,17 +152,31 @@ def _breaker_close() -> None:
 # --- enqueueing lanes -----------------------------------------------------------------
 
 
+def mailing_queue(priority: int) -> str:
+    """The RQ queue of a mailing's jobs: workers take `mailing_high` before `mailing`."""
+    return QUEUE_MAILING_HIGH if priority >= settings.MAILING_HIGH_PRIORITY else QUEUE_MAILING
+
+
+def _urgent_work_waiting(priority: int) -> bool:
+    """True when a lower-priority lane should give its worker back right away."""
+    if priority >= settings.MAILING_HIGH_PRIORITY:
+        return False
+    return bool(get_redis().llen(get_queue(QUEUE_MAILING_HIGH).key))
+
+
 def lanes_enqueue_on_commit(mailing: Mailing) -> None:
     from mailing.jobs import mailing_dispatch
 
     for lane in range(settings.MAILING_LANES):
-        enqueue_on_commit(mailing_dispatch, mailing.pk, lane, queue=QUEUE_MAILING)
+        enqueue_on_commit(mailing_dispatch, mailing.pk, lane, queue=mailing_queue(mailing.priority))
 
 
 def _lane_enqueue(mailing_id: int, lane: int, at: datetime | None = None) -> None:
     from mailing.jobs import mailing_dispatch
 
-    enqueue_now(mailing_dispatch, mailing_id, lane, queue=QUEUE_MAILING, at=at)
+    priority = Mailing.objects.filter(pk=mailing_id).values_list("priority", flat=True).first()
+    queue = mailing_queue(priority if priority is not None else 0)
+    enqueue_now(mailing_dispatch, mailing_id, lane, queue=queue, at=at)
 
 
 # --- claim, send, record --------------------------------------------------------------
@@ -599,7 +613,14 @@ def _lane_loop(
         while True:
             mailing = (
                 Mailing.objects.filter(pk=mailing_id)
-                .values("status", "end_at", "window_start", "window_end", "organization_id")
+                .values(
+                    "status",
+                    "end_at",
+                    "window_start",
+                    "window_end",
+                    "organization_id",
+                    "priority",
+                )
                 .first()
             )
             if mailing is None or mailing["status"] != Mailing.Status.RUNNING:
@@ -648,6 +669,11 @@ def _lane_loop(
                 return Next(stop=True)
             if time.monotonic() > slice_end:
                 return Next(now=True)  # give the worker back to other queued jobs
+            if _urgent_work_waiting(mailing["priority"]):
+                # A high-priority mailing is queued: this lane goes back to the end of
+                # its queue after this batch, so the worker takes the urgent one first.
+                log.info("mailing_lane_yielded", mailing_id=mailing_id, lane=lane)
+                return Next(now=True)
     finally:
         drain()
 
@@ -710,9 +736,12 @@ def mailing_sweep() -> dict[str, int]:
             Mailing.objects.filter(pk__in=due, status=Mailing.Status.SCHEDULED).update(
                 status=Mailing.Status.RUNNING, started_at=now, updated_at=now
             )
+            priorities = dict(Mailing.objects.filter(pk__in=due).values_list("pk", "priority"))
             for mailing_id in due:
                 log.info("mailing_started", mailing_id=mailing_id, by="sweeper")
-                enqueue_on_commit(mailing_materialize, mailing_id, queue=QUEUE_MAILING)
+                enqueue_on_commit(
+                    mailing_materialize, mailing_id, queue=mailing_queue(priorities[mailing_id])
+                )
             report["started"] = len(due)
     reclaimed = delivery_reclaim_stale(
         source=Delivery.Source.MAILING,
@@ -725,13 +754,15 @@ def mailing_sweep() -> dict[str, int]:
         Mailing.objects.filter(status=Mailing.Status.RUNNING)
         .exclude(pk__in=due)
         .order_by("-priority", "start_at")
-        .values("pk", "end_at", "materialized_at")[:200]
+        .values("pk", "end_at", "materialized_at", "priority")[:200]
     )
     for mailing in running:
         mailing_id = mailing["pk"]
         if mailing["materialized_at"] is None:
             if redis.set(f"mailing:materialize:{mailing_id}", 1, nx=True, ex=60):
-                enqueue_now(mailing_materialize, mailing_id, queue=QUEUE_MAILING)
+                enqueue_now(
+                    mailing_materialize, mailing_id, queue=mailing_queue(mailing["priority"])
+                )
             continue
         if mailing["end_at"] <= now:
             expire_remaining(mailing_id=mailing_id)

@@ -19,7 +19,7 @@ from chat.models import Client
 from core.delivery import deliveries_insert
 from core.errors import ApplicationError
 from core.events import publish_on_commit
-from core.jobs import QUEUE_MAILING, enqueue_on_commit
+from core.jobs import enqueue_on_commit
 from core.logging import get_logger
 from core.models import Delivery, Organization
 from core.redis import get_redis
@@ -255,13 +255,15 @@ def template_validate(*, template: Template) -> None:
 
 
 def _schedule_start(mailing: Mailing, now: datetime) -> None:
+    from mailing.dispatch import mailing_queue
     from mailing.jobs import mailing_start
 
+    queue = mailing_queue(mailing.priority)
     if mailing.start_at <= now:
-        enqueue_on_commit(mailing_start, mailing.pk, queue=QUEUE_MAILING)
+        enqueue_on_commit(mailing_start, mailing.pk, queue=queue)
     else:
         # The cron sweeper starts it too if this job is lost (e.g. Redis restarted).
-        enqueue_on_commit(mailing_start, mailing.pk, queue=QUEUE_MAILING, at=mailing.start_at)
+        enqueue_on_commit(mailing_start, mailing.pk, queue=queue, at=mailing.start_at)
 
 
 # --- mailings: writes -----------------------------------------------------------------
