@@ -2,8 +2,11 @@
  *
  * Rules this file keeps:
  * - user text reaches the DOM only through textContent / attributes, never innerHTML;
- * - the websocket connects BEFORE the REST data loads (its `hello` gives the event id the
- *   data is at least as new as); frames that arrive while data loads are applied after it;
+ * - the REST data does not wait for the websocket: if no `hello` comes within a moment (or
+ *   the socket fails) the data loads anyway and the page says live updates are
+ *   unavailable; each `hello` that starts a stream (first or after resync) loads the data
+ *   again, AFTER it (its id is what that data is at least as new as); loads never
+ *   overlap, and frames that arrive while data loads are applied after it;
  * - every logged frame carries an id: frames at or below the last id seen are ignored,
  *   so a replay after a reconnect never applies anything twice;
  * - on `resync_required` everything shown is loaded again.
@@ -178,6 +181,9 @@
     resyncPending: false, // `resync_required` seen, its `hello` not yet
     wantDesk: null, // help desk from the URL hash, opened once the inbox has loaded
     loadToken: 0,
+    loadChain: Promise.resolve(), // loads run one after another, never overlapping
+    helloTimer: null,
+    fallbackLoaded: false, // data loaded without a hello in this organization
   };
 
   var handlers = {}; // event type -> [function(data, frame)] (panels register here)
@@ -188,6 +194,7 @@
   // ------------------------------------------------------------------- websocket --
 
   var HEARTBEAT_MS = 20000;
+  var HELLO_GRACE_MS = 1500; // no hello by then: load the data without live updates
   var PONG_TIMEOUT_MS = 8000;
   var CLOSE_FATAL = { 4401: "Your key is not valid.", 4403: "You are not a member of this organization (or your session ended).", 4404: "Unknown organization." };
 
@@ -195,6 +202,26 @@
     var badge = $("conn-status");
     badge.dataset.state = stateName;
     badge.textContent = text;
+    var warning = $("live-warning");
+    if (stateName === "live" || stateName === "closed") warning.hidden = true;
+    else if (stateName === "offline") {
+      warning.textContent = "You are offline. Live updates resume when the connection is back; what is shown may be out of date.";
+      warning.hidden = false;
+    } else if (stateName === "reconnecting" || state.fallbackLoaded) {
+      warning.textContent = "Live updates unavailable, retrying… What is shown may be out of date.";
+      warning.hidden = false;
+    }
+  }
+
+  // The socket is slow to say hello (or failing): show the data anyway, once per organization.
+  function loadWithoutLive() {
+    clearTimeout(state.helloTimer);
+    state.helloTimer = null;
+    if (state.fallbackLoaded || state.lastEventId !== null || !state.org) return;
+    state.fallbackLoaded = true;
+    var badge = $("conn-status");
+    setConn(badge.dataset.state, badge.textContent); // shows the warning
+    loadAll();
   }
 
   function socketUrl() {
@@ -253,6 +280,7 @@
 
   function socketLost(code) {
     detachSocket();
+    if (state.lastEventId === null && !CLOSE_FATAL[code]) loadWithoutLive();
     if (CLOSE_FATAL[code]) {
       setConn("closed", "Disconnected");
       fatal(CLOSE_FATAL[code]);
@@ -310,12 +338,16 @@
       // take its id as is; otherwise never move backwards.
       if (first || resync) state.lastEventId = frame.last_event_id || 0;
       else state.lastEventId = Math.max(state.lastEventId, frame.last_event_id || 0);
+      clearTimeout(state.helloTimer);
+      state.helloTimer = null;
       state.attempt = 0;
       setConn("live", "Live");
       fatal("");
       if (first || resync) {
+        var late = first && state.fallbackLoaded; // data shown before live updates worked
         loadAll().then(function () {
           if (!first) notify("Reconnected; reloaded the latest data.");
+          else if (late) notify("Live updates connected; reloaded the latest data.");
         });
       } else if (state.hadConnection) {
         notify("Reconnected.");
@@ -359,20 +391,33 @@
     });
   }
 
-  // Load everything the page shows; frames arriving meanwhile wait in `pending`.
+  // Load everything the page shows; frames arriving meanwhile wait in `pending`. Loads
+  // are chained: an older answer (e.g. one started before the hello) can never land on
+  // top of a newer one. A load stuck for 15 s no longer holds the next one back.
   var loaders = []; // functions returning a promise (panels register here)
   function loadAll() {
     var token = (state.loadToken = (state.loadToken || 0) + 1);
     state.loading = true;
-    return Promise.all(
-      loaders.map(function (load) {
-        return Promise.resolve()
-          .then(load)
-          .catch(function (err) {
-            if (window.console) console.error("console: load failed", err);
-          });
-      })
-    ).then(function () {
+    var previous = state.loadChain;
+    var run = Promise.race([
+      previous,
+      new Promise(function (resolve) {
+        setTimeout(resolve, 15000);
+      }),
+    ]).then(function () {
+      if (token !== state.loadToken) return; // superseded before it started: skip it
+      return Promise.all(
+        loaders.map(function (load) {
+          return Promise.resolve()
+            .then(load)
+            .catch(function (err) {
+              if (window.console) console.error("console: load failed", err);
+            });
+        })
+      );
+    });
+    state.loadChain = run;
+    return run.then(function () {
       if (token !== state.loadToken) return; // a newer load (resync, other organization) owns the queue
       state.loading = false;
       var pending = state.pending;
@@ -836,6 +881,8 @@
     state.pending = [];
     state.desks = new Map();
     state.attempt = 0;
+    state.fallbackLoaded = false;
+    clearTimeout(state.helloTimer);
     try {
       localStorage.setItem("console.org", slug);
     } catch (e) {
@@ -846,7 +893,8 @@
       // opened once the inbox has loaded (see the loader below)
       state.wantDesk = deskFromHash;
     }
-    connect(); // the socket first: its hello fixes the id the REST data is at least as new as
+    connect(); // its hello fixes the id the REST data is at least as new as...
+    state.helloTimer = setTimeout(loadWithoutLive, HELLO_GRACE_MS); // ...but do not wait forever
   }
 
   loaders.push(function () {

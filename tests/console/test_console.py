@@ -460,3 +460,52 @@ def test_keyboard_focus_is_clearly_visible_on_the_inbox_and_the_reply_box(
     assert reply_box["width"] >= 2
     assert contrast(reply_box["color"], "rgb(255, 255, 255)") >= 3, reply_box
     screenshot(page, "focus-reply.png")
+
+
+def test_inbox_loads_when_the_websocket_cannot_connect_and_live_resumes_later(
+    agent, make_agent, help_desk, web, new_page
+):
+    bob = make_agent("bob", agent.organization)
+    send(web, bob, help_desk, "before the page")
+    page = new_page()
+    allow = {"ws": False}
+    attempts = []
+
+    def route_socket(ws):
+        attempts.append(ws.url)
+        if allow["ws"]:
+            ws.connect_to_server()
+        else:
+            ws.close(code=1011, reason="blocked by the test")  # a proxy refusing sockets
+
+    page.route_web_socket(re.compile(r"/ws/chat/"), route_socket)
+    page.goto("/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("pw-alice")
+    page.get_by_role("button", name="Log in").click()
+
+    # No websocket, yet the inbox and a conversation load from the REST API.
+    expect(desk_button(page, help_desk)).to_contain_text("before the page")
+    expect(page.locator("#live-warning")).to_be_visible()
+    expect(page.locator("#live-warning")).to_contain_text("Live updates unavailable, retrying")
+    expect(page.locator("#conn-status")).not_to_have_attribute("data-state", "live")
+    desk_button(page, help_desk).click()
+    expect(message_item(page, "before the page")).to_have_count(1)
+    wait_until(lambda: page.evaluate("1") and len(attempts) >= 2, timeout=20)  # it retries
+    screenshot(page, "websocket-blocked.png")
+
+    send(web, bob, help_desk, "while blocked")  # no socket: the page cannot know yet
+    allow["ws"] = True
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "live", timeout=30_000)
+    expect(page.locator("#live-warning")).to_be_hidden()
+    # Connected: the data is loaded again after the hello (nothing in between is lost)...
+    expect(message_item(page, "while blocked")).to_have_count(1)
+    # ...and live events apply once, on top of it.
+    send(web, bob, help_desk, "live now")
+    expect(message_item(page, "live now")).to_have_count(1)
+    expect(desk_button(page, help_desk)).to_contain_text("live now")
+    texts = page.locator("#message-list .msg-text").all_text_contents()
+    assert texts == ["before the page", "while blocked", "live now"]
+    applied = page.evaluate("consoleDebug.appliedEventIds()")
+    assert len(applied) == len(set(applied)) and applied == sorted(applied)
+    assert page.errors == []
