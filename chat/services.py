@@ -340,6 +340,15 @@ def message_retry(*, message: Message) -> Message:
         raise ApplicationError(
             "Only a failed outgoing message can be retried.", code="not_retryable", status_code=409
         )
+    current = Delivery.objects.filter(pk=locked.delivery_id).values_list("status", flat=True)
+    if current and current[0] in (Delivery.Status.PENDING, Delivery.Status.SENDING):
+        # A `failed` receipt arrived while our own delivery is still being tried: a new
+        # chain now could hand the client the same message twice. Wait for it to end.
+        raise ApplicationError(
+            "The message is still being delivered; retry once that attempt has ended.",
+            code="delivery_in_progress",
+            status_code=409,
+        )
     locked.delivery = Delivery.objects.create(
         organization_id=locked.help_desk.organization_id,
         source=Delivery.Source.CHAT,

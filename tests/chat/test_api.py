@@ -461,10 +461,13 @@ def test_receipt_bad_status_is_400(agent, help_desk):
 
 
 def test_retry_of_failed_message_starts_a_new_delivery(agent, help_desk):
+    from core.models import Delivery
+
     api = agent.client()
     body = _send(api, help_desk).json()
     first_delivery = Message.objects.get(uuid=body["uuid"]).delivery_id
     assert _receipt(api, body["uuid"], "failed").json()["applied"] is True
+    Delivery.objects.filter(pk=first_delivery).update(status="failed")  # its tries are over
 
     response = api.post(f"/api/messages/{body['uuid']}/retry/")
 
@@ -472,6 +475,20 @@ def test_retry_of_failed_message_starts_a_new_delivery(agent, help_desk):
     assert response.json()["status"] == "sending"
     message = Message.objects.get(uuid=body["uuid"])
     assert message.delivery_id not in (None, first_delivery)
+
+
+def test_retry_while_the_first_delivery_is_still_tried_is_409(agent, help_desk):
+    # given a `failed` receipt for a message whose delivery has not ended yet
+    api = agent.client()
+    body = _send(api, help_desk).json()
+    first_delivery = Message.objects.get(uuid=body["uuid"]).delivery_id
+    assert _receipt(api, body["uuid"], "failed").json()["applied"] is True
+
+    # when the agent retries, then it is refused: a new chain could deliver it twice
+    response = api.post(f"/api/messages/{body['uuid']}/retry/")
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "delivery_in_progress"
+    assert Message.objects.get(uuid=body["uuid"]).delivery_id == first_delivery
 
 
 def test_retry_of_non_failed_message_is_409(agent, help_desk):
