@@ -57,9 +57,10 @@ def enqueue_on_commit(
 ) -> None:
     """Enqueue `job(*ids)` once the current transaction commits (at `at` if given).
 
-    If Redis refuses, the error is raised to the caller's request after commit: the
-    committed row is still there and the sweeper jobs pick it up, so it is late,
-    not lost.
+    If Redis refuses, the failure is logged (`enqueue_failed`) and not raised: the
+    change is committed and answering it as an error would make the caller retry a
+    write that happened. The committed row is still there and the sweeper jobs pick it
+    up, so the work is late, not lost.
     """
 
     def _enqueue() -> None:
