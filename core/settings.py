@@ -242,6 +242,9 @@ MAILING_NOTIFICATION_TTL = env.int("MAILING_NOTIFICATION_TTL", default=3600)
 # Mailings of at least this priority (1-10) use the `mailing_high` queue, which workers
 # take first; lower-priority dispatch lanes give their worker back when it has jobs.
 MAILING_HIGH_PRIORITY = env.int("MAILING_HIGH_PRIORITY", default=8)
+# No call to the sender starts in the last this many seconds before a message's end
+# time: the provider accepts when it answers, so a later call could land after the end.
+MAILING_END_GUARD = env.float("MAILING_END_GUARD", default=1.0)
 # HTTP client of the dispatch hot path: "asyncio" (mailing/transport.py) or "httpx".
 MAILING_TRANSPORT = env.str("MAILING_TRANSPORT", default="asyncio")
 

@@ -103,6 +103,13 @@ return 0
 """
 
 
+def end_guard() -> timedelta:
+    """No call starts this close to a message's deadline: the provider accepts a request
+    when it answers, so a call started just before the end time could be delivered
+    after it."""
+    return timedelta(seconds=settings.MAILING_END_GUARD)
+
+
 def lane_key(mailing_id: int, lane: int) -> str:
     return f"mailing:lane:{int(mailing_id)}:{int(lane)}"
 
@@ -203,7 +210,7 @@ def claim(*, mailing_id: int, token: str, size: int, now: datetime) -> list[Row]
         ids = list(
             _mailing_deliveries(mailing_id)
             .select_for_update(skip_locked=True, of=("self",))
-            .filter(status=_PENDING, deadline__gt=now)
+            .filter(status=_PENDING, deadline__gt=now + end_guard())
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .values_list("pk", flat=True)[:size]
         )
@@ -297,7 +304,7 @@ async def _send_all(sender: SenderPool | _HttpxSender, rows: Sequence[Row]) -> l
 
     async def one(row: Row) -> SendResult:
         remaining = (row.deadline - timezone.now()).total_seconds()
-        if remaining <= 0:
+        if remaining <= settings.MAILING_END_GUARD:
             return SendResult("transient", None, 0, "end time reached before the call")
         call = sender.send(msg_id=row.id, phone=row.phone, text=row.text)
         if remaining > timeout + 1:
@@ -367,7 +374,7 @@ def record(
             new_status[row.id] = "failed"
         else:
             retry_at = now + timedelta(seconds=backoff_delay(row.attempts))
-            if retry_at >= row.deadline:
+            if retry_at >= row.deadline - end_guard():
                 final["expired"].append((row.id, result.error))
                 new_status[row.id] = "expired"
             else:
@@ -627,7 +634,7 @@ def _lane_loop(
                 return Next(stop=True)
             org_id = mailing["organization_id"]
             now = timezone.now()
-            if mailing["end_at"] <= now:
+            if mailing["end_at"] <= now + end_guard():
                 drain()
                 expire_remaining(mailing_id=mailing_id)
                 mailing_finish_if_done(mailing_id=mailing_id)
@@ -764,7 +771,7 @@ def mailing_sweep() -> dict[str, int]:
                     mailing_materialize, mailing_id, queue=mailing_queue(mailing["priority"])
                 )
             continue
-        if mailing["end_at"] <= now:
+        if mailing["end_at"] <= now + end_guard():
             expire_remaining(mailing_id=mailing_id)
         if mailing_finish_if_done(mailing_id=mailing_id):
             report["finished"] += 1

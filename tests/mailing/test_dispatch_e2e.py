@@ -107,7 +107,8 @@ def test_end_time_cuts_off_pending_retries(
         make_client(org)
     sender.control(error_rate=1.0)
     start_worker()
-    mailing = _mailing(org, end_at=timezone.now() + timedelta(seconds=3))
+    # (the worker takes a moment to boot; the last MAILING_END_GUARD seconds start no call)
+    mailing = _mailing(org, end_at=timezone.now() + timedelta(seconds=6))
     # then: the mailing ends with every message expired, none accepted
     wait_until(lambda: _status(mailing) == "finished", timeout=30)
     sender.control(error_rate=0)
@@ -115,6 +116,56 @@ def test_end_time_cuts_off_pending_retries(
     assert counts["expired"] == 5 and counts["sent"] == 0
     assert sender.stats()["accepted_total"] == 0
     assert sender.stats()["errors"] >= 5  # it did try
+
+
+def test_end_time_with_a_slow_flaky_sender_sends_nothing_after_it(
+    org: Any, make_client: Any, sender: Any, start_worker: Any, settings: Any
+) -> None:
+    from core.models import Delivery, DeliveryAttempt
+
+    # given: a slow sender that accepts some calls and fails most, so retries are
+    # still pending when the end time comes
+    for _ in range(12):
+        make_client(org)
+    sender.control(latency_ms=300, error_rate=0.8)
+    start_worker()
+    end_at = timezone.now() + timedelta(seconds=4)
+    mailing = _mailing(org, end_at=end_at)
+    rows = Delivery.objects.filter(mailing_message__mailing=mailing)
+    # when the end time passes
+    wait_until(lambda: _status(mailing) == "finished", timeout=30)
+    requests_at_finish = sender.stats()["requests"]
+    wait_until(lambda: timezone.now() > end_at + timedelta(seconds=0.5), timeout=10)
+    # then: nothing is pending any more; the retries that were due are expired
+    counts = _counts(mailing)
+    assert counts["pending"] == counts["sending"] == 0
+    assert counts["sent"] >= 1 and counts["expired"] >= 1
+    assert counts["sent"] + counts["expired"] + counts["failed"] == 12
+    for row in rows.filter(status="expired"):  # retries the end time cut off
+        outcomes = set(row.attempt_rows.values_list("outcome", flat=True))
+        assert outcomes <= {"transient"}, (row.pk, outcomes)
+    # no HTTP call started after the end time (an attempt is recorded after its call;
+    # minus its duration is at or after its start)
+    calls = DeliveryAttempt.objects.filter(delivery__in=rows).exclude(
+        error="end time reached before the call"
+    )
+    assert calls.exists()
+    for attempt in calls:
+        started = attempt.created_at - timedelta(milliseconds=attempt.duration_ms)
+        assert started <= end_at - timedelta(seconds=settings.MAILING_END_GUARD) + timedelta(
+            milliseconds=200
+        ), (attempt.pk, started, end_at)
+    # and the simulator accepted nothing after it: what it accepted is exactly what the
+    # platform recorded as sent before the end, and no request came in afterwards
+    stats = sender.stats()
+    assert stats["requests"] == requests_at_finish
+    assert stats["accepted_total"] == counts["sent"]
+    for row in rows:
+        accepted = sender.accepted(row.pk)
+        if row.status == "sent":
+            assert accepted == 1 and row.sent_at <= end_at
+        else:
+            assert accepted == 0, (row.pk, row.status)
 
 
 def test_promo_mailing_skips_opted_out_clients(
