@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from chat.models import (
     AssistanceRequest,
@@ -32,7 +36,8 @@ class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
     fields = ["created_at", "type", "status", "message", "file"]
-    readonly_fields = ["created_at"]
+    # Status moves forward only, through the delivery receipts (with events): never here.
+    readonly_fields = ["created_at", "status"]
 
 
 @admin.register(HelpDesk)
@@ -58,24 +63,101 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["type", "status"]
     search_fields = ["=uuid", "message"]
     raw_id_fields = ["help_desk", "delivery", "sender"]
+    readonly_fields = ["status"]
 
 
 # --- assistance (issue #4) --------------------------------------------------------------
 
 
+class AssistanceTopicForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The team is one of the topic's organization's; the webhook secret is write-only
+    (never rendered back): blank keeps it, `clear_webhook_secret` removes it."""
+
+    new_webhook_secret = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False),
+        label="Webhook secret",
+        help_text="Write-only. Leave blank to keep the current one.",
+    )
+    clear_webhook_secret = forms.BooleanField(required=False, label="Remove the secret")
+
+    class Meta:
+        model = AssistanceTopic
+        fields = ["organization", "name", "team", "webhook_url"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.organization_id and "team" in self.fields:
+            field = self.fields["team"]
+            field.queryset = field.queryset.filter(  # type: ignore[attr-defined]
+                organization_id=self.instance.organization_id
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        team, organization = data.get("team"), data.get("organization")
+        if (
+            team is not None
+            and organization is not None
+            and team.organization_id != organization.pk
+        ):
+            self.add_error("team", "A team of the topic's organization.")
+        return data
+
+    def save(self, commit: bool = True) -> AssistanceTopic:
+        topic = super().save(commit=False)
+        if self.cleaned_data.get("clear_webhook_secret"):
+            topic.webhook_secret = ""
+        elif self.cleaned_data.get("new_webhook_secret"):
+            topic.webhook_secret = self.cleaned_data["new_webhook_secret"]
+        if commit:
+            topic.save()
+        return topic
+
+
 @admin.register(AssistanceTopic)
 class AssistanceTopicAdmin(admin.ModelAdmin):
-    list_display = ["name", "organization", "team", "webhook_url", "rr_next"]
+    form = AssistanceTopicForm
+    list_display = ["name", "organization", "team", "webhook_url", "has_secret", "rr_next"]
     list_filter = ["organization"]
     search_fields = ["name"]
-    readonly_fields = ["rr_next"]
+    readonly_fields = ["rr_next", "has_secret"]
+
+    @admin.display(boolean=True, description="secret")
+    def has_secret(self, obj: AssistanceTopic) -> bool:
+        return bool(obj.webhook_secret)
+
+
+ATTEMPT_FIELDS: Any = ["number", "status_code", "duration_ms", "error", "created_at"]
 
 
 class AssistanceWebhookAttemptInline(admin.TabularInline):
     model = AssistanceWebhookAttempt
     extra = 0
-    readonly_fields = ["number", "status_code", "duration_ms", "error", "created_at"]
+    fields = ATTEMPT_FIELDS
+    readonly_fields = ATTEMPT_FIELDS
     can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AssistanceWebhookAttempt)
+class AssistanceWebhookAttemptAdmin(admin.ModelAdmin):
+    """A record of an HTTP call: read-only."""
+
+    list_display = ["webhook", *ATTEMPT_FIELDS]
+    list_select_related = ["webhook"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AssistanceRequest)

@@ -59,3 +59,21 @@ class DeliveryAdmin(admin.ModelAdmin):
     search_fields = ["=id", "=phone"]
     inlines = [DeliveryAttemptInline]
     list_select_related = ["organization"]
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(admin.ModelAdmin):
+    """A record of one call to the sender: read-only."""
+
+    list_display = ["delivery", "number", "outcome", "status_code", "duration_ms", "created_at"]
+    list_filter = ["outcome"]
+    list_select_related = ["delivery"]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False

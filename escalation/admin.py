@@ -1,14 +1,80 @@
+"""Escalation admin. State changes go through the services (events, fencing): an
+incident's state is read-only here and moves only by the Acknowledge / Resolve
+actions; a rule is validated like the API's; team pickers offer only the parent's
+organization's rows (and a forged id is refused)."""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from core.models import Team, TeamMember
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from core.errors import ApplicationError
+from core.models import Membership, Team, TeamMember
+from escalation import services
 from escalation.ingestion import rules_changed_on_commit
-from escalation.models import Incident, IncidentStep, Rule, RuleLevel, TriggerBatch
+from escalation.models import (
+    Incident,
+    IncidentNotification,
+    IncidentStep,
+    Rule,
+    RuleLevel,
+    TriggerBatch,
+)
+
+
+def _messages(exc: ApplicationError) -> list[str]:
+    if exc.fields:
+        return [str(m) for msgs in exc.fields.values() for m in msgs]
+    return [exc.message]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records: listed and viewed, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- teams -----------------------------------------------------------------------------
+
+
+class TeamMemberFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """Only memberships of the team's organization (a raw id of another one is
+    refused: the field's queryset is what the form validates against)."""
+
+    def add_fields(self, form: forms.ModelForm, index: Any) -> None:  # type: ignore[type-arg]
+        super().add_fields(form, index)
+        organization_id = getattr(self.instance, "organization_id", None)
+        if organization_id and "membership" in form.fields:
+            field = form.fields["membership"]
+            field.queryset = Membership.objects.filter(  # type: ignore[attr-defined]
+                organization_id=organization_id
+            )
+
+    def clean(self) -> None:
+        super().clean()
+        organization_id = getattr(self.instance, "organization_id", None)
+        for form in self.forms:
+            membership = getattr(form, "cleaned_data", {}).get("membership")
+            if membership is not None and membership.organization_id != organization_id:
+                raise ValidationError("A member must belong to the team's organization.")
 
 
 class TeamMemberInline(admin.TabularInline):
     model = TeamMember
+    formset = TeamMemberFormSet
     extra = 0
     raw_id_fields = ["membership"]
 
@@ -23,13 +89,128 @@ class TeamAdmin(admin.ModelAdmin):
     inlines = [TeamMemberInline]
 
 
+@admin.register(TeamMember)
+class TeamMemberAdmin(ReadOnlyAdmin):
+    """Listing only: members are edited on their team (validated there)."""
+
+    list_display = ["team", "membership", "order"]
+    list_filter = ["team__organization"]
+    list_select_related = ["team", "membership__user", "membership__organization"]
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+class RuleForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Validated and normalized like `POST /api/escalation/rules/` (the same serializer
+    and service checks): a malformed rule would break every trigger POST of its org."""
+
+    class Meta:
+        model = Rule
+        fields = [
+            "organization",
+            "code",
+            "name",
+            "is_active",
+            "triggers",
+            "warn_after",
+            "warn_tags",
+            "warn_message",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        from escalation.serializers import RuleWriteSerializer
+
+        data = super().clean() or {}
+        organization = data.get("organization")
+        if organization is None or self.errors:
+            return data
+        body = RuleWriteSerializer(
+            data={
+                "code": data.get("code", ""),
+                "name": data.get("name", ""),
+                "is_active": data.get("is_active", True),
+                "triggers": data.get("triggers"),
+                "warn_after": data.get("warn_after"),
+                "warn_tags": data.get("warn_tags") or [],
+                "warn_message": data.get("warn_message", ""),
+            }
+        )
+        if not body.is_valid():
+            for field, errors in body.errors.items():
+                target = field if field in self.fields else None
+                self.add_error(target, ValidationError(_flatten(errors)))
+            return data
+        valid = body.validated_data
+        try:
+            services.rule_check(
+                organization=organization,
+                code=valid["code"],
+                warn_after=valid.get("warn_after"),
+                warn_message=valid.get("warn_message", ""),
+                rule=self.instance,
+            )
+        except ApplicationError as exc:
+            raise ValidationError(_messages(exc)) from exc
+        data["triggers"] = services.normalize_triggers(valid["triggers"])
+        data["warn_tags"] = list(valid.get("warn_tags", []))
+        return data
+
+
+def _flatten(errors: Any, prefix: str = "") -> list[str]:
+    if isinstance(errors, dict):
+        return [
+            m
+            for k, v in errors.items()
+            for m in _flatten(v, prefix if k == "non_field_errors" else f"{prefix}{k}: ")
+        ]
+    if isinstance(errors, list):
+        return [m for i, v in enumerate(errors) for m in _flatten(v, prefix)]
+    return [f"{prefix}{errors}"]
+
+
+class RuleLevelFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    def add_fields(self, form: forms.ModelForm, index: Any) -> None:  # type: ignore[type-arg]
+        super().add_fields(form, index)
+        organization_id = getattr(self.instance, "organization_id", None)
+        if organization_id and "team" in form.fields:
+            field = form.fields["team"]
+            field.queryset = Team.objects.filter(  # type: ignore[attr-defined]
+                organization_id=organization_id
+            )
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors) or getattr(self.instance, "organization_id", None) is None:
+            return
+        levels = [
+            {
+                "level": f.cleaned_data["level"],
+                "after_occurrences": f.cleaned_data.get("after_occurrences"),
+                "after_minutes": f.cleaned_data.get("after_minutes"),
+                "team": f.cleaned_data.get("team"),
+            }
+            for f in self.forms
+            if getattr(f, "cleaned_data", None) and not f.cleaned_data.get("DELETE")
+        ]
+        for lv in levels:
+            if lv["after_occurrences"] is not None and lv["after_occurrences"] < 1:
+                raise ValidationError(f"Level {lv['level']}: after_occurrences is at least 1.")
+        try:
+            services.rule_levels_check(organization=self.instance.organization, levels=levels)
+        except ApplicationError as exc:
+            raise ValidationError(_messages(exc)) from exc
+
+
 class RuleLevelInline(admin.TabularInline):
     model = RuleLevel
+    formset = RuleLevelFormSet
     extra = 0
 
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
+    form = RuleForm
     list_display = ["code", "name", "organization", "is_active", "warn_after", "updated_at"]
     list_filter = ["organization", "is_active"]
     search_fields = ["code", "name"]
@@ -39,6 +220,8 @@ class RuleAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
         super().save_related(request, form, formsets, change)
         rules_changed_on_commit(form.instance.organization_id)
+        if form.initial.get("organization") not in (None, form.instance.organization_id):
+            rules_changed_on_commit(form.initial["organization"])  # moved away from it
 
     def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
         rules_changed_on_commit(obj.organization_id)
@@ -50,25 +233,46 @@ class RuleAdmin(admin.ModelAdmin):
         super().delete_queryset(request, queryset)
 
 
+@admin.register(RuleLevel)
+class RuleLevelAdmin(ReadOnlyAdmin):
+    """Listing only: levels are edited on their rule, where they are validated."""
+
+    list_display = ["rule", "level", "after_occurrences", "after_minutes", "team"]
+    list_filter = ["rule__organization"]
+    list_select_related = ["rule", "team"]
+
+
+# --- incidents -------------------------------------------------------------------------
+
+STEP_FIELDS: Any = [
+    "kind",
+    "level",
+    "reason",
+    "occurrences",
+    "elapsed_seconds",
+    "team",
+    "mailing_id",
+    "error",
+    "fired_at",
+]
+
+
 class IncidentStepInline(admin.TabularInline):
     model = IncidentStep
     extra = 0
     can_delete = False
-    readonly_fields = [
-        "kind",
-        "level",
-        "reason",
-        "occurrences",
-        "elapsed_seconds",
-        "team",
-        "mailing_id",
-        "error",
-        "fired_at",
-    ]
+    fields = STEP_FIELDS
+    readonly_fields = STEP_FIELDS
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ReadOnlyAdmin):
+    """Read-only: status, level, occurrences and warnings move only through the
+    services (row lock, fencing token, events), here the two actions."""
+
     list_display = [
         "uuid",
         "organization",
@@ -80,14 +284,55 @@ class IncidentAdmin(admin.ModelAdmin):
         "next_check_at",
     ]
     list_filter = ["organization", "status"]
+    list_select_related = ["organization", "rule"]
     search_fields = ["=uuid"]
-    raw_id_fields = ["rule", "acknowledged_by", "resolved_by"]
-    readonly_fields = ["rule_snapshot", "active_job_id"]
     inlines = [IncidentStepInline]
+    actions = ["acknowledge", "resolve"]
+
+    def has_transition_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("escalation.change_incident"))
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Incident], verb: str) -> None:
+        done, refused = 0, []
+        for incident in queryset:
+            try:
+                if verb == "acknowledge":
+                    services.incident_acknowledge(incident=incident, user=request.user)
+                else:
+                    services.incident_resolve(incident=incident, user=request.user, reason="admin")
+                done += 1
+            except ApplicationError as exc:
+                refused.append(f"{incident.uuid}: {exc.message}")
+        if done:
+            self.message_user(request, f"{verb.title()}d {done} incident(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
+
+    @admin.action(description="Acknowledge (stops escalation)", permissions=["transition"])
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        self._apply(request, queryset, "acknowledge")
+
+    @admin.action(description="Resolve", permissions=["transition"])
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        self._apply(request, queryset, "resolve")
+
+
+@admin.register(IncidentStep)
+class IncidentStepAdmin(ReadOnlyAdmin):
+    list_display = ["incident", "kind", "level", "reason", "occurrences", "team", "fired_at"]
+    list_filter = ["kind", "incident__organization"]
+    list_select_related = ["incident", "team"]
+
+
+@admin.register(IncidentNotification)
+class IncidentNotificationAdmin(ReadOnlyAdmin):
+    list_display = ["step", "username", "channel", "status", "attempts", "sent_at", "error"]
+    list_filter = ["status", "channel"]
+    search_fields = ["username", "address"]
+    list_select_related = ["step"]
 
 
 @admin.register(TriggerBatch)
-class TriggerBatchAdmin(admin.ModelAdmin):
+class TriggerBatchAdmin(ReadOnlyAdmin):
     list_display = ["id", "organization", "source", "kind", "received_at", "evaluated_at"]
     list_filter = ["source", "kind", "organization"]
-    readonly_fields = ["triggers", "matched_rules", "unmatched"]

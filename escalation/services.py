@@ -77,6 +77,54 @@ def team_save(
 # --- rules ---------------------------------------------------------------------------
 
 
+def rule_check(
+    *,
+    organization: Organization,
+    code: str,
+    warn_after: int | None,
+    warn_message: str,
+    rule: Rule | None = None,
+) -> None:
+    """A rule's own invariants (the API, through `rule_save`, and the admin form)."""
+    if warn_after is not None and not warn_message:
+        raise ApplicationError(
+            "A warning needs a message.", fields={"warn_message": ["Required with warn_after."]}
+        )
+    others = Rule.objects.filter(organization=organization, code=code)
+    if rule is not None and rule.pk is not None:
+        others = others.exclude(pk=rule.pk)
+    if others.exists():
+        raise ApplicationError("Rule exists.", fields={"code": ["Already used here."]})
+
+
+def rule_levels_check(*, organization: Organization, levels: list[dict[str, Any]]) -> None:
+    """Levels numbered 1..n, each with a threshold, each team one of the organization's
+    (`team`: a slug, a `Team` or None). Used by `rule_save` and the admin's levels."""
+    numbers = [lv["level"] for lv in levels]
+    if sorted(numbers) != list(range(1, len(levels) + 1)):
+        raise ApplicationError(
+            "Levels must be numbered 1..n.", fields={"levels": ["Number them 1, 2, 3..."]}
+        )
+    slugs = set(Team.objects.filter(organization=organization).values_list("slug", flat=True))
+    for lv in levels:
+        if lv.get("after_occurrences") is None and lv.get("after_minutes") is None:
+            raise ApplicationError(
+                "A level needs a threshold.",
+                fields={"levels": [f"Level {lv['level']}: after_occurrences or after_minutes."]},
+            )
+        team = lv.get("team")
+        if isinstance(team, Team):
+            if team.organization_id != organization.pk:
+                raise ApplicationError(
+                    "Another organization's team.",
+                    fields={"levels": [f"Level {lv['level']}: team {team.slug} is not here."]},
+                )
+        elif team and team not in slugs:
+            raise ApplicationError(
+                "Unknown team.", fields={"levels": [f"Level {lv['level']}: no team {team}."]}
+            )
+
+
 def normalize_triggers(pairs: Any) -> list[dict[str, Any]]:
     unique = {(str(p["service"]), int(p["status"])) for p in pairs}
     return [{"service": s, "status": c} for s, c in sorted(unique)]
@@ -101,31 +149,15 @@ def rule_save(
     (slug)}."""
     if not triggers:
         raise ApplicationError("No triggers.", fields={"triggers": ["At least one trigger."]})
-    if warn_after is not None and not warn_message:
-        raise ApplicationError(
-            "A warning needs a message.", fields={"warn_message": ["Required with warn_after."]}
-        )
-    others = Rule.objects.filter(organization=organization, code=code)
-    if rule is not None:
-        others = others.exclude(pk=rule.pk)
-    if others.exists():
-        raise ApplicationError("Rule exists.", fields={"code": ["Already used here."]})
+    rule_check(
+        organization=organization,
+        code=code,
+        warn_after=warn_after,
+        warn_message=warn_message,
+        rule=rule,
+    )
+    rule_levels_check(organization=organization, levels=levels)
     teams = {t.slug: t for t in Team.objects.filter(organization=organization)}
-    numbers = [lv["level"] for lv in levels]
-    if sorted(numbers) != list(range(1, len(levels) + 1)):
-        raise ApplicationError(
-            "Levels must be numbered 1..n.", fields={"levels": ["Number them 1, 2, 3..."]}
-        )
-    for lv in levels:
-        if lv.get("after_occurrences") is None and lv.get("after_minutes") is None:
-            raise ApplicationError(
-                "A level needs a threshold.",
-                fields={"levels": [f"Level {lv['level']}: after_occurrences or after_minutes."]},
-            )
-        if lv.get("team") and lv["team"] not in teams:
-            raise ApplicationError(
-                "Unknown team.", fields={"levels": [f"Level {lv['level']}: no team {lv['team']}."]}
-            )
     rule = rule or Rule(organization=organization)
     rule.code, rule.name, rule.is_active = code, name, is_active
     rule.triggers = normalize_triggers(triggers)
