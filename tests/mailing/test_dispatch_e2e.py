@@ -61,23 +61,26 @@ def test_campaign_delivers_every_message_once(
 def test_future_mailing_starts_by_itself(
     org: Any, make_client: Any, sender: Any, start_worker: Any
 ) -> None:
-    from mailing.jobs import mailing_sweep
+    import subprocess
+    import sys
 
+    from tests.conftest import ROOT, Process, subprocess_env
+
+    # given: the production processes: a worker with its scheduler, and the cron
     make_client(org)
     start_worker()
-    start_at = timezone.now() + timedelta(seconds=2)
-    mailing = _mailing(org, start_at=start_at)
-    assert _status(mailing) == "scheduled"
-
-    # Whichever fires first: the job scheduled at start_at, or the cron sweeper (run
-    # here as `run_cron` would; an RQ scheduler lock left by an earlier test's worker
-    # can delay the former).
-    def finished() -> bool:
-        if timezone.now() > start_at + timedelta(seconds=3):
-            mailing_sweep()
-        return _status(mailing) == "finished"
-
-    wait_until(finished, timeout=30, interval=0.2)
+    cron = Process(
+        subprocess.Popen([sys.executable, "manage.py", "run_cron"], cwd=ROOT, env=subprocess_env())
+    )
+    try:
+        start_at = timezone.now() + timedelta(seconds=2)
+        mailing = _mailing(org, start_at=start_at)
+        assert _status(mailing) == "scheduled"
+        # then: it starts and is delivered with nothing called from here (whichever
+        # fires first: the job scheduled at start_at, or the cron's mailing_sweep)
+        wait_until(lambda: _status(mailing) == "finished", timeout=40, interval=0.2)
+    finally:
+        cron.stop()
     assert mailing.started_at >= start_at
     assert _counts(mailing)["sent"] == 1
 
