@@ -1,0 +1,107 @@
+"""The race to open an incident: two evaluations of one rule open exactly one."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from escalation import services
+from escalation.models import Incident, Rule
+from escalation.services import incident_record_occurrences, rule_save
+
+
+def _rule(org: Any) -> Any:
+    return rule_save(
+        organization=org,
+        code="r1",
+        triggers=[{"service": "api", "status": 500}],
+        levels=[{"level": 1, "after_occurrences": 100}],
+    )
+
+
+@pytest.mark.django_db
+def test_the_loser_counts_on_the_winners_incident_and_announces_nothing(
+    org, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given another evaluator that commits the incident between our "none active" read
+    # and our insert (driven here: it opens it when we look the rule up, in that window)
+    rule = _rule(org)
+    winner: list[Incident] = []
+
+    class RuleInTheWindow:
+        class objects:  # stands in for Rule.objects
+            @staticmethod
+            def select_related(*fields: str) -> Any:
+                if not winner:
+                    now = timezone.now()
+                    winner.append(
+                        Incident.objects.create(
+                            organization=org,
+                            rule=rule,
+                            rule_snapshot=services.rule_snapshot(rule),
+                            opened_at=now,
+                            last_occurrence_at=now,
+                            occurrences=3,
+                        )
+                    )
+                return Rule.objects.select_related(*fields)
+
+    monkeypatch.setattr(services, "Rule", RuleInTheWindow)
+    now = timezone.now()
+
+    # when this evaluation tries to open it too
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        result = incident_record_occurrences(rule_id=rule.pk, count=2, first_at=now, last_at=now)
+
+    # then the insert lost (IntegrityError), and the occurrences went to the winner's row
+    assert result is not None and result.pk == winner[0].pk
+    assert Incident.objects.count() == 1
+    assert Incident.objects.get().occurrences == 5
+    assert callbacks == []  # the winner announces the opening, not the loser
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_evaluations_open_one_incident_on_postgresql(org, monkeypatch, redis_client):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers: no two transactions can race here")
+    rule = _rule(org)
+    real_snapshot = services.rule_snapshot
+    # both evaluations have seen "no active incident" before either inserts
+    barrier = threading.Barrier(2, timeout=20)
+
+    def snapshot_in_step(r: Any) -> dict[str, Any]:
+        barrier.wait()
+        return real_snapshot(r)
+
+    monkeypatch.setattr(services, "rule_snapshot", snapshot_in_step)
+    errors: list[BaseException] = []
+
+    def evaluate() -> None:
+        try:
+            now = timezone.now()
+            with transaction.atomic():
+                incident_record_occurrences(rule_id=rule.pk, count=1, first_at=now, last_at=now)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=evaluate) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    incident = Incident.objects.get()  # exactly one
+    assert incident.occurrences == 2
+    opened = [
+        json.loads(fields[b"f"])
+        for _, fields in redis_client.xrange(f"events:{org.pk}:log")
+        if json.loads(fields[b"f"])["type"] == "incident_opened"
+    ]
+    assert len(opened) == 1
