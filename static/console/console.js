@@ -442,11 +442,39 @@
     return a.uuid < b.uuid ? 1 : -1;
   }
 
+  // Who wrote an outgoing message. The message REST object has no sender yet: a
+  // `sender` field (username, or an object with one) is used when the API gives it;
+  // otherwise "You" only for what this page sent, and "Agent" for the rest.
+  var ownMessages = new Set(); // uuids of messages sent from this page
+  function senderName(msg) {
+    var sender = msg.sender;
+    if (sender && typeof sender === "object") sender = sender.username || sender.name || null;
+    if (typeof sender === "string" && sender) return sender === config.username ? "You" : sender;
+    return ownMessages.has(msg.uuid) ? "You" : "Agent";
+  }
+
+  function authorOf(msg, desk) {
+    if (msg.type === "sent") return senderName(msg);
+    var client = (desk && desk.client) || {};
+    return client.name || client.phone || "Client";
+  }
+
   function deskPreview(desk) {
     var msg = desk.last_message;
     if (!msg) return "No messages yet";
     var text = msg.message || (msg.file ? "Attachment" : "");
-    return (msg.type === "sent" ? "You: " : "") + text;
+    return (msg.type === "sent" ? senderName(msg) + ": " : "") + text;
+  }
+
+  // Inbox changes are announced (politely) to screen readers: a new client message in a
+  // conversation other than the one being read (that one is the message log's job).
+  function announce(text) {
+    var region = $("announcer");
+    region.textContent = "";
+    // a fresh text node each time, so the same words twice are announced twice
+    setTimeout(function () {
+      region.textContent = text;
+    }, 50);
   }
 
   function renderInbox() {
@@ -539,6 +567,15 @@
   });
 
   on("update_helpdesk", function (desk) {
+    var before = state.desks.get(desk.uuid);
+    var msg = desk.last_message;
+    var isNew = msg && msg.type === "received" &&
+      (!before || !before.last_message || before.last_message.uuid !== msg.uuid);
+    var reading = desk.uuid === state.openDesk && !$("tab-chat").hidden && document.visibilityState !== "hidden";
+    if (isNew && !reading) {
+      var client = desk.client || {};
+      announce("New message from " + (client.name || client.phone || "a client"));
+    }
     upsertDesk(desk);
     renderInbox();
     if (desk.uuid === state.openDesk) {
@@ -582,6 +619,8 @@
   function closeDesk() {
     state.openDesk = null;
     state.historyToken += 1;
+    state.historyLoading = false;
+    $("message-list").removeAttribute("aria-busy");
     $("conv").hidden = true;
     $("conv-empty").hidden = false;
     $("tab-chat").dataset.view = "inbox";
@@ -631,6 +670,7 @@
     var url = first ? historyUrl(uuid) : state.historyNext;
     if (!url) return Promise.resolve();
     state.historyLoading = true;
+    $("message-list").setAttribute("aria-busy", "true"); // a page of history is not news
     $("history-status").textContent = first ? "Loading messages…" : "Loading older messages…";
     var box = $("history");
     return api("GET", url)
@@ -651,6 +691,7 @@
       .then(function () {
         if (token !== state.historyToken) return;
         state.historyLoading = false;
+        $("message-list").removeAttribute("aria-busy");
         // Not enough to scroll yet? Fetch older pages until there is (or none is left).
         if (state.historyNext && box.clientHeight > 0 && box.scrollHeight <= box.clientHeight + 20) {
           loadHistory(false);
@@ -677,7 +718,12 @@
     if (msg.message) children.push(el("p", { className: "msg-text", text: msg.message }));
     var href = safeUrl(msg.file);
     if (href) {
-      var name = decodeURIComponent(href.split("/").pop() || "file");
+      var name = href.split("/").pop() || "file";
+      try {
+        name = decodeURIComponent(name);
+      } catch (e) {
+        /* not percent-encoded after all: show it as is */
+      }
       children.push(
         el("p", { className: "msg-file" }, [
           "Attachment: ",
@@ -703,15 +749,48 @@
       }
     }
     children.push(el("p", { className: "msg-meta" }, meta));
+    // Who wrote it, for screen readers, read before the text (an aria-label on the <li>
+    // would replace the message itself in its accessible name).
+    children.unshift(el("span", { className: "visually-hidden msg-author", text: authorOf(msg, state.desks.get(msg.help_desk)) + ": " }));
     return el(
       "li",
       {
         className: "msg " + (outgoing ? "msg-out" : "msg-in"),
         dataset: { uuid: msg.uuid, status: msg.status },
-        "aria-label": (outgoing ? "You" : "Client") + ", " + formatTime(msg.created_at),
       },
       children
     );
+  }
+
+  // A status change patches the shown item in place: replacing the <li> would make the
+  // live log (aria-relevant="additions") read the whole message again.
+  function patchMessage(node, msg, known) {
+    if (known.message !== msg.message || known.file !== msg.file || known.type !== msg.type) return false;
+    node.dataset.status = msg.status;
+    var status = node.querySelector(".msg-status");
+    if (status) {
+      status.dataset.status = msg.status;
+      status.textContent = STATUS_LABEL[msg.status] || msg.status;
+    }
+    var retry = node.querySelector(".retry");
+    if (msg.status === "failed" && !retry && status) {
+      status.parentNode.appendChild(
+        el("button", {
+          type: "button",
+          className: "retry",
+          text: "Retry",
+          "aria-label": "Retry sending this message",
+          onclick: function (event) {
+            retryMessage(msg.uuid, event.currentTarget);
+          },
+        })
+      );
+    } else if (msg.status !== "failed" && retry) {
+      var hadFocus = retry === document.activeElement;
+      retry.remove();
+      if (hadFocus) $("reply-text").focus();
+    }
+    return true;
   }
 
   function upsertMessage(msg, options) {
@@ -723,8 +802,9 @@
     if (known && options.rest && ts(known.updated_at) > ts(msg.updated_at)) return;
     state.messages.set(msg.uuid, msg);
     var list = $("message-list");
-    var node = renderMessage(msg);
     var old = state.messageNodes.get(msg.uuid);
+    if (old && known && patchMessage(old, msg, known)) return;
+    var node = renderMessage(msg);
     state.messageNodes.set(msg.uuid, node);
     if (old) {
       var hadFocus = old.contains(document.activeElement);
@@ -837,6 +917,15 @@
       .then(function (result) {
         $("reply-text").value = "";
         fileInput.value = "";
+        if (result.data && result.data.uuid) {
+          ownMessages.add(result.data.uuid);
+          // the new_message event may have drawn it first, as "Agent": name it again
+          var shown = state.messageNodes.get(result.data.uuid);
+          var author = shown && shown.querySelector(".msg-author");
+          if (author) author.textContent = senderName(result.data) + ": ";
+          var desk = state.desks.get(result.data.help_desk);
+          if (desk && desk.last_message && desk.last_message.uuid === result.data.uuid) renderInbox();
+        }
         upsertMessage(result.data, { own: true, rest: true });
       })
       .catch(function (err) {
@@ -925,7 +1014,12 @@
         select.appendChild(el("option", { value: org.slug, text: org.name + (org.role ? " (" + org.role + ")" : "") }));
       });
       select.disabled = state.orgs.length < 2;
-      var hash = decodeURIComponent(location.hash.slice(1)).split("/");
+      var hash = [];
+      try {
+        hash = decodeURIComponent(location.hash.slice(1)).split("/");
+      } catch (e) {
+        hash = []; // a malformed hash (e.g. "#%E0%A4%A"): ignore it
+      }
       var stored = null;
       try {
         stored = localStorage.getItem("console.org");
