@@ -194,3 +194,56 @@ def login(page: Any, username: str) -> None:
 def screenshot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def panel_activity(web: Any, agent: Any, make_client: Callable[..., Any]) -> dict[str, Any]:
+    """Give the agent's organization one of each panel's things, through the public APIs
+    (a worker routes, evaluates and sends): an assistance request (topic `sales`), an
+    incident (the escalation demo rule, its triggers posted 3 times) and a mailing."""
+    import httpx
+
+    from core.services import api_key_create
+    from escalation.demo import create
+
+    org = agent.organization
+    for n in range(3):
+        make_client(org, tag="vip", name=f"{org.slug} client {n}")
+    create(organization=org)
+    _, bot_key = api_key_create(name="bot", organization=org)
+    _, monitoring_key = api_key_create(name="monitoring", organization=org)
+    response = httpx.post(
+        f"{web.url}/assistance/",
+        json={"topic": "sales", "description": f"{org.slug} needs a quote"},
+        headers={"Authorization": f"Bearer {bot_key}"},
+    )
+    assert response.status_code == 202, response.text
+    assistance_id = response.json()["id"]
+    seed = {
+        "gatilhos": [{"servico": "login", "retorno": "503"}, {"servico": "login", "retorno": "404"}]
+    }
+    for _ in range(3):
+        response = httpx.post(
+            f"{web.url}/api/triggers/",
+            json=seed,
+            headers={"Authorization": f"Bearer {monitoring_key}"},
+        )
+        assert response.status_code == 202, response.text
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    response = httpx.post(
+        f"{web.url}/api/mailings/",
+        json={
+            "organization": org.slug,
+            "name": f"{org.slug} campaign",
+            "text": "Hi {{ name }}",
+            "start_at": (now - timedelta(minutes=1)).isoformat(),
+            "end_at": (now + timedelta(hours=1)).isoformat(),
+            "tags": ["vip"],
+        },
+        headers={"Authorization": f"Bearer {agent.key}"},
+    )
+    assert response.status_code == 201, response.text
+    return {"assistance": assistance_id, "mailing": response.json()["id"]}

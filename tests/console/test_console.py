@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_until
-from tests.console.conftest import screenshot
+from tests.console.conftest import panel_activity, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -255,7 +255,7 @@ def test_resync_required_reloads_what_is_shown(agent, make_agent, help_desk, web
 
 
 def test_agent_of_another_organization_sees_nothing(
-    agent, help_desk, make_agent, make_org, make_client, web, new_page
+    agent, help_desk, make_agent, make_org, make_client, web, worker, new_page
 ):
     from chat.services import help_desk_open
 
@@ -265,12 +265,35 @@ def test_agent_of_another_organization_sees_nothing(
     expect(page.locator("#org-select option")).to_have_count(1)
     expect(page.locator("#org-select")).to_have_value("other")
     expect(page.locator("#inbox-list button[data-desk]")).to_have_count(1)
+    alice = new_page("alice")  # acme's console: shows that acme's events did go out
 
     inbound(web, agent, help_desk.client.phone, "acme secret")
-    inbound(web, eve, own.client.phone, "for eve")  # arrives after the acme one
+    acme = panel_activity(web, agent, make_client)  # assistance, incident, mailing events
+    alice.get_by_role("button", name="Assistance").click()
+    expect(alice.locator(f'#assistance-list li[data-id="{acme["assistance"]}"]')).to_have_count(1)
+    expect(alice.locator("#incident-list li")).to_have_count(1, timeout=20_000)
+    alice.get_by_role("button", name="Mailings").click()
+    acme_mailing = alice.locator(f'#mailing-live-list li[data-id="{acme["mailing"]}"]')
+    expect(acme_mailing).to_have_attribute("data-status", "finished", timeout=30_000)
+
+    inbound(web, eve, own.client.phone, "for eve")  # arrives after the acme ones
     expect(desk_button(page, own)).to_contain_text("for eve")
     expect(desk_button(page, help_desk)).to_have_count(0)
     expect(page.get_by_text("acme secret")).to_have_count(0)
+    for tab, body, empty in (
+        ("Assistance", "#assistance-body", "No assistance requests."),
+        ("Incidents", "#incidents-body", "No open incidents."),
+        ("Mailings", "#mailings-live", "No mailings yet."),
+    ):
+        page.get_by_role("button", name=tab).click()
+        expect(page.locator(body)).to_contain_text(empty)
+    cards = "#assistance-list li, #incident-list li, #mailing-live-list li"
+    assert page.locator(cards).count() == 0
+    expect(page.locator("#assistance-badge")).to_be_hidden()
+    expect(page.locator("#incidents-badge")).to_be_hidden()
+    for text in ("acme needs a quote", "Login failing", "acme campaign"):
+        expect(page.get_by_text(text)).to_have_count(0)
+    page.get_by_role("button", name="Inbox").click()
 
     # Asking for the other organization's help desk by URL shows nothing either.
     page.goto(f"/#acme/{help_desk.uuid}")
@@ -508,4 +531,66 @@ def test_inbox_loads_when_the_websocket_cannot_connect_and_live_resumes_later(
     assert texts == ["before the page", "while blocked", "live now"]
     applied = page.evaluate("consoleDebug.appliedEventIds()")
     assert len(applied) == len(set(applied)) and applied == sorted(applied)
+    assert page.errors == []
+
+
+def test_screen_reader_names_authors_announces_the_inbox_and_ignores_a_bad_hash(
+    agent, make_agent, org, make_client, web, worker, new_page
+):
+    from chat.services import help_desk_open
+
+    bob = make_agent("bob", org)
+    olga, _ = help_desk_open(client=make_client(org, name="Olga Older"))
+    nina, _ = help_desk_open(client=make_client(org, name="Nina Newer"))
+    send(web, bob, olga, "from bob")
+    inbound(web, agent, olga.client.phone, "from olga")
+
+    page = new_page("alice")
+    # A malformed hash (bad percent-encoding) is ignored: no error, the inbox shows.
+    page.goto("/#%E0%A4%A/x")
+    expect(desk_button(page, olga)).to_contain_text("from olga")
+    expect(page.locator("#org-select")).to_have_value("acme")
+    assert page.errors == []
+
+    desk_button(page, olga).click()
+    page.get_by_label("Reply").fill("from alice")
+    page.get_by_label("Reply").press("Enter")
+    expect(message_item(page, "from alice")).to_have_count(1)
+    items = page.locator("#message-list li").evaluate_all(
+        """items => items.map(li => ({label: li.getAttribute("aria-label"),
+                                      author: li.querySelector(".msg-author").textContent,
+                                      text: li.querySelector(".msg-text").textContent}))"""
+    )
+    # No aria-label replacing the message; the author is read first, then the text.
+    assert [item["label"] for item in items] == [None, None, None]
+    authors = {item["text"]: item["author"] for item in items}
+    assert authors["from olga"] == "Olga Older: "
+    assert authors["from alice"] == "You: "
+    # The message API does not say which agent sent it: never "You" for bob's.
+    assert authors["from bob"] in ("bob: ", "Agent: "), authors
+    log = page.locator("#message-list")
+    expect(log).to_have_attribute("role", "log")
+    expect(log.get_by_role("listitem").filter(has_text="from bob")).to_contain_text("from bob")
+    expect(desk_button(page, olga)).to_contain_text("You: from alice")
+
+    # A client writing in another conversation is announced in a polite live region.
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    page.evaluate(
+        """() => {
+            window.__said = [];
+            const region = document.getElementById("announcer");
+            new MutationObserver(() => region.textContent && window.__said.push(region.textContent))
+                .observe(region, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    inbound(web, agent, nina.client.phone, "hello?")
+    expect(announcer).to_have_text("New message from Nina Newer")
+    # One in the conversation being read is the log's to announce, not the region's.
+    inbound(web, agent, olga.client.phone, "still there?")
+    expect(message_item(page, "still there?")).to_have_count(1)
+    inbound(web, agent, nina.client.phone, "hello again?")
+    expect(desk_button(page, nina)).to_contain_text("hello again?")
+    wait_until(lambda: len(page.evaluate("window.__said")) >= 2, timeout=10)
+    assert page.evaluate("window.__said") == ["New message from Nina Newer"] * 2
     assert page.errors == []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_until
-from tests.console.conftest import screenshot
+from tests.console.conftest import panel_activity, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,4 +100,73 @@ def test_incident_opens_live_with_its_level_and_is_acknowledged_then_resolved(
     card.get_by_role("button", name="Resolve incident").click()
     expect(page.locator("#incident-list li")).to_have_count(0)
     assert Incident.objects.get(pk=incident.pk).status == "resolved"
+    assert page.errors == []
+
+
+def test_only_my_teams_hides_other_teams_requests(agent, make_client, web, worker, new_page):
+    from chat.models import AssistanceTopic
+    from core.models import Membership, Team, TeamMember
+    from core.services import api_key_create
+
+    org = agent.organization
+    mine = Team.objects.create(organization=org, slug="sales-team", name="Sales")
+    TeamMember.objects.create(team=mine, membership=Membership.objects.get(user=agent.user))
+    theirs = Team.objects.create(organization=org, slug="eng-team", name="Engineering")
+    AssistanceTopic.objects.create(organization=org, name="sales", team=mine)
+    AssistanceTopic.objects.create(organization=org, name="engineering", team=theirs)
+    _, bot_key = api_key_create(name="bot", organization=org)
+
+    page = new_page("alice")
+    page.get_by_role("button", name="Assistance").click()
+    only_mine = page.get_by_label("Only my teams (sales-team)")
+    expect(only_mine).to_be_checked()
+    ids = {}
+    for topic in ("sales", "engineering"):
+        response = httpx.post(
+            f"{web.url}/assistance/",
+            json={"topic": topic, "description": f"about {topic}"},
+            headers={"Authorization": f"Bearer {bot_key}"},
+        )
+        assert response.status_code == 202, response.text
+        ids[topic] = response.json()["id"]
+    card = {t: page.locator(f'#assistance-list li[data-id="{n}"]') for t, n in ids.items()}
+
+    only_mine.uncheck()  # everything: both arrive and are routed to their teams
+    for topic, team in (("sales", "sales-team"), ("engineering", "eng-team")):
+        expect(card[topic]).to_have_attribute("data-status", "routed", timeout=20_000)
+        expect(card[topic]).to_contain_text(f"team {team}")
+    page.get_by_label("Only my teams (sales-team)").check()
+    expect(card["sales"]).to_have_count(1)
+    expect(card["engineering"]).to_have_count(0)
+    expect(page.locator("#assistance-list li")).to_have_count(1)
+    expect(page.locator("#assistance-badge")).to_contain_text("1")
+    page.get_by_label("Only my teams (sales-team)").uncheck()
+    expect(page.locator("#assistance-list li")).to_have_count(2)
+    assert page.errors == []
+
+
+def test_panels_fit_a_phone_width(agent, make_client, web, worker, new_page):
+    acme = panel_activity(web, agent, make_client)
+    page = new_page("alice", viewport={"width": 390, "height": 800})
+    no_overflow = """() => {
+        const doc = document.documentElement;
+        const panel = document.querySelector("main > .tab:not([hidden])");
+        return {doc: doc.scrollWidth - doc.clientWidth,
+                body: document.body.scrollWidth - document.body.clientWidth,
+                panel: panel.scrollWidth - panel.clientWidth};
+    }"""
+    for tab, ready in (
+        ("Assistance", f'#assistance-list li[data-id="{acme["assistance"]}"]'),
+        ("Incidents", "#incident-list li"),
+        ("Mailings", f'#mailing-live-list li[data-id="{acme["mailing"]}"][data-status="finished"]'),
+    ):
+        page.get_by_role("button", name=tab).click()
+        expect(page.locator(ready)).to_have_count(1, timeout=30_000)
+        if tab == "Mailings":
+            page.get_by_role("button", name=re.compile("^Statistics of")).click()
+            expect(page.locator(ready).get_by_role("img")).to_be_visible()
+        overflow = page.evaluate(no_overflow)
+        # neither the page nor the panel (which would scroll sideways inside) overflows
+        assert overflow == {"doc": 0, "body": 0, "panel": 0}, (tab, overflow)
+        screenshot(page, f"phone-{tab.lower()}.png")
     assert page.errors == []
