@@ -49,7 +49,7 @@ from core.logging import get_logger
 from core.models import Delivery
 from core.redis import get_redis
 from core.sender import SendResult, async_client, backoff_delay, send_async
-from mailing.models import Mailing
+from mailing.models import Mailing, MailingMessage
 from mailing.transport import SenderPool
 from mailing.windows import in_window, next_opening
 
@@ -142,18 +142,24 @@ def breaker_state() -> Breaker:
     )
 
 
-def _breaker_trip(previous: Breaker) -> float:
+def _breaker_trip(previous: Breaker, *, mailing_id: int, message_ids: list[int]) -> float:
     trips = previous.trips + 1
     open_until = time.time() + backoff_delay(trips)
     get_redis().hset(BREAKER_KEY, mapping={"open_until": open_until, "trips": trips})
     BREAKER_TRIPS.inc()
-    log.warning("mailing_breaker_open", trips=trips, seconds=round(open_until - time.time(), 2))
+    log.warning(
+        "mailing_breaker_open",
+        mailing_id=mailing_id,
+        message_ids=message_ids,
+        trips=trips,
+        seconds=round(open_until - time.time(), 2),
+    )
     return open_until
 
 
-def _breaker_close() -> None:
+def _breaker_close(*, mailing_id: int, message_ids: list[int]) -> None:
     get_redis().delete(BREAKER_KEY)
-    log.info("mailing_breaker_closed")
+    log.info("mailing_breaker_closed", mailing_id=mailing_id, probe_message_ids=message_ids)
 
 
 # --- enqueueing lanes -----------------------------------------------------------------
@@ -204,8 +210,14 @@ def _mailing_deliveries(mailing_id: int) -> Any:
     return Delivery.objects.filter(mailing_message__mailing_id=mailing_id)
 
 
-def claim(*, mailing_id: int, token: str, size: int, now: datetime) -> list[Row]:
-    """Claim up to `size` due pending deliveries of the mailing for `token`."""
+def claim(
+    *, mailing_id: int, token: str, size: int, now: datetime, promo: bool = False
+) -> list[Row]:
+    """Claim up to `size` due pending deliveries of the mailing for `token`.
+
+    For a promotional mailing, a client who opted out since the mailing started is
+    checked here, at send time: the message is failed ("opted out"), never sent.
+    """
     with transaction.atomic():
         ids = list(
             _mailing_deliveries(mailing_id)
@@ -216,6 +228,33 @@ def claim(*, mailing_id: int, token: str, size: int, now: datetime) -> list[Row]
         )
         if not ids:
             return []
+        if promo:
+            opted_out = list(
+                Delivery.objects.filter(
+                    pk__in=ids, mailing_message__client__promo_opt_out=True
+                ).values_list("pk", "mailing_message__client_id")
+            )
+            if opted_out:
+                skipped = {pk for pk, _ in opted_out}
+                Delivery.objects.filter(pk__in=skipped, status=_PENDING).update(
+                    status=Delivery.Status.FAILED,
+                    last_error="client opted out of promotions",
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+                DELIVERIES.labels("failed").inc(len(skipped))
+                for pk, client_id in opted_out:
+                    log.info(
+                        "mailing_message_skipped",
+                        mailing_id=mailing_id,
+                        message_id=pk,
+                        delivery_id=pk,
+                        client_id=client_id,
+                        reason="client opted out of promotions",
+                    )
+                ids = [i for i in ids if i not in skipped]
+                if not ids:
+                    return []
         Delivery.objects.filter(pk__in=ids, status=_PENDING).update(
             status=_SENDING,
             claim_token=token,
@@ -346,9 +385,11 @@ def record(
         transient >= settings.MAILING_BREAKER_MIN_FAILURES or breaker.trips > 0
     ):
         outcome.tripped = True
-        outcome.breaker_until = _breaker_trip(breaker)
+        outcome.breaker_until = _breaker_trip(
+            breaker, mailing_id=mailing_id, message_ids=[r.id for r in rows]
+        )
     elif breaker.trips > 0 and results:
-        _breaker_close()
+        _breaker_close(mailing_id=mailing_id, message_ids=[r.id for r in rows])
     resume_at = (
         datetime.fromtimestamp(outcome.breaker_until, tz=now.tzinfo) if outcome.tripped else None
     )
@@ -387,6 +428,13 @@ def record(
     ]
     fenced = Delivery.objects.filter(claim_token=token, status=_SENDING)
     with transaction.atomic():
+        # The rows this claim still owns (locked): a row reclaimed meanwhile is not
+        # overwritten, and its log line says so instead of a status it did not get.
+        applied = set(
+            fenced.select_for_update(of=("self",))
+            .filter(pk__in=[row.id for row in rows])
+            .values_list("pk", flat=True)
+        )
         delivery_attempts_insert(rows=attempts)
         if sent:
             fenced.filter(pk__in=sent).update(
@@ -442,7 +490,8 @@ def record(
             outcome=result.outcome,
             status_code=result.status_code,
             duration_ms=result.duration_ms,
-            new_status=new_status[row.id],
+            new_status=new_status[row.id] if row.id in applied else "unchanged",
+            applied=row.id in applied,
             error=result.error or None,
         )
     return outcome
@@ -477,16 +526,32 @@ def _maybe_progress(mailing_id: int, organization_id: int) -> None:
 
 def expire_remaining(*, mailing_id: int, reason: str = "end time passed") -> int:
     now = timezone.now()
-    count: int = (
-        _mailing_deliveries(mailing_id)
-        .filter(status=_PENDING)
-        .update(
-            status=Delivery.Status.EXPIRED, last_error=reason, next_attempt_at=None, updated_at=now
+    with transaction.atomic():
+        ids = list(
+            _mailing_deliveries(mailing_id)
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(status=_PENDING)
+            .values_list("pk", flat=True)
         )
-    )
+        count: int = (
+            Delivery.objects.filter(pk__in=ids, status=_PENDING).update(
+                status=Delivery.Status.EXPIRED,
+                last_error=reason,
+                next_attempt_at=None,
+                updated_at=now,
+            )
+            if ids
+            else 0
+        )
     if count:
         DELIVERIES.labels("expired").inc(count)
-        log.info("mailing_messages_expired", mailing_id=mailing_id, count=count, reason=reason)
+        log.info(
+            "mailing_messages_expired",
+            mailing_id=mailing_id,
+            count=count,
+            message_ids=ids,
+            reason=reason,
+        )
     return count
 
 
@@ -627,9 +692,14 @@ def _lane_loop(
                     "window_end",
                     "organization_id",
                     "priority",
+                    "promo",
                 )
                 .first()
             )
+            if mailing is not None and mailing["status"] == Mailing.Status.CANCELLED:
+                drain()  # a batch in flight may put rows back to pending: expire them too
+                expire_remaining(mailing_id=mailing_id, reason="mailing cancelled")
+                return Next(stop=True)
             if mailing is None or mailing["status"] != Mailing.Status.RUNNING:
                 return Next(stop=True)
             org_id = mailing["organization_id"]
@@ -646,7 +716,9 @@ def _lane_loop(
             if breaker.trips:
                 drain()  # probe alone, not beside a batch sent before the outage
             t0 = time.perf_counter()
-            rows = claim(mailing_id=mailing_id, token=token, size=size, now=now)
+            rows = claim(
+                mailing_id=mailing_id, token=token, size=size, now=now, promo=mailing["promo"]
+            )
             claim_ms = (time.perf_counter() - t0) * 1000
             BATCH_SECONDS.labels("claim").observe(claim_ms / 1000)
             if rows:
@@ -732,6 +804,7 @@ def mailing_sweep() -> dict[str, int]:
 
     now = timezone.now()
     report = {"started": 0, "reclaimed": 0, "lanes": 0, "finished": 0}
+    ids: dict[str, list[int]] = {"started": [], "lanes": [], "finished": []}
     with transaction.atomic():
         due = list(
             Mailing.objects.select_for_update(skip_locked=True)
@@ -750,12 +823,34 @@ def mailing_sweep() -> dict[str, int]:
                     mailing_materialize, mailing_id, queue=mailing_queue(priorities[mailing_id])
                 )
             report["started"] = len(due)
+            ids["started"] = due
     reclaimed = delivery_reclaim_stale(
         source=Delivery.Source.MAILING,
         older_than=timedelta(seconds=settings.SENDER_TIMEOUT * 3),
     )
     RECLAIMED.inc(len(reclaimed))
     report["reclaimed"] = len(reclaimed)
+    if reclaimed:
+        by_mailing: dict[int, list[int]] = defaultdict(list)
+        for message_id, owner in MailingMessage.objects.filter(pk__in=reclaimed).values_list(
+            "pk", "mailing_id"
+        ):
+            by_mailing[owner].append(message_id)
+        for owner, message_ids in by_mailing.items():
+            log.warning(
+                "mailing_messages_reclaimed", mailing_id=owner, message_ids=sorted(message_ids)
+            )
+    # A cancelled mailing whose in-flight batch was retried after the cancel (or whose
+    # lane died) must not keep `pending` messages forever.
+    cancelled = (
+        MailingMessage.objects.filter(
+            mailing__status=Mailing.Status.CANCELLED, delivery__status=_PENDING
+        )
+        .values_list("mailing_id", flat=True)
+        .distinct()[:100]
+    )
+    for mailing_id in list(cancelled):
+        expire_remaining(mailing_id=mailing_id, reason="mailing cancelled")
     redis = get_redis()
     running = (
         Mailing.objects.filter(status=Mailing.Status.RUNNING)
@@ -775,6 +870,7 @@ def mailing_sweep() -> dict[str, int]:
             expire_remaining(mailing_id=mailing_id)
         if mailing_finish_if_done(mailing_id=mailing_id):
             report["finished"] += 1
+            ids["finished"].append(mailing_id)
             continue
         due_at = _next_due(mailing_id)
         # Not `now`: _next_due answers "now" for never-tried rows with a later clock.
@@ -785,8 +881,15 @@ def mailing_sweep() -> dict[str, int]:
                 log.info("mailing_lane_resumed", mailing_id=mailing_id, lane=lane)
                 _lane_enqueue(mailing_id, lane)
                 report["lanes"] += 1
+                ids["lanes"].append(mailing_id)
     if any(report.values()):
-        log.info("mailing_sweep", **report)
+        log.info(
+            "mailing_sweep",
+            **report,
+            started_mailing_ids=ids["started"],
+            resumed_mailing_ids=sorted(set(ids["lanes"])),
+            finished_mailing_ids=ids["finished"],
+        )
     return report
 
 

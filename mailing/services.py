@@ -105,10 +105,35 @@ def template_create(
     return template
 
 
+def _template_users_check(template: Template) -> None:
+    """Mailings not rendered yet must still give every variable the template needs:
+    a new placeholder would otherwise render empty at send time."""
+    needed = set(template.variables or [])
+    if not needed or template.pk is None:
+        return
+    unready = (
+        Mailing.objects.filter(template=template)
+        .filter(
+            Q(status=Mailing.Status.SCHEDULED)
+            | Q(status=Mailing.Status.RUNNING, materialized_at__isnull=True)
+        )
+        .values_list("pk", "context")
+    )
+    lacking = {pk: sorted(needed - set(context or {})) for pk, context in unready}
+    lacking = {pk: names for pk, names in lacking.items() if names}
+    if lacking:
+        detail = "; ".join(f"mailing {pk} lacks {', '.join(n)}" for pk, n in lacking.items())
+        raise _invalid(
+            {"variables": [f"Mailings using this template do not give them: {detail}."]},
+            "The template is used by mailings that lack its variables.",
+        )
+
+
 def template_update(*, template: Template, data: dict[str, Any]) -> Template:
     for field in ("title", "code", "body", "transport", "variables"):
         if field in data:
             setattr(template, field, list(data[field]) if field == "variables" else data[field])
+    _template_users_check(template)
     _template_save(template)
     log.info("template_updated", template_id=template.pk, fields=sorted(data))
     return template
@@ -429,14 +454,25 @@ def mailing_cancel(*, mailing: Mailing) -> Mailing:
     if locked.status in (Mailing.Status.FINISHED, Mailing.Status.CANCELLED):
         return locked
     now = timezone.now()
-    expired = Delivery.objects.filter(
-        pk__in=MailingMessage.objects.filter(mailing=locked).values("pk"),
-        status=Delivery.Status.PENDING,
-    ).update(status=Delivery.Status.EXPIRED, last_error="mailing cancelled", updated_at=now)
+    pending = list(
+        Delivery.objects.filter(
+            pk__in=MailingMessage.objects.filter(mailing=locked).values("pk"),
+            status=Delivery.Status.PENDING,
+        ).values_list("pk", flat=True)
+    )
+    expired = Delivery.objects.filter(pk__in=pending, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.EXPIRED, last_error="mailing cancelled", updated_at=now
+    )
     locked.status = Mailing.Status.CANCELLED
     locked.finished_at = now
     locked.save(update_fields=["status", "finished_at", "updated_at"])
-    log.info("mailing_cancelled", mailing_id=locked.pk, expired=expired)
+    log.info(
+        "mailing_cancelled",
+        mailing_id=locked.pk,
+        organization_id=locked.organization_id,
+        expired=expired,
+        expired_message_ids=pending,
+    )
     _publish_finished(locked)
     return locked
 
@@ -601,6 +637,8 @@ def mailing_materialize(*, mailing_id: int) -> int:
                 count=len(pairs),
                 first_message_id=pairs[0][0],
                 last_message_id=pairs[-1][0],
+                # Every id at INFO, so `grep <message id>` finds its creation without DEBUG.
+                message_ids=[delivery_id for delivery_id, _ in pairs],
                 deferred=sum(1 for r in rows if r[3] is not None),
             )
             if _stdlog.isEnabledFor(logging.DEBUG):  # one line per message, to grep by id

@@ -260,3 +260,17 @@ def test_statistics_shapes(
     assert len(messages) == 3
     assert {"id", "created", "status", "mailing", "client", "attempts"} <= set(messages[0])
     assert messages[0]["status"] == "pending" and messages[0]["attempts"] == []
+
+
+def test_patch_end_before_the_existing_start_is_a_field_error(agent: Any) -> None:
+    api = agent.client()
+    mailing = api.post("/api/mailings/", _body(), format="json").json()
+    start = timezone.datetime.fromisoformat(mailing["start_at"])
+    # only end_at is sent: it is checked against the start already stored
+    response = api.patch(
+        f"/api/mailings/{mailing['id']}/",
+        {"end_at": (start - timedelta(minutes=1)).isoformat()},
+        format="json",
+    )
+    assert "end_at" in _fields(response)
+    assert api.get(f"/api/mailings/{mailing['id']}/").json()["end_at"] == mailing["end_at"]
