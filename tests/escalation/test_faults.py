@@ -59,6 +59,9 @@ def test_worker_killed_mid_evaluation_loses_no_trigger_and_fires_each_level_once
             {"level": 2, "after_occurrences": 6},
         ],
     )
+    # nothing left in Redis by earlier tests: a stale job would linger 60 s below, and a
+    # stale evaluation flag of the same organization id would swallow the first kick
+    get_redis().flushdb()
     web = start_web()
     # an evaluator that stays in its job (lingering for more batches) until killed
     worker = start_worker(ESCALATION_EVALUATOR_IDLE="60", ESCALATION_EVALUATOR_MAX_RUN="120")
