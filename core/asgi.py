@@ -12,8 +12,12 @@ django_asgi_app = get_asgi_application()
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from escalation.fastpath import TriggerFastPath  # noqa: E402
+
 # The console's JS and CSS (/static/) are served by daphne itself: no separate server.
-http_app = ASGIStaticFilesHandler(django_asgi_app)
+# Well-formed monitoring posts of a known integration key are answered in front of
+# Django (group-committed, see escalation/fastpath.py); everything else goes through.
+http_app = TriggerFastPath(ASGIStaticFilesHandler(django_asgi_app))
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -252,3 +252,8 @@ MAILING_TRANSPORT = env.str("MAILING_TRANSPORT", default="asyncio")
 # Seconds of quiet before the evaluation job returns, and the most it runs at once.
 ESCALATION_EVALUATOR_IDLE = env.float("ESCALATION_EVALUATOR_IDLE", default=0.3)
 ESCALATION_EVALUATOR_MAX_RUN = env.float("ESCALATION_EVALUATOR_MAX_RUN", default=2.0)
+# Monitoring posts answered in front of Django (escalation/fastpath.py), and how long a
+# web process trusts an integration key it has looked up: a revoked key stops working
+# within this many seconds.
+TRIGGER_FASTPATH = env.bool("TRIGGER_FASTPATH", default=True)
+TRIGGER_AUTH_CACHE_TTL = env.float("TRIGGER_AUTH_CACHE_TTL", default=2.0)

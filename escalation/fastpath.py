@@ -1,0 +1,434 @@
+"""ASGI fast path for monitoring posts: `POST /api/triggers/` and `/api/alertmanager/`.
+
+One trigger per POST through Django + DRF costs ~12 ms of CPU in daphne (a thread hop
+per request, a new database connection per request, the API-key query, middleware,
+DRF's parsing and validation). This layer sits in front of Django (`core.asgi`) and
+answers the well-formed posts of a known integration key itself:
+
+- **auth**: the key's SHA-256 -> organization, cached in the process for
+  `TRIGGER_AUTH_CACHE_TTL` seconds (default 2). A revoked key, a deleted key or a
+  deleted organization stops working on this path within that TTL, whatever way it
+  was revoked (admin, queryset update, raw SQL): there is no invalidation to forget.
+  The lookup itself is `core.auth.api_key_lookup` (same rules, same `last_used_at`).
+- **validation**: the exact rules of the DRF serializers, as a strict subset: any
+  payload this code is not sure about (wrong type, missing field, out-of-range status,
+  blank service, unexpected content type or charset, too big...) is handed to the
+  Django view untouched (the body is replayed), so every error keeps its 400 shape
+  and field errors, and an unknown or agent key keeps its 401/agent handling.
+- **group commit**: posts wait in a list; ONE database thread records everything
+  pending in one transaction (`ingestion.triggers_ingest_many`: rules from the
+  per-process cache, a bulk INSERT, the commit), and only then are the posts answered
+  202. The evaluators' wake-up (one Redis pipeline, `triggers_kick`) runs in a second
+  thread after the commit, merged across commits while one is in flight; a lost kick
+  is re-done by the sweeper, as before. While it commits, new posts queue for the next transaction,
+  so the batch size follows the load with no timer. A failed transaction (nothing
+  committed) hands its posts to the Django view, which retries them one by one and
+  answers as it always did (e.g. 503 `database_busy`).
+
+So 202 still means: the batch row is committed. Anything else (other paths, methods,
+websockets) goes straight to the wrapped application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from core.logging import get_logger
+from escalation.ingestion import Ingested, Pair, Post, triggers_ingest_many, triggers_kick
+from escalation.serializers import MAX_TRIGGERS, alert_pair
+
+log = get_logger(__name__)
+request_log = get_logger("core.request")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+TRIGGERS = "/api/triggers/"
+ALERTMANAGER = "/api/alertmanager/"
+# Bigger bodies (1,000 alerts with many labels) are rare: Django takes them.
+MAX_BODY = 1024 * 1024
+# The headers Django's middleware and DRF put on the same 202.
+RESPONSE_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"vary", b"Accept"),
+    (b"allow", b"POST, OPTIONS"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class Fallback(Exception):
+    """Not for the fast path: let the Django view answer."""
+
+
+# --- validation: a strict subset of escalation.serializers ------------------------------
+
+
+def _text(value: Any, *, max_length: int | None, allow_blank: bool) -> str:
+    """What DRF's CharField(trim_whitespace=True) accepts, for str input only."""
+    if type(value) is not str:
+        raise Fallback
+    value = value.strip()
+    if (not value and not allow_blank) or (max_length is not None and len(value) > max_length):
+        raise Fallback
+    if "\x00" in value:
+        raise Fallback
+    try:
+        value.encode("utf-8")  # lone surrogates: DRF refuses them
+    except UnicodeEncodeError:
+        raise Fallback from None
+    return value
+
+
+def _status(value: Any) -> int:
+    """StatusCodeField: a number or a string of digits, 100-599."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise Fallback
+    text = str(value).strip()
+    if not text.isdigit() or not 100 <= int(text) <= 599:
+        raise Fallback
+    return int(text)
+
+
+def _items(value: Any) -> list[Any]:
+    if type(value) is not list or not 1 <= len(value) <= MAX_TRIGGERS:
+        raise Fallback
+    return value
+
+
+def parse_triggers(data: Any) -> tuple[str, list[Pair]]:
+    """(source, pairs) of a well-formed `{"gatilhos": [...]}` / `{"triggers": [...]}`."""
+    if type(data) is not dict or ("gatilhos" in data) == ("triggers" in data):
+        raise Fallback
+    if "gatilhos" in data:
+        source, items, service_key, status_key = "seed", data["gatilhos"], "servico", "retorno"
+    else:
+        source, items, service_key, status_key = "api", data["triggers"], "service", "status"
+    pairs = []
+    for item in _items(items):
+        if type(item) is not dict or service_key not in item or status_key not in item:
+            raise Fallback
+        service = _text(item[service_key], max_length=100, allow_blank=False)
+        pairs.append((service, _status(item[status_key])))
+    return source, pairs
+
+
+def parse_alertmanager(data: Any) -> tuple[list[Pair], list[Pair], list[dict[str, Any]]]:
+    """(firing, resolved, unmappable) of a well-formed Alertmanager v4 payload."""
+    if type(data) is not dict or data.get("version") != "4":
+        raise Fallback
+    if data.get("status") not in ("firing", "resolved"):
+        raise Fallback
+    for key in ("receiver", "groupKey"):
+        if key in data:
+            _text(data[key], max_length=None, allow_blank=True)
+    firing, resolved, ignored = [], [], []
+    for index, alert in enumerate(_items(data.get("alerts"))):
+        if type(alert) is not dict or alert.get("status") not in ("firing", "resolved"):
+            raise Fallback
+        raw_labels = alert.get("labels")
+        if type(raw_labels) is not dict:
+            raise Fallback
+        labels = {k: _text(v, max_length=None, allow_blank=True) for k, v in raw_labels.items()}
+        if "annotations" in alert and type(alert["annotations"]) is not dict:
+            raise Fallback
+        for key in ("startsAt", "endsAt", "fingerprint"):
+            if key in alert:
+                _text(alert[key], max_length=None, allow_blank=True)
+        pair = alert_pair(labels)
+        if isinstance(pair, str):
+            ignored.append(
+                {"alert": index, "labels": labels, "reason": pair, "status": alert["status"]}
+            )
+        elif alert["status"] == "firing":
+            firing.append(pair)
+        else:
+            resolved.append(pair)
+    return firing, resolved, ignored
+
+
+def _strict_constant(value: str) -> Any:
+    raise ValueError(f"{value} is not valid JSON")  # as DRF's parser
+
+
+# --- the database thread: key lookups and group commits ----------------------------------
+
+
+class _Committer:
+    """Owns one thread (so one persistent database connection) for this path."""
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-db")
+        # Evaluator wake-ups leave the database thread free for the next commit; kicks
+        # asked for while one runs are merged into the next pipeline.
+        self.kicker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-kick")
+        self.kick_due: set[int] = set()
+        self.kicking: asyncio.Future[None] | None = None
+        self.pending: list[tuple[Post, asyncio.Future[list[Ingested]]]] = []
+        self.flushing = False
+        self.flusher: asyncio.Future[None] | None = None
+        self.keys: dict[str, tuple[float, int | None]] = {}  # key hash -> (expiry, org id)
+        self.lookups: dict[str, asyncio.Future[int | None]] = {}
+
+    def close(self) -> None:
+        """Close the thread's database connection and stop the threads (tests; a web
+        process just exits)."""
+        self.executor.submit(_reset_connection).result()
+        self.executor.shutdown()
+        self.kicker.shutdown()
+
+    # auth
+    async def organization_for(self, raw: str) -> int | None:
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self.keys.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        inflight = self.lookups.get(digest)
+        if inflight is None:
+            loop = asyncio.get_running_loop()
+            inflight = asyncio.ensure_future(loop.run_in_executor(self.executor, self._lookup, raw))
+            self.lookups[digest] = inflight
+            try:
+                organization_id = await inflight
+            finally:
+                self.lookups.pop(digest, None)
+            if len(self.keys) > 10_000:
+                self.keys.clear()
+            self.keys[digest] = (
+                time.monotonic() + settings.TRIGGER_AUTH_CACHE_TTL,
+                organization_id,
+            )
+            return organization_id
+        return await asyncio.shield(inflight)
+
+    @staticmethod
+    def _lookup(raw: str) -> int | None:
+        from core.auth import api_key_lookup
+        from core.models import ApiKey
+
+        try:
+            key = api_key_lookup(raw)
+        except Exception:
+            _reset_connection()
+            raise
+        if key is None or key.kind != ApiKey.Kind.INTEGRATION:
+            return None  # Django answers (401, or an agent key's own rules)
+        return key.organization_id
+
+    # group commit
+    async def ingest(self, post: Post) -> list[Ingested]:
+        future: asyncio.Future[list[Ingested]] = asyncio.get_running_loop().create_future()
+        self.pending.append((post, future))
+        if not self.flushing:
+            self.flushing = True
+            self.flusher = asyncio.ensure_future(self._flush_loop())
+        return await future
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.pending:
+                taken, self.pending = self.pending, []
+                try:
+                    results = await loop.run_in_executor(
+                        self.executor, self._commit, [post for post, _ in taken]
+                    )
+                except Exception as exc:
+                    for _, future in taken:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self._kick({r.batch.organization_id for rs in results for r in rs if r.matched})
+                for (_, future), result in zip(taken, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self.flushing = False
+
+    def _kick(self, organization_ids: set[int]) -> None:
+        self.kick_due |= organization_ids
+        if self.kick_due and self.kicking is None:
+            self.kicking = asyncio.ensure_future(self._kick_loop())
+
+    async def _kick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.kick_due:
+                due, self.kick_due = self.kick_due, set()
+                await loop.run_in_executor(self.kicker, triggers_kick, due)
+        finally:
+            self.kicking = None
+
+    @staticmethod
+    def _commit(posts: list[Post]) -> list[list[Ingested]]:
+        try:
+            return triggers_ingest_many(posts, kick=False)
+        except Exception:
+            _reset_connection()
+            raise
+
+
+def _reset_connection() -> None:
+    """A failed transaction may leave the thread's connection unusable (a restarted
+    PostgreSQL): drop it; the next use reconnects."""
+    from django.db import connection
+
+    try:
+        connection.close()
+    except Exception:
+        log.exception("trigger_fastpath_close_failed")
+
+
+# --- the ASGI layer -------------------------------------------------------------------
+
+
+class TriggerFastPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.committer = _Committer()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path")
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or (path != TRIGGERS and path != ALERTMANAGER)
+            or not settings.TRIGGER_FASTPATH
+        ):
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more and size <= MAX_BODY:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if not more:
+            answer = await self._answer(scope, path, body)
+            if answer is not None:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 202,
+                        "headers": [
+                            *RESPONSE_HEADERS,
+                            (b"content-length", str(len(answer)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": answer})
+                if request_log.isEnabledFor(logging.INFO):
+                    request_log.info(
+                        "request",
+                        method="POST",
+                        path=path,
+                        status=202,
+                        duration_ms=round((time.perf_counter() - start) * 1000, 1),
+                    )
+                return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _answer(self, scope: Scope, path: str, body: bytes) -> bytes | None:
+        """The 202 body once the post is committed, or None: Django answers."""
+        received_at = timezone.now()
+        try:
+            organization_id = await self._authenticate(scope)
+            data = self._json(scope, body)
+            if path == TRIGGERS:
+                source, firing = parse_triggers(data)
+                resolved: list[Pair] = []
+                ignored: list[dict[str, Any]] = []
+            else:
+                source = "alertmanager"
+                firing, resolved, ignored = parse_alertmanager(data)
+        except Fallback:
+            return None
+        post = Post(
+            organization_id=organization_id,
+            source=source,
+            firing=firing,
+            resolved=resolved,
+            ignored=ignored,
+            received_at=received_at,
+        )
+        try:
+            results = await self.committer.ingest(post)
+        except Exception:
+            # Nothing was committed: the Django view records it (or says why not).
+            log.warning("trigger_fastpath_commit_failed", exc_info=True)
+            return None
+        from escalation.api import ingest_body
+
+        payload = ingest_body(
+            results, len(firing) + len(resolved), alertmanager=path == ALERTMANAGER
+        )
+        # DRF's JSONRenderer: compact, UTF-8.
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async def _authenticate(self, scope: Scope) -> int:
+        header = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                header = value
+                break
+        parts = header.split()
+        if len(parts) != 2 or parts[0].lower() not in (b"bearer", b"token"):
+            raise Fallback
+        raw = parts[1].decode(errors="replace")
+        if not raw or len(raw) > 200:
+            raise Fallback
+        organization_id = await self.committer.organization_for(raw)
+        if organization_id is None:
+            raise Fallback
+        return organization_id
+
+    @staticmethod
+    def _json(scope: Scope, body: bytes) -> Any:
+        content_type = length = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+        # Without a Content-Length (a chunked body) DRF reads no data at all: Django's 400.
+        if length.strip() != str(len(body)).encode():
+            raise Fallback
+        media, _, params = content_type.partition(b";")
+        if media.strip().lower() != b"application/json":
+            raise Fallback
+        charset = params.strip().lower()
+        if charset and charset not in (b"charset=utf-8", b'charset="utf-8"'):
+            raise Fallback
+        try:
+            return json.loads(body.decode("utf-8"), parse_constant=_strict_constant)
+        except ValueError:
+            raise Fallback from None

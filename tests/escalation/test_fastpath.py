@@ -1,0 +1,258 @@
+"""The ASGI fast path for monitoring posts (escalation/fastpath.py), in process.
+
+It must answer exactly what the Django views answer, record the same rows, and hand
+everything it is not sure about to Django. The database thread needs committed data,
+so these tests use `transactional_db`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.utils import timezone
+
+from core.models import ApiKey
+from core.redis import get_redis
+from escalation.fastpath import TriggerFastPath
+from escalation.models import TriggerBatch
+from tests.conftest import wait_until
+from tests.escalation.conftest import SEED
+from tests.escalation.test_ingestion import alertmanager
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def app() -> Iterator[TriggerFastPath]:
+    from core.asgi import http_app
+
+    fast = TriggerFastPath(http_app.app)  # a fresh database thread per test
+    yield fast
+    fast.committer.close()
+
+
+def _scope(
+    path: str, key: str | None, length: int, content_type: bytes = b"application/json"
+) -> dict:
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", content_type),
+        (b"content-length", str(length).encode()),
+    ]
+    if key is not None:
+        headers.append((b"authorization", f"Bearer {key}".encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+
+async def _call(app: Any, path: str, body: bytes, key: str | None, **kw: Any) -> tuple[int, Any]:
+    comm = ApplicationCommunicator(app, _scope(path, key, len(body), **kw))
+    await comm.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await comm.receive_output(10)
+    chunks = []
+    while True:
+        message = await comm.receive_output(10)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await comm.wait(10)
+    raw = b"".join(chunks)
+    return start["status"], json.loads(raw) if raw else None
+
+
+def post(app: Any, path: str, payload: Any, key: str | None, **kw: Any) -> tuple[int, Any]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return asyncio.run(_call(app, path, body, key, **kw))
+
+
+def _without_ids(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k != "batches"}
+
+
+def _rows() -> list[tuple]:
+    return list(
+        TriggerBatch.objects.order_by("id").values_list(
+            "source", "kind", "triggers", "matched_rules", "unmatched"
+        )
+    )
+
+
+PAYLOADS = [
+    ("/api/triggers/", SEED),
+    ("/api/triggers/", {"gatilhos": list(reversed(SEED["gatilhos"]))}),
+    (
+        "/api/triggers/",
+        {
+            "triggers": [
+                {"service": " login ", "status": 404},
+                {"service": "billing", "status": "500"},
+                {"service": "login", "status": 503},
+                {"service": "login", "status": 503, "extra": "ignored"},
+            ]
+        },
+    ),
+    ("/api/triggers/", {"triggers": [{"service": "search", "status": 502}]}),
+    (
+        "/api/alertmanager/",
+        alertmanager(
+            "firing",
+            ("firing", {"service": "login", "status": "503"}),
+            ("firing", {"job": "login", "code": " 404 "}),
+            ("firing", {"instance": "db-1"}),
+            ("resolved", {"service": "billing", "status": "500"}),
+            ("resolved", {"service": "login", "status_code": "nope"}),
+        ),
+    ),
+    ("/api/alertmanager/", alertmanager("firing", ("firing", {"instance": "db-1"}))),
+]
+
+
+@pytest.mark.parametrize(("path", "payload"), PAYLOADS)
+def test_fast_path_answers_and_records_what_the_django_view_does(
+    app, rule, monitoring_key, settings, monkeypatch, path, payload
+):
+    # given: the Django view's answer and rows for this payload
+    settings.TRIGGER_FASTPATH = False
+    view_status, view_body = post(app, path, payload, monitoring_key)
+    view_rows = _rows()
+    TriggerBatch.objects.all().delete()
+    # when: the fast path answers, with the Django views broken to prove they are not used
+    settings.TRIGGER_FASTPATH = True
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the Django view answered")
+
+    monkeypatch.setattr("escalation.api.TriggersView.post", broken)
+    monkeypatch.setattr("escalation.api.AlertmanagerView.post", broken)
+    fast_status, fast_body = post(app, path, payload, monitoring_key)
+    # then
+    assert (fast_status, _without_ids(fast_body)) == (view_status, _without_ids(view_body))
+    assert view_status == 202
+    assert _rows() == view_rows
+    assert fast_body["batches"] == list(
+        TriggerBatch.objects.order_by("id").values_list("id", flat=True)
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"gatilhos": []},
+        {"gatilhos": [{"servico": "login"}]},
+        {"gatilhos": [{"servico": "login", "retorno": "99"}]},
+        {"gatilhos": [{"servico": "login", "retorno": True}]},
+        {"gatilhos": [{"servico": "login", "retorno": 50.3}]},
+        {"triggers": [{"service": "  ", "status": 503}]},
+        {"triggers": [{"service": "x" * 101, "status": 503}]},
+        {"triggers": [{"service": "a\x00b", "status": 503}]},
+        {"triggers": [{"service": {"x": 1}, "status": 503}]},
+        {"triggers": [{"service": "s", "status": 500}] * 1001},
+        {"triggers": SEED["gatilhos"], "gatilhos": SEED["gatilhos"]},
+    ],
+)
+def test_bad_trigger_payloads_fall_through_to_the_same_400(app, org, monitoring_key, payload):
+    status, body = post(app, "/api/triggers/", payload, monitoring_key)
+    assert status == 400
+    assert set(body["error"]) == {"code", "message", "fields"}
+    assert body["error"]["code"] == "validation_error"
+    assert TriggerBatch.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "change", [{"version": "3"}, {"version": 4}, {"status": "exploded"}, {"alerts": []}]
+)
+def test_bad_alertmanager_payloads_fall_through_to_the_same_400(app, org, monitoring_key, change):
+    payload = {**alertmanager("firing", ("firing", {"service": "a", "status": "503"})), **change}
+    status, body = post(app, "/api/alertmanager/", payload, monitoring_key)
+    if change == {"version": 4}:  # DRF's CharField takes 4 as "4": Django accepts it
+        assert status == 202
+        return
+    assert status == 400 and body["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        (b"{not json", b"application/json"),
+        (b"NaN", b"application/json"),
+        (b"", b"application/json"),
+    ],
+)
+def test_malformed_json_falls_through_to_a_400(app, org, monitoring_key, raw, content_type):
+    status, body = post(app, "/api/triggers/", raw, monitoring_key, content_type=content_type)
+    assert status == 400 and body["error"]["code"] in ("parse_error", "validation_error")
+
+
+def test_other_content_types_are_left_to_django(app, org, monitoring_key):
+    status, body = post(
+        app, "/api/triggers/", json.dumps(SEED).encode(), monitoring_key, content_type=b"text/plain"
+    )
+    assert status == 415 and "error" in body
+
+
+def test_no_unknown_or_agent_key_is_answered_by_the_fast_path(app, org, agent):
+    assert post(app, "/api/triggers/", SEED, None)[0] in (401, 403)
+    assert post(app, "/api/triggers/", SEED, "nope.nope")[0] == 401
+    # an agent key needs ?organization= (Django's rule), not the fast path's
+    status, body = post(app, "/api/triggers/", SEED, agent.key)
+    assert status == 400 and "organization" in body["error"]["fields"]
+    assert TriggerBatch.objects.count() == 0
+
+
+def test_a_revoked_key_stops_working_within_the_cache_ttl(app, org, monitoring_key, settings):
+    settings.TRIGGER_AUTH_CACHE_TTL = 0.2
+    assert post(app, "/api/triggers/", SEED, monitoring_key)[0] == 202
+    # revoked behind the application's back (no signal, no service): only the TTL helps
+    ApiKey.objects.filter(organization=org).update(revoked_at=timezone.now())
+    wait_until(lambda: post(app, "/api/triggers/", SEED, monitoring_key)[0] == 401, timeout=5)
+
+
+def test_concurrent_posts_are_group_committed_and_all_recorded(app, rule, monitoring_key):
+    async def burst() -> list[tuple[int, Any]]:
+        body = json.dumps(SEED).encode()
+        return await asyncio.gather(
+            *(_call(app, "/api/triggers/", body, monitoring_key) for _ in range(30))
+        )
+
+    answers = asyncio.run(burst())
+    assert [status for status, _ in answers] == [202] * 30
+    ids = sorted(body["batches"][0] for _, body in answers)
+    assert ids == list(TriggerBatch.objects.order_by("id").values_list("id", flat=True))
+    assert len(set(ids)) == 30
+    # the evaluator was woken (the flag of the organization is set, or a job took it)
+    from escalation.ingestion import _flag, _wake
+
+    client = get_redis()
+    wait_until(lambda: client.exists(_flag(rule.organization_id), _wake(rule.organization_id)))
+
+
+def test_a_failed_group_commit_is_retried_by_the_django_view(
+    app, rule, monitoring_key, monkeypatch
+):
+    from django.db import OperationalError
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr("escalation.fastpath.triggers_ingest_many", locked)
+    status, body = post(app, "/api/triggers/", SEED, monitoring_key)
+    assert status == 202 and [m["rule"] for m in body["matched"]] == ["0001"]
+    assert TriggerBatch.objects.count() == 1
