@@ -17,7 +17,12 @@ def help_desk_list(*, principal: Any, organization_slug: str | None = None) -> Q
     if organization_slug is not None:
         qs = qs.filter(organization__slug=organization_slug)
     return qs.select_related(
-        "client", "client__organization", "last_message", "organization", "assignee"
+        "client",
+        "client__organization",
+        "last_message",
+        "last_message__sender",
+        "organization",
+        "assignee",
     )
 
 
@@ -34,7 +39,7 @@ def help_desk_get_for_principal(
 
 
 def message_list(*, help_desk: HelpDesk) -> QuerySet[Message]:
-    return Message.objects.filter(help_desk=help_desk).select_related("help_desk")
+    return Message.objects.filter(help_desk=help_desk).select_related("help_desk", "sender")
 
 
 def message_get_for_principal(*, principal: Any, uuid: UUID | str) -> Message:

@@ -71,6 +71,11 @@ class ClientWriteSerializer(serializers.Serializer[Any]):
 class MessageSerializer(serializers.ModelSerializer[Message]):
     help_desk = serializers.UUIDField(source="help_desk.uuid", read_only=True)
     file = serializers.SerializerMethodField()
+    # The agent who wrote an outgoing message (null for a client's message): with several
+    # agents in one conversation, "who answered" matters.
+    sender: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Message
@@ -83,6 +88,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "type",
             "status",
             "help_desk",
+            "sender",
         ]
 
     def get_file(self, obj: Message) -> str | None:

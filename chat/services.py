@@ -340,8 +340,14 @@ def message_retry(*, message: Message) -> Message:
         raise ApplicationError(
             "Only a failed outgoing message can be retried.", code="not_retryable", status_code=409
         )
-    current = Delivery.objects.filter(pk=locked.delivery_id).values_list("status", flat=True)
-    if current and current[0] in (Delivery.Status.PENDING, Delivery.Status.SENDING):
+    in_flight = (
+        locked.delivery_id is not None
+        and Delivery.objects.filter(
+            pk=locked.delivery_id,
+            status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING),
+        ).exists()
+    )
+    if in_flight:
         # A `failed` receipt arrived while our own delivery is still being tried: a new
         # chain now could hand the client the same message twice. Wait for it to end.
         raise ApplicationError(

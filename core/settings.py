@@ -205,6 +205,7 @@ SPECTACULAR_SETTINGS = {
         "MessageStatusEnum": "chat.models.Message.Status",
         "MailingStatusEnum": "mailing.models.Mailing.Status",
         "IncidentStatusEnum": "escalation.models.Incident.Status",
+        "AssistanceStatusEnum": "chat.models.AssistanceRequest.Status",
         "AlertStatusEnum": [("firing", "firing"), ("resolved", "resolved")],
     },
 }

@@ -584,6 +584,13 @@
     }
   });
 
+  on("delete_helpdesk", function (gone) {
+    if (!state.desks.has(gone.uuid)) return;
+    state.desks.delete(gone.uuid);
+    if (state.openDesk === gone.uuid) closeDesk();
+    renderInbox();
+  });
+
   // ---------------------------------------------------------------- conversation --
 
   function renderConvHeader() {

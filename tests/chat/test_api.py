@@ -23,6 +23,7 @@ MESSAGE_FIELDS = [
     "type",
     "status",
     "help_desk",
+    "sender",  # beyond the seed (which had one agent): who wrote an outgoing message
 ]
 
 
@@ -475,6 +476,16 @@ def test_retry_of_failed_message_starts_a_new_delivery(agent, help_desk):
     assert response.json()["status"] == "sending"
     message = Message.objects.get(uuid=body["uuid"])
     assert message.delivery_id not in (None, first_delivery)
+
+
+def test_messages_name_their_sender(agent, help_desk):
+    api = agent.client()
+    _send(api, help_desk)
+    from chat.services import message_receive
+
+    message_receive(organization=agent.organization, phone=help_desk.client.phone, text="hi")
+    history = api.get(f"/api/help-desks/{help_desk.uuid}/history/").json()
+    assert [(m["type"], m["sender"]) for m in history] == [("received", None), ("sent", "alice")]
 
 
 def test_retry_while_the_first_delivery_is_still_tried_is_409(agent, help_desk):

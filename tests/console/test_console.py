@@ -594,3 +594,25 @@ def test_screen_reader_names_authors_announces_the_inbox_and_ignores_a_bad_hash(
     wait_until(lambda: len(page.evaluate("window.__said")) >= 2, timeout=10)
     assert page.evaluate("window.__said") == ["New message from Nina Newer"] * 2
     assert page.errors == []
+
+
+def test_a_deleted_help_desk_leaves_the_inbox_live(agent, make_client, help_desk, web, new_page):
+    from chat.services import help_desk_open
+
+    # given alice reading one conversation, with another in her inbox
+    other, _ = help_desk_open(client=make_client(agent.organization))
+    page = new_page("alice")
+    expect(desk_button(page, other)).to_have_count(1)
+    desk_button(page, help_desk).click()
+    expect(page.locator("#conv-title")).to_have_text(help_desk.client.name)
+
+    # when another agent deletes both over the API
+    for desk in (other, help_desk):
+        gone = agent.http(web.url).delete(f"/api/help-desks/{desk.uuid}/")
+        assert gone.status_code == 204, gone.text
+
+    # then both leave her inbox without a reload, and the open one closes
+    expect(desk_button(page, other)).to_have_count(0)
+    expect(desk_button(page, help_desk)).to_have_count(0)
+    expect(page.locator("#conv")).to_be_hidden()
+    assert page.errors == []
