@@ -12,5 +12,9 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python manage.py migrate --no-input -v 0
 .venv/bin/python manage.py collectstatic --no-input -v 0
 .venv/bin/python manage.py demo_data
+# Every process starts anew: metrics files of the previous run's processes go (their
+# counters would otherwise be summed with the new ones').
+.venv/bin/python manage.py shell -v 0 -c \
+  "import shutil; from django.conf import settings; shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)"
 export PATH="$PWD/.venv/bin:$PATH"
 exec honcho start "$@"

@@ -122,7 +122,7 @@ RQ_DEFAULT_TIMEOUT = env.int("RQ_DEFAULT_TIMEOUT", default=300)
 # cron) writes its counters here and the web's /metrics merges them. Must be local to
 # the host and emptied when the whole host's processes restart (not one by one).
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(
-    BASE_DIR / "var" / "prometheus"
+    Path(VAR_DIR) / "prometheus"
 )
 from core.metrics import configure as _configure_metrics  # noqa: E402
 
