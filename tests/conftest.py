@@ -8,6 +8,7 @@ test database and Redis through their environment, so tests that use them need
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -208,6 +209,26 @@ class Process:
                 self.process.wait(5)
 
 
+def kill_with_children(worker: Process) -> list[int]:
+    """SIGKILL an RQ worker *and* its children; returns the children's pids.
+
+    RQ forks one work horse per job and the horse calls os.setpgrp(): killing the worker
+    alone leaves the horse running (and finishing the job), so a crash test that only
+    kills the parent proves nothing. The horse's own group is killed whole; other
+    children (the scheduler) share this test process's group, so one by one.
+    """
+    pid = worker.process.pid
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    worker.stop(signal.SIGKILL)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(child) != os.getpgrp():
+                os.killpg(os.getpgid(child), signal.SIGKILL)
+            else:
+                os.kill(child, signal.SIGKILL)
+    return children
+
+
 @pytest.fixture
 def start_web(transactional_db: None, _use_test_redis: None) -> Iterator[Callable[..., Process]]:
     """Factory: start a daphne web process on a free port; stopped after the test."""
@@ -337,3 +358,14 @@ def help_desk(org: Any, make_client: Callable[..., Any]) -> Any:
 
     desk, _ = help_desk_open(client=make_client(org))
     return desk
+
+
+@pytest.fixture
+def staff(django_user_model: Any) -> Any:
+    """A Django test client logged in as a superuser (the admin's pages)."""
+    from django.test import Client as DjangoClient
+
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root")
+    browser = DjangoClient()
+    browser.force_login(user)
+    return browser

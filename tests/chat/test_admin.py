@@ -6,21 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client as DjangoClient
 from django.urls import reverse
 
 from chat.models import AssistanceTopic, Message
 from escalation.services import team_save
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(django_user_model: Any) -> DjangoClient:
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
-    browser = DjangoClient()
-    browser.force_login(user)
-    return browser
 
 
 def _topic_post(topic_org: Any, **fields: Any) -> dict[str, Any]:

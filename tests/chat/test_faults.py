@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ from django.utils import timezone
 
 from chat.models import Message
 from core.models import Delivery, DeliveryAttempt
-from tests.conftest import Process, free_port, wait_until
+from tests.conftest import free_port, kill_with_children, wait_until
 from tests.wsclient import WS, data
 
 
@@ -28,20 +26,6 @@ def _send(agent: Any, help_desk: Any, text: str, base: str = "") -> Any:
     if base:
         return agent.http(base).post("/api/send-message/", data=payload)
     return agent.client().post("/api/send-message/", payload)
-
-
-def _kill_with_children(worker: Process) -> None:
-    """SIGKILL the worker and its work horse (RQ forks one per job, in its own group)."""
-    pid = worker.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    worker.stop(signal.SIGKILL)
-    for child in children:
-        try:
-            import os
-
-            os.kill(int(child), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 # --- worker killed mid-job --------------------------------------------------------------
@@ -64,7 +48,7 @@ def test_worker_killed_mid_job_is_reclaimed_and_sent_once_with_the_same_msg_id(
 
     # when the worker is SIGKILLed (the in-flight request is never accepted)
     sender.control(down=True)
-    _kill_with_children(first)
+    kill_with_children(first)
     wait_until(lambda: sender.stats()["refused"] >= 1, timeout=10)
     sender.control(down=False, latency_ms=0)
 

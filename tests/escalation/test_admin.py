@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
-from django.test import Client as DjangoClient
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,14 +16,6 @@ from escalation.models import Incident, IncidentStep, Rule
 from escalation.services import incident_record_occurrences, team_save
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(django_user_model: Any) -> DjangoClient:
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
-    browser = DjangoClient()
-    browser.force_login(user)
-    return browser
 
 
 @pytest.fixture

@@ -3,11 +3,7 @@ level twice: a new worker (and the sweeper, as cron runs it) finishes the work."
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,24 +15,9 @@ from core.redis import get_redis
 from escalation.jobs import escalation_sweep
 from escalation.models import Incident, IncidentStep, TriggerBatch
 from escalation.services import rule_save
-from tests.conftest import Process, wait_until
+from tests.conftest import kill_with_children, wait_until
 
 PAYLOAD = {"triggers": [{"service": "api", "status": 500}]}
-
-
-def _kill_worker_and_horse(worker: Process) -> None:
-    """SIGKILL the worker and its children: the work horse's own process group (the
-    horse calls setpgrp), other children (the scheduler) one by one, since they share
-    this test process's group."""
-    pid = worker.process.pid
-    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    worker.stop(signal.SIGKILL)
-    for child in children:
-        with contextlib.suppress(ProcessLookupError):
-            if os.getpgid(child) not in (os.getpgrp(), os.getpgid(0)):
-                os.killpg(os.getpgid(child), signal.SIGKILL)
-            else:
-                os.kill(child, signal.SIGKILL)
 
 
 def _evaluating() -> bool:
@@ -80,7 +61,7 @@ def test_worker_killed_mid_evaluation_loses_no_trigger_and_fires_each_level_once
     wait_until(_evaluating, timeout=10)
 
     # when the worker is SIGKILLed inside the evaluation job, and triggers keep coming
-    _kill_worker_and_horse(worker)
+    kill_with_children(worker)
     for _ in range(5):
         post()
     assert TriggerBatch.objects.filter(evaluated_at__isnull=True).count() == 5

@@ -14,14 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(django_user_model: Any) -> HttpClient:
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root")
-    web = HttpClient()
-    web.force_login(user)
-    return web
-
-
-@pytest.fixture
 def objects(org: Any, make_client: Any) -> dict[str, Any]:
     from mailing.services import mailing_create, mailing_materialize, template_create
 

@@ -289,7 +289,7 @@ def test_killed_worker_is_resumed_by_another_without_duplicate_or_loss(
     from chat.models import Client
     from core.models import Delivery, DeliveryAttempt
     from mailing.jobs import mailing_sweep
-    from tests.mailing.conftest import kill_with_children
+    from tests.conftest import kill_with_children
 
     # given: a slow sender and small batches, so the campaign takes a while
     total = 300
