@@ -18,8 +18,8 @@ answers the well-formed posts of a known integration key itself:
 - **group commit**: posts wait in a list; ONE database thread records everything
   pending in one transaction (`ingestion.triggers_ingest_many`: rules from the
   per-process cache, a bulk INSERT, the commit), and only then are the posts answered
-  202. The evaluators' wake-up (one Redis pipeline, `triggers_kick`) runs in a second
-  thread after the commit, merged across commits while one is in flight; a lost kick
+  202. The evaluators' wake-up rides in the next transaction's Redis round trip (the
+  rules' version tokens), or is sent at once when no post is waiting; a lost wake-up
   is re-done by the sweeper, as before. While it commits, new posts queue for the next transaction,
   so the batch size follows the load with no timer. A failed transaction (nothing
   committed) hands its posts to the Django view, which retries them one by one and
@@ -173,11 +173,7 @@ class _Committer:
 
     def __init__(self) -> None:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-db")
-        # Evaluator wake-ups leave the database thread free for the next commit; kicks
-        # asked for while one runs are merged into the next pipeline.
-        self.kicker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigger-kick")
-        self.kick_due: set[int] = set()
-        self.kicking: asyncio.Future[None] | None = None
+        self.kick_due: set[int] = set()  # only touched in the database thread
         self.pending: list[tuple[Post, asyncio.Future[list[Ingested]]]] = []
         self.flushing = False
         self.flusher: asyncio.Future[None] | None = None
@@ -189,7 +185,6 @@ class _Committer:
         process just exits)."""
         self.executor.submit(_reset_connection).result()
         self.executor.shutdown()
-        self.kicker.shutdown()
 
     # auth
     async def organization_for(self, raw: str) -> int | None:
@@ -242,7 +237,13 @@ class _Committer:
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self.pending:
+            while True:
+                if not self.pending:
+                    # Quiet: wake the evaluators of the last transaction now, then stop
+                    # unless posts came in meanwhile (checked with no await in between).
+                    await loop.run_in_executor(self.executor, self._kick)
+                    if not self.pending:
+                        break
                 taken, self.pending = self.pending, []
                 try:
                     results = await loop.run_in_executor(
@@ -253,34 +254,34 @@ class _Committer:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                self._kick({r.batch.organization_id for rs in results for r in rs if r.matched})
                 for (_, future), result in zip(taken, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:
             self.flushing = False
+            # Only on an unexpected exit: never leave a post waiting (Django takes it).
+            stranded, self.pending = self.pending, []
+            for _, future in stranded:
+                if not future.done():
+                    future.set_exception(RuntimeError("trigger flush loop stopped"))
 
-    def _kick(self, organization_ids: set[int]) -> None:
-        self.kick_due |= organization_ids
-        if self.kick_due and self.kicking is None:
-            self.kicking = asyncio.ensure_future(self._kick_loop())
-
-    async def _kick_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _commit(self, posts: list[Post]) -> list[list[Ingested]]:
+        """In the database thread. The evaluators of a transaction are woken in the
+        next one's Redis round trip (the rules' version tokens), or by `_kick` when no
+        other post is waiting: one round trip per transaction, not two."""
+        wake, self.kick_due = self.kick_due, set()
         try:
-            while self.kick_due:
-                due, self.kick_due = self.kick_due, set()
-                await loop.run_in_executor(self.kicker, triggers_kick, due)
-        finally:
-            self.kicking = None
-
-    @staticmethod
-    def _commit(posts: list[Post]) -> list[list[Ingested]]:
-        try:
-            return triggers_ingest_many(posts, kick=False)
+            results = triggers_ingest_many(posts, kick=False, wake=wake)
         except Exception:
+            triggers_kick(wake)  # committed earlier: wake them anyway
             _reset_connection()
             raise
+        self.kick_due = {r.batch.organization_id for rs in results for r in rs if r.matched}
+        return results
+
+    def _kick(self) -> None:
+        wake, self.kick_due = self.kick_due, set()
+        triggers_kick(wake)
 
 
 def _reset_connection() -> None:

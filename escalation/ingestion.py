@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.jobs import QUEUE_ESCALATION, enqueue_now
@@ -89,15 +89,23 @@ def _rules_version_key(organization_id: int) -> str:
     return f"escalation:rules:{int(organization_id)}"
 
 
-def _rules_many(organization_ids: Iterable[int]) -> dict[int, CompiledRules]:
+def _rules_many(
+    organization_ids: Iterable[int], *, wake: Iterable[int] = ()
+) -> dict[int, CompiledRules]:
     """The active rules of each organization: one Redis round trip for the version
-    tokens, a database query only for an organization whose token changed."""
+    tokens, a database query only for an organization whose token changed. `wake`:
+    organizations whose committed batches still need `triggers_kick`, sent in the same
+    round trip (the group commit's previous transaction)."""
     ids = sorted(set(organization_ids))
+    woken = sorted(set(wake))
     client = get_redis()
     pipe = client.pipeline(transaction=False)
+    _kick_commands(pipe, woken)
     for organization_id in ids:
         pipe.get(_rules_version_key(organization_id))
-    tokens = dict(zip(ids, pipe.execute(), strict=True))
+    replies = pipe.execute()
+    _kick_enqueue(woken, replies[: 4 * len(woken)])
+    tokens = dict(zip(ids, replies[4 * len(woken) :], strict=True))
     out: dict[int, CompiledRules] = {}
     for organization_id, token in tokens.items():
         if token is None:
@@ -137,7 +145,29 @@ def _wake(organization_id: int) -> str:
 
 
 FLAG_TTL = 10  # seconds; refreshed by the running evaluator
-DRAIN_INTERVAL = 0.05  # seconds: the lingering evaluator drains at most this often
+DRAIN_INTERVAL = 0.1  # seconds: the lingering evaluator drains at most this often
+
+
+def _kick_commands(pipe: Any, organization_ids: list[int]) -> None:
+    for organization_id in organization_ids:  # 4 replies each, the flag's last
+        pipe.rpush(_wake(organization_id), 1)
+        pipe.ltrim(_wake(organization_id), -1, -1)
+        pipe.expire(_wake(organization_id), 60)
+        pipe.set(_flag(organization_id), 1, nx=True, ex=FLAG_TTL)
+
+
+def _kick_enqueue(organization_ids: list[int], replies: list[Any]) -> None:
+    """Enqueue an evaluation job where the flag was not set (no evaluator running)."""
+    from escalation.jobs import triggers_evaluate
+
+    for organization_id, flag_set in zip(organization_ids, replies[3::4], strict=True):
+        if not flag_set:
+            continue
+        try:
+            enqueue_now(triggers_evaluate, organization_id, queue=QUEUE_ESCALATION)
+        except Exception:
+            # Committed; the sweeper evaluates it late rather than never.
+            log.exception("trigger_kick_failed", organization_id=organization_id)
 
 
 def triggers_kick(organization_ids: Iterable[int]) -> None:
@@ -148,25 +178,13 @@ def triggers_kick(organization_ids: Iterable[int]) -> None:
         return
     try:
         pipe = get_redis().pipeline(transaction=False)
-        for organization_id in ids:
-            pipe.rpush(_wake(organization_id), 1)
-            pipe.ltrim(_wake(organization_id), -1, -1)
-            pipe.expire(_wake(organization_id), 60)
-            pipe.set(_flag(organization_id), 1, nx=True, ex=FLAG_TTL)
-        flags = pipe.execute()[3::4]
+        _kick_commands(pipe, ids)
+        replies = pipe.execute()
     except Exception:
         # Committed; the sweeper evaluates them late rather than never.
         log.exception("trigger_kick_failed", organization_ids=ids)
         return
-    from escalation.jobs import triggers_evaluate
-
-    for organization_id, flag_set in zip(ids, flags, strict=True):
-        if not flag_set:
-            continue
-        try:
-            enqueue_now(triggers_evaluate, organization_id, queue=QUEUE_ESCALATION)
-        except Exception:
-            log.exception("trigger_kick_failed", organization_id=organization_id)
+    _kick_enqueue(ids, replies)
 
 
 def _plan(post: Post, rules: CompiledRules, now: datetime) -> list[Ingested]:
@@ -245,30 +263,82 @@ def triggers_ingest(
     return triggers_ingest_many([post])[0]
 
 
-def triggers_ingest_many(posts: list[Post], *, kick: bool = True) -> list[list[Ingested]]:
+def triggers_ingest_many(
+    posts: list[Post], *, kick: bool = True, wake: Iterable[int] = ()
+) -> list[list[Ingested]]:
     """Record several posts in ONE transaction (group commit) and return, per post,
     what matched. The rules are read before the transaction (cached, one Redis round
     trip), so the write lock is held only for the INSERT; after commit one Redis
-    pipeline wakes the evaluators (with `kick=False` the caller must call
-    `triggers_kick` itself after commit). Either every post is recorded or none (an
-    error propagates and nothing was committed)."""
+    pipeline wakes the evaluators. With `kick=False` the caller wakes them itself after
+    the commit: with `triggers_kick`, or by passing the organizations as `wake` to its
+    next call (sent in the rules' round trip). Either every post is recorded or none
+    (an error propagates and nothing was committed)."""
     if not posts:
+        triggers_kick(wake)
         return []
-    rules = _rules_many(p.organization_id for p in posts)
+    rules = _rules_many((p.organization_id for p in posts), wake=wake)
     now = timezone.now()
     planned = [_plan(post, rules[post.organization_id], now) for post in posts]
     batches = [r.batch for results in planned for r in results]
     with transaction.atomic():
-        if len(batches) == 1:
-            batches[0].save(force_insert=True)
-        else:
-            TriggerBatch.objects.bulk_create(batches)
+        _insert(batches)
         due = {r.batch.organization_id for results in planned for r in results if r.matched}
         if due and kick:
             transaction.on_commit(lambda: triggers_kick(due))
     for results in planned:
         _log_unmatched(results)
     return planned
+
+
+_INSERT_FIELDS = (
+    "organization_id",
+    "source",
+    "kind",
+    "triggers",
+    "matched_rules",
+    "unmatched",
+    "received_at",
+    "evaluated_at",
+)
+_INSERT_CHUNK = 100
+
+
+def _insert(batches: list[TriggerBatch]) -> None:
+    """`bulk_create` without the ORM's per-field machinery (a few times cheaper for
+    these small rows; values adapted by the backend's own `adapt_*_value`). Sets the
+    primary keys from RETURNING, as `bulk_create` does."""
+    if not connection.features.can_return_rows_from_bulk_insert:
+        TriggerBatch.objects.bulk_create(batches)
+        return
+    ops = connection.ops
+    table = ops.quote_name(TriggerBatch._meta.db_table)
+    columns = ", ".join(ops.quote_name(c) for c in _INSERT_FIELDS)
+    row = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+    pk = ops.quote_name("id")
+    for start in range(0, len(batches), _INSERT_CHUNK):
+        chunk = batches[start : start + _INSERT_CHUNK]
+        params: list[Any] = []
+        for b in chunk:
+            params += (
+                b.organization_id,
+                b.source,
+                b.kind,
+                ops.adapt_json_value(b.triggers, None),
+                ops.adapt_json_value(b.matched_rules, None),
+                ops.adapt_json_value(b.unmatched, None),
+                ops.adapt_datetimefield_value(b.received_at),
+                ops.adapt_datetimefield_value(b.evaluated_at),
+            )
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} RETURNING {pk}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [r[0] for r in cursor.fetchall()]
+        for b, new_id in zip(chunk, ids, strict=True):
+            b.pk = new_id
+            b._state.adding = False
+            b._state.db = connection.alias
 
 
 def triggers_evaluate(*, organization_id: int) -> int:

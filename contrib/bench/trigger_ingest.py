@@ -76,14 +76,19 @@ def _loadavg() -> str:
         return "?"
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int, stat: str = "") -> float:
     """User + system CPU time of a process (Linux): per-request cost that load barely
     changes, unlike requests/s on a shared machine."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+def _main_thread_cpu_seconds(pid: int) -> float:
+    """CPU of the process's main thread (daphne's event loop) alone."""
+    return _cpu_seconds(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -245,6 +250,7 @@ class Bench:
         requests = self.requests(batch)
         load_before = _loadavg()
         cpu_before = _cpu_seconds(self.procs[0].pid)
+        main_before = _main_thread_cpu_seconds(self.procs[0].pid)
         counts: dict[str, int] = {"ok": 0, "error": 0}
 
         async def load() -> float:
@@ -261,6 +267,7 @@ class Bench:
         elapsed = asyncio.run(load())
         load_after = _loadavg()
         cpu = _cpu_seconds(self.procs[0].pid) - cpu_before
+        main_cpu = _main_thread_cpu_seconds(self.procs[0].pid) - main_before
         qs = TriggerBatch.objects.filter(id__gt=first_id)
         deadline = time.monotonic() + 120
         while qs.filter(evaluated_at__isnull=True).exists() and time.monotonic() < deadline:
@@ -282,6 +289,7 @@ class Bench:
             # CPU of the web process per accepted request, and its share of one core
             "web_cpu_ms_per_request": round(cpu * 1000 / max(1, counts["ok"]), 2),
             "web_cpu_share": round(cpu / elapsed, 2),
+            "web_loop_cpu_ms_per_request": round(main_cpu * 1000 / max(1, counts["ok"]), 2),
             "lag_p50_ms": round(_percentile(lags, 0.50) * 1000, 1),
             "lag_p99_ms": round(_percentile(lags, 0.99) * 1000, 1),
             "lag_max_ms": round(lags[-1] * 1000, 1) if lags else None,

@@ -256,3 +256,30 @@ def test_a_failed_group_commit_is_retried_by_the_django_view(
     status, body = post(app, "/api/triggers/", SEED, monitoring_key)
     assert status == 202 and [m["rule"] for m in body["matched"]] == ["0001"]
     assert TriggerBatch.objects.count() == 1
+
+
+def test_a_post_arriving_while_the_idle_wake_up_runs_is_not_left_waiting(app, rule, monitoring_key):
+    import threading
+    import time
+
+    kicking = threading.Event()
+    original = app.committer._kick
+
+    def slow_kick() -> None:
+        kicking.set()
+        time.sleep(0.3)
+        original()
+
+    app.committer._kick = slow_kick  # type: ignore[method-assign]
+    body = json.dumps(SEED).encode()
+
+    async def two_posts() -> list[tuple[int, Any]]:
+        first = asyncio.ensure_future(_call(app, "/api/triggers/", body, monitoring_key))
+        while not kicking.is_set():  # the first post is answered, its wake-up is running
+            await asyncio.sleep(0.01)
+        second = await _call(app, "/api/triggers/", body, monitoring_key)
+        return [await first, second]
+
+    answers = asyncio.run(asyncio.wait_for(two_posts(), timeout=20))
+    assert [status for status, _ in answers] == [202, 202]
+    assert TriggerBatch.objects.count() == 2
