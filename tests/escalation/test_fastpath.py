@@ -283,3 +283,15 @@ def test_a_post_arriving_while_the_idle_wake_up_runs_is_not_left_waiting(app, ru
     answers = asyncio.run(asyncio.wait_for(two_posts(), timeout=20))
     assert [status for status, _ in answers] == [202, 202]
     assert TriggerBatch.objects.count() == 2
+
+
+def test_twisted_content_type_parsing_is_memoized_and_still_right() -> None:
+    from twisted.web import http as twisted_http
+
+    import core.asgi  # noqa: F401  (installs it)
+
+    parse = twisted_http._parseContentType
+    assert hasattr(parse, "cache_info")
+    assert parse(b"application/json; charset=utf-8") == b"application/json"
+    assert parse(b"Multipart/Form-Data; boundary=x") == b"multipart/form-data"
+    assert parse(b"application/x-www-form-urlencoded") == b"application/x-www-form-urlencoded"
