@@ -342,14 +342,13 @@ def message_retry(*, message: Message) -> Message:
         )
     in_flight = (
         locked.delivery_id is not None
-        and Delivery.objects.filter(
-            pk=locked.delivery_id,
-            status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING),
-        ).exists()
+        and Delivery.objects.filter(pk=locked.delivery_id, status=Delivery.Status.SENDING).exists()
     )
     if in_flight:
-        # A `failed` receipt arrived while our own delivery is still being tried: a new
+        # A `failed` receipt arrived while our own call to the sender is under way: a new
         # chain now could hand the client the same message twice. Wait for it to end.
+        # (A chain still `pending` was never handed over: the new one replaces it, and
+        # the sweeper closes it, since no message points to it any more.)
         raise ApplicationError(
             "The message is still being delivered; retry once that attempt has ended.",
             code="delivery_in_progress",

@@ -462,13 +462,10 @@ def test_receipt_bad_status_is_400(agent, help_desk):
 
 
 def test_retry_of_failed_message_starts_a_new_delivery(agent, help_desk):
-    from core.models import Delivery
-
     api = agent.client()
     body = _send(api, help_desk).json()
     first_delivery = Message.objects.get(uuid=body["uuid"]).delivery_id
     assert _receipt(api, body["uuid"], "failed").json()["applied"] is True
-    Delivery.objects.filter(pk=first_delivery).update(status="failed")  # its tries are over
 
     response = api.post(f"/api/messages/{body['uuid']}/retry/")
 
@@ -489,10 +486,13 @@ def test_messages_name_their_sender(agent, help_desk):
 
 
 def test_retry_while_the_first_delivery_is_still_tried_is_409(agent, help_desk):
-    # given a `failed` receipt for a message whose delivery has not ended yet
+    from core.models import Delivery
+
+    # given a `failed` receipt for a message whose call to the sender is under way
     api = agent.client()
     body = _send(api, help_desk).json()
     first_delivery = Message.objects.get(uuid=body["uuid"]).delivery_id
+    Delivery.objects.filter(pk=first_delivery).update(status="sending")  # a worker claimed it
     assert _receipt(api, body["uuid"], "failed").json()["applied"] is True
 
     # when the agent retries, then it is refused: a new chain could deliver it twice
