@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
 from core.logging import get_logger
@@ -250,6 +251,9 @@ class _Committer:
                         self.executor, self._commit, [post for post, _ in taken]
                     )
                 except Exception as exc:
+                    # Forget the keys: a deleted organization must not fail every
+                    # following transaction until its cache entry expires.
+                    self.keys.clear()
                     for _, future in taken:
                         if not future.done():
                             future.set_exception(exc)
@@ -362,8 +366,9 @@ class TriggerFastPath:
         """The 202 body once the post is committed, or None: Django answers."""
         received_at = timezone.now()
         try:
-            organization_id = await self._authenticate(scope)
-            data = self._json(scope, body)
+            headers = self._headers(scope)
+            organization_id = await self._authenticate(headers)
+            data = self._json(headers, body)
             if path == TRIGGERS:
                 source, firing = parse_triggers(data)
                 resolved: list[Pair] = []
@@ -395,13 +400,8 @@ class TriggerFastPath:
         # DRF's JSONRenderer: compact, UTF-8.
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
-    async def _authenticate(self, scope: Scope) -> int:
-        header = b""
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                header = value
-                break
-        parts = header.split()
+    async def _authenticate(self, headers: dict[bytes, bytes]) -> int:
+        parts = headers.get(b"authorization", b"").split()
         if len(parts) != 2 or parts[0].lower() not in (b"bearer", b"token"):
             raise Fallback
         raw = parts[1].decode(errors="replace")
@@ -413,17 +413,30 @@ class TriggerFastPath:
         return organization_id
 
     @staticmethod
-    def _json(scope: Scope, body: bytes) -> Any:
-        content_type = length = b""
+    def _headers(scope: Scope) -> dict[bytes, bytes]:
+        """The headers this path reads, each present at most once; plus the checks
+        Django's middleware makes before any view (allowed host, HTTPS redirect)."""
+        wanted = {b"authorization", b"content-type", b"content-length", b"host"}
+        headers: dict[bytes, bytes] = {}
         for name, value in scope.get("headers", ()):
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = value
-        # Without a Content-Length (a chunked body) DRF reads no data at all: Django's 400.
-        if length.strip() != str(len(body)).encode():
+            if name in wanted:
+                if name in headers:  # Django would join them: its answer, not ours
+                    raise Fallback
+                headers[name] = value
+        if settings.SECURE_SSL_REDIRECT and scope.get("scheme") != "https":
             raise Fallback
-        media, _, params = content_type.partition(b";")
+        if settings.ALLOWED_HOSTS != ["*"]:
+            domain, _ = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
+            if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+                raise Fallback
+        return headers
+
+    @staticmethod
+    def _json(headers: dict[bytes, bytes], body: bytes) -> Any:
+        # Without a Content-Length (a chunked body) DRF reads no data at all: Django's 400.
+        if headers.get(b"content-length", b"").strip() != str(len(body)).encode():
+            raise Fallback
+        media, _, params = headers.get(b"content-type", b"").partition(b";")
         if media.strip().lower() != b"application/json":
             raise Fallback
         charset = params.strip().lower()

@@ -37,13 +37,15 @@ def app() -> Iterator[TriggerFastPath]:
 
 
 def _scope(
-    path: str, key: str | None, length: int, content_type: bytes = b"application/json"
+    path: str,
+    key: str | None,
+    length: int | None,
+    content_type: bytes = b"application/json",
+    extra: tuple[tuple[bytes, bytes], ...] = (),
 ) -> dict:
-    headers = [
-        (b"host", b"testserver"),
-        (b"content-type", content_type),
-        (b"content-length", str(length).encode()),
-    ]
+    headers = [(b"host", b"testserver"), (b"content-type", content_type), *extra]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
     if key is not None:
         headers.append((b"authorization", f"Bearer {key}".encode()))
     return {
@@ -62,8 +64,10 @@ def _scope(
     }
 
 
-async def _call(app: Any, path: str, body: bytes, key: str | None, **kw: Any) -> tuple[int, Any]:
-    comm = ApplicationCommunicator(app, _scope(path, key, len(body), **kw))
+async def _call(
+    app: Any, path: str, body: bytes, key: str | None, chunked: bool = False, **kw: Any
+) -> tuple[int, Any]:
+    comm = ApplicationCommunicator(app, _scope(path, key, None if chunked else len(body), **kw))
     await comm.send_input({"type": "http.request", "body": body, "more_body": False})
     start = await comm.receive_output(10)
     chunks = []
@@ -74,7 +78,10 @@ async def _call(app: Any, path: str, body: bytes, key: str | None, **kw: Any) ->
             break
     await comm.wait(10)
     raw = b"".join(chunks)
-    return start["status"], json.loads(raw) if raw else None
+    try:
+        return start["status"], json.loads(raw) if raw else None
+    except ValueError:  # Django's own HTML error pages (a disallowed host)
+        return start["status"], raw
 
 
 def post(app: Any, path: str, payload: Any, key: str | None, **kw: Any) -> tuple[int, Any]:
@@ -295,3 +302,26 @@ def test_twisted_content_type_parsing_is_memoized_and_still_right() -> None:
     assert parse(b"application/json; charset=utf-8") == b"application/json"
     assert parse(b"Multipart/Form-Data; boundary=x") == b"multipart/form-data"
     assert parse(b"application/x-www-form-urlencoded") == b"application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("case", "kw"),
+    [
+        ("chunked body (no Content-Length): DRF reads nothing", {"chunked": True}),
+        ("two Authorization headers", {"extra": ((b"authorization", b"Bearer x.y"),)}),
+    ],
+)
+def test_requests_django_would_answer_differently_are_left_to_it(
+    app, org, monitoring_key, case, kw
+):
+    body = json.dumps(SEED).encode()
+    status, _ = asyncio.run(_call(app, "/api/triggers/", body, monitoring_key, **kw))
+    assert status in (400, 401), case
+    assert TriggerBatch.objects.count() == 0
+
+
+def test_a_host_outside_allowed_hosts_is_left_to_django(app, org, monitoring_key, settings):
+    settings.ALLOWED_HOSTS = ["platform.example"]
+    status, _ = asyncio.run(_call(app, "/api/triggers/", json.dumps(SEED).encode(), monitoring_key))
+    assert status == 400
+    assert TriggerBatch.objects.count() == 0
