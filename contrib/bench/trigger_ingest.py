@@ -98,12 +98,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _connection(
-    port: int, requests: list[bytes], deadline: float, counts: dict[str, int]
+    port: int,
+    requests: list[bytes],
+    deadline: float,
+    counts: dict[str, int],
+    latencies: list[float],
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = random.randrange(len(requests))
     try:
         while time.monotonic() < deadline:
+            sent = time.perf_counter()
             writer.write(requests[i % len(requests)])
             i += 1
             head = await reader.readuntil(b"\r\n\r\n")
@@ -114,6 +119,7 @@ async def _connection(
                     length = int(line.split(b":", 1)[1])
             if length:
                 await reader.readexactly(length)
+            latencies.append(time.perf_counter() - sent)
             counts["ok" if status == 202 else "error"] += 1
             if status != 202:
                 counts[f"status_{status}"] = counts.get(f"status_{status}", 0) + 1
@@ -252,13 +258,14 @@ class Bench:
         cpu_before = _cpu_seconds(self.procs[0].pid)
         main_before = _main_thread_cpu_seconds(self.procs[0].pid)
         counts: dict[str, int] = {"ok": 0, "error": 0}
+        latencies: list[float] = []  # POST sent -> answer read, per request
 
         async def load() -> float:
             start = time.monotonic()
             deadline = start + self.args.seconds
             await asyncio.gather(
                 *(
-                    _connection(self.port, requests, deadline, counts)
+                    _connection(self.port, requests, deadline, counts, latencies)
                     for _ in range(self.args.connections)
                 )
             )
@@ -290,6 +297,8 @@ class Bench:
             "web_cpu_ms_per_request": round(cpu * 1000 / max(1, counts["ok"]), 2),
             "web_cpu_share": round(cpu / elapsed, 2),
             "web_loop_cpu_ms_per_request": round(main_cpu * 1000 / max(1, counts["ok"]), 2),
+            "answer_p50_ms": round(_percentile(sorted(latencies), 0.50) * 1000, 1),
+            "answer_p99_ms": round(_percentile(sorted(latencies), 0.99) * 1000, 1),
             "lag_p50_ms": round(_percentile(lags, 0.50) * 1000, 1),
             "lag_p99_ms": round(_percentile(lags, 0.99) * 1000, 1),
             "lag_max_ms": round(lags[-1] * 1000, 1) if lags else None,
