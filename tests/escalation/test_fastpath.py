@@ -325,3 +325,23 @@ def test_a_host_outside_allowed_hosts_is_left_to_django(app, org, monitoring_key
     status, _ = asyncio.run(_call(app, "/api/triggers/", json.dumps(SEED).encode(), monitoring_key))
     assert status == 400
     assert TriggerBatch.objects.count() == 0
+
+
+def test_a_failed_key_lookup_is_left_to_django(app, rule, monitoring_key, monkeypatch):
+    import threading
+
+    from django.db import OperationalError
+
+    import core.auth
+
+    real = core.auth.api_key_lookup
+
+    def flaky(raw: str) -> Any:
+        if threading.current_thread().name.startswith("trigger-db"):
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(raw)
+
+    monkeypatch.setattr(core.auth, "api_key_lookup", flaky)
+    status, body = post(app, "/api/triggers/", SEED, monitoring_key)
+    assert status == 202 and [m["rule"] for m in body["matched"]] == ["0001"]
+    assert TriggerBatch.objects.count() == 1
