@@ -388,6 +388,9 @@ def _drain(organization_id: int) -> int:
             batches = list(
                 TriggerBatch.objects.select_for_update(skip_locked=True)
                 .filter(organization_id=organization_id, evaluated_at__isnull=True)
+                # What `_apply` reads: not the posted triggers (JSON decoding of every
+                # row, while holding the write lock the web process waits for).
+                .only("id", "kind", "matched_rules", "received_at")
                 .order_by("id")[:EVALUATE_CHUNK]
             )
             if not batches:
