@@ -15,6 +15,7 @@ from chat.models import (
     HelpDesk,
     Message,
 )
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(Client)
@@ -144,20 +145,11 @@ class AssistanceWebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(AssistanceWebhookAttempt)
-class AssistanceWebhookAttemptAdmin(admin.ModelAdmin):
-    """A record of an HTTP call: read-only."""
+class AssistanceWebhookAttemptAdmin(ReadOnlyAdmin):
+    """A record of an HTTP call."""
 
     list_display = ["webhook", *ATTEMPT_FIELDS]
     list_select_related = ["webhook"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AssistanceRequest)

@@ -1,8 +1,24 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from core.models import ApiKey, Delivery, DeliveryAttempt, Membership, Organization
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records: listed and viewed, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class MembershipInline(admin.TabularInline):
@@ -62,18 +78,9 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
-    """A record of one call to the sender: read-only."""
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    """A record of one call to the sender."""
 
     list_display = ["delivery", "number", "outcome", "status_code", "duration_ms", "created_at"]
     list_filter = ["outcome"]
     list_select_related = ["delivery"]
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from core.admin import ReadOnlyAdmin
 from core.errors import ApplicationError
 from core.models import Membership, Team, TeamMember
 from escalation import services
@@ -32,19 +33,6 @@ def _messages(exc: ApplicationError) -> list[str]:
     if exc.fields:
         return [str(m) for msgs in exc.fields.values() for m in msgs]
     return [exc.message]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records: listed and viewed, never added, edited or deleted by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- teams -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from core.admin import ReadOnlyAdmin
 from core.errors import ApplicationError
 from mailing import services
 from mailing.models import Mailing, MailingMessage, Template
@@ -237,7 +238,7 @@ class MailingAdmin(ServiceAdmin):
 
 
 @admin.register(MailingMessage)
-class MailingMessageAdmin(admin.ModelAdmin):
+class MailingMessageAdmin(ReadOnlyAdmin):
     """Read-only: messages are written by dispatch only (statuses move forward)."""
 
     list_display = ["delivery_id", "mailing", "client", "status", "created_at"]
@@ -251,12 +252,3 @@ class MailingMessageAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MailingMessage]:
         return super().get_queryset(request).select_related("delivery", "mailing", "client")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
