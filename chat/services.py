@@ -274,7 +274,13 @@ def message_receive(
 @transaction.atomic
 def message_status_apply(*, message: Message, status: str, reason: str = "") -> bool:
     """Move a message forward to `status`. Returns False (and changes nothing) otherwise."""
-    locked = Message.objects.select_for_update().select_related("help_desk").get(pk=message.pk)
+    # What its events serialize comes with the row (the sender may be null: an outer join,
+    # so only the message row is locked).
+    locked = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("help_desk__client", "sender")
+        .get(pk=message.pk)
+    )
     if status not in _NEXT[locked.status]:
         log.info(
             "message_status_ignored", message_id=locked.pk, current=locked.status, requested=status
@@ -334,7 +340,9 @@ def message_deliver(*, message_id: int) -> None:
 def message_retry(*, message: Message) -> Message:
     """Send a failed message again, as a new retry chain (new msgId)."""
     locked = (
-        Message.objects.select_for_update().select_related("help_desk__client").get(pk=message.pk)
+        Message.objects.select_for_update(of=("self",))
+        .select_related("help_desk__client", "sender")
+        .get(pk=message.pk)
     )
     if locked.type != Message.Type.SENT or locked.status != Message.Status.FAILED:
         raise ApplicationError(
