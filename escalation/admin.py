@@ -16,7 +16,7 @@ from django.http import HttpRequest
 
 from core.admin import ReadOnlyAdmin
 from core.errors import ApplicationError
-from core.models import Membership, Team, TeamMember
+from core.models import Team, TeamMember
 from escalation import services
 from escalation.ingestion import rules_changed_on_commit
 from escalation.models import (
@@ -38,18 +38,26 @@ def _messages(exc: ApplicationError) -> list[str]:
 # --- teams -----------------------------------------------------------------------------
 
 
-class TeamMemberFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
-    """Only memberships of the team's organization (a raw id of another one is
-    refused: the field's queryset is what the form validates against)."""
+class OrganizationScopedFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """An inline whose `scoped_field` offers only rows of the parent's organization (a raw
+    id of another one is refused: the field's queryset is what the form validates against)."""
+
+    scoped_field = ""
 
     def add_fields(self, form: forms.ModelForm, index: Any) -> None:  # type: ignore[type-arg]
         super().add_fields(form, index)
         organization_id = getattr(self.instance, "organization_id", None)
-        if organization_id and "membership" in form.fields:
-            field = form.fields["membership"]
-            field.queryset = Membership.objects.filter(  # type: ignore[attr-defined]
+        if organization_id and self.scoped_field in form.fields:
+            field = form.fields[self.scoped_field]
+            field.queryset = field.queryset.filter(  # type: ignore[attr-defined]
                 organization_id=organization_id
             )
+
+
+class TeamMemberFormSet(OrganizationScopedFormSet):
+    """Only memberships of the team's organization."""
+
+    scoped_field = "membership"
 
     def clean(self) -> None:
         super().clean()
@@ -157,15 +165,8 @@ def _flatten(errors: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}{errors}"]
 
 
-class RuleLevelFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
-    def add_fields(self, form: forms.ModelForm, index: Any) -> None:  # type: ignore[type-arg]
-        super().add_fields(form, index)
-        organization_id = getattr(self.instance, "organization_id", None)
-        if organization_id and "team" in form.fields:
-            field = form.fields["team"]
-            field.queryset = Team.objects.filter(  # type: ignore[attr-defined]
-                organization_id=organization_id
-            )
+class RuleLevelFormSet(OrganizationScopedFormSet):
+    scoped_field = "team"
 
     def clean(self) -> None:
         super().clean()

@@ -742,17 +742,7 @@
     if (outgoing) {
       meta.push(el("span", { className: "msg-status", dataset: { status: msg.status }, text: STATUS_LABEL[msg.status] || msg.status }));
       if (msg.status === "failed") {
-        meta.push(
-          el("button", {
-            type: "button",
-            className: "retry",
-            text: "Retry",
-            "aria-label": "Retry sending this message",
-            onclick: function (event) {
-              retryMessage(msg.uuid, event.currentTarget);
-            },
-          })
-        );
+        meta.push(retryButton(msg));
       }
     }
     children.push(el("p", { className: "msg-meta" }, meta));
@@ -769,6 +759,18 @@
     );
   }
 
+  function retryButton(msg) {
+    return el("button", {
+      type: "button",
+      className: "retry",
+      text: "Retry",
+      "aria-label": "Retry sending this message",
+      onclick: function (event) {
+        retryMessage(msg.uuid, event.currentTarget);
+      },
+    });
+  }
+
   // A status change patches the shown item in place: replacing the <li> would make the
   // live log (aria-relevant="additions") read the whole message again.
   function patchMessage(node, msg, known) {
@@ -781,17 +783,7 @@
     }
     var retry = node.querySelector(".retry");
     if (msg.status === "failed" && !retry && status) {
-      status.parentNode.appendChild(
-        el("button", {
-          type: "button",
-          className: "retry",
-          text: "Retry",
-          "aria-label": "Retry sending this message",
-          onclick: function (event) {
-            retryMessage(msg.uuid, event.currentTarget);
-          },
-        })
-      );
+      status.parentNode.appendChild(retryButton(msg));
     } else if (msg.status !== "failed" && retry) {
       var hadFocus = retry === document.activeElement;
       retry.remove();

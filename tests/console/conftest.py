@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 
@@ -196,12 +197,22 @@ def screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
+def post_seed_triggers(web: Any, key: str, *, times: int) -> None:
+    """Post the demo rule's two triggers (the seed's own payload) `times` times."""
+    seed = {
+        "gatilhos": [{"servico": "login", "retorno": "503"}, {"servico": "login", "retorno": "404"}]
+    }
+    for _ in range(times):
+        response = httpx.post(
+            f"{web.url}/api/triggers/", json=seed, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert response.status_code == 202, response.text
+
+
 def panel_activity(web: Any, agent: Any, make_client: Callable[..., Any]) -> dict[str, Any]:
     """Give the agent's organization one of each panel's things, through the public APIs
     (a worker routes, evaluates and sends): an assistance request (topic `sales`), an
     incident (the escalation demo rule, its triggers posted 3 times) and a mailing."""
-    import httpx
-
     from core.services import api_key_create
     from escalation.demo import create
 
@@ -218,16 +229,7 @@ def panel_activity(web: Any, agent: Any, make_client: Callable[..., Any]) -> dic
     )
     assert response.status_code == 202, response.text
     assistance_id = response.json()["id"]
-    seed = {
-        "gatilhos": [{"servico": "login", "retorno": "503"}, {"servico": "login", "retorno": "404"}]
-    }
-    for _ in range(3):
-        response = httpx.post(
-            f"{web.url}/api/triggers/",
-            json=seed,
-            headers={"Authorization": f"Bearer {monitoring_key}"},
-        )
-        assert response.status_code == 202, response.text
+    post_seed_triggers(web, monitoring_key, times=3)
     from datetime import timedelta
 
     from django.utils import timezone

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_until
-from tests.console.conftest import panel_activity, screenshot
+from tests.console.conftest import panel_activity, post_seed_triggers, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,16 +69,7 @@ def test_incident_opens_live_with_its_level_and_is_acknowledged_then_resolved(
     page.get_by_role("button", name="Incidents").click()
     expect(page.locator("#incidents-body")).to_contain_text("No open incidents.")
 
-    seed = {
-        "gatilhos": [{"servico": "login", "retorno": "503"}, {"servico": "login", "retorno": "404"}]
-    }
-    for _ in range(3):
-        response = httpx.post(
-            f"{web.url}/api/triggers/",
-            json=seed,
-            headers={"Authorization": f"Bearer {monitoring_key}"},
-        )
-        assert response.status_code == 202, response.text
+    post_seed_triggers(web, monitoring_key, times=3)
     card = page.locator("#incident-list li")
     expect(card).to_have_count(1, timeout=20_000)
     incident = wait_until(lambda: Incident.objects.first(), timeout=20)

@@ -52,6 +52,16 @@ def oncall(org: Any, agent_ann: Any, make_agent: Any, make_org: Any) -> Team:
     return team
 
 
+def _oncall_rule(org: Any) -> Any:
+    """A rule whose level 1 (team oncall) is due at the first occurrence."""
+    return rule_save(
+        organization=org,
+        code="r1",
+        triggers=[{"service": "api", "status": 500}],
+        levels=[{"level": 1, "after_occurrences": 1, "team": "oncall"}],
+    )
+
+
 def _occur(rule_id: int, count: int = 1) -> Incident:
     now = timezone.now()
     with transaction.atomic():
@@ -66,12 +76,7 @@ def test_level_emails_each_member_with_an_address_once(
     org, oncall, agent_ann, locmem, redis_client, django_capture_on_commit_callbacks
 ):
     # given a rule whose level 1 (team oncall) is due at the first occurrence
-    rule = rule_save(
-        organization=org,
-        code="r1",
-        triggers=[{"service": "api", "status": 500}],
-        levels=[{"level": 1, "after_occurrences": 1, "team": "oncall"}],
-    )
+    rule = _oncall_rule(org)
     # when it fires
     with django_capture_on_commit_callbacks(execute=True):
         incident = _occur(rule.pk)
@@ -112,12 +117,7 @@ def test_level_emails_each_member_with_an_address_once(
 
 
 def test_a_later_trigger_or_check_does_not_notify_again(org, oncall, locmem):
-    rule = rule_save(
-        organization=org,
-        code="r1",
-        triggers=[{"service": "api", "status": 500}],
-        levels=[{"level": 1, "after_occurrences": 1, "team": "oncall"}],
-    )
+    rule = _oncall_rule(org)
     incident = _occur(rule.pk)
     _occur(rule.pk, count=5)
     assert Incident.objects.get(pk=incident.pk).occurrences == 6
@@ -125,12 +125,7 @@ def test_a_later_trigger_or_check_does_not_notify_again(org, oncall, locmem):
 
 
 def test_a_failed_email_is_recorded_and_retried_with_backoff(org, oncall, settings):
-    rule = rule_save(
-        organization=org,
-        code="r1",
-        triggers=[{"service": "api", "status": 500}],
-        levels=[{"level": 1, "after_occurrences": 1, "team": "oncall"}],
-    )
+    rule = _oncall_rule(org)
     step = IncidentStep.objects.get(incident=_occur(rule.pk), kind="level")
 
     settings.EMAIL_BACKEND = "tests.escalation.test_notifications.FailingBackend"
@@ -150,12 +145,7 @@ def test_a_failed_email_is_recorded_and_retried_with_backoff(org, oncall, settin
 
 
 def test_sweeper_reclaims_a_notification_whose_worker_died(org, oncall, locmem):
-    rule = rule_save(
-        organization=org,
-        code="r1",
-        triggers=[{"service": "api", "status": 500}],
-        levels=[{"level": 1, "after_occurrences": 1, "team": "oncall"}],
-    )
+    rule = _oncall_rule(org)
     step = IncidentStep.objects.get(incident=_occur(rule.pk), kind="level")
     # a worker claimed it and was killed before recording the outcome
     IncidentNotification.objects.filter(username="ann").update(
