@@ -78,6 +78,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # What the key may do (core/scopes.py); least privilege by kind when created.
+    scopes = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [

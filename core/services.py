@@ -9,6 +9,7 @@ from django.db import transaction
 from core.auth import generate_key, hash_key
 from core.logging import get_logger
 from core.models import ApiKey, Membership, Organization
+from core.scopes import AGENT_DEFAULT, INTEGRATION_DEFAULT, validate_scopes
 
 log = get_logger(__name__)
 
@@ -49,14 +50,17 @@ def api_key_create(
     name: str,
     user: User | None = None,
     organization: Organization | None = None,
+    scopes: list[str] | tuple[str, ...] | None = None,
 ) -> tuple[ApiKey, str]:
     """Create an agent key (user) or an integration key (organization).
 
-    Returns the row and the raw key; the raw key is not stored and cannot be
-    shown again.
+    `scopes` defaults to the least the kind needs (core/scopes.py). Returns the row
+    and the raw key; the raw key is not stored and cannot be shown again.
     """
     raw, prefix = generate_key()
     kind = ApiKey.Kind.AGENT if user is not None else ApiKey.Kind.INTEGRATION
+    if scopes is None:
+        scopes = AGENT_DEFAULT if user is not None else INTEGRATION_DEFAULT
     key = ApiKey.objects.create(
         kind=kind,
         name=name,
@@ -64,6 +68,7 @@ def api_key_create(
         key_hash=hash_key(raw),
         user=user,
         organization=organization if user is None else None,
+        scopes=validate_scopes(scopes),
     )
-    log.info("api_key_created", api_key_id=key.pk, kind=kind, prefix=prefix)
+    log.info("api_key_created", api_key_id=key.pk, kind=kind, prefix=prefix, scopes=key.scopes)
     return key, raw
