@@ -16,6 +16,7 @@ from chat.models import (
     Message,
 )
 from core.admin import ReadOnlyAdmin
+from core.outbound import public_url_problem
 
 
 @admin.register(Client)
@@ -94,6 +95,15 @@ class AssistanceTopicForm(forms.ModelForm):  # type: ignore[type-arg]
             field.queryset = field.queryset.filter(  # type: ignore[attr-defined]
                 organization_id=self.instance.organization_id
             )
+
+    def clean_webhook_url(self) -> str:
+        url: str = self.cleaned_data.get("webhook_url") or ""
+        # An unchanged URL is not re-resolved: editing the team must not fail on its DNS.
+        if url and "webhook_url" in self.changed_data:
+            error = public_url_problem(url, label="Webhook URL")
+            if error is not None:
+                raise forms.ValidationError(error)
+        return url
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -41,6 +41,7 @@ from core.events import publish_on_commit, serialize
 from core.jobs import QUEUE_CHAT, enqueue_on_commit
 from core.logging import get_logger
 from core.models import Organization, Team, TeamMember
+from core.outbound import OutboundError, post_public_url, public_url_problem
 from core.sender import backoff_delay
 
 log = get_logger(__name__)
@@ -83,6 +84,15 @@ def _team_for(*, organization: Organization, team_slug: str | None) -> Team | No
     return team
 
 
+def _webhook_url_check(url: str) -> None:
+    """400 on `webhook_url` unless blank or a public http(s) address (core.outbound): a
+    tenant must not point the worker at loopback, the private network or the cloud
+    metadata service. Send time checks again; this is the early, clear answer."""
+    message = public_url_problem(url, label="Webhook URL") if url else None
+    if message is not None:
+        raise ApplicationError(message, fields={"webhook_url": [message]})
+
+
 def _topic_save(topic: AssistanceTopic) -> AssistanceTopic:
     topic.full_clean(validate_unique=False)
     try:
@@ -103,6 +113,7 @@ def assistance_topic_create(
     webhook_url: str = "",
     webhook_secret: str = "",
 ) -> AssistanceTopic:
+    _webhook_url_check(webhook_url)
     topic = _topic_save(
         AssistanceTopic(
             organization=organization,
@@ -119,6 +130,10 @@ def assistance_topic_create(
 def assistance_topic_update(*, topic: AssistanceTopic, data: dict[str, Any]) -> AssistanceTopic:
     if "team" in data:
         topic.team = _team_for(organization=topic.organization, team_slug=data["team"])
+    # Only a new URL is checked: renaming a topic must not fail because its saved URL's
+    # DNS changed (send time refuses that URL anyway).
+    if "webhook_url" in data and data["webhook_url"] != topic.webhook_url:
+        _webhook_url_check(data["webhook_url"])
     for field in ("name", "webhook_url", "webhook_secret"):
         if field in data:
             setattr(topic, field, data[field])
@@ -360,8 +375,10 @@ def _webhook_claim(
     return webhook, attempt
 
 
-def _post(webhook: AssistanceWebhook) -> tuple[int | None, int, str]:
-    """One HTTP call. Returns (status code, duration ms, error). No transaction open."""
+def _post(webhook: AssistanceWebhook) -> tuple[int | None, int, str, bool]:
+    """One HTTP call, to a public address only (core.outbound: checked now, connected
+    to the address checked). Returns (status code, duration ms, error, permanent).
+    No transaction open."""
     body = webhook.body.encode()
     secret = webhook.request.topic.webhook_secret
     headers = {
@@ -373,15 +390,32 @@ def _post(webhook: AssistanceWebhook) -> tuple[int | None, int, str]:
         headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
     start = time.perf_counter()
     try:
-        response = httpx.post(
+        response = post_public_url(
             webhook.url, content=body, headers=headers, timeout=settings.ASSISTANCE_WEBHOOK_TIMEOUT
         )
         duration = int((time.perf_counter() - start) * 1000)
         error = "" if response.is_success else f"HTTP {response.status_code}"
-        return response.status_code, duration, error
+        return response.status_code, duration, error, _permanent(response.status_code)
+    except OutboundError as exc:
+        # Refused before any connection (or a redirect not followed): no retry helps
+        # until the URL or its DNS changes; an unresolved name is retried.
+        duration = int((time.perf_counter() - start) * 1000)
+        verdict = "refused" if exc.permanent else "not sent"
+        log.warning(
+            "assistance_webhook_refused",
+            webhook_id=webhook.pk,
+            assistance_id=webhook.request_id,
+            reason=exc.reason,
+        )
+        return exc.status_code, duration, f"{verdict}: {exc.reason}"[:500], exc.permanent
     except httpx.HTTPError as exc:
         duration = int((time.perf_counter() - start) * 1000)
-        return None, duration, f"{type(exc).__name__}: {exc}"[:500]
+        return None, duration, f"{type(exc).__name__}: {exc}"[:500], False
+
+
+def _permanent(status_code: int) -> bool:
+    """A 4xx other than timeout/too-early/too-many says the receiver will not take it."""
+    return 400 <= status_code < 500 and status_code not in (408, 425, 429)
 
 
 def assistance_webhook_deliver(*, webhook_id: int) -> str | None:
@@ -397,17 +431,7 @@ def assistance_webhook_deliver(*, webhook_id: int) -> str | None:
     if claim is None:
         return None
     webhook, attempt = claim
-    status_code, duration_ms, error = _post(webhook)
-    permanent = (
-        status_code is not None
-        and 400 <= status_code < 500
-        and status_code
-        not in (
-            408,
-            425,
-            429,
-        )
-    )
+    status_code, duration_ms, error, permanent = _post(webhook)
     with transaction.atomic():
         AssistanceWebhookAttempt.objects.filter(pk=attempt.pk).update(
             status_code=status_code, duration_ms=duration_ms, error=error

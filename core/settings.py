@@ -222,6 +222,12 @@ configure_logging(fmt=LOG_FORMAT, level=LOG_LEVEL)
 ASSISTANCE_WEBHOOK_TIMEOUT = env.float("ASSISTANCE_WEBHOOK_TIMEOUT", default=5.0)
 ASSISTANCE_WEBHOOK_MAX_ATTEMPTS = env.int("ASSISTANCE_WEBHOOK_MAX_ATTEMPTS", default=6)
 
+# --- Outbound calls to tenant-chosen URLs (core/outbound.py, issue 9 item 2) -------------
+# Webhooks go to public addresses only. True also allows loopback, private and CGNAT
+# targets: local development and tests ONLY, never in production (an SSRF hole into
+# Redis, the database, internal services). `check --deploy` warns while it is on.
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
+
 # --- mailing ----------------------------------------------------------------------------
 # Dispatch: messages claimed per batch, concurrent HTTP calls per lane, parallel lanes
 # (jobs) per mailing, seconds one job runs before handing over, probe batch size while

@@ -241,7 +241,10 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    # The receiver is on loopback: allowed only with the development/test switch
+    # (tests/chat/test_assistance_ssrf.py checks it is refused without it).
+    settings.OUTBOUND_ALLOW_PRIVATE = True
     _Receiver.calls = []
     _Receiver.fail_first = 1
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
