@@ -313,6 +313,19 @@ def message_deliver(*, message_id: int) -> None:
     token = new_claim_token()
     delivery = delivery_claim(delivery_id=message.delivery.pk, token=token)
     if delivery is None:
+        ended = (
+            Delivery.objects.filter(
+                pk=message.delivery.pk,
+                status__in=(Delivery.Status.FAILED, Delivery.Status.EXPIRED),
+            )
+            .values_list("last_error", flat=True)
+            .first()
+        )
+        if ended is not None and message.status == Message.Status.SENDING:
+            # Ended by the sweeper (a lost answer not retried): the message follows.
+            with transaction.atomic():
+                message_status_apply(message=message, status=Message.Status.FAILED, reason=ended)
+            return
         log.info("message_deliver_skipped", message_id=message_id, reason="not due or taken")
         return
     result = send_sync(msg_id=delivery.pk, phone=delivery.phone, text=delivery.text)

@@ -11,6 +11,19 @@ The protocol, for any owner (chat message, mailing, escalation warning):
 A worker killed between 1 and 3 leaves the row `sending`; `delivery_reclaim_stale`
 puts it back to `pending` and the owner re-enqueues it. It is sent again with the
 same msgId, which the provider treats as the same message.
+
+What follows a failed attempt is decided in one place, `retry_decision(outcome,
+attempts, deadline, now)`, for every owner (chat, mailing dispatch, assistance
+webhooks, incident notifications):
+
+- a message with a deadline (a mailing's end, a notification's TTL) is retried with
+  the capped backoff until that deadline, whatever the count, and its last try is
+  pulled in before the deadline rather than given up early; past it, `expired`;
+- a message without one stops after `SENDER_MAX_ATTEMPTS` (or the owner's count);
+- a lost answer (the request went out, no answer came back, or the worker died during
+  the call) is retried like any transient failure with `SENDER_RETRY_ON_LOST_ANSWER`
+  true (same msgId: the provider's idempotency key decides whether it is a duplicate),
+  and is final (`failed`, never called again) with it false.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
@@ -61,6 +74,73 @@ def delivery_claim(*, delivery_id: int, token: str, now: datetime | None = None)
     return Delivery.objects.get(pk=delivery_id)
 
 
+# --- the retry decision ---------------------------------------------------------------
+
+# "lost": transient, but the request went out and its answer never came back.
+DecisionOutcome = Literal["ok", "transient", "lost", "permanent"]
+
+LOST_ANSWER_FINAL = "answer lost, not called again (SENDER_RETRY_ON_LOST_ANSWER=false)"
+# The last try before a deadline starts at least this long before it.
+LAST_TRY_MARGIN = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str  # Delivery.Status value: sent | pending | failed | expired
+    retry_at: datetime | None = None  # set with `pending`
+    reason: str = ""  # why the chain ends here, when not the call's own error
+
+
+def outcome_of(result: SendResult) -> DecisionOutcome:
+    if result.outcome == "transient" and result.answer_lost:
+        return "lost"
+    return result.outcome
+
+
+def retry_decision(
+    outcome: DecisionOutcome,
+    attempts: int,
+    deadline: datetime | None,
+    now: datetime,
+    *,
+    max_attempts: int | None = None,
+    guard: timedelta = timedelta(0),
+) -> Decision:
+    """The next state of a message after attempt number `attempts` ended with `outcome`.
+
+    With a deadline, no call may start later than `deadline - guard` (the mailing's end
+    guard), and the count does not matter. Without one, `max_attempts` (default
+    `SENDER_MAX_ATTEMPTS`) attempts at most.
+    """
+    status = Delivery.Status
+    if outcome == "ok":
+        return Decision(status.SENT)
+    if outcome == "permanent":
+        return Decision(status.FAILED)
+    if outcome == "lost" and not settings.SENDER_RETRY_ON_LOST_ANSWER:
+        return Decision(status.FAILED, reason=LOST_ANSWER_FINAL)
+    retry_at = now + timedelta(seconds=backoff_delay(attempts))
+    if deadline is None:
+        limit = settings.SENDER_MAX_ATTEMPTS if max_attempts is None else max_attempts
+        if attempts >= limit:
+            return Decision(status.FAILED, reason=f"gave up after {attempts} attempts")
+        return Decision(status.PENDING, retry_at)
+    latest = deadline - guard
+    if retry_at >= latest:
+        # The backoff overshoots the deadline: one last try just before it, rather
+        # than giving up with time left (the sender may be back by then).
+        retry_at = latest - LAST_TRY_MARGIN
+        if retry_at <= now:
+            return Decision(status.EXPIRED, reason="deadline reached")
+    return Decision(status.PENDING, retry_at)
+
+
+def chain_error(decision: Decision, error: str) -> str:
+    """`last_error` of a delivery after `decision`: the reason it ends, then the call's."""
+    text = f"{decision.reason}: {error}" if decision.reason and error else decision.reason or error
+    return text[:500]
+
+
 @dataclass(frozen=True)
 class Recorded:
     status: str  # the delivery's status after this attempt
@@ -71,22 +151,14 @@ class Recorded:
 def delivery_record(*, delivery: Delivery, token: str, result: SendResult) -> Recorded:
     """Record one attempt and move the delivery on. Call inside a transaction."""
     now = timezone.now()
-    retry_at: datetime | None = None
-    if result.outcome == "ok":
-        status = Delivery.Status.SENT
-    elif result.outcome == "permanent" or delivery.attempts >= settings.SENDER_MAX_ATTEMPTS:
-        status = Delivery.Status.FAILED
-    else:
-        status = Delivery.Status.PENDING
-        retry_at = now + timedelta(seconds=backoff_delay(delivery.attempts))
-        if delivery.deadline is not None and retry_at >= delivery.deadline:
-            status, retry_at = Delivery.Status.EXPIRED, None
+    decision = retry_decision(outcome_of(result), delivery.attempts, delivery.deadline, now)
+    status, retry_at = decision.status, decision.retry_at
     updated = Delivery.objects.filter(
         pk=delivery.pk, status=Delivery.Status.SENDING, claim_token=token
     ).update(
         status=status,
         next_attempt_at=retry_at,
-        last_error=result.error[:500],
+        last_error=chain_error(decision, result.error),
         sent_at=now if status == Delivery.Status.SENT else None,
         claim_token="",
         updated_at=now,
@@ -105,6 +177,7 @@ def delivery_record(*, delivery: Delivery, token: str, result: SendResult) -> Re
         source=delivery.source,
         attempt=delivery.attempts,
         outcome=result.outcome,
+        answer_lost=result.answer_lost or None,
         status_code=result.status_code,
         duration_ms=result.duration_ms,
         new_status=status if updated else "unchanged",
@@ -115,14 +188,28 @@ def delivery_record(*, delivery: Delivery, token: str, result: SendResult) -> Re
 
 @transaction.atomic
 def delivery_reclaim_stale(*, source: str, older_than: timedelta | None = None) -> list[int]:
-    """Put deliveries abandoned in `sending` back to `pending`. Returns their ids."""
+    """Put deliveries abandoned in `sending` back to `pending`. Returns their ids.
+
+    A worker that died during the call lost its answer: with
+    `SENDER_RETRY_ON_LOST_ANSWER` false they are failed instead (never called again),
+    and their ids are returned all the same, so the owner brings its own state along.
+    """
     limit = timezone.now() - (older_than or timedelta(seconds=settings.SENDER_TIMEOUT * 3))
     stale = list(
         Delivery.objects.select_for_update(skip_locked=True)
         .filter(source=source, status=Delivery.Status.SENDING, claimed_at__lt=limit)
         .values_list("pk", flat=True)[:1000]
     )
-    if stale:
+    if stale and not settings.SENDER_RETRY_ON_LOST_ANSWER:
+        Delivery.objects.filter(pk__in=stale, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.FAILED,
+            claim_token="",
+            next_attempt_at=None,
+            last_error=f"{LOST_ANSWER_FINAL}: the worker stopped during the call",
+            updated_at=timezone.now(),
+        )
+        log.warning("deliveries_abandoned", source=source, count=len(stale), delivery_ids=stale)
+    elif stale:
         Delivery.objects.filter(pk__in=stale, status=Delivery.Status.SENDING).update(
             status=Delivery.Status.PENDING, claim_token="", next_attempt_at=None
         )

@@ -8,7 +8,9 @@ order of delivery, whichever process publishes.
 After a Redis restart the counter is re-seeded from the clock (ids stay
 increasing) and the `base` key records where the new log starts: a client that
 resumes from an id before `base` is told to resync, because what happened during
-the outage cannot be replayed.
+the outage cannot be replayed. The counter is also seeded when a websocket joins an
+organization that has none yet (`event_log_open`), so the first `hello` of a new
+organization names a real position, from which a resume replays every event.
 
 `publish_on_commit` is the only way to publish. It runs after the database commit,
 so nobody hears of a change that was rolled back.
@@ -62,13 +64,17 @@ EVENTS_PUBLISH_FAILED = Counter(
 # organization averaged fewer than 10,000 events/s since its counter was seeded),
 # and below 2**53 (exact in JavaScript) for centuries. Whole seconds were not
 # enough: a reset within the second of the first seed handed out the same ids again.
-_APPEND = """
+_SEED = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local t = redis.call('TIME')
   local seed = (tonumber(t[1]) - 1735689600) * 10000 + math.floor(tonumber(t[2]) / 100)
   redis.call('SET', KEYS[1], string.format('%d', seed))
   redis.call('SET', KEYS[3], string.format('%d', seed + 1))
 end
+"""
+_APPEND = (
+    _SEED
+    + """
 local id = redis.call('INCR', KEYS[1])
 local sid = string.format('%d', id)
 local frame = ARGV[1] .. sid .. ARGV[2]
@@ -76,6 +82,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], sid .. '-0', 'f', frame)
 redis.call('PUBLISH', KEYS[4], sid .. ' ' .. frame)
 return id
 """
+)
+# Where the log stands, seeding it first if it has no counter yet (see event_log_open).
+_OPEN = _SEED + "return redis.call('GET', KEYS[1])\n"
 
 
 def _keys(organization_id: int) -> tuple[str, str, str, str]:
@@ -112,6 +121,26 @@ def event_append(*, organization_id: int, event_type: str, data: str) -> int:
     )
     EVENTS_PUBLISHED.labels(event_type).inc()
     return event_id
+
+
+def event_log_open(*, organization_id: int) -> int:
+    """The id of the organization's last event, seeding its counter if it has none.
+
+    Call before telling a client where it stands (the websocket `hello`). An
+    organization that never had an event used to say 0, and a client resuming from 0
+    was told to resync (0 is also what a client that connected before a Redis restart
+    holds, whose missed events are gone). Seeded here, the position is a real one:
+    resuming from it replays every event since, and a later re-seed (Redis lost its
+    data) starts above it, so that client is still told to resync.
+    """
+    seq, stream, base, live = _keys(organization_id)
+    return int(get_redis().eval(_OPEN, 4, seq, stream, base, live))  # type: ignore[no-untyped-call]
+
+
+async def event_log_open_async(client: Any, *, organization_id: int) -> int:
+    """`event_log_open` on an asyncio Redis client (the websocket hub's)."""
+    seq, stream, base, live = _keys(organization_id)
+    return int(await client.eval(_OPEN, 4, seq, stream, base, live))
 
 
 def publish_on_commit(organization_id: int, event_type: str, data: dict[str, Any]) -> None:

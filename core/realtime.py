@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 
-from core.events import live_channel
+from core.events import event_log_open_async, live_channel
 from core.logging import get_logger
 from core.redis import get_async_redis
 
@@ -271,6 +271,11 @@ class Hub:
             WS_CONNECTED.inc()
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(self._pubsub))
+            client = self._redis
+        # Outside the lock (one round trip): the caller's `hello` then names a real log
+        # position even for an organization with no event yet, so a resume from it
+        # replays (core/events.py event_log_open).
+        await event_log_open_async(client, organization_id=organization_id)
 
     async def leave(self, organization_id: int, subscriber: Subscriber) -> None:
         async with self._lock:

@@ -6,6 +6,12 @@
 Every answer is classified once, here: `ok`, `transient` (timeout, connection
 error, 408/429, 5xx, or a 200 whose body is not the documented one: retried) or
 `permanent` (any other 4xx: final).
+
+A transient result also says whether the answer was *lost* (`answer_lost`): the
+request went out (it may have reached the provider) but no HTTP answer came back
+(read timeout, connection dropped after sending). A connect error or a pool timeout
+is not lost: nothing was sent. What a lost answer leads to is one setting,
+`SENDER_RETRY_ON_LOST_ANSWER` (`core.delivery.retry_decision`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ class SendResult:
     status_code: int | None
     duration_ms: int
     error: str = ""
+    # The request was sent but its answer never came: the provider may have taken it.
+    answer_lost: bool = False
 
 
 def _headers() -> dict[str, str]:
@@ -71,9 +79,19 @@ def _observe(result: SendResult) -> SendResult:
     return result
 
 
+# httpx errors raised before any byte of the request left: the provider cannot have it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
 def _error_result(exc: Exception, start: float) -> SendResult:
     duration = int((time.perf_counter() - start) * 1000)
-    return SendResult("transient", None, duration, f"{type(exc).__name__}: {exc}"[:500])
+    return SendResult(
+        "transient",
+        None,
+        duration,
+        f"{type(exc).__name__}: {exc}"[:500],
+        answer_lost=not isinstance(exc, _NOT_SENT),
+    )
 
 
 def send_sync(
@@ -121,5 +139,8 @@ def backoff_delay(attempt: int) -> float:
     Exponential with "equal jitter": half fixed, half random, so retries of many
     messages that failed together do not hit the sender together again.
     """
-    ceiling = min(settings.SENDER_BACKOFF_MAX, settings.SENDER_BACKOFF_BASE * 2 ** (attempt - 1))
+    # The exponent is capped: a message retried until a far deadline counts thousands of
+    # attempts, and 2.0 ** 1024 overflows.
+    exponent = min(max(attempt - 1, 0), 40)
+    ceiling = min(settings.SENDER_BACKOFF_MAX, settings.SENDER_BACKOFF_BASE * 2.0**exponent)
     return ceiling / 2 + random.uniform(0, ceiling / 2)

@@ -139,6 +139,16 @@ SENDER_CONCURRENCY = env.int("SENDER_CONCURRENCY", default=200)
 # Used only by the simulator in contrib/ to check the JWT the platform sends.
 SENDER_JWT_SECRET = env.str("SENDER_JWT_SECRET", default="")
 
+# --- Retries until the deadline (issue 10 item 4; core/delivery.py retry_decision) -----
+# A message with a deadline (a mailing's end, a notification's TTL) is retried with the
+# capped backoff until that deadline; SENDER_MAX_ATTEMPTS bounds only messages without
+# one (chat). A "lost answer" is a call whose request went out but whose answer never
+# came (timeout or connection dropped after sending): true = retry with the same msgId
+# (the provider's idempotency key: no duplicate if it honours it); false = mark the
+# message failed and never call again for it (at most once, even if the provider did
+# deliver it). docs/mailing.md, "Lost answers".
+SENDER_RETRY_ON_LOST_ANSWER = env.bool("SENDER_RETRY_ON_LOST_ANSWER", default=True)
+
 # --- Uploads --------------------------------------------------------------------------
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=Path(VAR_DIR) / "media")
 MEDIA_URL = "/media/"

@@ -4,7 +4,8 @@ created with the step (under the incident's row lock), sent by a job after commi
 The job claims each pending row with a conditional UPDATE (pending -> sending,
 attempts + 1), sends through Django's email backend, then records the outcome: a
 second run, or a duplicate job, finds nothing pending and sends nothing. A failure
-is retried with the sender's backoff up to `NOTIFY_MAX_ATTEMPTS`; a worker killed
+is retried with the sender's backoff up to `NOTIFY_MAX_ATTEMPTS` (decided by
+`core.delivery.retry_decision`, as every outbound message is); a worker killed
 between claim and outcome leaves the row `sending`, and the sweeper puts it back to
 `pending` after `STALE_CLAIM` (at least once: the only case that can email twice).
 """
@@ -18,9 +19,9 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.delivery import retry_decision
 from core.jobs import QUEUE_ESCALATION, enqueue_now, enqueue_on_commit
 from core.logging import get_logger
-from core.sender import backoff_delay
 from escalation.models import Incident, IncidentNotification, IncidentStep
 from escalation.selectors import team_members_of
 
@@ -105,14 +106,15 @@ def _send_one(notification_id: int) -> tuple[str, Any] | None:
         error = ""
     except Exception as exc:  # any backend error is recorded and retried
         error = f"{type(exc).__name__}: {exc}"[:500]
-    retry_at = None
-    if not error:
-        status = Status.SENT
-    elif n.attempts >= NOTIFY_MAX_ATTEMPTS:
-        status = Status.FAILED
-    else:
-        status = Status.PENDING
-        retry_at = timezone.now() + timedelta(seconds=backoff_delay(n.attempts))
+    # The outbox's one decision (no deadline: NOTIFY_MAX_ATTEMPTS tries at most).
+    decision = retry_decision(
+        "transient" if error else "ok",
+        n.attempts,
+        None,
+        timezone.now(),
+        max_attempts=NOTIFY_MAX_ATTEMPTS,
+    )
+    status, retry_at = Status(decision.status), decision.retry_at
     IncidentNotification.objects.filter(pk=n.pk, status=Status.SENDING).update(
         status=status,
         error=error,

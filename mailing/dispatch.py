@@ -42,7 +42,14 @@ from django.db.models import Case, CharField, DateTimeField, F, Min, Q, Value, W
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from core.delivery import delivery_attempts_insert, delivery_reclaim_stale, new_claim_token
+from core.delivery import (
+    chain_error,
+    delivery_attempts_insert,
+    delivery_reclaim_stale,
+    new_claim_token,
+    outcome_of,
+    retry_decision,
+)
 from core.events import publish_on_commit
 from core.jobs import QUEUE_MAILING, QUEUE_MAILING_HIGH, enqueue_now, enqueue_on_commit, get_queue
 from core.logging import get_logger
@@ -352,7 +359,11 @@ async def _send_all(sender: SenderPool | _HttpxSender, rows: Sequence[Row]) -> l
             return await asyncio.wait_for(call, timeout=remaining)
         except TimeoutError:
             return SendResult(
-                "transient", None, int(remaining * 1000), "end time reached during the call"
+                "transient",
+                None,
+                int(remaining * 1000),
+                "end time reached during the call",
+                answer_lost=True,
             )
 
     return list(await asyncio.gather(*(one(row) for row in rows)))
@@ -400,27 +411,22 @@ def record(
     refund: list[tuple[int, datetime, str]] = []
     new_status: dict[int, str] = {}
     for row, result in zip(rows, results, strict=True):
-        if result.outcome == "ok":
+        # Retried until the message's deadline (the mailing's end), not a fixed count.
+        decision = retry_decision(
+            outcome_of(result), row.attempts, row.deadline, now, guard=end_guard()
+        )
+        error = chain_error(decision, result.error)
+        if decision.status == Delivery.Status.SENT:
             sent.append(row.id)
-            new_status[row.id] = "sent"
-        elif result.outcome == "permanent":
-            final["failed"].append((row.id, result.error))
-            new_status[row.id] = "failed"
+        elif decision.status != _PENDING:
+            final[decision.status].append((row.id, error))
         elif resume_at is not None and resume_at < row.deadline:
             # The sender is down: this attempt does not count against the message.
-            refund.append((row.id, resume_at, result.error))
-            new_status[row.id] = "pending"
-        elif row.attempts >= settings.SENDER_MAX_ATTEMPTS:
-            final["failed"].append((row.id, result.error))
-            new_status[row.id] = "failed"
+            refund.append((row.id, resume_at, error))
         else:
-            retry_at = now + timedelta(seconds=backoff_delay(row.attempts))
-            if retry_at >= row.deadline - end_guard():
-                final["expired"].append((row.id, result.error))
-                new_status[row.id] = "expired"
-            else:
-                retry.append((row.id, retry_at, result.error))
-                new_status[row.id] = "pending"
+            assert decision.retry_at is not None
+            retry.append((row.id, decision.retry_at, error))
+        new_status[row.id] = decision.status
 
     attempts = [
         (row.id, row.attempts, r.outcome, r.status_code, r.duration_ms, r.error[:500])

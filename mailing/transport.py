@@ -38,6 +38,11 @@ class _Conn:
             self.writer.close()
 
 
+@dataclass
+class _Progress:
+    sent: bool = False  # some bytes of the request were handed to the socket
+
+
 class _Unanswered(Exception):
     """The connection closed before any byte of an answer (a stale keep-alive)."""
 
@@ -80,7 +85,11 @@ class SenderPool:
         )
         return head.encode("latin-1") + body
 
-    async def _exchange(self, conn: _Conn, request: bytes) -> tuple[int, bytes, bool]:
+    async def _exchange(
+        self, conn: _Conn, request: bytes, progress: _Progress
+    ) -> tuple[int, bytes, bool]:
+        # From here on the provider may have the request: a failure is a lost answer.
+        progress.sent = True
         conn.writer.write(request)
         await conn.writer.drain()
         try:
@@ -121,13 +130,15 @@ class SenderPool:
         request = self._request(msg_id, phone, text)
         async with self.semaphore:
             start = time.perf_counter()
+            progress = _Progress()
             try:
                 async with asyncio.timeout(self.timeout):
-                    status, body = await self._send_once(request)
+                    status, body = await self._send_once(request, progress)
                 duration = int((time.perf_counter() - start) * 1000)
                 result = classify(status, body, duration)
             except TimeoutError:
-                result = self._error("ReadTimeout: no answer in time", start)
+                what = "ReadTimeout: no answer in time" if progress.sent else "ConnectTimeout"
+                result = self._error(what, start, lost=progress.sent)
             except (
                 OSError,
                 asyncio.IncompleteReadError,
@@ -135,25 +146,28 @@ class SenderPool:
                 IndexError,
                 _Unanswered,
             ) as exc:
-                result = self._error(f"{type(exc).__name__}: {exc}", start)
+                result = self._error(f"{type(exc).__name__}: {exc}", start, lost=progress.sent)
         SENDER_REQUESTS.labels(result.outcome).inc()
         SENDER_LATENCY.observe(result.duration_ms / 1000)
         return result
 
-    async def _send_once(self, request: bytes) -> tuple[int, bytes]:
+    async def _send_once(self, request: bytes, progress: _Progress) -> tuple[int, bytes]:
         reused = bool(self.idle)
         conn = self.idle.pop() if reused else await self._connect()
         try:
-            status, body, keep = await self._exchange(conn, request)
+            status, body, keep = await self._exchange(conn, request, progress)
         except (_Unanswered, ConnectionResetError, BrokenPipeError):
             conn.close()
             if not reused:
                 raise
             # A kept-alive connection the server had closed: one fresh try. Same msgId,
             # so even if the first request did arrive, the provider sees one message.
+            # (Resent whatever SENDER_RETRY_ON_LOST_ANSWER says: a connection closed with
+            # no byte of answer is the server dropping an idle connection, which every
+            # HTTP client retries; docs/mailing.md.)
             conn = await self._connect()
             try:
-                status, body, keep = await self._exchange(conn, request)
+                status, body, keep = await self._exchange(conn, request, progress)
             except BaseException:
                 conn.close()
                 raise
@@ -167,6 +181,6 @@ class SenderPool:
         return status, body
 
     @staticmethod
-    def _error(message: str, start: float) -> SendResult:
+    def _error(message: str, start: float, *, lost: bool) -> SendResult:
         duration = int((time.perf_counter() - start) * 1000)
-        return SendResult("transient", None, duration, message[:500])
+        return SendResult("transient", None, duration, message[:500], answer_lost=lost)
