@@ -14,8 +14,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from core.models import TeamMember
+from core.throttles import login_rate_limited
 
-login = auth_views.LoginView.as_view(template_name="registration/login.html")
+login = login_rate_limited(auth_views.LoginView.as_view(template_name="registration/login.html"))
 logout = auth_views.LogoutView.as_view(next_page="/")
 
 

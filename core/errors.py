@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -38,6 +39,19 @@ class ApplicationError(Exception):
         self.fields = fields or {}
 
 
+def rate_limited(wait: float) -> tuple[dict[str, Any], dict[str, str]]:
+    """(body, headers) of every 429: the DRF throttle (through the handler below), the
+    login pages' retry hint and the trigger fast path build theirs from this one."""
+    seconds = max(1, math.ceil(wait))  # Retry-After is whole seconds: never early
+    body = {
+        "error": {
+            "code": "rate_limited",
+            "message": f"Too many requests; retry in {seconds} s.",
+        }
+    }
+    return body, {"Retry-After": str(seconds)}
+
+
 def _flatten(detail: Any) -> dict[str, Any]:
     if isinstance(detail, dict):
         return {k: v for k, v in detail.items()}
@@ -66,6 +80,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "1"},
         )
+    if isinstance(exc, exceptions.Throttled):
+        body, headers = rate_limited(getattr(exc, "wait", None) or 1)  # not in the stubs
+        return Response(body, status=status.HTTP_429_TOO_MANY_REQUESTS, headers=headers)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

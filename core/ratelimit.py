@@ -8,26 +8,91 @@ fixed window lets through at most 2 x limit across a window boundary, which is f
 for abuse limits and keeps the hot path at one round trip. Used by the DRF throttle,
 the console and admin login, the monitoring fast path and the websocket consumer, so
 there is one place that decides and one key layout (`rl:<bucket>:<window start>`).
+`ahit` is the same count for code running on an event loop (the fast path), so a
+counter store that answers slowly never stalls every socket of the process.
 
 When Redis is unreachable the limit is not enforced (fail open, logged once per
 outage): refusing every login and API call because the counter store is down would
 turn a Redis blip into a full outage, and the limits guard against abuse, not
-correctness.
+correctness. The counters use their own connections with short timeouts
+(`RATELIMIT_REDIS_TIMEOUT`): a Redis that stops answering (rather than refusing)
+costs one request that long, after which the counters are skipped for a second
+before the next try, instead of every request waiting on a dead socket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import time
+import weakref
 
 import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from core.logging import get_logger
-from core.redis import get_redis
 
 log = get_logger(__name__)
 
-_redis_down = False
+# After a failure, skip Redis for this long (per Redis URL): fail open at no cost.
+_RETRY_AFTER_FAILURE = 1.0
+_down_until: dict[str, float] = {}
+
+# Take back one hit, never below zero and never creating a key (refund()).
+_REFUND = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    timeout = settings.RATELIMIT_REDIS_TIMEOUT
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]]
+_async_clients = weakref.WeakKeyDictionary()
+
+
+def _async_client(url: str) -> aioredis.Redis:
+    """One client per event loop (a connection pool belongs to its loop)."""
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(url)
+    if client is None:
+        timeout = settings.RATELIMIT_REDIS_TIMEOUT
+        client = per_loop[url] = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+    return client
+
+
+def _window(bucket: str, window: float, now: float) -> tuple[str, float]:
+    start = math.floor(now / window) * window
+    return f"rl:{bucket}:{int(start)}", start
+
+
+def _usable(url: str, now: float) -> bool:
+    return _down_until.get(url, 0.0) <= now
+
+
+def _failed(url: str, bucket: str, exc: Exception) -> float:
+    if url not in _down_until:
+        log.warning("ratelimit_unavailable", bucket=bucket, error=f"{type(exc).__name__}: {exc}")
+    _down_until[url] = time.time() + _RETRY_AFTER_FAILURE
+    return 0.0
+
+
+def _counted(url: str, count: int, limit: int, start: float, window: float, now: float) -> float:
+    if _down_until.pop(url, None) is not None:
+        log.info("ratelimit_available")
+    if count <= limit:
+        return 0.0
+    return max(start + window - now, 0.001)
 
 
 def hit(bucket: str, *, limit: int, window: float) -> float:
@@ -35,32 +100,79 @@ def hit(bucket: str, *, limit: int, window: float) -> float:
 
     `limit <= 0` disables the limit.
     """
-    global _redis_down
     if limit <= 0:
         return 0.0
     now = time.time()
-    start = math.floor(now / window) * window
-    key = f"rl:{bucket}:{int(start)}"
+    url = settings.REDIS_URL
+    if not _usable(url, now):
+        return 0.0
+    key, start = _window(bucket, window, now)
     try:
-        pipe = get_redis().pipeline(transaction=False)
+        pipe = _client(url).pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, math.ceil(window) + 1, nx=True)
         count = int(pipe.execute()[0])
     except redis.RedisError as exc:
-        if not _redis_down:
-            _redis_down = True
-            log.warning("ratelimit_unavailable", bucket=bucket, error=str(exc))
+        return _failed(url, bucket, exc)
+    return _counted(url, count, limit, start, window, now)
+
+
+async def ahit(bucket: str, *, limit: int, window: float) -> float:
+    """`hit` for a coroutine: the same key, the same count, without blocking the loop."""
+    if limit <= 0:
         return 0.0
-    if _redis_down:
-        _redis_down = False
-        log.info("ratelimit_available")
-    if count <= limit:
+    now = time.time()
+    url = settings.REDIS_URL
+    if not _usable(url, now):
         return 0.0
-    return max(start + window - now, 0.001)
+    key, start = _window(bucket, window, now)
+    try:
+        pipe = _async_client(url).pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, math.ceil(window) + 1, nx=True)
+        count = int((await pipe.execute())[0])
+    except (redis.RedisError, OSError) as exc:
+        return _failed(url, bucket, exc)
+    return _counted(url, count, limit, start, window, now)
+
+
+def refund(bucket: str, *, window: float) -> None:
+    """Take back one hit of the current window: for limits that count only failures
+    (logins) but must count every attempt up front, so that parallel attempts cannot
+    all pass before the first failure is recorded. Best effort, like `hit`."""
+    now = time.time()
+    url = settings.REDIS_URL
+    if not _usable(url, now):
+        return
+    key, _ = _window(bucket, window, now)
+    try:
+        _client(url).eval(_REFUND, 1, key)
+    except redis.RedisError as exc:
+        _failed(url, bucket, exc)
 
 
 def parse_rate(rate: str) -> tuple[int, float]:
-    """ "100/min" -> (100, 60.0). Periods: s, sec, min, h, hour, day (first letter counts)."""
+    """ "100/min" -> (100, 60.0). Periods: s, sec, min, h, hour, day (first letter counts).
+
+    ValueError on anything else, "0/min" disables."""
     count, _, period = rate.partition("/")
-    seconds = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}[period.strip()[:1].lower()]
+    seconds = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}.get(period.strip()[:1].lower())
+    if seconds is None or not count.strip().isdigit():
+        raise ValueError(f"not a rate: {rate!r}")
     return int(count), seconds
+
+
+@functools.cache
+def _parse_setting(name: str, value: str) -> tuple[int, float]:
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f'{name}={value!r}: expected "<count>/<s|min|h|day>", e.g. "60/min".'
+        ) from exc
+
+
+def rate(name: str) -> tuple[int, float]:
+    """(limit, window seconds) of the rate setting `name` (read at each call, so a test's
+    override applies); ImproperlyConfigured if malformed."""
+    return _parse_setting(name, str(getattr(settings, name)))

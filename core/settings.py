@@ -181,10 +181,28 @@ USE_I18N = True
 USE_TZ = True
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+
+# --- Rate limits (core/ratelimit.py, core/throttles.py; docs/security.md) ---------------
+# "<count>/<s|min|h|day>" per fixed window, counted in Redis and shared by every web
+# process; "0/min" switches one off. Over a limit: 429 with Retry-After. The API counts
+# per API key, else per logged-in user (the console), else per client address.
+API_KEY_RATE = env.str("API_KEY_RATE", default="600/min")
+USER_RATE = env.str("USER_RATE", default="600/min")
+ANON_RATE = env.str("ANON_RATE", default="60/min")
+# Monitoring posts (/api/triggers/, /api/alertmanager/) per key, fast path and Django
+# view together, instead of API_KEY_RATE: generous, since alerts arrive in bursts.
+TRIGGER_RATE = env.str("TRIGGER_RATE", default="6000/min")
+# Failed logins (console and admin) per username and, separately, per client address.
+LOGIN_RATE = env.str("LOGIN_RATE", default="10/min")
+# Seconds the counters wait for Redis before letting the request through (fail open).
+RATELIMIT_REDIS_TIMEOUT = env.float("RATELIMIT_REDIS_TIMEOUT", default=0.5)
 
 # --- Email (daily reports) --------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -197,6 +215,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per API key / session user / client address, shared by all processes (rates above).
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.PrincipalRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.LinkHeaderCursorPagination",

@@ -100,6 +100,8 @@ def alertmanager_split(
 
 
 class TriggersView(APIView):
+    throttle_scope = "triggers"  # TRIGGER_RATE, the fast path's bucket (core/throttles.py)
+
     @extend_schema(
         request=TriggersPayloadSerializer,
         responses={202: dict},
@@ -119,6 +121,8 @@ class TriggersView(APIView):
 
 
 class AlertmanagerView(APIView):
+    throttle_scope = "triggers"
+
     @extend_schema(
         request=AlertmanagerSerializer,
         responses={202: dict},

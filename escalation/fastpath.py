@@ -10,6 +10,9 @@ answers the well-formed posts of a known integration key itself:
   deleted organization stops working on this path within that TTL, whatever way it
   was revoked (admin, queryset update, raw SQL): there is no invalidation to forget.
   The lookup itself is `core.auth.api_key_lookup` (same rules, same `last_used_at`).
+- **rate limit**: each well-formed post counts against its key's `TRIGGER_RATE` in
+  the same Redis bucket as the Django views' throttle (`core.throttles`); over it the
+  answer is the same 429 with `Retry-After`, given here.
 - **validation**: the exact rules of the DRF serializers, as a strict subset: any
   payload this code is not sure about (wrong type, missing field, out-of-range status,
   blank service, unexpected content type or charset, too big...) is handed to the
@@ -44,7 +47,9 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
+from core.errors import rate_limited
 from core.logging import get_logger
+from core.throttles import api_key_ahit
 from escalation.ingestion import Ingested, Pair, Post, triggers_ingest_many, triggers_kick
 from escalation.serializers import MAX_TRIGGERS, alert_pair
 
@@ -55,6 +60,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
+KeyIds = tuple[int, int]  # an integration key's (organization id, key id)
 
 TRIGGERS = "/api/triggers/"
 ALERTMANAGER = "/api/alertmanager/"
@@ -74,6 +80,37 @@ RESPONSE_HEADERS = [
 
 class Fallback(Exception):
     """Not for the fast path: let the Django view answer."""
+
+
+class _RateLimited(Exception):
+    """The key is over TRIGGER_RATE: answer 429 here (Django would too)."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+def _render(payload: Any) -> bytes:
+    """DRF's JSONRenderer: compact, UTF-8."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --- validation: a strict subset of escalation.serializers ------------------------------
+
+
+def _text(value: Any, *, max_length: int | None, allow_blank: bool) -> str:
+    """What DRF's CharField(trim_whitespace=True) accepts, for str input only."""
+    if type(value) is not str:
+        raise Fallback
+    value = value.strip()
+    if (not value and not allow_blank) or (max_length is not None and len(value) > max_length):
+        raise Fallback
+    if "\x00" in value:
+        raise Fallback
+    try:
+        value.encode("utf-8")  # lone surrogates: DRF refuses them
+    except UnicodeEncodeError:
+        raise Fallback from None
+    return value
 
 
 # --- validation: a strict subset of escalation.serializers ------------------------------
@@ -178,8 +215,9 @@ class _Committer:
         self.pending: list[tuple[Post, asyncio.Future[list[Ingested]]]] = []
         self.flushing = False
         self.flusher: asyncio.Future[None] | None = None
-        self.keys: dict[str, tuple[float, int | None]] = {}  # key hash -> (expiry, org id)
-        self.lookups: dict[str, asyncio.Future[int | None]] = {}
+        # key hash -> (expiry, (organization id, key id) or None)
+        self.keys: dict[str, tuple[float, KeyIds | None]] = {}
+        self.lookups: dict[str, asyncio.Future[KeyIds | None]] = {}
 
     def close(self) -> None:
         """Close the thread's database connection and stop the threads (tests; a web
@@ -188,7 +226,7 @@ class _Committer:
         self.executor.shutdown()
 
     # auth
-    async def organization_for(self, raw: str) -> int | None:
+    async def organization_for(self, raw: str) -> KeyIds | None:
         digest = hashlib.sha256(raw.encode()).hexdigest()
         now = time.monotonic()
         cached = self.keys.get(digest)
@@ -200,20 +238,17 @@ class _Committer:
             inflight = asyncio.ensure_future(loop.run_in_executor(self.executor, self._lookup, raw))
             self.lookups[digest] = inflight
             try:
-                organization_id = await inflight
+                found = await inflight
             finally:
                 self.lookups.pop(digest, None)
             if len(self.keys) > 10_000:
                 self.keys.clear()
-            self.keys[digest] = (
-                time.monotonic() + settings.TRIGGER_AUTH_CACHE_TTL,
-                organization_id,
-            )
-            return organization_id
+            self.keys[digest] = (time.monotonic() + settings.TRIGGER_AUTH_CACHE_TTL, found)
+            return found
         return await asyncio.shield(inflight)
 
     @staticmethod
-    def _lookup(raw: str) -> int | None:
+    def _lookup(raw: str) -> KeyIds | None:
         from core.auth import api_key_lookup
         from core.models import ApiKey
 
@@ -224,7 +259,8 @@ class _Committer:
             raise
         if key is None or key.kind != ApiKey.Kind.INTEGRATION:
             return None  # Django answers (401, or an agent key's own rules)
-        return key.organization_id
+        assert key.organization_id is not None  # an integration key's one organization
+        return key.organization_id, key.pk
 
     # group commit
     async def ingest(self, post: Post) -> list[Ingested]:
@@ -329,14 +365,22 @@ class TriggerFastPath:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if not more:
-            answer = await self._answer(scope, path, body)
+            status, extra = 202, list[tuple[bytes, bytes]]()
+            try:
+                answer = await self._answer(scope, path, body)
+            except _RateLimited as limited:
+                # The DRF throttle's 429 (same body, same Retry-After), built the same way.
+                error, retry = rate_limited(limited.wait)
+                status, answer = 429, _render(error)
+                extra = [(name.lower().encode(), value.encode()) for name, value in retry.items()]
             if answer is not None:
                 await send(
                     {
                         "type": "http.response.start",
-                        "status": 202,
+                        "status": status,
                         "headers": [
                             *RESPONSE_HEADERS,
+                            *extra,
                             (b"content-length", str(len(answer)).encode()),
                         ],
                     }
@@ -347,7 +391,7 @@ class TriggerFastPath:
                         "request",
                         method="POST",
                         path=path,
-                        status=202,
+                        status=status,
                         duration_ms=round((time.perf_counter() - start) * 1000, 1),
                     )
                 return
@@ -367,7 +411,7 @@ class TriggerFastPath:
         received_at = timezone.now()
         try:
             headers = self._headers(scope)
-            organization_id = await self._authenticate(headers)
+            organization_id, key_id = await self._authenticate(headers)
             data = self._json(headers, body)
             if path == TRIGGERS:
                 source, firing = parse_triggers(data)
@@ -383,6 +427,10 @@ class TriggerFastPath:
             # answers this one as it would have without the fast path.
             log.warning("trigger_fastpath_auth_failed", exc_info=True)
             return None
+        # Counted once parsed, so a post left to Django is counted there, not twice.
+        wait = await api_key_ahit(key_id, scope="triggers")
+        if wait:
+            raise _RateLimited(wait)
         post = Post(
             organization_id=organization_id,
             source=source,
@@ -402,20 +450,19 @@ class TriggerFastPath:
         payload = ingest_body(
             results, len(firing) + len(resolved), alertmanager=path == ALERTMANAGER
         )
-        # DRF's JSONRenderer: compact, UTF-8.
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return _render(payload)
 
-    async def _authenticate(self, headers: dict[bytes, bytes]) -> int:
+    async def _authenticate(self, headers: dict[bytes, bytes]) -> KeyIds:
         parts = headers.get(b"authorization", b"").split()
         if len(parts) != 2 or parts[0].lower() not in (b"bearer", b"token"):
             raise Fallback
         raw = parts[1].decode(errors="replace")
         if not raw or len(raw) > 200:
             raise Fallback
-        organization_id = await self.committer.organization_for(raw)
-        if organization_id is None:
+        found = await self.committer.organization_for(raw)
+        if found is None:
             raise Fallback
-        return organization_id
+        return found
 
     @staticmethod
     def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -88,6 +88,25 @@ def _prometheus_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path_factory.mktemp("prometheus")))
 
 
+# Rate limits (core/throttles.py): the production defaults would throttle the suite's
+# bursts (benchmark-like trigger posts, and ids, hence buckets, reused by test after test
+# within one window). Generous here and in the servers started below (subprocess_env);
+# tests of the limits themselves set their own (tests/core/test_ratelimit.py).
+TEST_RATES = {
+    "API_KEY_RATE": "1000000/min",
+    "USER_RATE": "1000000/min",
+    "ANON_RATE": "1000000/min",
+    "TRIGGER_RATE": "1000000/min",
+    "LOGIN_RATE": "1000000/min",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _generous_rate_limits() -> None:
+    for name, value in TEST_RATES.items():
+        setattr(settings, name, value)
+
+
 @pytest.fixture
 def redis_client(_use_test_redis: None) -> Any:
     from core.redis import get_redis
@@ -185,6 +204,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         "LOG_FORMAT": "console",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        **{name: str(getattr(settings, name)) for name in TEST_RATES},
     }
     env.update(extra)
     return env

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -30,6 +30,15 @@ class Command(BaseCommand):
             get_user_model().username_validator(opts["agent"])
         except ValidationError as exc:
             raise CommandError(f"--agent {opts['agent']!r}: {'; '.join(exc.messages)}") from exc
+        if opts["password"] is not None:
+            # AUTH_PASSWORD_VALIDATORS, as the admin's password forms apply them; checked
+            # against the username before anything is created.
+            try:
+                password_validation.validate_password(
+                    opts["password"], user=get_user_model()(username=opts["agent"])
+                )
+            except ValidationError as exc:
+                raise CommandError(f"--password: {' '.join(exc.messages)}") from exc
         with transaction.atomic():
             organization = Organization.objects.filter(slug=opts["slug"]).first()
             if organization is None:

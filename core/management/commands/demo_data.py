@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ DEMO_MODULES = ("chat.demo", "mailing.demo", "escalation.demo")
 
 class Command(BaseCommand):
     help = (
-        "Demo organization 'demo' with agent 'agent' (password 'agent'), clients and conversations."
+        "Demo organization 'demo' with agent 'agent' (a random password, printed), clients and "
+        "conversations."
     )
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -37,7 +39,10 @@ class Command(BaseCommand):
             fresh = organization is None
             if organization is None:
                 organization = organization_create(slug="demo", name="Demo Company")
-            user = agent_create(username="agent", password="agent" if fresh else None)
+            # Random, not "agent": the password validators refuse a guessable one, and a
+            # demo left reachable must not open with agent/agent. Kept with the keys.
+            password = secrets.token_urlsafe(12) if fresh else None
+            user = agent_create(username="agent", password=password)
             membership_add(organization=organization, user=user, role="admin")
             # The demo's one person also runs the instance: let them into /admin/ too.
             # (A real deployment makes its staff with `manage.py createsuperuser`.)
@@ -46,9 +51,10 @@ class Command(BaseCommand):
                 _, agent_key = api_key_create(name="demo agent", user=user)
                 _, bot_key = api_key_create(name="demo integration", organization=organization)
                 CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
-                CREDENTIALS.write_text(
-                    json.dumps({"agent_key": agent_key, "integration_key": bot_key})
-                )
+                saved = {"agent_key": agent_key, "integration_key": bot_key}
+                if password:
+                    saved["password"] = password
+                CREDENTIALS.write_text(json.dumps(saved))
             if fresh:
                 for name in DEMO_MODULES:
                     try:
@@ -63,7 +69,8 @@ class Command(BaseCommand):
                     "",
                     "Demo ready. Log in at http://127.0.0.1:8000/ (admin /admin/, API docs /docs/)",
                     "  (the demo agent is also a superuser, for the admin)",
-                    "  username: agent   password: agent   organization: demo",
+                    f"  username: agent   password: {creds.get('password', '(unchanged)')}"
+                    "   organization: demo",
                     f"  agent API key:       {creds['agent_key']}",
                     f"  integration API key: {creds['integration_key']}",
                     "  try: curl -H 'Authorization: Bearer <agent key>' "

@@ -11,6 +11,15 @@ from django.core.management.base import BaseCommand, CommandParser
 from core.redis import wait_for_redis
 
 
+def _proxy_args() -> list[str]:
+    """Behind a load balancer every connection comes from it: per-address rate limits
+    need the client's address from a header the balancer sets. One it *overwrites*
+    (nginx `proxy_set_header X-Real-IP $remote_addr`): daphne takes the first address
+    of a list, which in an appended X-Forwarded-For is the client's own claim."""
+    header = os.environ.get("WEB_PROXY_HEADER", "")
+    return ["--proxy-headers", "--proxy-headers-host", header] if header else []
+
+
 class Command(BaseCommand):
     help = "Serve the platform with daphne once Redis answers."
 
@@ -30,6 +39,7 @@ class Command(BaseCommand):
                 opts["bind"],
                 "-p",
                 str(opts["port"]),
+                *_proxy_args(),
                 "core.asgi:application",
             ],
         )
