@@ -16,6 +16,7 @@ from core.errors import ApplicationError
 from core.models import Organization
 from core.pagination import LinkHeaderCursorPagination
 from escalation import selectors, services
+from escalation.alerts import alert_fingerprint
 from escalation.ingestion import Ingested, triggers_ingest
 from escalation.models import Incident
 from escalation.serializers import (
@@ -78,9 +79,13 @@ def ingest_body(results: list[Ingested], received: int, *, alertmanager: bool) -
 
 def alertmanager_split(
     alerts: list[dict[str, Any]],
-) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[dict[str, Any]]]:
-    """(firing pairs, resolved pairs, unmappable alerts) of validated v4 alerts."""
+) -> tuple[
+    list[tuple[str, int]], list[tuple[str, int]], list[dict[str, Any]], dict[str, list[str]]
+]:
+    """(firing pairs, resolved pairs, unmappable alerts, {"firing": fingerprints of the
+    firing pairs, "resolved": ...}) of validated v4 alerts."""
     firing, resolved, ignored = [], [], []
+    fingerprints: dict[str, list[str]] = {"firing": [], "resolved": []}
     for index, alert in enumerate(alerts):
         pair = alert_pair(alert["labels"])
         if isinstance(pair, str):
@@ -94,9 +99,11 @@ def alertmanager_split(
             )
         elif alert["status"] == "firing":
             firing.append(pair)
+            fingerprints["firing"].append(alert_fingerprint(alert, alert["labels"]))
         else:
             resolved.append(pair)
-    return firing, resolved, ignored
+            fingerprints["resolved"].append(alert_fingerprint(alert, alert["labels"]))
+    return firing, resolved, ignored, fingerprints
 
 
 class TriggersView(APIView):
@@ -133,13 +140,14 @@ class AlertmanagerView(APIView):
         body = AlertmanagerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         organization = _organization(request, None)
-        firing, resolved, ignored = alertmanager_split(body.validated_data["alerts"])
+        firing, resolved, ignored, fingerprints = alertmanager_split(body.validated_data["alerts"])
         results = triggers_ingest(
             organization=organization,
             source="alertmanager",
             firing=firing,
             resolved=resolved,
             ignored=ignored,
+            fingerprints=fingerprints,
         )
         return Response(
             ingest_body(results, len(firing) + len(resolved), alertmanager=True),

@@ -50,6 +50,7 @@ from django.utils import timezone
 from core.errors import rate_limited
 from core.logging import get_logger
 from core.throttles import api_key_ahit
+from escalation.alerts import alert_fingerprint
 from escalation.ingestion import Ingested, Pair, Post, triggers_ingest_many, triggers_kick
 from escalation.serializers import MAX_TRIGGERS, alert_pair
 
@@ -165,8 +166,11 @@ def parse_triggers(data: Any) -> tuple[str, list[Pair]]:
     return source, pairs
 
 
-def parse_alertmanager(data: Any) -> tuple[list[Pair], list[Pair], list[dict[str, Any]]]:
-    """(firing, resolved, unmappable) of a well-formed Alertmanager v4 payload."""
+def parse_alertmanager(
+    data: Any,
+) -> tuple[list[Pair], list[Pair], list[dict[str, Any]], dict[str, list[str]]]:
+    """(firing, resolved, unmappable, fingerprints of the firing / resolved pairs) of a
+    well-formed Alertmanager v4 payload (escalation/alerts.py)."""
     if type(data) is not dict or data.get("version") != "4":
         raise Fallback
     if data.get("status") not in ("firing", "resolved"):
@@ -175,6 +179,7 @@ def parse_alertmanager(data: Any) -> tuple[list[Pair], list[Pair], list[dict[str
         if key in data:
             _text(data[key], max_length=None, allow_blank=True)
     firing, resolved, ignored = [], [], []
+    fingerprints: dict[str, list[str]] = {"firing": [], "resolved": []}
     for index, alert in enumerate(_items(data.get("alerts"))):
         if type(alert) is not dict or alert.get("status") not in ("firing", "resolved"):
             raise Fallback
@@ -194,9 +199,11 @@ def parse_alertmanager(data: Any) -> tuple[list[Pair], list[Pair], list[dict[str
             )
         elif alert["status"] == "firing":
             firing.append(pair)
+            fingerprints["firing"].append(alert_fingerprint(alert, labels))
         else:
             resolved.append(pair)
-    return firing, resolved, ignored
+            fingerprints["resolved"].append(alert_fingerprint(alert, labels))
+    return firing, resolved, ignored, fingerprints
 
 
 def _strict_constant(value: str) -> Any:
@@ -417,9 +424,10 @@ class TriggerFastPath:
                 source, firing = parse_triggers(data)
                 resolved: list[Pair] = []
                 ignored: list[dict[str, Any]] = []
+                fingerprints: dict[str, list[str]] = {}
             else:
                 source = "alertmanager"
-                firing, resolved, ignored = parse_alertmanager(data)
+                firing, resolved, ignored, fingerprints = parse_alertmanager(data)
         except Fallback:
             return None
         except Exception:
@@ -438,6 +446,7 @@ class TriggerFastPath:
             resolved=resolved,
             ignored=ignored,
             received_at=received_at,
+            fingerprints=fingerprints,
         )
         try:
             results = await self.committer.ingest(post)

@@ -6,7 +6,9 @@ then the POST counts as ONE occurrence for the rule. Posted pairs that belong to
 matched rule are returned as `unmatched` (and stored on the batch).
 
 Alertmanager: firing alerts form one such set; resolved alerts resolve the active
-incident of every rule that contains one of their pairs.
+incident of every rule that contains one of their pairs, once none of the alerts
+behind that incident is still firing (escalation/alerts.py: alerts are told apart by
+fingerprint, so one instance recovering does not resolve what another still fires).
 
 Evaluation is asynchronous and coalesced: after commit, the POST pushes a wake-up
 on `escalation:wake:<org>` and sets the flag `escalation:eval:<org>` with SET NX; it
@@ -36,6 +38,7 @@ from core.jobs import QUEUE_ESCALATION, enqueue_now
 from core.logging import get_logger
 from core.models import Organization
 from core.redis import get_redis
+from escalation.alerts import batch_alerts
 from escalation.models import Rule, TriggerBatch
 
 log = get_logger(__name__)
@@ -71,6 +74,9 @@ class Post:
     resolved: list[Pair] = field(default_factory=list)
     ignored: list[dict[str, Any]] = field(default_factory=list)
     received_at: datetime | None = None
+    # Alertmanager: {"firing": [...], "resolved": [...]}, the fingerprint of each pair of
+    # `firing` / `resolved`, in the same order (escalation.alerts.alert_fingerprint).
+    fingerprints: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _pairs_json(pairs: Iterable[Pair]) -> list[dict[str, Any]]:
@@ -215,6 +221,7 @@ def _plan(post: Post, rules: CompiledRules, now: datetime) -> list[Ingested]:
             source=post.source,
             kind=kind,
             triggers=[[s, c] for s, c in pairs],
+            alerts=batch_alerts(pairs, post.fingerprints.get(kind, [])),
             matched_rules=[pk for pk, _, _ in hits],
             # Unmappable alerts are unmatched too: stored with their labels and reason.
             unmatched=unmatched + ignored,
@@ -251,6 +258,7 @@ def triggers_ingest(
     firing: list[Pair],
     resolved: list[Pair] | None = None,
     ignored: list[dict[str, Any]] | None = None,
+    fingerprints: dict[str, list[str]] | None = None,
 ) -> list[Ingested]:
     """Record a monitoring post (one batch per kind present) and return what matched."""
     post = Post(
@@ -259,6 +267,7 @@ def triggers_ingest(
         firing=firing,
         resolved=resolved or [],
         ignored=ignored or [],
+        fingerprints=fingerprints or {},
     )
     return triggers_ingest_many([post])[0]
 
@@ -295,6 +304,7 @@ _INSERT_FIELDS = (
     "source",
     "kind",
     "triggers",
+    "alerts",
     "matched_rules",
     "unmatched",
     "received_at",
@@ -324,6 +334,7 @@ def _insert(batches: list[TriggerBatch]) -> None:
                 b.source,
                 b.kind,
                 ops.adapt_json_value(b.triggers, None),
+                ops.adapt_json_value(b.alerts, None),
                 ops.adapt_json_value(b.matched_rules, None),
                 ops.adapt_json_value(b.unmatched, None),
                 ops.adapt_datetimefield_value(b.received_at),
@@ -390,7 +401,7 @@ def _drain(organization_id: int) -> int:
                 .filter(organization_id=organization_id, evaluated_at__isnull=True)
                 # What `_apply` reads: not the posted triggers (JSON decoding of every
                 # row, while holding the write lock the web process waits for).
-                .only("id", "kind", "matched_rules", "received_at")
+                .only("id", "kind", "matched_rules", "received_at", "alerts")
                 .order_by("id")[:EVALUATE_CHUNK]
             )
             if not batches:
@@ -407,13 +418,15 @@ def _drain(organization_id: int) -> int:
 def _apply(batches: list[TriggerBatch]) -> None:
     """Occurrences are summed per rule between resolves, so a burst of N posts costs
     one incident update per rule, not N. Call inside a transaction."""
+    from escalation.alerts import incident_alerts_firing, incidents_alerts_resolved
     from escalation.services import (
         incident_record_occurrences,
         incidents_active_locked,
         incidents_resolve_for_rules,
     )
 
-    pending: dict[int, list[Any]] = {}  # rule id -> [count, first_at, last_at]
+    # rule id -> [count, first_at, last_at, {(service, status, fingerprint): last seen}]
+    pending: dict[int, list[Any]] = {}
 
     def flush(rule_ids: Iterable[int]) -> None:
         due = [rule_id for rule_id in rule_ids if rule_id in pending]
@@ -421,24 +434,36 @@ def _apply(batches: list[TriggerBatch]) -> None:
             return
         active = incidents_active_locked(rule_ids=due)
         for rule_id in due:
-            count, first_at, last_at = pending.pop(rule_id)
-            incident_record_occurrences(
+            count, first_at, last_at, alerts = pending.pop(rule_id)
+            incident = incident_record_occurrences(
                 rule_id=rule_id,
                 count=count,
                 first_at=first_at,
                 last_at=last_at,
                 locked=active.get(rule_id),
             )
+            if incident is not None and alerts:
+                incident_alerts_firing(incident=incident, alerts=alerts)
 
     for batch in batches:
         if batch.kind == TriggerBatch.Kind.RESOLVED:
             flush(batch.matched_rules)
-            incidents_resolve_for_rules(rule_ids=batch.matched_rules, reason="alertmanager")
+            if batch.alerts:
+                incidents_alerts_resolved(
+                    rule_ids=batch.matched_rules,
+                    alerts=batch.alerts,
+                    at=batch.received_at,
+                    reason="alertmanager",
+                )
+            else:  # no alert identities (recorded before they were kept): as before
+                incidents_resolve_for_rules(rule_ids=batch.matched_rules, reason="alertmanager")
             continue
         for rule_id in batch.matched_rules:
-            entry = pending.setdefault(rule_id, [0, batch.received_at, batch.received_at])
+            entry = pending.setdefault(rule_id, [0, batch.received_at, batch.received_at, {}])
             entry[0] += 1
             entry[2] = batch.received_at
+            for service, status, fingerprint in batch.alerts:
+                entry[3][(service, int(status), fingerprint)] = batch.received_at
     flush(sorted(pending))
 
 

@@ -93,6 +93,8 @@ class TriggerBatch(models.Model):
     source = models.CharField(max_length=12, choices=Source.choices)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FIRING)
     triggers = models.JSONField(default=list)
+    # Alertmanager: the posted alerts as [service, status, fingerprint] (IncidentAlert).
+    alerts = models.JSONField(default=list, blank=True)
     matched_rules = models.JSONField(default=list, blank=True)
     unmatched = models.JSONField(default=list, blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -157,6 +159,37 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"incident {self.uuid} ({self.status}, level {self.level})"
+
+
+class IncidentAlert(models.Model):
+    """One Alertmanager alert behind an incident, by fingerprint (escalation/alerts.py).
+
+    An incident fed by alerts is resolved by Alertmanager only when none of them is
+    still firing: two instances failing the same (service, status) are two alerts, and
+    the recovery of one leaves the incident open.
+    """
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="alerts")
+    fingerprint = models.CharField(max_length=64)
+    service = models.CharField(max_length=100)
+    status = models.PositiveSmallIntegerField()
+    firing = models.BooleanField(default=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "fingerprint", "service", "status"],
+                name="uniq_incident_alert",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "firing" if self.firing else "resolved"
+        return f"alert {self.fingerprint} {self.service}/{self.status} ({state})"
 
 
 class IncidentStep(models.Model):

@@ -96,7 +96,7 @@ def _without_ids(body: dict) -> dict:
 def _rows() -> list[tuple]:
     return list(
         TriggerBatch.objects.order_by("id").values_list(
-            "source", "kind", "triggers", "matched_rules", "unmatched"
+            "source", "kind", "triggers", "alerts", "matched_rules", "unmatched"
         )
     )
 
