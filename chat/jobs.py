@@ -24,3 +24,10 @@ def chat_deliveries_sweep() -> int:
     for message_id in message_ids:
         enqueue_now(message_deliver, message_id, queue=QUEUE_CHAT)
     return len(message_ids)
+
+
+def message_files_sweep() -> int:
+    """Cron: remove message files no message points to any more (chat/files.py)."""
+    from chat.files import message_files_sweep_orphans
+
+    return message_files_sweep_orphans()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import uuid
 
 from django.conf import settings
@@ -81,6 +83,23 @@ class HelpDesk(TimeStamped):
         return f"help desk {self.uuid} ({self.client})"
 
 
+_SAFE_EXTENSION = re.compile(r"\.[a-z0-9]{1,10}")
+
+
+def message_file_path(instance: Message, filename: str) -> str:
+    """Where an upload is stored: `messages/<organization id>/<random hex><extension>`.
+
+    Random, so a name cannot be guessed or enumerated; the name the agent gave is kept
+    in `Message.file_name` (shown, and sent in Content-Disposition), never used on disk.
+    The extension is kept only when it is plain ASCII: it is all the storage needs to
+    tell types apart, and the sweeper and an operator see what a file is.
+    """
+    extension = os.path.splitext(filename)[1].lower()
+    if not _SAFE_EXTENSION.fullmatch(extension):
+        extension = ""
+    return f"messages/{instance.help_desk.organization_id}/{uuid.uuid4().hex}{extension}"
+
+
 class Message(TimeStamped):
     class Type(models.TextChoices):
         SENT = "sent"  # from an agent to the client
@@ -96,7 +115,11 @@ class Message(TimeStamped):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     help_desk = models.ForeignKey(HelpDesk, on_delete=models.CASCADE, related_name="messages")
     message = models.TextField(blank=True, default="")
-    file = models.FileField(upload_to="messages/%Y/%m/", null=True, blank=True, max_length=300)
+    # Served only through chat/files.py (an authorized view or a signed link), never
+    # from a public /media/ route.
+    file = models.FileField(upload_to=message_file_path, null=True, blank=True, max_length=300)
+    # The uploaded file's own name, for display and Content-Disposition only.
+    file_name = models.CharField(max_length=255, blank=True, default="")
     type = models.CharField(max_length=10, choices=Type.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENDING)
     sender = models.ForeignKey(

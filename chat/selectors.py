@@ -53,6 +53,15 @@ def message_get_for_principal(*, principal: Any, uuid: UUID | str) -> Message:
     return message
 
 
+def message_get_for_link(*, uuid: UUID | str) -> Message:
+    """The message a signed file link names (chat/files.py): the signature, checked by
+    the caller, is the authorization; a deleted message is a 404."""
+    message = Message.objects.filter(uuid=uuid).first()
+    if message is None:
+        raise ApplicationError("Message not found.", code="not_found", status_code=404)
+    return message
+
+
 def client_list(*, principal: Any, organization_slug: str | None = None) -> QuerySet[Client]:
     qs = Client.objects.filter(organization__in=organizations_for(principal)).select_related(
         "organization"

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.urls import reverse
 from rest_framework import serializers
 
 from chat.models import Client, HelpDesk, Message
@@ -89,10 +90,14 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "status",
             "help_desk",
             "sender",
+            "file_name",
         ]
+        read_only_fields = ["file_name"]
 
     def get_file(self, obj: Message) -> str | None:
-        return obj.file.url if obj.file else None
+        # The authorized download view (chat/files.py), never the storage's own URL:
+        # stable, and worth nothing without a session or key that may read the message.
+        return reverse("message-file", kwargs={"uuid": obj.uuid}) if obj.file else None
 
 
 class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
@@ -152,8 +157,8 @@ class SendMessageSerializer(serializers.Serializer[Any]):
         # systems, and Django may add a 8-character suffix): a longer one was a 500.
         if len((value.name or "").encode()) > 200:
             raise serializers.ValidationError("File name is too long (200 bytes at most).")
-        # /media/ serves a file with the type its extension says, not the declared
-        # one: "x.html" declared text/plain would come back as text/html (stored XSS).
+        # Files are served with the type their name says, not the declared one:
+        # "x.html" declared text/plain would come back as text/html (stored XSS).
         guessed, _ = mimetypes.guess_type(value.name or "")
         if guessed != content_type:
             raise serializers.ValidationError(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chat.files import file_link_url, files_delete_on_commit, message_files
 from chat.models import Client, HelpDesk, Message
 from chat.serializers import HelpDeskSerializer, MessageSerializer
 from core.delivery import delivery_claim, delivery_record, new_claim_token
@@ -118,6 +118,8 @@ def client_delete(*, client: Client) -> None:
     for help_desk in client.help_desks.all():
         help_desk.client = client
         _publish_help_desk_deleted(help_desk)  # its help desks go with it (cascade)
+    # Named before the cascade: afterwards no query finds them.
+    files_delete_on_commit(message_files(Message.objects.filter(help_desk__client=client)))
     client.delete()
 
 
@@ -176,6 +178,7 @@ def help_desk_update(*, help_desk: HelpDesk, data: dict[str, Any]) -> HelpDesk:
 def help_desk_delete(*, help_desk: HelpDesk) -> None:
     log.info("help_desk_deleted", help_desk_id=help_desk.pk, client_id=help_desk.client_id)
     _publish_help_desk_deleted(help_desk)
+    files_delete_on_commit(message_files(Message.objects.filter(help_desk=help_desk)))
     help_desk.delete()
 
 
@@ -205,8 +208,9 @@ def _touch_help_desk(*, help_desk: HelpDesk, message: Message, unread: bool) -> 
 
 
 def _file_note(message: Message) -> str:
-    # The external sender carries text only: a file travels as its URL.
-    return f"\n{settings.PUBLIC_BASE_URL}{message.file.url}" if message.file else ""
+    # The external sender carries text only: a file travels as a link, signed and
+    # expiring, since the client has no session (chat/files.py).
+    return f"\n{file_link_url(message)}" if message.file else ""
 
 
 @transaction.atomic
@@ -217,7 +221,8 @@ def message_create(
     client = help_desk.client
     message = Message(help_desk=help_desk, message=text, type=Message.Type.SENT, sender=sender)
     if file is not None:
-        message.file = file
+        message.file = file  # stored under a random name (chat.models.message_file_path)
+        message.file_name = (file.name or "")[:255]
     message.save()
     message.delivery = Delivery.objects.create(
         organization_id=help_desk.organization_id,

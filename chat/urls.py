@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chat import api, assistance_api
+from chat import api, assistance_api, files_api
 
 urlpatterns = [
     path("help-desks/", api.HelpDeskListView.as_view(), name="help-desk-list"),
@@ -19,6 +19,9 @@ urlpatterns = [
         "messages/<uuid:uuid>/receipts/", api.MessageReceiptView.as_view(), name="message-receipt"
     ),
     path("messages/<uuid:uuid>/retry/", api.MessageRetryView.as_view(), name="message-retry"),
+    # customer files (chat/files.py): authorized download, and the signed link
+    path("messages/<uuid:uuid>/file/", files_api.MessageFileView.as_view(), name="message-file"),
+    path("files/<str:token>/", files_api.FileLinkView.as_view(), name="message-file-link"),
     path("clients/", api.ClientListView.as_view(), name="client-list"),
     path("clients/<uuid:uuid>/", api.ClientDetailView.as_view(), name="client-detail"),
     # assistance (issue #4)

@@ -14,6 +14,10 @@ from core.jobs import QUEUE_CHAT
 
 cron.register(chat_deliveries_sweep, QUEUE_CHAT, interval=30, name="chat_deliveries_sweep")
 cron.register(assistance_sweep, QUEUE_CHAT, interval=30, name="assistance_sweep")
+from chat.jobs import message_files_sweep  # noqa: E402
+
+# Orphans only appear after a grace period (FILE_ORPHAN_GRACE): no need to look often.
+cron.register(message_files_sweep, QUEUE_CHAT, interval=600, name="message_files_sweep")
 from core.jobs import QUEUE_MAILING  # noqa: E402
 from mailing.jobs import mailing_daily_report, mailing_sweep  # noqa: E402
 

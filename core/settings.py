@@ -171,6 +171,14 @@ ALLOWED_UPLOAD_TYPES = env.list(
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_SIZE + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
+# --- Customer files (chat/files.py; docs/security.md "Customer files") ------------------
+# Seconds a signed file link (sent to the client in the SMS text) works; checked when the
+# link is used, so lowering it also shortens links already sent.
+FILE_LINK_MAX_AGE = env.int("FILE_LINK_MAX_AGE", default=7 * 24 * 3600)
+# The sweeper removes a file under MEDIA_ROOT/messages/ that no message points to once it
+# is older than this many seconds (younger: maybe an upload not yet committed).
+FILE_ORPHAN_GRACE = env.int("FILE_ORPHAN_GRACE", default=3600)
+
 # --- Static, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"

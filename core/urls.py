@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views
@@ -23,9 +21,6 @@ urlpatterns = [
     path("api/", include("mailing.urls")),
     path("", include("escalation.urls")),
     path("", include("core.urls_console")),
-    path(
-        f"{settings.MEDIA_URL.strip('/')}/<path:path>",
-        serve,
-        {"document_root": settings.MEDIA_ROOT},
-    ),
+    # No /media/ route: customer files are served only to those allowed to read the
+    # message, by chat/files.py (docs/security.md, "Customer files").
 ]

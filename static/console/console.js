@@ -725,11 +725,15 @@
     if (msg.message) children.push(el("p", { className: "msg-text", text: msg.message }));
     var href = safeUrl(msg.file);
     if (href) {
-      var name = href.split("/").pop() || "file";
-      try {
-        name = decodeURIComponent(name);
-      } catch (e) {
-        /* not percent-encoded after all: show it as is */
+      // The URL is the download view (it names the message, not the file): show the
+      // uploaded name; older events carried the name in the URL.
+      var name = msg.file_name || href.split("/").pop() || "file";
+      if (!msg.file_name) {
+        try {
+          name = decodeURIComponent(name);
+        } catch (e) {
+          /* not percent-encoded after all: show it as is */
+        }
       }
       children.push(
         el("p", { className: "msg-file" }, [

@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from chat.models import HelpDesk, Message
@@ -24,6 +26,7 @@ MESSAGE_FIELDS = [
     "status",
     "help_desk",
     "sender",  # beyond the seed (which had one agent): who wrote an outgoing message
+    "file_name",  # beyond the seed: `file` is the download view, this the uploaded name
 ]
 
 
@@ -182,15 +185,9 @@ def test_help_desk_list_without_organization_lists_all_of_mine(
 
 
 @pytest.fixture
-def media_cleanup(settings):
-    """Uploads go to the real MEDIA_ROOT (the /media/ route is bound at import); remove them."""
-    from pathlib import Path
-
-    before = set(Path(settings.MEDIA_ROOT).rglob("*"))
-    yield
-    for path in set(Path(settings.MEDIA_ROOT).rglob("*")) - before:
-        if path.is_file():
-            path.unlink()
+def media_cleanup(settings, tmp_path):
+    """Uploads go to a MEDIA_ROOT of the test's own."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 def test_send_message_with_file_stores_it_and_serves_its_url(agent, help_desk, media_cleanup):
@@ -204,13 +201,22 @@ def test_send_message_with_file_stores_it_and_serves_its_url(agent, help_desk, m
 
     assert response.status_code == 201, response.content
     url = response.json()["file"]
-    assert url.startswith("/media/messages/") and url.endswith(".txt")
+    # The authorized download view (tests/chat/test_files.py tries it as an attacker).
+    assert url == f"/api/messages/{response.json()['uuid']}/file/"
+    assert response.json()["file_name"] == "note.txt"
     served = agent.client().get(url)
     assert served.status_code == 200
-    assert b"".join(served.streaming_content) == b"file body"
+    assert served["Content-Disposition"] == 'attachment; filename="note.txt"'
+    assert async_to_sync(_body)(served) == b"file body"
     message = Message.objects.get(uuid=response.json()["uuid"])
     assert message.delivery is not None
-    assert url in message.delivery.text  # the sender carries text only: the URL goes along
+    # The sender carries text only: a signed link to the file goes along.
+    assert f"{settings.PUBLIC_BASE_URL}/api/files/" in message.delivery.text
+
+
+async def _body(response: Any) -> bytes:
+    # Files stream asynchronously (served by daphne): read them the same way here.
+    return b"".join([part async for part in response])
 
 
 def test_send_message_with_only_a_file(agent, help_desk, media_cleanup):
