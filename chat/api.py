@@ -26,6 +26,7 @@ from chat.serializers import (
     ReceiptSerializer,
     SendMessageSerializer,
 )
+from core import scopes
 from core.access import organization_get_for_principal
 from core.auth import IntegrationPrincipal
 from core.errors import ApplicationError
@@ -75,6 +76,8 @@ def _paginate(
 
 
 class HelpDeskListView(APIView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.AGENT}
+
     @extend_schema(
         parameters=[ORGANIZATION_PARAM],
         responses=HelpDeskSerializer(many=True),
@@ -102,6 +105,8 @@ class HelpDeskListView(APIView):
 
 
 class HelpDeskDetailView(APIView):
+    required_scopes = {"GET": scopes.READ, "PATCH": scopes.AGENT, "DELETE": scopes.AGENT}
+
     @extend_schema(responses=HelpDeskSerializer)
     def get(self, request: Request, uuid: str) -> Response:
         help_desk = selectors.help_desk_get_for_principal(principal=request.user, uuid=uuid)
@@ -126,6 +131,8 @@ class HelpDeskDetailView(APIView):
 
 
 class HelpDeskHistoryView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(
         responses=MessageSerializer(many=True),
         summary="Messages of one help desk, newest first (older pages via the Link header)",
@@ -142,6 +149,8 @@ class HelpDeskHistoryView(APIView):
 
 
 class HelpDeskReadView(APIView):
+    required_scopes = {"POST": scopes.AGENT}
+
     @extend_schema(request=None, responses=HelpDeskSerializer, summary="Mark a help desk read")
     def post(self, request: Request, uuid: str) -> Response:
         help_desk = selectors.help_desk_get_for_principal(principal=request.user, uuid=uuid)
@@ -149,6 +158,7 @@ class HelpDeskReadView(APIView):
 
 
 class SendMessageView(APIView):
+    required_scopes = {"POST": scopes.AGENT}
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer})
@@ -177,6 +187,8 @@ class SendMessageView(APIView):
 
 
 class InboundMessageView(APIView):
+    required_scopes = {"POST": scopes.INBOUND}
+
     @extend_schema(
         request=InboundMessageSerializer,
         responses={201: MessageSerializer},
@@ -206,6 +218,8 @@ class InboundMessageView(APIView):
 
 
 class MessageReceiptView(APIView):
+    required_scopes = {"POST": scopes.INBOUND}
+
     @extend_schema(
         request=ReceiptSerializer,
         responses=ReceiptResultSerializer,
@@ -222,6 +236,8 @@ class MessageReceiptView(APIView):
 
 
 class MessageRetryView(APIView):
+    required_scopes = {"POST": scopes.AGENT}
+
     @extend_schema(request=None, responses=MessageSerializer, summary="Send a failed message again")
     def post(self, request: Request, uuid: str) -> Response:
         message = selectors.message_get_for_principal(principal=request.user, uuid=uuid)
@@ -229,6 +245,8 @@ class MessageRetryView(APIView):
 
 
 class ClientListView(APIView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.AGENT}
+
     @extend_schema(parameters=[ORGANIZATION_PARAM], responses=ClientSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = selectors.client_list(principal=request.user, organization_slug=_org_param(request))
@@ -261,6 +279,13 @@ class ClientListView(APIView):
 
 
 class ClientDetailView(APIView):
+    required_scopes = {
+        "GET": scopes.READ,
+        "PUT": scopes.AGENT,
+        "PATCH": scopes.AGENT,
+        "DELETE": scopes.AGENT,
+    }
+
     @extend_schema(responses=ClientSerializer)
     def get(self, request: Request, uuid: str) -> Response:
         return Response(

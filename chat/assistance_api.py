@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from chat import assistance
 from chat.models import AssistanceRequest, AssistanceTopic
+from core import scopes
 from core.access import is_admin, organization_get_for_principal
 from core.auth import IntegrationPrincipal
 from core.errors import ApplicationError
@@ -117,6 +118,8 @@ def _require_admin(request: Request, organization: Organization) -> None:
 
 
 class AssistanceCreateView(APIView):
+    required_scopes = {"POST": scopes.ASSISTANCE}
+
     @extend_schema(
         request=AssistanceCreateSerializer,
         responses={202: AssistanceCreatedSerializer},
@@ -139,6 +142,8 @@ class AssistanceCreateView(APIView):
 
 
 class AssistanceListView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(
         parameters=[
             OpenApiParameter("organization", str, required=False),
@@ -167,6 +172,8 @@ class AssistanceListView(APIView):
 
 
 class AssistanceDetailView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(responses=AssistanceRequestSerializer)
     def get(self, request: Request, uuid: str) -> Response:
         found = assistance.assistance_request_get_for_principal(principal=request.user, uuid=uuid)
@@ -174,6 +181,8 @@ class AssistanceDetailView(APIView):
 
 
 class AssistanceAcceptView(APIView):
+    required_scopes = {"POST": scopes.AGENT}
+
     @extend_schema(
         request=None,
         responses={200: AssistanceRequestSerializer},
@@ -190,6 +199,8 @@ class AssistanceAcceptView(APIView):
 
 
 class TopicListView(APIView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+
     @extend_schema(
         parameters=[OpenApiParameter("organization", str, required=False)],
         responses=TopicSerializer(many=True),
@@ -219,6 +230,8 @@ class TopicListView(APIView):
 
 
 class TopicDetailView(APIView):
+    required_scopes = {"GET": scopes.READ, "PATCH": scopes.ADMIN, "DELETE": scopes.ADMIN}
+
     @extend_schema(responses=TopicSerializer)
     def get(self, request: Request, pk: int) -> Response:
         topic = assistance.assistance_topic_get_for_principal(principal=request.user, pk=pk)

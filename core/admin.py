@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from core import scopes
 from core.models import ApiKey, Delivery, DeliveryAttempt, Membership, Organization
 
 
@@ -40,11 +42,43 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "organization"]
 
 
+class ApiKeyAdminForm(forms.ModelForm):
+    """Scopes as checkboxes (the model stores a JSON list), checked by the same
+    `validate_scopes` as `create_api_key`."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=scopes.CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="What the key may do (docs/security.md, API key scopes). None: nothing.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["kind", "name", "user", "organization", "scopes", "revoked_at"]
+
+    def clean_scopes(self) -> list[str]:
+        try:
+            return scopes.validate_scopes(list(self.cleaned_data.get("scopes") or []))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     # Keys are created with `create_organization` / `create_api_key`: the raw key
     # is shown once there and cannot be recovered here.
-    list_display = ["prefix", "name", "kind", "user", "organization", "last_used_at", "revoked_at"]
+    form = ApiKeyAdminForm
+    list_display = [
+        "prefix",
+        "name",
+        "kind",
+        "user",
+        "organization",
+        "scopes",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_filter = ["kind"]
     readonly_fields = ["prefix", "key_hash", "last_used_at", "created_at"]
 

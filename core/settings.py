@@ -222,7 +222,12 @@ REST_FRAMEWORK = {
         "core.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # ScopePermission: an API key needs the scope the view declares for the method;
+    # a view that declares none is refused to keys (fail closed). core/permissions.py.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "core.permissions.ScopePermission",
+    ],
     # Per API key / session user / client address, shared by all processes (rates above).
     "DEFAULT_THROTTLE_CLASSES": ["core.throttles.PrincipalRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

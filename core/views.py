@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import scopes
 from core.access import organizations_for
 from core.metrics import scrape
 from core.models import Membership
@@ -42,6 +43,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 
 class OrganizationListView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(
         responses=inline_serializer(
             "Organization",

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import scopes
 from core.access import is_admin, organization_get_for_principal
 from core.auth import IntegrationPrincipal
 from core.errors import ApplicationError
@@ -107,6 +108,7 @@ def alertmanager_split(
 
 
 class TriggersView(APIView):
+    required_scopes = {"POST": scopes.TRIGGERS}
     throttle_scope = "triggers"  # TRIGGER_RATE, the fast path's bucket (core/throttles.py)
 
     @extend_schema(
@@ -128,6 +130,7 @@ class TriggersView(APIView):
 
 
 class AlertmanagerView(APIView):
+    required_scopes = {"POST": scopes.TRIGGERS}
     throttle_scope = "triggers"
 
     @extend_schema(
@@ -169,6 +172,8 @@ def _incident_body(incident: Incident, steps: bool = False) -> dict[str, Any]:
 
 
 class IncidentListView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(
         parameters=[
             ORGANIZATION_PARAM,
@@ -193,6 +198,8 @@ class IncidentListView(APIView):
 
 
 class IncidentDetailView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(responses=dict, operation_id="api_incidents_detail")
     def get(self, request: Request, uuid: str) -> Response:
         incident = selectors.incident_get_for_principal(principal=request.user, uuid=uuid)
@@ -200,6 +207,8 @@ class IncidentDetailView(APIView):
 
 
 class IncidentAcknowledgeView(APIView):
+    required_scopes = {"POST": scopes.AGENT}
+
     @extend_schema(request=None, responses=dict, summary="Acknowledge: stops further escalation")
     def post(self, request: Request, uuid: str) -> Response:
         _require_agent(request)
@@ -209,6 +218,8 @@ class IncidentAcknowledgeView(APIView):
 
 
 class IncidentResolveView(APIView):
+    required_scopes = {"POST": scopes.AGENT}
+
     @extend_schema(request=None, responses=dict, summary="Resolve an incident")
     def post(self, request: Request, uuid: str) -> Response:
         _require_agent(request)
@@ -231,6 +242,8 @@ def _rule_args(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class RuleListView(APIView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+
     @extend_schema(parameters=[ORGANIZATION_PARAM], responses=RuleSerializer(many=True))
     def get(self, request: Request) -> Response:
         slug = request.query_params.get("organization")
@@ -250,6 +263,8 @@ class RuleListView(APIView):
 
 
 class RuleDetailView(APIView):
+    required_scopes = {"GET": scopes.READ, "PUT": scopes.ADMIN, "DELETE": scopes.ADMIN}
+
     @extend_schema(responses=RuleSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(
@@ -276,6 +291,8 @@ class RuleDetailView(APIView):
 
 
 class TeamListView(APIView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+
     @extend_schema(parameters=[ORGANIZATION_PARAM], responses=TeamSerializer(many=True))
     def get(self, request: Request) -> Response:
         slug = request.query_params.get("organization")
@@ -301,6 +318,8 @@ class TeamListView(APIView):
 
 
 class TeamDetailView(APIView):
+    required_scopes = {"GET": scopes.READ, "PUT": scopes.ADMIN}
+
     @extend_schema(responses=TeamSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(

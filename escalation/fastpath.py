@@ -9,7 +9,8 @@ answers the well-formed posts of a known integration key itself:
   `TRIGGER_AUTH_CACHE_TTL` seconds (default 2). A revoked key, a deleted key or a
   deleted organization stops working on this path within that TTL, whatever way it
   was revoked (admin, queryset update, raw SQL): there is no invalidation to forget.
-  The lookup itself is `core.auth.api_key_lookup` (same rules, same `last_used_at`).
+  The lookup itself is `core.auth.api_key_lookup` (same rules, same `last_used_at`);
+  a key without the `triggers` scope is left to Django, which answers 403.
 - **rate limit**: each well-formed post counts against its key's `TRIGGER_RATE` in
   the same Redis bucket as the Django views' throttle (`core.throttles`); over it the
   answer is the same 429 with `Retry-After`, given here.
@@ -258,6 +259,7 @@ class _Committer:
     def _lookup(raw: str) -> KeyIds | None:
         from core.auth import api_key_lookup
         from core.models import ApiKey
+        from core.scopes import TRIGGERS, key_has_scope
 
         try:
             key = api_key_lookup(raw)
@@ -266,6 +268,8 @@ class _Committer:
             raise
         if key is None or key.kind != ApiKey.Kind.INTEGRATION:
             return None  # Django answers (401, or an agent key's own rules)
+        if not key_has_scope(key, TRIGGERS):
+            return None  # Django answers 403 insufficient_scope (cached like any key)
         assert key.organization_id is not None  # an integration key's one organization
         return key.organization_id, key.pk
 

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import scopes
 from core.access import organization_get_for_principal
 from core.auth import IntegrationPrincipal
 from core.errors import ApplicationError
@@ -97,6 +98,8 @@ def _paginate(
 
 
 class TemplateListView(APIView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+
     @extend_schema(parameters=[ORGANIZATION_PARAM], responses=TemplateSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = selectors.template_list(principal=request.user, organization_slug=_org_param(request))
@@ -113,6 +116,8 @@ class TemplateListView(APIView):
 
 
 class TemplateDetailView(APIView):
+    required_scopes = {"GET": scopes.READ, "PATCH": scopes.ADMIN, "DELETE": scopes.ADMIN}
+
     def _get(self, request: Request, pk: int) -> Template:
         return selectors.template_get_for_principal(principal=request.user, pk=pk)
 
@@ -141,6 +146,8 @@ class TemplateDetailView(APIView):
 
 
 class MailingListView(APIView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+
     @extend_schema(
         parameters=[ORGANIZATION_PARAM],
         responses=MailingSerializer(many=True),
@@ -168,6 +175,8 @@ class MailingListView(APIView):
 
 
 class MailingDetailView(APIView):
+    required_scopes = {"GET": scopes.READ, "PATCH": scopes.ADMIN, "DELETE": scopes.ADMIN}
+
     @extend_schema(responses=MailingCountsSerializer)
     def get(self, request: Request, pk: int) -> Response:
         mailing = selectors.mailing_get_for_principal(principal=request.user, pk=pk)
@@ -193,6 +202,8 @@ class MailingDetailView(APIView):
 
 
 class MailingCancelView(APIView):
+    required_scopes = {"POST": scopes.ADMIN}
+
     @extend_schema(request=None, responses=MailingSerializer, summary="Stop sending a mailing")
     def post(self, request: Request, pk: int) -> Response:
         mailing = selectors.mailing_get_for_principal(principal=request.user, pk=pk)
@@ -200,6 +211,8 @@ class MailingCancelView(APIView):
 
 
 class MailingStatsView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(
         responses=MailingStatsSerializer,
         summary="One mailing: counts by status, attempts, timing and throughput",
@@ -210,6 +223,8 @@ class MailingStatsView(APIView):
 
 
 class MailingMessagesView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(
         responses=MailingMessageSerializer(many=True),
         summary="Messages of one mailing with their status and attempts (Link header pages)",
@@ -223,6 +238,8 @@ class MailingMessagesView(APIView):
 
 
 class MailingOverallStatsView(APIView):
+    required_scopes = {"GET": scopes.READ}
+
     @extend_schema(
         parameters=[ORGANIZATION_PARAM],
         responses=MailingCountsSerializer(many=True),
@@ -237,6 +254,8 @@ class MailingOverallStatsView(APIView):
 
 
 class NotificationView(APIView):
+    required_scopes = {"POST": scopes.ADMIN}
+
     @extend_schema(
         request=NotificationSerializer,
         responses={201: MailingSerializer},

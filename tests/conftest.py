@@ -334,14 +334,23 @@ class Agent:
 @pytest.fixture
 def make_agent(make_org: Callable[..., Any]) -> Callable[..., Agent]:
     from core.models import Organization
+    from core.scopes import ALL as ALL_SCOPES
     from core.services import agent_create, api_key_create, membership_add
 
-    def _make(username: str = "alice", org: Any = None, role: str = "admin") -> Agent:
+    def _make(
+        username: str = "alice",
+        org: Any = None,
+        role: str = "admin",
+        scopes: tuple[str, ...] | None = ALL_SCOPES,
+    ) -> Agent:
+        """`scopes`: the key's (core/scopes.py). Every scope by default, so tests that post
+        inbound messages, receipts or triggers as an agent test those endpoints, not the
+        scope check (tests/core/test_scopes.py); `None` is a real agent key's default."""
         if org is None:
             org = Organization.objects.filter(slug="acme").first() or make_org("acme")
         user = agent_create(username=username, password="pw-" + username)
         membership_add(organization=org, user=user, role=role)
-        _, raw = api_key_create(name=username, user=user)
+        _, raw = api_key_create(name=username, user=user, scopes=scopes)
         return Agent(user=user, key=raw, organization=org)
 
     return _make

@@ -25,8 +25,8 @@ from core.services import api_key_create
 pytestmark = pytest.mark.django_db
 
 
-def bot_client(org: Any) -> APIClient:
-    _, raw = api_key_create(name="bot", organization=org)
+def bot_client(org: Any, scopes: list[str] | None = None) -> APIClient:
+    _, raw = api_key_create(name="bot", organization=org, scopes=scopes)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return api
@@ -173,7 +173,7 @@ def test_list_is_org_scoped_and_paginated(org, make_agent, make_org):
     assert page.status_code == 200
     assert len(page.json()) == 2 and 'rel="next"' in page["Link"]
     assert {r["organization"] for r in page.json()} == {"acme"}
-    assert len(bot_client(other).get("/api/assistance/").json()) == 1
+    assert len(bot_client(other, ["read"]).get("/api/assistance/").json()) == 1
     assert ann.client().get("/api/assistance/?status=bogus").status_code == 400
 
 

@@ -90,7 +90,7 @@ def test_password_allows_session_login(client):
 def test_create_api_key_integration_is_scoped():
     _run("create_organization", "acme", "--agent", "alice")
     _run("create_organization", "other", "--agent", "bob")
-    key = _run("create_api_key", "--organization", "acme", "--name", "bot")[-1]
+    key = _run("create_api_key", "--organization", "acme", "--name", "bot", "--scopes", "read")[-1]
     assert [o["slug"] for o in _api(key).get("/api/organizations/").json()] == ["acme"]
     with pytest.raises(CommandError):
         _run("create_api_key", "--organization", "nosuch")

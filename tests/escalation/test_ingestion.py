@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from core.models import ApiKey
 from escalation.ingestion import triggers_evaluate
 from escalation.models import Incident, Rule, TriggerBatch
 from tests.escalation.conftest import SEED
@@ -221,6 +222,9 @@ def test_rules_and_teams_api(org, agent, make_agent, monitoring):
     plain = make_agent("carl", org, role="agent")
     denied = plain.client().post("/api/escalation/rules/", {**rule, "code": "7"}, format="json")
     assert denied.status_code == 403
+    # an integration key with `read` sees its organization's rules (monitoring's own
+    # default scopes do not include it: tests/core/test_scopes.py)
+    ApiKey.objects.filter(name="monitoring").update(scopes=["read", "triggers"])
     assert len(monitoring.get("/api/escalation/rules/").json()) == 1
     pk = created.json()["id"]
     updated = api.put(f"/api/escalation/rules/{pk}/", {**rule, "is_active": False}, format="json")
