@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Write `.env` for local development (kept if it exists; `--force` rewrites it).
 
-Generates the Django secret, the simulator's JWT secret and a JWT signed with it
-(the token the platform presents to the external sender). Every variable is
+Generates the Django secret, the /metrics token, the simulator's JWT secret and a JWT
+signed with it (the token the platform presents to the external sender). Every variable is
 described in `.env.example`.
 """
 
@@ -35,6 +35,8 @@ def main() -> int:
             [
                 "# Written by contrib/generate_env.py; see .env.example for every variable.",
                 f"SECRET_KEY={secrets.token_urlsafe(50)}",
+                "# Bearer token of the Prometheus scraper (/metrics is 403 without one).",
+                f"METRICS_TOKEN={secrets.token_urlsafe(32)}",
                 "DEBUG=True",
                 "LOG_FORMAT=console",
                 "# DATABASE_URL=postgres://postgres@127.0.0.1:5432/platform",

@@ -6,7 +6,11 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 
-from django.core.asgi import get_asgi_application
+from core.safe_defaults import require_secret_key
+
+require_secret_key()  # before anything serves: no production process on a published key
+
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
@@ -30,6 +34,12 @@ def _memoize_twisted_content_type_parsing() -> None:
 
 
 _memoize_twisted_content_type_parsing()
+
+from core.bounded_input import install_body_limit  # noqa: E402
+
+# Bodies past MAX_REQUEST_BODY are refused by daphne's protocol layer as they arrive:
+# daphne buffers a whole body before the ASGI app sees it (core/bounded_input.py).
+install_body_limit()
 
 # The console's JS and CSS (/static/) are served by daphne itself: no separate server.
 # Well-formed monitoring posts of a known integration key are answered in front of

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from /static/, no CDN (issue 9)
     "channels",
     "core",
     "chat",
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.security_headers.ContentSecurityPolicyMiddleware",
+    "core.bounded_input.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -232,6 +235,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["core.throttles.PrincipalRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.errors.exception_handler",
+    # JSON nested deeper than JSON_MAX_DEPTH is a 400 (core/bounded_input.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "core.bounded_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.LinkHeaderCursorPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -242,6 +251,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar's static files: no third-party script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a `status`; name each choice set instead of a hash suffix.
     "ENUM_NAME_OVERRIDES": {
         "HelpDeskStatusEnum": "chat.models.HelpDesk.Status",
@@ -307,3 +320,34 @@ ESCALATION_EVALUATOR_MAX_RUN = env.float("ESCALATION_EVALUATOR_MAX_RUN", default
 # within this many seconds.
 TRIGGER_FASTPATH = env.bool("TRIGGER_FASTPATH", default=True)
 TRIGGER_AUTH_CACHE_TTL = env.float("TRIGGER_AUTH_CACHE_TTL", default=2.0)
+
+# --- Safe defaults, CSP, bounded input (issue 9 items 6-8; docs/security.md) ------------
+# Production HTTPS settings (docs/security.md, "Safe defaults"); the defaults suit
+# plain-HTTP development. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER to
+# the header it sets, e.g. HTTP_X_FORWARDED_PROTO,https.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
+# Bearer token a Prometheus scraper presents to /metrics; unset = /metrics answers 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Sent on every response (core/security_headers.py, the trigger fast path too). Styles
+# allow 'unsafe-inline' for Swagger UI (its React components set style attributes);
+# scripts come only from this origin.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' ws: wss:; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+    ),
+)
+# Largest request body, in bytes, refused from Content-Length before it is read (and
+# while a chunked body arrives): an upload of MAX_UPLOAD_SIZE plus its form's overhead.
+MAX_REQUEST_BODY = env.int("MAX_REQUEST_BODY", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
+# Deepest nesting of lists/objects a JSON body may have.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
+
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -38,8 +41,27 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
+    # Counters and gauges tell an outsider which organizations exist and how busy they
+    # are: only a scraper presenting METRICS_TOKEN reads them, and with no token
+    # configured nobody does (the answer says how to configure one).
+    token = settings.METRICS_TOKEN
+    if not token:
+        return _metrics_error(403, "METRICS_TOKEN is not set: /metrics is disabled.")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), token.encode()
+    ):
+        return _metrics_error(401, "Send `Authorization: Bearer <METRICS_TOKEN>`.")
     # Every process's counters (multiprocess files) plus the database gauges.
     return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_error(status: int, message: str) -> JsonResponse:
+    code = "not_authenticated" if status == 401 else "permission_denied"
+    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
 
 
 class OrganizationListView(APIView):

@@ -48,12 +48,14 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
+from core.bounded_input import json_depth_exceeds
 from core.errors import rate_limited
 from core.logging import get_logger
+from core.security_headers import security_headers
 from core.throttles import api_key_ahit
 from escalation.alerts import alert_fingerprint
 from escalation.ingestion import Ingested, Pair, Post, triggers_ingest_many, triggers_kick
-from escalation.serializers import MAX_TRIGGERS, alert_pair
+from escalation.serializers import MAX_TRIGGERS, alert_pair, label_name_error
 
 log = get_logger(__name__)
 request_log = get_logger("core.request")
@@ -68,15 +70,12 @@ TRIGGERS = "/api/triggers/"
 ALERTMANAGER = "/api/alertmanager/"
 # Bigger bodies (1,000 alerts with many labels) are rare: Django takes them.
 MAX_BODY = 1024 * 1024
-# The headers Django's middleware and DRF put on the same 202.
+# The headers DRF puts on the same 202; the security headers Django's middleware adds
+# come from `security_headers()` (built from settings, like the middleware's).
 RESPONSE_HEADERS = [
     (b"content-type", b"application/json"),
     (b"vary", b"Accept"),
     (b"allow", b"POST, OPTIONS"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
 ]
 
 
@@ -115,22 +114,10 @@ def _text(value: Any, *, max_length: int | None, allow_blank: bool) -> str:
     return value
 
 
-# --- validation: a strict subset of escalation.serializers ------------------------------
-
-
-def _text(value: Any, *, max_length: int | None, allow_blank: bool) -> str:
-    """What DRF's CharField(trim_whitespace=True) accepts, for str input only."""
-    if type(value) is not str:
+def _label_name(value: Any) -> str:
+    """AlertSerializer's label-name rule (escalation.serializers.label_name_error)."""
+    if type(value) is not str or label_name_error(value) is not None:
         raise Fallback
-    value = value.strip()
-    if (not value and not allow_blank) or (max_length is not None and len(value) > max_length):
-        raise Fallback
-    if "\x00" in value:
-        raise Fallback
-    try:
-        value.encode("utf-8")  # lone surrogates: DRF refuses them
-    except UnicodeEncodeError:
-        raise Fallback from None
     return value
 
 
@@ -187,7 +174,10 @@ def parse_alertmanager(
         raw_labels = alert.get("labels")
         if type(raw_labels) is not dict:
             raise Fallback
-        labels = {k: _text(v, max_length=None, allow_blank=True) for k, v in raw_labels.items()}
+        labels = {
+            _label_name(k): _text(v, max_length=None, allow_blank=True)
+            for k, v in raw_labels.items()
+        }
         if "annotations" in alert and type(alert["annotations"]) is not dict:
             raise Fallback
         for key in ("startsAt", "endsAt", "fingerprint"):
@@ -391,6 +381,7 @@ class TriggerFastPath:
                         "status": status,
                         "headers": [
                             *RESPONSE_HEADERS,
+                            *security_headers(),
                             *extra,
                             (b"content-length", str(len(answer)).encode()),
                         ],
@@ -508,6 +499,9 @@ class TriggerFastPath:
         if charset and charset not in (b"charset=utf-8", b'charset="utf-8"'):
             raise Fallback
         try:
-            return json.loads(body.decode("utf-8"), parse_constant=_strict_constant)
-        except ValueError:
+            data = json.loads(body.decode("utf-8"), parse_constant=_strict_constant)
+        except (ValueError, RecursionError):
             raise Fallback from None
+        if json_depth_exceeds(data, settings.JSON_MAX_DEPTH):
+            raise Fallback  # the Django parser's 400
+        return data

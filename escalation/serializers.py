@@ -73,9 +73,34 @@ class TriggersPayloadSerializer(serializers.Serializer[Any]):
         return "api", [(t["service"], t["status"]) for t in data["triggers"]]
 
 
+MAX_LABEL_NAME = 256
+
+
+def label_name_error(name: str) -> str | None:
+    """Why `name` cannot be a label name, or None. Prometheus 3 allows any UTF-8 name,
+    so this refuses only what cannot be stored: empty, too long, NUL, a lone surrogate
+    (valid in JSON's \\u escapes, not encodable as UTF-8)."""
+    if not name or len(name) > MAX_LABEL_NAME:
+        return f"A label name has 1 to {MAX_LABEL_NAME} characters."
+    if "\x00" in name:
+        return "A label name cannot contain NUL."
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "A label name must be valid Unicode (no lone surrogates)."
+    return None
+
+
 class AlertSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=["firing", "resolved"])
     labels = serializers.DictField(child=serializers.CharField(allow_blank=True))
+
+    def validate_labels(self, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if (error := label_name_error(name)) is not None:
+                raise serializers.ValidationError(error)
+        return value
+
     annotations = serializers.DictField(required=False)
     startsAt = serializers.CharField(required=False, allow_blank=True)
     endsAt = serializers.CharField(required=False, allow_blank=True)

@@ -30,6 +30,17 @@ from rest_framework.test import APIClient
 ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "test-sender-secret-for-the-simulator-0123456789"
 
+# With DEBUG off the platform's processes refuse a missing or published SECRET_KEY
+# (core/safe_defaults.py). A fresh clone has no .env: every process a test starts
+# inherits this test-only key (pytest-django imported the settings before this file, so
+# this process's settings get it too).
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "0123456789abcdef" * 3)
+settings.SECRET_KEY = os.environ["SECRET_KEY"]
+# /metrics answers only a scraper presenting METRICS_TOKEN (core/views.py); same idea.
+os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
+settings.METRICS_TOKEN = os.environ["METRICS_TOKEN"]
+METRICS_AUTH = {"Authorization": f"Bearer {settings.METRICS_TOKEN}"}
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from chat.models import HelpDesk, Message
+from tests.conftest import METRICS_AUTH
 
 pytestmark = pytest.mark.django_db
 
@@ -536,7 +537,7 @@ def test_health_and_metrics(client, redis_client):
     health = client.get("/health/")
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "database": "ok", "redis": "ok"}
-    metrics = client.get("/metrics")
+    metrics = client.get("/metrics", headers=METRICS_AUTH)
     assert metrics.status_code == 200
     assert b"events_published_total" in metrics.content
 

@@ -18,12 +18,12 @@ import httpx
 import pytest
 
 from core.events import event_append, serialize
-from tests.conftest import wait_until
+from tests.conftest import METRICS_AUTH, wait_until
 from tests.wsclient import WS
 
 
 def _metric(web: Any, name: str, labels: str = "") -> float:
-    text = httpx.get(f"{web.url}/metrics", timeout=5).text
+    text = httpx.get(f"{web.url}/metrics", headers=METRICS_AUTH, timeout=5).text
     wanted = f"{name}{{{labels}}}" if labels else name
     for line in text.splitlines():
         if line.startswith(wanted + " "):

@@ -9,13 +9,13 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.conftest import wait_until
+from tests.conftest import METRICS_AUTH, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _samples(web: Any) -> dict[str, float]:
-    text = httpx.get(f"{web.url}/metrics", timeout=10).text
+    text = httpx.get(f"{web.url}/metrics", headers=METRICS_AUTH, timeout=10).text
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from tests.conftest import METRICS_AUTH
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +77,7 @@ def test_metrics_expose_mailing_gauges(agent: Any) -> None:
     from django.test import Client as HttpClient
 
     # Counted values are proven in test_metrics.py (a real worker, the web's /metrics).
-    body = HttpClient().get("/metrics").content.decode()
+    body = HttpClient().get("/metrics", headers=METRICS_AUTH).content.decode()
     assert 'mailing_deliveries_total{result="sent"}' in body
     assert 'mailing_dispatch_batch_seconds_count{phase="claim"}' in body
     assert "# TYPE mailings gauge" in body

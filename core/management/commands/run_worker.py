@@ -9,6 +9,7 @@ from rq import Worker
 
 from core.jobs import ALL_QUEUES, get_queue
 from core.redis import get_redis, wait_for_redis
+from core.safe_defaults import require_secret_key
 
 
 class Command(BaseCommand):
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default=None)
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        require_secret_key()  # no production process on a published key
         wait_for_redis(timeout=60)
         worker = Worker(
             [get_queue(q) for q in ALL_QUEUES], connection=get_redis(), name=opts["name"]

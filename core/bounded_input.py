@@ -1,0 +1,159 @@
+"""Bounded input: what a request may carry is checked before it is read or stored.
+
+1. **Body size, before any byte is buffered.** daphne hands a request to the ASGI app
+   only once Twisted has received the whole body, which it spools to a temporary file
+   past 100 kB, so no ASGI middleware or Django setting can refuse a 256 MiB body in
+   time. `BoundedWebRequest` (installed into daphne by `install_body_limit()`, called
+   from core/asgi.py) refuses it in Twisted's own callbacks: from the declared
+   `Content-Length` as soon as the headers are parsed, or, for a chunked body, as soon
+   as the bytes received pass the limit. It answers 413 with the JSON error shape and
+   `Connection: close`, half-closes, discards what the client still sends for a moment
+   (so the client can read the answer instead of a reset) and then drops the
+   connection. The limit is `MAX_REQUEST_BODY`.
+2. **JSON depth.** `JSONParser` refuses documents nested deeper than `JSON_MAX_DEPTH`
+   (400): Python's parser recurses, and a deeply nested value stored in a JSON column
+   could break every later serialization of its row.
+3. **NUL bytes in the URL.** `RejectNulMiddleware` answers 400 to a path or query
+   string holding a NUL (PostgreSQL refuses NUL in text, so any filter passing it to a
+   query would fail with a 500), in every app at once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser as DRFJSONParser
+
+# --- 1. body size in daphne's protocol layer -------------------------------------------
+
+# Seconds a refused connection keeps reading (and discarding) before it is dropped.
+LINGER_SECONDS = 2.0
+
+
+def error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+def install_body_limit() -> None:
+    """Make daphne build its requests from `BoundedWebRequest`.
+
+    daphne's `HTTPFactory.buildProtocol` reads the module global `WebRequest` each time
+    it builds a connection; that name is what this replaces (daphne is pinned in
+    requirements.txt; tests/core/test_bounded_input.py fails if this stops applying).
+    """
+    from daphne import http_protocol
+
+    if getattr(http_protocol.WebRequest, "bounded", False):
+        return
+    http_protocol.WebRequest = _bounded_request_class(http_protocol.WebRequest)
+
+
+def _bounded_request_class(base: type) -> type:
+    class BoundedWebRequest(base):  # type: ignore[valid-type,misc]
+        """daphne's request, refusing a body past `MAX_REQUEST_BODY` while it arrives."""
+
+        bounded = True
+        _refused = False
+        _received = 0
+
+        def gotLength(self, length: int | None) -> None:
+            if length is not None and length > settings.MAX_REQUEST_BODY:
+                self.content = io.BytesIO()  # not the temporary file Twisted would open
+                self._refuse()
+                return
+            super().gotLength(length)
+
+        def handleContentChunk(self, data: bytes) -> None:
+            if self._refused:
+                return  # discarded while lingering
+            self._received += len(data)
+            if self._received > settings.MAX_REQUEST_BODY:
+                self._refuse()
+                return
+            super().handleContentChunk(data)
+
+        def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+            if self._refused:
+                return  # answered already; the app never sees it
+            super().requestReceived(command, path, version)
+
+        def _refuse(self) -> None:
+            from twisted.internet import reactor
+
+            self._refused = True
+            self.content.close()  # nothing more is written to it
+            body = error_body(
+                "request_too_large",
+                f"The request body exceeds {settings.MAX_REQUEST_BODY} bytes.",
+            )
+            transport = self.channel.transport
+            transport.write(
+                b"HTTP/1.1 413 Request Entity Too Large\r\n"
+                b"Content-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+                b"Connection: close\r\n\r\n" + body
+            )
+            half_close = getattr(transport, "loseWriteConnection", None)
+            if half_close is not None:
+                half_close()
+                clock: Any = reactor  # Twisted's stubs type the global reactor loosely
+                clock.callLater(LINGER_SECONDS, transport.abortConnection)
+            else:
+                transport.loseConnection()
+
+    return BoundedWebRequest
+
+
+# --- 2. JSON depth ---------------------------------------------------------------------
+
+
+def json_depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether `data` nests lists/dicts deeper than `limit` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class JSONParser(DRFJSONParser):
+    """DRF's parser, refusing documents nested deeper than `JSON_MAX_DEPTH` with a 400."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+        if json_depth_exceeds(data, settings.JSON_MAX_DEPTH):
+            raise ParseError(f"JSON parse error - nested deeper than {settings.JSON_MAX_DEPTH}.")
+        return data
+
+
+# --- 3. NUL bytes in the URL -----------------------------------------------------------
+
+
+class RejectNulMiddleware(MiddlewareMixin):
+    def process_request(self, request: HttpRequest) -> JsonResponse | None:
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            return JsonResponse(
+                {"error": {"code": "invalid", "message": "NUL bytes are not allowed in URLs."}},
+                status=400,
+            )
+        return None
