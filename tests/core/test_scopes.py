@@ -448,3 +448,30 @@ def test_admin_edits_scopes_with_checkboxes_and_can_still_revoke(org, staff):
     assert revoked.status_code == 302
     key.refresh_from_db()
     assert key.revoked_at is not None and key.scopes == ["read"]
+
+
+def test_demo_keys_do_what_the_start_flow_prints(tmp_path, monkeypatch):
+    # the README's `bash contrib/start.sh` runs demo_data: its agent key reads and sends,
+    # its integration key posts triggers and assistance requests, and reads nothing
+    from core.management.commands import demo_data
+
+    monkeypatch.setattr(demo_data, "CREDENTIALS", tmp_path / "demo-credentials.json")
+    out = io.StringIO()
+    call_command("demo_data", stdout=out)
+    printed = out.getvalue()
+    agent_key = re.search(r"agent API key:\s+(\S+)\s+\(scopes: read, agent, admin\)", printed)
+    bot_key = re.search(
+        r"integration API key:\s+(\S+)\s+\(scopes: triggers, assistance, inbound\)", printed
+    )
+    assert agent_key and bot_key, printed
+    agent, bot = APIClient(), APIClient()
+    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_key[1]}")
+    bot.credentials(HTTP_AUTHORIZATION=f"Bearer {bot_key[1]}")
+    desks = agent.get("/api/help-desks/?organization=demo")
+    assert desks.status_code == 200 and desks.json()
+    sent = agent.post("/api/send-message/", {"help_desk": desks.json()[0]["uuid"], "message": "hi"})
+    assert sent.status_code == 201, sent.content
+    assert bot.post("/api/triggers/", SEED, format="json").status_code == 202
+    assistance = bot.post("/assistance/", {"topic": "sales"}, format="json")  # escalation.demo
+    assert assistance.status_code == 202, assistance.content
+    assert _refused(bot.get("/api/help-desks/?organization=demo"), "read")

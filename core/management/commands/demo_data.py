@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from core import scopes
 from core.models import Organization
 from core.redis import get_redis
 from core.services import agent_create, api_key_create, membership_add, organization_create
@@ -71,8 +72,10 @@ class Command(BaseCommand):
                     "  (the demo agent is also a superuser, for the admin)",
                     f"  username: agent   password: {creds.get('password', '(unchanged)')}"
                     "   organization: demo",
-                    f"  agent API key:       {creds['agent_key']}",
-                    f"  integration API key: {creds['integration_key']}",
+                    f"  agent API key:       {creds['agent_key']}"
+                    f"   (scopes: {', '.join(scopes.AGENT_DEFAULT)})",
+                    f"  integration API key: {creds['integration_key']}"
+                    f"   (scopes: {', '.join(scopes.INTEGRATION_DEFAULT)})",
                     "  try: curl -H 'Authorization: Bearer <agent key>' "
                     "'http://127.0.0.1:8000/api/help-desks/?organization=demo'",
                     "",
