@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import unicodedata
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import timedelta
 from typing import IO
@@ -66,6 +67,13 @@ _FILE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 def _storage() -> Storage:
     return Message._meta.get_field("file").storage  # type: ignore[union-attr]
+
+
+def display_name(name: str) -> str:
+    """The uploaded name without control or format characters: no CR/LF for a header,
+    and no right-to-left override to show "invoice\u202efdp.exe" as "invoiceexe.pdf"."""
+    cleaned = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    return cleaned.strip()[:255]
 
 
 # --- signed links ---------------------------------------------------------------------
@@ -120,7 +128,7 @@ def file_response(message: Message) -> FileResponse:
     response = FileResponse(
         handle,
         as_attachment=content_type not in INLINE_TYPES,
-        filename=message.file_name or os.path.basename(stored),
+        filename=display_name(message.file_name or os.path.basename(stored)) or "file",
         content_type=content_type,
     )
     # Headers (length, type, disposition) are set from the file above; only the body

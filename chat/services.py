@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chat.files import file_link_url, files_delete_on_commit, message_files
+from chat.files import display_name, file_link_url, files_delete_on_commit, message_files
 from chat.models import Client, HelpDesk, Message
 from chat.serializers import HelpDeskSerializer, MessageSerializer
 from core.delivery import delivery_claim, delivery_record, new_claim_token
@@ -222,7 +222,7 @@ def message_create(
     message = Message(help_desk=help_desk, message=text, type=Message.Type.SENT, sender=sender)
     if file is not None:
         message.file = file  # stored under a random name (chat.models.message_file_path)
-        message.file_name = (file.name or "")[:255]
+        message.file_name = display_name(file.name or "")
     message.save()
     message.delivery = Delivery.objects.create(
         organization_id=help_desk.organization_id,

@@ -139,6 +139,22 @@ def test_images_inline_other_types_attachment_with_their_name(web, agent, help_d
     )
 
 
+def test_uploaded_name_loses_control_and_direction_characters(web, agent, help_desk):
+    # "photo<RLO>gnp.pdf" is shown as "photofdp.png": a PDF passing for an image
+    sent = _upload(
+        agent.http(web.url),
+        help_desk,
+        name="photo\u202egnp.pdf",
+        body=b"%PDF",
+        content_type="application/pdf",
+    )
+
+    response = agent.http(web.url).get(sent["file"])
+
+    assert sent["file_name"] == "photognp.pdf"
+    assert response.headers["content-disposition"] == 'attachment; filename="photognp.pdf"'
+
+
 @pytest.mark.skipif(
     "core.permissions.ScopePermission"
     not in settings.REST_FRAMEWORK.get("DEFAULT_PERMISSION_CLASSES", []),
