@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -52,6 +53,34 @@ def rate_limited(wait: float) -> tuple[dict[str, Any], dict[str, str]]:
     return body, {"Retry-After": str(seconds)}
 
 
+def dependency_unavailable(exc: BaseException) -> str | None:
+    """The dependency ("redis" or "database") that `exc` says is down, if it is one."""
+    from core.resilience import DATABASE_ERRORS, REDIS_ERRORS
+
+    if isinstance(exc, REDIS_ERRORS):
+        return "redis"
+    if isinstance(exc, DATABASE_ERRORS):
+        return "database"
+    return None
+
+
+def unavailable_response(dependency: str, path: str | None) -> Response:
+    """503 `service_unavailable` during an outage of Redis or the database (issue #10):
+    the request did not happen (or its transaction rolled back); the client may retry.
+    The body names the part that is down, never its host."""
+    log.warning("service_unavailable", dependency=dependency, path=path)
+    return Response(
+        {
+            "error": {
+                "code": "service_unavailable",
+                "message": f"A backing service ({dependency}) is unavailable; retry shortly.",
+            }
+        },
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "2"},
+    )
+
+
 def _flatten(detail: Any) -> dict[str, Any]:
     if isinstance(detail, dict):
         return {k: v for k, v in detail.items()}
@@ -80,6 +109,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "1"},
         )
+    unavailable = dependency_unavailable(exc)
+    if unavailable is not None:
+        return unavailable_response(unavailable, getattr(context.get("request"), "path", None))
     if isinstance(exc, exceptions.Throttled):
         body, headers = rate_limited(getattr(exc, "wait", None) or 1)  # not in the stubs
         return Response(body, status=status.HTTP_429_TOO_MANY_REQUESTS, headers=headers)
@@ -114,3 +146,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response.status_code == status.HTTP_401_UNAUTHORIZED:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
+
+
+class DependencyUnavailableMiddleware:
+    """The same 503 for views outside DRF (console, admin, health-free pages): an
+    exception a view raises because Redis or the database is down is an outage, not a
+    500. Last in MIDDLEWARE, so it sees the view's exception first."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        dependency = dependency_unavailable(exc)
+        if dependency is None:
+            return None
+        response = unavailable_response(dependency, request.path)
+        return JsonResponse(
+            response.data, status=response.status_code, headers={"Retry-After": "2"}
+        )

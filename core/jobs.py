@@ -12,9 +12,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from rq import Queue
+from rq.registry import ScheduledJobRegistry
 
 from core.logging import get_logger
 from core.redis import get_redis
+from core.resilience import REDIS_ERRORS
 
 log = get_logger(__name__)
 
@@ -40,10 +42,20 @@ def enqueue_now(
     at: datetime | None = None,
     job_id: str | None = None,
 ) -> None:
-    """Enqueue immediately. Only for code already running after commit (jobs, cron)."""
+    """Enqueue immediately. Only for code already running after commit (jobs, cron).
+
+    With `at`, the job is scheduled for that exact time, never earlier: RQ scores a
+    scheduled job by its time truncated to the second (up to a second early), so the
+    score is rewritten, in the same transaction, with the fraction. The worker's
+    scheduler (core/workers.py `PreciseScheduler`) compares it with the exact clock;
+    RQ's stock scheduler compares it with whole seconds, i.e. rounds it up.
+    """
     q = get_queue(queue)
     if at is not None:
-        q.enqueue_at(at, job, *ids, job_id=job_id)
+        with q.connection.pipeline() as pipe:
+            scheduled = q.enqueue_at(at, job, *ids, job_id=job_id, pipeline=pipe)
+            pipe.zadd(ScheduledJobRegistry(queue=q).key, {scheduled.id: at.timestamp()})
+            pipe.execute()
     else:
         q.enqueue(job, *ids, job_id=job_id)
 
@@ -66,6 +78,14 @@ def enqueue_on_commit(
     def _enqueue() -> None:
         try:
             enqueue_now(job, *ids, queue=queue, at=at, job_id=job_id)
+        except REDIS_ERRORS as exc:
+            # An outage: one line per lost enqueue (with its ids), no traceback.
+            log.warning(
+                "enqueue_failed",
+                job=getattr(job, "__name__", str(job)),
+                ids=ids,
+                error=f"{type(exc).__name__}: {exc}",
+            )
         except Exception:
             log.exception("enqueue_failed", job=getattr(job, "__name__", str(job)), ids=ids)
 

@@ -39,6 +39,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from core.events import event_log_open_async, live_channel
 from core.logging import get_logger
 from core.redis import get_async_redis
+from core.resilience import REDIS_ERRORS
 
 log = get_logger(__name__)
 
@@ -257,9 +258,20 @@ class Hub:
         self._lock = asyncio.Lock()
 
     async def join(self, organization_id: int, subscriber: Subscriber) -> None:
+        try:
+            await self._join(organization_id, subscriber)
+        except REDIS_ERRORS as exc:
+            # Redis is down: the socket is closed like every other one in the outage
+            # (4500), and the client resumes with last_event_id once it is back.
+            log.warning("hub_join_failed", organization_id=organization_id, error=repr(exc))
+            await self._reset()
+            WS_DROPPED.labels("stream").inc()
+            subscriber.drop("stream")
+
+    async def _join(self, organization_id: int, subscriber: Subscriber) -> None:
         async with self._lock:
             if self._pubsub is None:
-                self._redis = get_async_redis()
+                self._redis = get_async_redis(reconnect=False)  # a gap must close sockets
                 self._pubsub = self._redis.pubsub()
             group = self._groups.get(organization_id)
             if group is None:
@@ -315,6 +327,10 @@ class Hub:
                 await self._dispatch_all(messages)
         except asyncio.CancelledError:
             raise
+        except REDIS_ERRORS as exc:
+            # An outage, not a bug: one line per process, every socket closed with 4500.
+            log.warning("hub_pubsub_failed", error=repr(exc))
+            await self._reset()
         except Exception:
             log.exception("hub_pubsub_failed")
             await self._reset()

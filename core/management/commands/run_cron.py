@@ -1,14 +1,19 @@
-"""Wait for Redis, then run RQ's cron scheduler with `core.cron` (Procfile `cron`)."""
+"""Run RQ's cron scheduler with `core.cron` (Procfile `cron`), through any Redis outage.
+
+RQ's own loop exits on the first connection error (and honcho then stops every other
+process); `ResilientCronScheduler` (core/workers.py) retries instead.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
 
 from core.redis import get_redis, wait_for_redis
 from core.safe_defaults import require_secret_key
+from core.workers import ResilientCronScheduler, stop_on_signals
 
 
 class Command(BaseCommand):
@@ -16,7 +21,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         require_secret_key()  # no production process on a published key
-        wait_for_redis(timeout=60)
-        scheduler = CronScheduler(connection=get_redis())
-        scheduler.load_config_from_file("core.cron")
+        stop_on_signals()
+        try:
+            wait_for_redis(process="cron")
+            scheduler = ResilientCronScheduler(connection=get_redis())
+            scheduler.load_config_from_file("core.cron")
+        except StopRequested:
+            return
         scheduler.start()

@@ -1,4 +1,10 @@
-"""Wait for Redis, then serve HTTP and websockets with daphne (Procfile `web`)."""
+"""Serve HTTP and websockets with daphne (Procfile `web`), once Redis answers.
+
+It waits a bounded time for Redis (the embedded one starts alongside), then serves
+anyway: without Redis the web answers 503 and /health/ says what is down, which is
+better than not listening at all and much better than exiting (honcho would stop
+every other process). Daphne itself does not need Redis to stay up.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", default=os.environ.get("WEB_PORT", "8000"))
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        wait_for_redis(timeout=60)
+        wait_for_redis(process="web", timeout=30)
         os.execvp(
             sys.executable,
             [

