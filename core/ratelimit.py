@@ -27,6 +27,7 @@ import functools
 import math
 import time
 import weakref
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -41,6 +42,15 @@ log = get_logger(__name__)
 _RETRY_AFTER_FAILURE = 1.0
 _down_until: dict[str, float] = {}
 
+# Add ARGV[1] hits; a key this call created gets its TTL. One command: less client work
+# than an INCR + EXPIRE pipeline (about half the CPU per call in redis-py), and no
+# `EXPIRE NX` (Redis 7) needed.
+_COUNT = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return n
+"""
+
 # Take back one hit, never below zero and never creating a key (refund()).
 _REFUND = """
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -50,25 +60,43 @@ return 0
 
 
 @functools.lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
+def _client(url: str) -> tuple[redis.Redis, Any]:
     timeout = settings.RATELIMIT_REDIS_TIMEOUT
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return client, client.register_script(_COUNT)
 
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]]
-_async_clients = weakref.WeakKeyDictionary()
+class _LoopState:
+    """Per event loop: its client (a connection pool belongs to its loop) and the hits
+    waiting for the next round trip of their key."""
 
-
-def _async_client(url: str) -> aioredis.Redis:
-    """One client per event loop (a connection pool belongs to its loop)."""
-    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get(url)
-    if client is None:
+    def __init__(self, url: str) -> None:
         timeout = settings.RATELIMIT_REDIS_TIMEOUT
-        client = per_loop[url] = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        # Bounded: a burst of a thousand concurrent posts shares a few connections
+        # (waiting at most `timeout` for one) instead of opening a thousand.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=32,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
-    return client
+        self.client = aioredis.Redis(connection_pool=pool)
+        self.count = self.client.register_script(_COUNT)
+        self.waiting: dict[str, list[asyncio.Future[int]]] = {}
+        self.flushers: set[asyncio.Future[None]] = set()
+
+
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _LoopState]]
+_loops = weakref.WeakKeyDictionary()
+
+
+def _loop_state(url: str) -> _LoopState:
+    per_loop = _loops.setdefault(asyncio.get_running_loop(), {})
+    state = per_loop.get(url)
+    if state is None:
+        state = per_loop[url] = _LoopState(url)
+    return state
 
 
 def _window(bucket: str, window: float, now: float) -> tuple[str, float]:
@@ -108,17 +136,20 @@ def hit(bucket: str, *, limit: int, window: float) -> float:
         return 0.0
     key, start = _window(bucket, window, now)
     try:
-        pipe = _client(url).pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, math.ceil(window) + 1, nx=True)
-        count = int(pipe.execute()[0])
+        count = int(_client(url)[1](keys=[key], args=[1, math.ceil(window) + 1]))
     except redis.RedisError as exc:
         return _failed(url, bucket, exc)
     return _counted(url, count, limit, start, window, now)
 
 
 async def ahit(bucket: str, *, limit: int, window: float) -> float:
-    """`hit` for a coroutine: the same key, the same count, without blocking the loop."""
+    """`hit` for a coroutine: the same key, the same count, without blocking the loop.
+
+    Hits on one key that arrive while that key's round trip is under way go together
+    in the next one (`INCRBY n`; each caller gets its own position in the count, so
+    the limit stays exact): a burst from one key costs a few round trips, not one per
+    request.
+    """
     if limit <= 0:
         return 0.0
     now = time.time()
@@ -126,14 +157,43 @@ async def ahit(bucket: str, *, limit: int, window: float) -> float:
     if not _usable(url, now):
         return 0.0
     key, start = _window(bucket, window, now)
+    state = _loop_state(url)
+    future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    queue = state.waiting.get(key)
+    if queue is None:
+        state.waiting[key] = [future]
+        flusher = asyncio.ensure_future(_flush(state, key, math.ceil(window) + 1))
+        state.flushers.add(flusher)  # the loop holds tasks weakly
+        flusher.add_done_callback(state.flushers.discard)
+    else:
+        queue.append(future)
     try:
-        pipe = _async_client(url).pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, math.ceil(window) + 1, nx=True)
-        count = int((await pipe.execute())[0])
+        count = await future
     except (redis.RedisError, OSError) as exc:
         return _failed(url, bucket, exc)
     return _counted(url, count, limit, start, window, now)
+
+
+async def _flush(state: _LoopState, key: str, ttl: int) -> None:
+    """Count the waiting hits of `key`, one round trip per batch, until none wait."""
+    try:
+        while state.waiting[key]:
+            batch, state.waiting[key] = state.waiting[key], []
+            try:
+                last = int(await state.count(keys=[key], args=[len(batch), ttl]))
+            except Exception as exc:
+                for future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for position, future in enumerate(batch, start=last - len(batch) + 1):
+                if not future.done():
+                    future.set_result(position)
+    finally:
+        # Normally empty; on an unexpected exit, never leave a caller waiting.
+        for future in state.waiting.pop(key, []):
+            if not future.done():
+                future.set_exception(redis.ConnectionError("rate-limit flush stopped"))
 
 
 def refund(bucket: str, *, window: float) -> None:
@@ -146,7 +206,7 @@ def refund(bucket: str, *, window: float) -> None:
         return
     key, _ = _window(bucket, window, now)
     try:
-        _client(url).eval(_REFUND, 1, key)
+        _client(url)[0].eval(_REFUND, 1, key)
     except redis.RedisError as exc:
         _failed(url, bucket, exc)
 

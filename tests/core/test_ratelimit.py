@@ -75,6 +75,25 @@ def test_async_hits_count_in_the_same_bucket() -> None:
     assert hit("t:both", limit=2, window=86400) > 0
 
 
+def test_a_burst_of_concurrent_async_hits_is_counted_exactly_in_few_round_trips(
+    settings: Any, redis_client: Any
+) -> None:
+    settings.RATELIMIT_REDIS_TIMEOUT = 10.0  # a loaded machine must not fail it open
+
+    def scripts_run() -> int:
+        stats = redis_client.info("commandstats")
+        return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+    async def burst() -> list[float]:
+        return await asyncio.gather(*(ahit("t:burst", limit=50, window=86400) for _ in range(200)))
+
+    before = scripts_run()
+    waits = asyncio.run(burst())
+    assert sum(1 for wait in waits if wait == 0) == 50
+    # hits arriving while their key's round trip is under way share the next one
+    assert 1 <= scripts_run() - before < 20
+
+
 def test_a_limit_of_zero_is_off() -> None:
     assert all(hit("t:off", limit=0, window=60) == 0 for _ in range(5))
 
