@@ -54,8 +54,9 @@ from chat.consumers import ChatConsumer  # noqa: E402
 from core.realtime import DirectSocketMiddleware  # noqa: E402
 
 websocket_urlpatterns = [
-    # Any segment reaches the consumer, which answers an unknown organization with 4404
-    # (a route miss would be a bare handshake failure the client cannot tell apart).
+    # Any segment reaches the consumer, which checks credentials first and answers an
+    # unknown organization like someone else's, 4403 (a route miss would be a bare
+    # handshake failure that tells the two apart).
     re_path(r"^ws/chat/(?P<organization>[^/]{1,100})/$", ChatConsumer.as_asgi()),
 ]
 

@@ -117,6 +117,18 @@ CHANNEL_LAYERS = {
 EVENT_RETENTION = env.int("EVENT_RETENTION", default=10_000)
 WS_SEND_QUEUE = env.int("WS_SEND_QUEUE", default=2_000)
 
+# --- Websocket access and limits (chat/ws_auth.py, chat/consumers.py) ------------------
+# Seconds between two re-validations of every open websocket's principal in a web
+# process: a revoked key, a deactivated user or a removed membership is closed within it.
+WS_AUTH_RECHECK_SECONDS = env.float("WS_AUTH_RECHECK_SECONDS", default=5.0)
+# Connects per key / session user (per client IP without valid credentials), all web
+# processes together; over it: close 4429. "<count>/<s|min|h|day>", 0 = no limit.
+WS_CONNECT_RATE = env.str("WS_CONNECT_RATE", default="60/min")
+# Client frames per socket; over it frames are dropped, twice over it closes (4429).
+WS_FRAME_RATE = env.str("WS_FRAME_RATE", default="120/min")
+# At most one `typing` broadcast per help desk per socket in this many seconds.
+WS_TYPING_INTERVAL = env.float("WS_TYPING_INTERVAL", default=2.0)
+
 # --- Jobs -----------------------------------------------------------------------------
 RQ_DEFAULT_TIMEOUT = env.int("RQ_DEFAULT_TIMEOUT", default=300)
 

@@ -109,6 +109,8 @@ TEST_RATES = {
     "ANON_RATE": "1000000/min",
     "TRIGGER_RATE": "1000000/min",
     "LOGIN_RATE": "1000000/min",
+    "WS_CONNECT_RATE": "1000000/min",
+    "WS_FRAME_RATE": "1000000/min",
 }
 
 

@@ -51,8 +51,9 @@ def test_agent_receives_new_message_and_helpdesk_update(start_web, agent, help_d
     [
         ("bad_token", 4401),
         ("non_member", 4403),
-        ("unknown_org", 4404),
-        ("not_a_slug", 4404),
+        # an unknown organization is not told apart from someone else's (docs/security.md)
+        ("unknown_org", 4403),
+        ("not_a_slug", 4403),
         ("anonymous", 4403),
     ],
 )

@@ -1,0 +1,337 @@
+"""Who may hold a websocket: checked when it connects, and again while it is open.
+
+Connect (`admit`), in this order, so that a refusal tells an outsider nothing about
+which organizations exist:
+
+1. Credentials. `?token=<api key>`: a key that is not revoked and whose user is
+   active, else 4401; it must carry the `read` scope to listen, else 4403. Without a
+   token: the session's user, else 4403; a cookie-authenticated socket opened by
+   another site's page (Origin is not Host) is 4403 too.
+2. Connect rate (`WS_CONNECT_RATE`, a Redis counter shared by every web process):
+   per key, per session user, or per client IP when step 1 failed, so a flood of
+   bad tokens is slowed down as well. Over it: an error frame
+   `{"type": "error", "code": "rate_limited", "retry_after": s}`, then 4429.
+3. The organization. Only now is the slug looked up, and an unknown slug, a
+   malformed one and an organization the principal does not belong to get the same
+   4403: an authenticated outsider learns no more than an anonymous one.
+
+While open (`Guard`): every `WS_AUTH_RECHECK_SECONDS` each web process re-validates
+every principal holding one of its sockets in a handful of batched queries (keys,
+users, memberships, sessions: one query each per 500 ids, not one per socket), and
+closes the sockets whose principal lost the right to it. There is no invalidation to
+forget: a revocation through the admin, a service, a management command or raw SQL
+is seen the same way.
+
+| what changed                                        | close code |
+|-----------------------------------------------------|------------|
+| key revoked or deleted, or its user deactivated      | 4401       |
+| key lost the `read` scope                            | 4403       |
+| session user deactivated, or the session ended       | 4403       |
+| membership removed (or the organization deleted)     | 4403       |
+
+When the database cannot be reached the check is skipped (logged) and sockets stay
+open until the next check succeeds: a database blip must not disconnect everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlparse
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest
+from django.utils import timezone
+from prometheus_client import Counter
+
+from core import scopes
+from core.auth import api_key_lookup
+from core.logging import get_logger
+from core.models import ApiKey, Membership, Organization, slug_validator
+from core.ratelimit import hit, rate
+from core.throttles import client_address
+
+log = get_logger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_RATE_LIMITED = 4429
+
+WS_REVOKED = Counter(
+    "ws_auth_revoked_total", "Open websockets closed because their principal lost access", ["code"]
+)
+WS_REFUSED = Counter("ws_refused_total", "Websocket connects refused", ["code"])
+
+_CHUNK = 500  # ids per IN (...): far below SQLite's and PostgreSQL's parameter limits
+_DB_SESSION_ENGINES = (
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cached_db",
+)
+
+
+def check_settings() -> None:
+    """Fail at start, not at the first connect, on a malformed rate."""
+    rate("WS_CONNECT_RATE")
+    rate("WS_FRAME_RATE")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a socket was admitted on; re-validated while the socket is open."""
+
+    organization_id: int
+    key_id: int | None = None  # a `?token=` socket
+    user_id: int | None = None  # the acting user (agent key or session); None: integration
+    session_key: str | None = None  # a cookie socket
+
+
+@dataclass(slots=True)
+class Admission:
+    """The verdict on a connect: `code` 0 and a grant, or a close code (and maybe a
+    frame to send before closing)."""
+
+    code: int = 0
+    grant: Grant | None = None
+    user: Any = None  # who acts for `typing`/`read`; None for an integration key
+    key_scopes: frozenset[str] | None = None  # None: a session (not scoped)
+    integration_organization_id: int | None = None  # an integration key's one organization
+    retry_after: float = 0.0
+
+
+def _client_ip(scope: dict[str, Any]) -> str:
+    """Counted like the API's per-address limits (IPv6 by its /64; behind a balancer,
+    daphne's proxy headers have already put the client's address in the scope)."""
+    request = HttpRequest()
+    request.META["REMOTE_ADDR"] = str((scope.get("client") or ("unknown", 0))[0])
+    return client_address(request)
+
+
+def _same_origin(scope: dict[str, Any]) -> bool:
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"").decode()
+    return urlparse(origin.decode()).netloc == host
+
+
+def _credentials(scope: dict[str, Any]) -> tuple[Admission, str]:
+    """Step 1: (admission without organization, rate-limit bucket)."""
+    query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+    token = (query.get("token") or [""])[0]
+    if token:
+        key = api_key_lookup(token)
+        if key is None:
+            return Admission(code=CLOSE_UNAUTHENTICATED), f"ws-connect:ip:{_client_ip(scope)}"
+        bucket = f"ws-connect:key:{key.pk}"
+        if not scopes.key_has_scope(key, scopes.READ):
+            return Admission(code=CLOSE_FORBIDDEN), bucket
+        grant = Grant(organization_id=0, key_id=key.pk, user_id=key.user_id)
+        admission = Admission(
+            grant=grant,
+            user=key.user,
+            key_scopes=frozenset(key.scopes or ()),
+            integration_organization_id=key.organization_id if key.user_id is None else None,
+        )
+        return admission, bucket
+    user = scope.get("user") or AnonymousUser()
+    if not user.is_authenticated or not _same_origin(scope):
+        return Admission(code=CLOSE_FORBIDDEN), f"ws-connect:ip:{_client_ip(scope)}"
+    session = scope.get("session")
+    grant = Grant(
+        organization_id=0,
+        user_id=user.pk,
+        session_key=getattr(session, "session_key", None) or None,
+    )
+    return Admission(grant=grant, user=user), f"ws-connect:user:{user.pk}"
+
+
+def _organization_id(slug: str, grant: Grant, integration_org: int | None) -> int | None:
+    """Step 3: the organization's id when the principal may listen to it, else None."""
+    try:
+        slug_validator(slug)  # before the query: PostgreSQL refuses e.g. a NUL byte
+    except DjangoValidationError:
+        return None
+    if integration_org is not None:
+        found = Organization.objects.filter(slug=slug, pk=integration_org)
+    else:
+        assert grant.user_id is not None  # an agent key or a session
+        found = Organization.objects.filter(slug=slug, memberships__user_id=grant.user_id)
+    return found.values_list("pk", flat=True).first()
+
+
+def admit(scope: dict[str, Any]) -> Admission:
+    """Decide a connect (blocking: database and Redis). See the module docstring."""
+    admission, bucket = _credentials(scope)
+    limit, window = rate("WS_CONNECT_RATE")
+    retry_after = hit(bucket, limit=limit, window=window)
+    if retry_after:
+        WS_REFUSED.labels(str(CLOSE_RATE_LIMITED)).inc()
+        return Admission(code=CLOSE_RATE_LIMITED, retry_after=retry_after)
+    if admission.code:
+        WS_REFUSED.labels(str(admission.code)).inc()
+        return admission
+    grant = admission.grant
+    assert grant is not None
+    organization_id = _organization_id(
+        scope["url_route"]["kwargs"]["organization"], grant, admission.integration_organization_id
+    )
+    if organization_id is None:
+        WS_REFUSED.labels(str(CLOSE_FORBIDDEN)).inc()
+        return Admission(code=CLOSE_FORBIDDEN)
+    admission.grant = Grant(
+        organization_id=organization_id,
+        key_id=grant.key_id,
+        user_id=grant.user_id,
+        session_key=grant.session_key,
+    )
+    return admission
+
+
+# --- while open ------------------------------------------------------------------------------
+
+
+def _chunks(ids: Iterable[Any]) -> Iterable[list[Any]]:
+    items = sorted(ids)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    closes: dict[Grant, int]  # grants no longer valid, with the close code
+    key_scopes: dict[int, frozenset[str]]  # current scopes of the keys still valid
+
+
+def recheck(grants: Iterable[Grant]) -> Recheck:
+    """Which of these grants are no longer valid. A few queries for all of them."""
+    grants = set(grants)
+    key_ids = {g.key_id for g in grants if g.key_id is not None}
+    user_ids = {g.user_id for g in grants if g.user_id is not None}
+    org_ids = {g.organization_id for g in grants}
+    session_keys = {g.session_key for g in grants if g.session_key}
+
+    keys: dict[int, frozenset[str]] = {}
+    key_orgs: set[tuple[int, int | None]] = set()
+    for chunk in _chunks(key_ids):
+        key_rows = ApiKey.objects.filter(pk__in=chunk, revoked_at__isnull=True).values_list(
+            "pk", "scopes", "organization_id"
+        )
+        for pk, key_scopes, organization_id in key_rows:
+            keys[pk] = frozenset(key_scopes or ())
+            key_orgs.add((pk, organization_id))
+    active: set[int] = set()
+    members: set[tuple[int, int]] = set()
+    for chunk in _chunks(user_ids):
+        users = get_user_model().objects.filter(pk__in=chunk, is_active=True)
+        active.update(users.values_list("pk", flat=True))
+        member_rows = Membership.objects.filter(user_id__in=chunk, organization_id__in=org_ids)
+        members.update(member_rows.values_list("user_id", "organization_id"))
+    live_sessions: set[str] | None = None
+    if session_keys and settings.SESSION_ENGINE in _DB_SESSION_ENGINES:
+        from django.contrib.sessions.models import Session
+
+        live_sessions = set()
+        now = timezone.now()
+        for chunk in _chunks(session_keys):
+            session_rows = Session.objects.filter(session_key__in=chunk, expire_date__gt=now)
+            live_sessions.update(session_rows.values_list("session_key", flat=True))
+
+    def verdict(g: Grant) -> int:
+        if g.key_id is not None:
+            if g.key_id not in keys or (g.user_id is not None and g.user_id not in active):
+                return CLOSE_UNAUTHENTICATED
+            if scopes.READ not in keys[g.key_id]:
+                return CLOSE_FORBIDDEN
+            if g.user_id is None:  # integration key: still its organization's
+                return 0 if (g.key_id, g.organization_id) in key_orgs else CLOSE_FORBIDDEN
+        if g.user_id is None or g.user_id not in active:
+            return CLOSE_FORBIDDEN
+        if (g.user_id, g.organization_id) not in members:
+            return CLOSE_FORBIDDEN
+        if g.key_id is None and live_sessions is not None and g.session_key not in live_sessions:
+            return CLOSE_FORBIDDEN  # logged out (or the session expired)
+        return 0
+
+    closes = {g: code for g in grants if (code := verdict(g))}
+    return Recheck(closes=closes, key_scopes=keys)
+
+
+class Guarded(Protocol):
+    grant: Grant | None
+    key_scopes: frozenset[str] | None
+
+    def revoke(self, code: int) -> None:
+        """Close the socket: its principal lost access (must not block)."""
+
+
+class Guard:
+    """The open sockets of one event loop (one web process), re-validated periodically."""
+
+    def __init__(self) -> None:
+        self._sockets: set[Guarded] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, socket: Guarded) -> None:
+        self._sockets.add(socket)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def forget(self, socket: Guarded) -> None:
+        self._sockets.discard(socket)
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    async def _run(self) -> None:
+        while self._sockets:
+            await asyncio.sleep(settings.WS_AUTH_RECHECK_SECONDS)
+            await self.check()
+
+    async def check(self) -> None:
+        sockets = [s for s in self._sockets if s.grant is not None]
+        if not sockets:
+            return
+        grants = [s.grant for s in sockets if s.grant is not None]
+        try:
+            result = await database_sync_to_async(recheck)(grants)
+        except Exception as exc:
+            # Database down: keep the sockets (the check runs again), say so once per tick.
+            log.warning("ws_auth_recheck_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        for socket in sockets:
+            grant = socket.grant
+            if grant is None or socket not in self._sockets:
+                continue  # closed meanwhile
+            code = result.closes.get(grant)
+            if code:
+                self._sockets.discard(socket)
+                WS_REVOKED.labels(str(code)).inc()
+                log.info(
+                    "ws_auth_revoked",
+                    organization_id=grant.organization_id,
+                    api_key_id=grant.key_id,
+                    user_id=grant.user_id,
+                    code=code,
+                )
+                socket.revoke(code)
+            elif grant.key_id is not None:
+                socket.key_scopes = result.key_scopes.get(grant.key_id, socket.key_scopes)
+
+
+_guards: dict[int, Guard] = {}
+
+
+def get_guard() -> Guard:
+    """The guard of the running event loop (one per process in daphne)."""
+    loop = asyncio.get_running_loop()
+    guard = _guards.get(id(loop))
+    if guard is None:
+        guard = _guards[id(loop)] = Guard()
+    return guard
