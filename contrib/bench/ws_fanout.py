@@ -280,6 +280,9 @@ def server_env(kind: str, db_path: Path, redis_url: str) -> dict[str, str]:
             DJANGO_SETTINGS_MODULE="core.settings",
             DATABASE_URL=f"sqlite:///{db_path}",
             MEDIA_ROOT=str(db_path.parent / "media"),
+            # Capacity, not abuse limits: ws_idle reconnects 50 sockets per key at once.
+            WS_CONNECT_RATE="0/min",
+            WS_FRAME_RATE="0/min",
         )
     else:
         env["DJANGO_SETTINGS_MODULE"] = "contrib.bench.baseline.settings"
