@@ -1,8 +1,11 @@
-"""A short, derandomized schemathesis run over the chat API: generated input never gets a 500.
+"""A short, derandomized schemathesis run over every endpoint of the OpenAPI schema:
+generated input never gets a 500.
 
 In-process through Django's WSGI handler (same thread and database connection as the
 test), authenticated as an agent of an organization with a client, a help desk and a
-message. Bounded (`max_examples`) and derandomized so CI runs are repeatable.
+message. Bounded (`max_examples` per operation) and derandomized so CI runs are
+repeatable; it runs on whichever database the suite runs on (CI: SQLite, then
+PostgreSQL, which refuses NUL bytes and lone surrogates that SQLite stores).
 """
 
 from __future__ import annotations
@@ -17,16 +20,6 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 
-ENDPOINTS = (
-    "/api/help-desks/",
-    "/api/send-message/",
-    "/api/inbound-message/",
-    "/api/messages/",
-    "/api/clients/",
-    "/api/organizations/",
-)
-
-
 @pytest.fixture
 def api_schema(seeded: Any) -> Iterator[Any]:
     # After `seeded`: Django's test client reconnects close_old_connections when done.
@@ -35,7 +28,7 @@ def api_schema(seeded: Any) -> Iterator[Any]:
     signals.request_finished.disconnect(close_old_connections)
     try:
         schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
-        yield schema.include(path_regex="^(" + "|".join(ENDPOINTS) + ")")
+        yield schema
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
@@ -55,7 +48,7 @@ def test_generated_requests_never_get_a_server_error(seeded: Any, api_schema: An
     # schemathesis' own pytest integration does not run on pytest 9 (it sets
     # Function._nodeid), so each operation gets a bounded hypothesis run here.
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 10
+    assert len(operations) >= 40  # every endpoint: chat, assistance, mailing, escalation
     auth = {"Authorization": f"Bearer {seeded.key}"}
     server_errors: list[str] = []
 
