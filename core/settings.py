@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.logging.RequestLogMiddleware",
+    # Last: a view's Redis/database outage error becomes a 503, not a 500 (issue #10).
+    "core.errors.DependencyUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "core.urls"
@@ -332,6 +334,27 @@ ESCALATION_EVALUATOR_MAX_RUN = env.float("ESCALATION_EVALUATOR_MAX_RUN", default
 # within this many seconds.
 TRIGGER_FASTPATH = env.bool("TRIGGER_FASTPATH", default=True)
 TRIGGER_AUTH_CACHE_TTL = env.float("TRIGGER_AUTH_CACHE_TTL", default=2.0)
+
+# --- Outages and restarts (issue #10 items 1-3; core/resilience.py, docs/operations.md) --
+# Every process retries a Redis or database outage forever, with a backoff doubling
+# from OUTAGE_RETRY_MIN to OUTAGE_RETRY_MAX seconds (the most a process lags behind
+# the dependency's return).
+OUTAGE_RETRY_MIN = env.float("OUTAGE_RETRY_MIN", default=0.2)
+OUTAGE_RETRY_MAX = env.float("OUTAGE_RETRY_MAX", default=2.0)
+# Seconds a Redis connect or command may take before it fails (an unreachable host
+# answers 503 instead of hanging the request); RQ raises it for its blocking dequeue.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
+# How often the worker's scheduler moves due enqueue_at jobs to their queue: the most a
+# scheduled job (mailing start, escalation check, retry) starts after its time.
+RQ_SCHEDULER_POLL_INTERVAL = env.float("RQ_SCHEDULER_POLL_INTERVAL", default=0.2)
+# Seconds between the worker's maintenance runs (registry cleanup, and taking over the
+# scheduler when its holder died); RQ's default is 600.
+RQ_MAINTENANCE_INTERVAL = env.int("RQ_MAINTENANCE_INTERVAL", default=10)
+# A scheduler lock whose holder has not heartbeated for this long is taken over at start.
+RQ_SCHEDULER_STALE_AFTER = env.float("RQ_SCHEDULER_STALE_AFTER", default=30.0)
+# On SIGTERM the embedded Valkey waits up to this long for the other processes to
+# disconnect (release their locks, register their death) before it stops.
+EMBEDDED_REDIS_STOP_GRACE = env.float("EMBEDDED_REDIS_STOP_GRACE", default=5.0)
 
 # --- Safe defaults, CSP, bounded input (issue 9 items 6-8; docs/security.md) ------------
 # Production HTTPS settings (docs/security.md, "Safe defaults"); the defaults suit
