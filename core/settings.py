@@ -247,7 +247,8 @@ REST_FRAMEWORK = {
     ],
     # Per API key / session user / client address, shared by all processes (rates above).
     "DEFAULT_THROTTLE_CLASSES": ["core.throttles.PrincipalRateThrottle"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's AutoSchema, plus each operation's API key scope (core/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ScopedAutoSchema",
     "EXCEPTION_HANDLER": "core.errors.exception_handler",
     # JSON nested deeper than JSON_MAX_DEPTH is a 400 (core/bounded_input.py).
     "DEFAULT_PARSER_CLASSES": [

@@ -475,3 +475,24 @@ def test_demo_keys_do_what_the_start_flow_prints(tmp_path, monkeypatch):
     assistance = bot.post("/assistance/", {"topic": "sales"}, format="json")  # escalation.demo
     assert assistance.status_code == 202, assistance.content
     assert _refused(bot.get("/api/help-desks/?organization=demo"), "read")
+
+
+def test_the_openapi_schema_names_each_operations_scope(agent):
+    schema = agent.client().get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    expected = {
+        ("/api/triggers/", "post"): "triggers",
+        ("/api/help-desks/{uuid}/history/", "get"): "read",
+        ("/api/help-desks/{uuid}/", "patch"): "agent",
+        ("/api/mailings/", "post"): "admin",
+        ("/assistance/", "post"): "assistance",
+        ("/api/inbound-message/", "post"): "inbound",
+    }
+    for (path, method), scope in expected.items():
+        operation = paths[path][method]
+        assert operation["x-api-key-scope"] == scope, (path, method)
+        assert f"`{scope}` scope" in operation["description"]
+    # every operation says so, but the signed file link's (its signature is the credential)
+    silent = [p for p, ops in paths.items() for op in ops.values() if "x-api-key-scope" not in op]
+    assert silent == ["/api/files/{token}/"]
