@@ -40,6 +40,7 @@ from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from prometheus_client import Counter
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -53,6 +54,13 @@ if TYPE_CHECKING:
 
 # `throttle_scope` of a view -> the rate setting of that scope.
 SCOPE_RATES = {"triggers": "TRIGGER_RATE"}
+
+# What is being refused, on /metrics (no log line per refusal: a flood would flood logs).
+RATE_LIMITED = Counter(
+    "http_rate_limited_total",
+    "HTTP requests answered 429 by a rate limit",
+    ["surface"],  # api, triggers, login
+)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -97,6 +105,8 @@ class PrincipalRateThrottle(BaseThrottle):
             bucket, setting = f"{scope or 'api'}:ip:{client_address(request)}", "ANON_RATE"
         limit, window = rate(_scope_rate(scope) if scope else setting)
         self.retry_after = hit(bucket, limit=limit, window=window)
+        if self.retry_after:
+            RATE_LIMITED.labels(scope or "api").inc()
         return not self.retry_after
 
     def wait(self) -> float | None:
@@ -107,7 +117,10 @@ async def api_key_ahit(key_id: int, *, scope: str) -> float:
     """Count one request of API key `key_id` in `scope` (the trigger fast path's twin of
     `PrincipalRateThrottle`, same bucket); 0 when allowed, else seconds to wait."""
     limit, window = rate(_scope_rate(scope))
-    return await ahit(_key_bucket(scope, key_id), limit=limit, window=window)
+    wait = await ahit(_key_bucket(scope, key_id), limit=limit, window=window)
+    if wait:
+        RATE_LIMITED.labels(scope).inc()
+    return wait
 
 
 def _login_buckets(request: HttpRequest) -> list[str]:
@@ -130,6 +143,8 @@ def login_rate_limited(view: Callable[..., HttpResponseBase]) -> Callable[..., H
         wait = max([hit(bucket, limit=limit, window=window) for bucket in buckets])
         if wait:
             from core.errors import rate_limited
+
+            RATE_LIMITED.labels("login").inc()
 
             _, headers = rate_limited(wait)
             messages.error(

@@ -41,6 +41,13 @@ def _fresh_counters(redis_client: Any) -> None:
         redis_client.delete(*keys)
 
 
+def _refusals(surface: str) -> float:
+    """`http_rate_limited_total{surface=...}` of this process (what /metrics adds up)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("http_rate_limited_total", {"surface": surface}) or 0.0
+
+
 def _assert_429(response: Any, window: int = 86400) -> int:
     assert response.status_code == 429, (response.status_code, response.content)
     retry_after = response.headers["Retry-After"]
@@ -147,7 +154,9 @@ def test_session_users_are_limited_per_user(settings: Any, agent: Any, make_agen
     browser = APIClient()
     browser.force_login(agent.user)
     assert [browser.get("/api/organizations/").status_code for _ in range(2)] == [200, 200]
+    refused = _refusals("api")
     _assert_429(browser.get("/api/organizations/"))
+    assert _refusals("api") == refused + 1
     assert agent.client().get("/api/organizations/").status_code == 200
     other = APIClient()
     other.force_login(make_agent("bob", agent.organization).user)
@@ -224,6 +233,7 @@ def test_failed_logins_are_limited_per_username(
         assert _login(path, user, "wrong", f"198.51.100.{n}").status_code == 200
     assert auth_signals == ["failed"] * 3
     # when the right password comes next, from a fresh address
+    refused = _refusals("login")
     limited = _login(path, user, f"pw-{user}", "198.51.100.99")
     # then it is refused like a wrong one, without the password even being checked
     assert limited.status_code == 429
@@ -233,6 +243,7 @@ def test_failed_logins_are_limited_per_username(
     assert auth_signals == ["failed"] * 3
     wrong = _login(path, user, "wrong", "198.51.100.98")
     assert (wrong.status_code, _page(wrong)) == (limited.status_code, _page(limited))
+    assert _refusals("login") == refused + 2
     # and another username is not affected
     assert _login(path, "root2", "pw-root2", "198.51.100.97").status_code == 302
 
@@ -364,6 +375,7 @@ def test_the_fast_path_answers_429_itself_and_shares_the_django_views_bucket(
         for _ in range(2):
             assert monitoring.post("/api/triggers/", SEED, format="json").status_code == 202
         # when a 5th comes to the fast path
+        refused = _refusals("triggers")
         status, headers, body = _fast_post(fast, monitoring_key)
         # then the fast path itself refuses it, as DRF would
         assert django.calls == 0
@@ -381,6 +393,7 @@ def test_the_fast_path_answers_429_itself_and_shares_the_django_views_bucket(
         _assert_429(monitoring.post("/api/triggers/", SEED, format="json"))
         _assert_429(monitoring.post("/api/alertmanager/", {"version": "4"}, format="json"))
         assert TriggerBatch.objects.count() == 4
+        assert _refusals("triggers") == refused + 3
     finally:
         fast.committer.close()
 
