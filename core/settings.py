@@ -95,7 +95,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Per process, so two test runs on one machine never share (and destroy) a database.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # --- PostgreSQL connection pool, per process (issue 10 item 5) ------------------------
+    # Under ASGI each request's sync code runs in a thread of its own, and with
+    # CONN_MAX_AGE every such thread kept its own connection: one web process under 16
+    # concurrent clients opened connections past max_connections and answered 500s ("too
+    # many clients already"). Django's psycopg pool (psycopg_pool) shares DB_POOL_MIN to
+    # DB_POOL_MAX connections among a process's threads; a request waits up to
+    # DB_POOL_TIMEOUT seconds for a free one (then fails like a database outage).
+    # Budget: (web processes + worker processes + cron) x DB_POOL_MAX must stay below
+    # PostgreSQL's max_connections minus what admin tools need. A work horse (one job) uses
+    # one connection. DB_POOL_MAX=0 turns the pool off: CONN_MAX_AGE applies, as before.
+    DB_POOL_MIN = env.int("DB_POOL_MIN", default=1)
+    DB_POOL_MAX = env.int("DB_POOL_MAX", default=10)
+    DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
+    if DB_POOL_MAX > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(DB_POOL_MIN, DB_POOL_MAX),
+            "max_size": DB_POOL_MAX,
+            "timeout": DB_POOL_TIMEOUT,
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent + pooled
+        # A forked child (an RQ work horse) must not use its parent's pooled sockets.
+        from core.dbpool import forget_pools_after_fork
+
+        os.register_at_fork(after_in_child=forget_pools_after_fork)
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
