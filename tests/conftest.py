@@ -118,6 +118,7 @@ TEST_RATES = {
 def _generous_rate_limits() -> None:
     for name, value in TEST_RATES.items():
         setattr(settings, name, value)
+        os.environ.setdefault(name, value)  # honcho-started platforms (tests/procfile.py)
 
 
 @pytest.fixture
