@@ -36,6 +36,9 @@ class FileLinkView(APIView):
     # Authorization header is ignored rather than checked.
     authentication_classes = []
     permission_classes = [AllowAny]
+    # Per client address, but not ANON_RATE: a mailing's recipients open their links
+    # together, many behind one carrier NAT address (core/throttles.py, FILE_LINK_RATE).
+    throttle_scope = "file_links"
 
     @extend_schema(
         auth=[],

@@ -249,6 +249,9 @@ ANON_RATE = env.str("ANON_RATE", default="60/min")
 # Monitoring posts (/api/triggers/, /api/alertmanager/) per key, fast path and Django
 # view together, instead of API_KEY_RATE: generous, since alerts arrive in bursts.
 TRIGGER_RATE = env.str("TRIGGER_RATE", default="6000/min")
+# Signed file links (GET /api/files/<token>/, no account) per client address, instead of
+# ANON_RATE: a mailing's recipients open theirs together, many behind one carrier NAT.
+FILE_LINK_RATE = env.str("FILE_LINK_RATE", default="600/min")
 # Failed logins (console and admin) per username and, separately, per client address.
 LOGIN_RATE = env.str("LOGIN_RATE", default="10/min")
 # Seconds the counters wait for Redis before letting the request through (fail open).

@@ -8,6 +8,7 @@ Who is counted, and against which setting:
 | API, session (console)          | `api:user:<user id>`                   | USER_RATE      |
 | API, anonymous                  | `api:ip:<client address>`              | ANON_RATE      |
 | monitoring posts (`triggers`)   | `triggers:key:<ApiKey id>`             | TRIGGER_RATE   |
+| signed file links (`file_links`)| `file_links:ip:<client address>`       | FILE_LINK_RATE |
 | console and admin login         | `login:user:<hash>`, `login:ip:<addr>` | LOGIN_RATE     |
 
 1. The API: `PrincipalRateThrottle` (DRF's DEFAULT_THROTTLE_CLASSES). A view with
@@ -53,13 +54,13 @@ if TYPE_CHECKING:
     from rest_framework.views import APIView
 
 # `throttle_scope` of a view -> the rate setting of that scope.
-SCOPE_RATES = {"triggers": "TRIGGER_RATE"}
+SCOPE_RATES = {"triggers": "TRIGGER_RATE", "file_links": "FILE_LINK_RATE"}
 
 # What is being refused, on /metrics (no log line per refusal: a flood would flood logs).
 RATE_LIMITED = Counter(
     "http_rate_limited_total",
     "HTTP requests answered 429 by a rate limit",
-    ["surface"],  # api, triggers, login
+    ["surface"],  # api, triggers, file_links, login
 )
 
 

@@ -109,6 +109,7 @@ TEST_RATES = {
     "ANON_RATE": "1000000/min",
     "TRIGGER_RATE": "1000000/min",
     "LOGIN_RATE": "1000000/min",
+    "FILE_LINK_RATE": "1000000/min",
     "WS_CONNECT_RATE": "1000000/min",
     "WS_FRAME_RATE": "1000000/min",
 }

@@ -188,6 +188,17 @@ def test_anonymous_requests_are_limited_per_client_address(settings: Any) -> Non
     assert get("2001:db8:0:1::1").status_code == 200
 
 
+def test_signed_file_links_have_their_own_per_address_limit(settings: Any) -> None:
+    # given anonymous requests limited to 1, but signed file links to 3 per address
+    settings.ANON_RATE = "1/day"
+    settings.FILE_LINK_RATE = "3/day"
+    recipient = APIClient(REMOTE_ADDR="203.0.113.50")  # a carrier NAT address
+    # then 3 links (valid or not) are answered, the 4th is refused
+    for _ in range(3):
+        assert recipient.get("/api/files/not-a-valid-token/").status_code != 429
+    _assert_429(recipient.get("/api/files/not-a-valid-token/"))
+
+
 # --- logins -----------------------------------------------------------------------------
 
 
