@@ -286,13 +286,14 @@ class Guard:
     def forget(self, socket: Guarded) -> None:
         self._sockets.discard(socket)
 
-    def __len__(self) -> int:
-        return len(self._sockets)
-
     async def _run(self) -> None:
         while self._sockets:
             await asyncio.sleep(settings.WS_AUTH_RECHECK_SECONDS)
-            await self.check()
+            try:
+                await self.check()
+            except Exception:
+                # Keep checking: a dead task would leave every open socket unchecked.
+                log.exception("ws_auth_recheck_error")
 
     async def check(self) -> None:
         sockets = [s for s in self._sockets if s.grant is not None]
