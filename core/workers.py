@@ -101,7 +101,14 @@ class PreciseScheduler(RQScheduler):
         poll = settings.RQ_SCHEDULER_POLL_INTERVAL
         registered = False
         last_heartbeat = 0.0
+        worker_pid = os.getppid()
         while not self._stop_requested:
+            if os.getppid() != worker_pid:
+                # The worker that forked us was killed (SIGKILL, OOM): stop and release
+                # the locks, so the worker started in its place takes the scheduler over
+                # instead of an orphan holding it for as long as it lives.
+                log.warning("scheduler_orphaned", worker_pid=worker_pid)
+                break
             try:
                 if not registered:
                     self.register_birth()

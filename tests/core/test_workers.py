@@ -5,6 +5,7 @@ stale scheduler lock is released only when its holder is provably dead."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -133,3 +134,21 @@ def test_a_lock_whose_holder_stopped_heartbeating_is_released(
         beat=datetime.now(UTC) - timedelta(seconds=45),
     )
     assert stale_holders_clear(connection=clean_redis, queue_names=["default"]) == ["default"]
+
+
+def test_a_scheduler_whose_worker_was_killed_stops_and_releases_its_locks(
+    start_worker: Any, redis_client: Any
+) -> None:
+    from tests.conftest import wait_until
+    from tests.procfile import alive
+
+    redis_client.flushdb()
+    worker = start_worker()
+    lock = RQScheduler.get_locking_key("default")
+    owner = wait_until(lambda: redis_client.get(lock), timeout=30)
+    scheduler_pid = int(redis_client.hget(f"rq:scheduler:{owner.decode()}", "pid"))
+    # when the worker alone is SIGKILLed (its scheduler process is left running)
+    worker.stop(signal.SIGKILL)
+    # then the orphaned scheduler notices, releases its locks and exits
+    wait_until(lambda: not alive(scheduler_pid), timeout=10)
+    assert redis_client.get(lock) is None

@@ -61,7 +61,7 @@ def test_mailings_with_fractional_start_times_start_within_a_second(tmp_path: Pa
             assert timedelta(0) <= lateness <= timedelta(seconds=1), (body["name"], lateness)
         assert "mailing_started" in platform.output()
     finally:
-        platform.kill()
+        platform.close()
         print(platform.output()[-4000:])
 
 
