@@ -170,6 +170,18 @@ def test_losing_access_closes_open_sockets(start_web, agent, make_agent, how, vi
     wait_until(lambda: _subscribers() == 1, timeout=10)
 
 
+def test_revoking_a_key_closes_its_sockets_in_every_web_process(start_web, agent):
+    webs = [start_web(WS_AUTH_RECHECK_SECONDS="0.5") for _ in range(2)]
+    sockets = [WS(_url(web, "acme", agent.key)) for web in webs for _ in range(2)]
+    for ws in sockets:
+        assert ws.recv()["type"] == "hello"
+
+    _revoke_key(agent, None)
+
+    assert [ws.close_code(timeout=15) for ws in sockets] == [4401] * len(sockets)
+    wait_until(lambda: _subscribers() == 0, timeout=10)
+
+
 # --- rate limits ------------------------------------------------------------------------
 
 
