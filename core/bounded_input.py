@@ -10,12 +10,15 @@
    `Connection: close`, half-closes, discards what the client still sends for a moment
    (so the client can read the answer instead of a reset) and then drops the
    connection. The limit is `MAX_REQUEST_BODY`.
-2. **JSON depth.** `JSONParser` refuses documents nested deeper than `JSON_MAX_DEPTH`
-   (400): Python's parser recurses, and a deeply nested value stored in a JSON column
-   could break every later serialization of its row.
-3. **NUL bytes in the URL.** `RejectNulMiddleware` answers 400 to a path or query
-   string holding a NUL (PostgreSQL refuses NUL in text, so any filter passing it to a
-   query would fail with a 500), in every app at once.
+2. **JSON documents.** `JSONParser` refuses (400) documents nested deeper than
+   `JSON_MAX_DEPTH` (Python's parser recurses, and a deeply nested value stored in a
+   JSON column could break every later serialization of its row) and strings, keys
+   included, holding NUL or a lone surrogate (`"\\ud800"`), which no database stores
+   and no response can render.
+3. **NUL bytes in the URL.** `RejectNulMiddleware` answers 400 (a validation error
+   naming the parameter) to a path or query string holding a NUL, in every app at
+   once: PostgreSQL refuses NUL in text, so any filter passing it to a query failed
+   with a 500.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser as DRFJSONParser
 
 # --- 1. body size in daphne's protocol layer -------------------------------------------
@@ -113,33 +116,85 @@ def _bounded_request_class(base: type) -> type:
 # --- 2. JSON depth ---------------------------------------------------------------------
 
 
-def json_depth_exceeds(data: Any, limit: int) -> bool:
-    """Whether `data` nests lists/dicts deeper than `limit` (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
+def _unstorable(text: str) -> bool:
+    """NUL (PostgreSQL refuses it in text and jsonb) or a lone surrogate (JSON's \\ud800
+    escapes parse, but no UTF-8 encoder, database or response renderer takes them)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
 
 
+def json_problem(data: Any, max_depth: int) -> str | None:
+    """Why a parsed JSON document must be refused, or None: nested deeper than
+    `max_depth`, or a string (key or value) that cannot be stored. Iterative."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _unstorable(value):
+                return UNSTORABLE
+            continue
+        if isinstance(value, dict):
+            if depth > max_depth:
+                return f"nested deeper than {max_depth}"
+            for key, child in value.items():
+                if _unstorable(key):
+                    return UNSTORABLE
+                stack.append((child, depth + 1))
+        elif isinstance(value, list):
+            if depth > max_depth:
+                return f"nested deeper than {max_depth}"
+            stack.extend((child, depth + 1) for child in value)
+    return None
+
+
+UNSTORABLE = "NUL characters and lone surrogates (\\ud800-\\udfff) are not allowed."
+
+
+def _unstorable_path(data: Any) -> str:
+    """Dotted path (`triggers.0.service`) of the first unstorable string: the error
+    names the field, as DRF's own NUL check does. Only called once one was found."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str) and _unstorable(value):
+            return path or "non_field_errors"
+        if isinstance(value, dict):
+            for key, child in value.items():
+                here = f"{path}.{key}" if path else str(key)
+                if _unstorable(key):
+                    return path or "non_field_errors"
+                stack.append((child, here))
+        elif isinstance(value, list):
+            stack.extend(
+                (child, f"{path}.{i}" if path else str(i)) for i, child in enumerate(value)
+            )
+    return "non_field_errors"
+
+
 class JSONParser(DRFJSONParser):
-    """DRF's parser, refusing documents nested deeper than `JSON_MAX_DEPTH` with a 400."""
+    """DRF's parser, refusing (400) documents nested deeper than `JSON_MAX_DEPTH`
+    (`parse_error`) and strings no database can store (`validation_error` naming the
+    field, like DRF's own NUL check on a CharField): a field that keeps JSON as given
+    (a mailing's `context`) would otherwise fail on PostgreSQL, or even after the
+    commit, when the response is rendered."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
-        if json_depth_exceeds(data, settings.JSON_MAX_DEPTH):
-            raise ParseError(f"JSON parse error - nested deeper than {settings.JSON_MAX_DEPTH}.")
+        problem = json_problem(data, settings.JSON_MAX_DEPTH)
+        if problem == UNSTORABLE:
+            # the path may hold the bad key itself: keep it printable
+            path = _unstorable_path(data).encode("utf-8", "backslashreplace").decode()
+            raise ValidationError({path.replace("\x00", "\\x00"): [UNSTORABLE]})
+        if problem is not None:
+            raise ParseError(f"JSON parse error - {problem}.")
         return data
 
 
@@ -148,12 +203,20 @@ class JSONParser(DRFJSONParser):
 
 class RejectNulMiddleware(MiddlewareMixin):
     def process_request(self, request: HttpRequest) -> JsonResponse | None:
-        if "\x00" in request.path or any(
-            "\x00" in key or any("\x00" in value for value in values)
+        if "\x00" in request.path:
+            return _nul_error({"path": [NUL_MESSAGE]})
+        bad = {
+            key.replace("\x00", "\\x00"): [NUL_MESSAGE]
             for key, values in request.GET.lists()
-        ):
-            return JsonResponse(
-                {"error": {"code": "invalid", "message": "NUL bytes are not allowed in URLs."}},
-                status=400,
-            )
-        return None
+            if "\x00" in key or any("\x00" in value for value in values)
+        }
+        return _nul_error(bad) if bad else None
+
+
+NUL_MESSAGE = "Null characters are not allowed."  # DRF's CharField says the same
+
+
+def _nul_error(fields: dict[str, list[str]]) -> JsonResponse:
+    # The shape core.errors gives every validation error.
+    body = {"code": "validation_error", "message": "Invalid input.", "fields": fields}
+    return JsonResponse({"error": body}, status=400)

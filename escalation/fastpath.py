@@ -48,7 +48,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
-from core.bounded_input import json_depth_exceeds
+from core.bounded_input import json_problem
 from core.errors import rate_limited
 from core.logging import get_logger
 from core.security_headers import security_headers
@@ -502,6 +502,6 @@ class TriggerFastPath:
             data = json.loads(body.decode("utf-8"), parse_constant=_strict_constant)
         except (ValueError, RecursionError):
             raise Fallback from None
-        if json_depth_exceeds(data, settings.JSON_MAX_DEPTH):
+        if json_problem(data, settings.JSON_MAX_DEPTH) is not None:
             raise Fallback  # the Django parser's 400
         return data
