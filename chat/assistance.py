@@ -36,13 +36,13 @@ from chat.models import (
     HelpDesk,
 )
 from core.access import organizations_for
+from core.delivery import retry_decision
 from core.errors import ApplicationError
 from core.events import publish_on_commit, serialize
 from core.jobs import QUEUE_CHAT, enqueue_on_commit
 from core.logging import get_logger
 from core.models import Organization, Team, TeamMember
 from core.outbound import OutboundError, post_public_url, public_url_problem
-from core.sender import backoff_delay
 
 log = get_logger(__name__)
 
@@ -436,14 +436,16 @@ def assistance_webhook_deliver(*, webhook_id: int) -> str | None:
         AssistanceWebhookAttempt.objects.filter(pk=attempt.pk).update(
             status_code=status_code, duration_ms=duration_ms, error=error
         )
-        retry_at = None
-        if not error:
-            status = AssistanceWebhook.Status.SENT
-        elif permanent or webhook.attempts >= settings.ASSISTANCE_WEBHOOK_MAX_ATTEMPTS:
-            status = AssistanceWebhook.Status.FAILED
-        else:
-            status = AssistanceWebhook.Status.PENDING
-            retry_at = timezone.now() + timedelta(seconds=backoff_delay(webhook.attempts))
+        # The outbox's one decision (core.delivery): no deadline, so at most
+        # ASSISTANCE_WEBHOOK_MAX_ATTEMPTS attempts, with the sender's capped backoff.
+        decision = retry_decision(
+            "ok" if not error else "permanent" if permanent else "transient",
+            webhook.attempts,
+            None,
+            timezone.now(),
+            max_attempts=settings.ASSISTANCE_WEBHOOK_MAX_ATTEMPTS,
+        )
+        status, retry_at = AssistanceWebhook.Status(decision.status), decision.retry_at
         updated = AssistanceWebhook.objects.filter(
             pk=webhook.pk, status=AssistanceWebhook.Status.SENDING, claim_token=token
         ).update(status=status, next_attempt_at=retry_at, claim_token="")
