@@ -84,6 +84,16 @@ def test_claim_takes_only_due_pending_rows_before_the_end_guard(org: Any, make_c
         assert _status(pk) == ("pending", "", 0)
 
 
+def test_rows_already_sent_or_sending_do_not_fill_the_batch(org: Any, make_client: Any) -> None:
+    # the first rows of the mailing are done or in flight; a batch of 2 must still
+    # reach the 2 pending ones behind them (else the lane sees nothing due and stalls)
+    mailing_id, (sent, sending, a, b) = _mailing(org, make_client, 4)
+    Delivery.objects.filter(pk=sent).update(status="sent")
+    Delivery.objects.filter(pk=sending).update(status="sending", claim_token="other")
+    rows = claim(mailing_id=mailing_id, token="A", size=2, now=timezone.now())
+    assert sorted(r.id for r in rows) == [a, b]
+
+
 def test_a_claimed_row_is_not_claimed_again(org: Any, make_client: Any) -> None:
     mailing_id, ids = _mailing(org, make_client, 3)
     now = timezone.now()
