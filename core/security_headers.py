@@ -24,11 +24,18 @@ CSP_HEADER = "Content-Security-Policy"
 
 
 @cache
-def security_headers() -> tuple[tuple[bytes, bytes], ...]:
+def security_headers(*, https: bool = False) -> tuple[tuple[bytes, bytes], ...]:
     """(name, value) pairs, lower-case ASCII bytes as ASGI wants, of the headers that
     Django's SecurityMiddleware, XFrameOptionsMiddleware and the CSP middleware add to
-    a plain-HTTP response (HSTS only goes on https, so it is not part of this list)."""
+    a response; `https`: the request came over HTTPS (HSTS is only sent then)."""
     headers: list[tuple[str, str]] = []
+    if https and settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            hsts += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            hsts += "; preload"
+        headers.append(("Strict-Transport-Security", hsts))
     if settings.CONTENT_SECURITY_POLICY:
         headers.append((CSP_HEADER, settings.CONTENT_SECURITY_POLICY))
     headers.append(("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY")))

@@ -381,7 +381,7 @@ class TriggerFastPath:
                         "status": status,
                         "headers": [
                             *RESPONSE_HEADERS,
-                            *security_headers(),
+                            *security_headers(https=scope.get("scheme") == "https"),
                             *extra,
                             (b"content-length", str(len(answer)).encode()),
                         ],

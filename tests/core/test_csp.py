@@ -121,3 +121,26 @@ def test_the_fast_path_sends_the_security_headers_built_from_settings(
         "cross-origin-opener-policy",
     ):
         assert fast.headers[name] == django.headers[name], name
+
+
+def test_the_fast_path_headers_match_djangos_over_https(rf: Any, settings: Any) -> None:
+    from django.http import HttpResponse
+    from django.utils.module_loading import import_string
+
+    from core.security_headers import security_headers
+
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_HSTS_PRELOAD = True
+    request = rf.get("/", secure=True)
+    django = HttpResponse()
+    for middleware in (
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "core.security_headers.ContentSecurityPolicyMiddleware",
+    ):
+        django = import_string(middleware)(lambda r, response=django: response)(request)
+    built = {name.decode(): value.decode() for name, value in security_headers(https=True)}
+    assert built == {name.lower(): value for name, value in django.items() if name.lower() in built}
+    assert built["strict-transport-security"] == "max-age=3600; includeSubDomains; preload"
+    assert b"strict-transport-security" not in dict(security_headers(https=False))
