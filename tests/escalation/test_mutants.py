@@ -178,15 +178,16 @@ def test_a_level_skipped_over_fires_as_implied_then_the_due_one(org: Any) -> Non
 def test_the_warning_fires_once(org: Any, make_client: Any) -> None:
     make_client(org, tag="vip")
     rule = _rule(org, "login", warn_after=2, warn_tags=["vip"], warn_message="we know")
-    with time_machine.travel(T0, tick=False):
+    with time_machine.travel(T0, tick=False) as clock:
         _record(rule, 1)
         assert not IncidentStep.objects.exists()
         incident = _record(rule, 1)
+        clock.move_to(T0 + timedelta(minutes=1))
         _record(rule, 5)
     assert incident is not None
     assert _steps(incident) == [("warning", 0, "occurrences")]
     incident.refresh_from_db()
-    assert incident.customers_warned_at == T0
+    assert incident.customers_warned_at == T0  # when they were warned, not the last repeat
 
 
 def test_a_level_team_of_another_organization_is_never_recorded(org: Any, make_org: Any) -> None:

@@ -218,3 +218,15 @@ def test_a_probe_batch_after_a_trip_trips_again_on_one_failure_or_closes_on_succ
         mailing_id=mailing_id, rows=[probe], results=[OK], token="B", breaker=breaker_state()
     )
     assert not outcome.tripped and breaker_state() == CLOSED
+
+
+def test_a_lane_with_a_closed_snapshot_does_not_close_a_breaker_another_lane_opened(
+    org: Any, make_client: Any, redis_client: Any
+) -> None:
+    mailing_id, _ = _mailing(org, make_client, 1)
+    rows = claim(mailing_id=mailing_id, token="A", size=1, now=timezone.now())
+    # another lane trips the breaker while this one's batch (read it closed) is in flight
+    redis_client.hset(BREAKER_KEY, mapping={"open_until": 0, "trips": 1})
+    record(mailing_id=mailing_id, rows=rows, results=[OK], token="A", breaker=CLOSED)
+    # only a probe batch (sent while the breaker was open) may close it
+    assert breaker_state().trips == 1
