@@ -20,6 +20,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 
+
 @pytest.fixture
 def api_schema(seeded: Any) -> Iterator[Any]:
     # After `seeded`: Django's test client reconnects close_old_connections when done.
