@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchenv  # contrib/bench/benchenv.py: the script's own directory is on sys.path
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-sender-secret-0123456789abcdef0123456789"
 
@@ -123,6 +125,7 @@ class Bench:
         database_url = self.args.database_url or f"sqlite:///{self.tmp / 'bench.sqlite3'}"
         self.env = {
             **os.environ,
+            **benchenv.platform_env(),
             "DJANGO_SETTINGS_MODULE": "core.settings",
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,

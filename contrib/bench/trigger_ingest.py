@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchenv  # contrib/bench/benchenv.py: the script's own directory is on sys.path
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -145,6 +147,7 @@ class Bench:
         database_url = self.args.database_url or f"sqlite:///{self.tmp / 'bench.sqlite3'}"
         self.env = {
             **os.environ,
+            **benchenv.platform_env(),
             "DJANGO_SETTINGS_MODULE": "core.settings",
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,

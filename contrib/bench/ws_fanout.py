@@ -50,7 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from contrib.bench import rawws  # noqa: E402
+from contrib.bench import benchenv, rawws  # noqa: E402
 
 NEW_MESSAGE = b'{"type": "new_message"'
 HELLO = b'{"type": "hello"'
@@ -268,6 +268,7 @@ def http_ok(url: str) -> bool:
 def server_env(kind: str, db_path: Path, redis_url: str) -> dict[str, str]:
     env = {
         **os.environ,
+        **benchenv.platform_env(),
         "PYTHONPATH": str(ROOT),
         "REDIS_URL": redis_url,
         "PYTHONUNBUFFERED": "1",
@@ -429,7 +430,11 @@ def fanout_totals(post_url: str) -> tuple[float, float]:
 
     total = count = 0.0
     try:
-        text = httpx.get(post_url.replace("/api/send-message/", "/metrics"), timeout=5).text
+        text = httpx.get(
+            post_url.replace("/api/send-message/", "/metrics"),
+            headers={"Authorization": f"Bearer {benchenv.METRICS_TOKEN}"},
+            timeout=5,
+        ).text
     except httpx.HTTPError:
         return total, count
     for line in text.splitlines():
