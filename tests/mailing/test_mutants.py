@@ -143,6 +143,10 @@ def test_record_gives_each_row_its_own_outcome(org: Any, make_client: Any) -> No
     assert claim(mailing_id=mailing_id, token="B", size=10, now=timezone.now()) == []
     later = claim(mailing_id=mailing_id, token="C", size=10, now=retry_row.next_attempt_at)
     assert [r.id for r in later] == [retry_row.pk] and later[0].attempts == 2
+    # failing for good now: no "next attempt" is left on it
+    record(mailing_id=mailing_id, rows=later, results=[PERMANENT], token="C", breaker=CLOSED)
+    retry_row.refresh_from_db()
+    assert (retry_row.status, retry_row.next_attempt_at) == ("failed", None)
 
 
 def test_a_stale_worker_records_nothing_over_the_new_claimant(org: Any, make_client: Any) -> None:
