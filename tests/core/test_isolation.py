@@ -331,6 +331,11 @@ def test_team_members_never_include_another_organizations_membership(
     TeamMember.objects.create(
         team=team, membership=Membership.objects.get(user=carol, organization=globex), order=1
     )
+    # carol's acme membership is in another acme team, not this one
+    other_team = Team.objects.create(organization=acme, slug="sales", name="Sales")
+    TeamMember.objects.create(
+        team=other_team, membership=Membership.objects.get(user=carol, organization=acme)
+    )
     members = escalation_selectors.team_members_of(team_id=team.pk, organization_id=acme.pk)
     assert [m.membership.user for m in members] == [alice]
     assert escalation_selectors.team_members_of(team_id=None, organization_id=acme.pk) == []

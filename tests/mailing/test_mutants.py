@@ -239,18 +239,27 @@ def test_a_lane_with_a_closed_snapshot_does_not_close_a_breaker_another_lane_ope
 def test_a_message_ending_before_the_breaker_reopens_keeps_its_last_try(
     org: Any, make_client: Any, settings: Any
 ) -> None:
-    # the breaker trips for at least 50 s, but this message ends in 20 s: it is not
-    # parked until the breaker closes (after its end: lost), it gets its last try
+    # the breaker trips for at least 50 s; one message ends in 20 s: it is not parked
+    # until the breaker closes (after its end: lost), it gets its last try; the other
+    # (ending in an hour) waits for the breaker, its attempt refunded
     settings.MAILING_BREAKER_MIN_FAILURES = 1
     settings.SENDER_BACKOFF_BASE = 100.0
-    mailing_id, (pk,) = _mailing(org, make_client, 1)
+    mailing_id, (ending, later) = _mailing(org, make_client, 2)
     now = timezone.now()
-    Delivery.objects.filter(pk=pk).update(deadline=now + timedelta(seconds=20))
-    rows = claim(mailing_id=mailing_id, token="A", size=1, now=now)
+    Delivery.objects.filter(pk=ending).update(deadline=now + timedelta(seconds=20))
+    rows = claim(mailing_id=mailing_id, token="A", size=2, now=now)
     outcome = record(
-        mailing_id=mailing_id, rows=rows, results=[TRANSIENT], token="A", breaker=CLOSED
+        mailing_id=mailing_id,
+        rows=rows,
+        results=[TRANSIENT, TRANSIENT],
+        token="A",
+        breaker=CLOSED,
     )
     assert outcome.tripped and outcome.breaker_until > (now + timedelta(seconds=40)).timestamp()
-    row = Delivery.objects.get(pk=pk)
-    assert (row.status, row.attempts) == ("pending", 1)
-    assert row.next_attempt_at is not None and row.next_attempt_at < row.deadline
+    last_try = Delivery.objects.get(pk=ending)
+    assert (last_try.status, last_try.attempts) == ("pending", 1)
+    assert last_try.next_attempt_at is not None and last_try.next_attempt_at < last_try.deadline
+    parked = Delivery.objects.get(pk=later)
+    assert (parked.status, parked.attempts) == ("pending", 0)
+    assert parked.next_attempt_at is not None
+    assert abs(parked.next_attempt_at.timestamp() - outcome.breaker_until) < 0.01
