@@ -218,8 +218,11 @@ def delivery_reclaim_stale(*, source: str, older_than: timedelta | None = None) 
     return stale
 
 
-def deliveries_overdue(*, source: str, grace: timedelta = timedelta(seconds=60)) -> list[int]:
-    """Pending deliveries whose retry is long overdue (e.g. a Redis restart lost the job)."""
+def deliveries_overdue(*, source: str, grace: timedelta | None = None) -> list[int]:
+    """Pending deliveries whose retry is long overdue (e.g. a Redis restart lost the job):
+    by more than `grace`, SWEEP_GRACE seconds unless given."""
+    if grace is None:
+        grace = timedelta(seconds=settings.SWEEP_GRACE)
     limit = timezone.now() - grace
     return list(
         Delivery.objects.filter(source=source, status=Delivery.Status.PENDING)

@@ -385,6 +385,12 @@ RQ_SCHEDULER_STALE_AFTER = env.float("RQ_SCHEDULER_STALE_AFTER", default=30.0)
 # disconnect (release their locks, register their death) before it stops.
 EMBEDDED_REDIS_STOP_GRACE = env.float("EMBEDDED_REDIS_STOP_GRACE", default=5.0)
 
+# --- Sweeper grace (issue #10 chaos test; core/delivery.py deliveries_overdue) ----------
+# A pending delivery whose job was lost (Redis down at commit time) is re-enqueued by the
+# sweeper once it is this many seconds overdue (shorter only re-enqueues slow jobs: the
+# claim token still sends once, but it is wasted work).
+SWEEP_GRACE = env.float("SWEEP_GRACE", default=60.0)
+
 # --- Safe defaults, CSP, bounded input (issue 9 items 6-8; docs/security.md) ------------
 # Production HTTPS settings (docs/security.md, "Safe defaults"); the defaults suit
 # plain-HTTP development. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER to
