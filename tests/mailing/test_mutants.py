@@ -263,3 +263,40 @@ def test_a_message_ending_before_the_breaker_reopens_keeps_its_last_try(
     assert (parked.status, parked.attempts) == ("pending", 0)
     assert parked.next_attempt_at is not None
     assert abs(parked.next_attempt_at.timestamp() - outcome.breaker_until) < 0.01
+
+
+def test_an_opt_out_fails_only_that_clients_promo_message(org: Any, make_client: Any) -> None:
+    from mailing.services import mailing_create, mailing_start
+
+    keen, changed_mind = make_client(org), make_client(org)
+    now = timezone.now()
+    mailings = {}
+    for promo in (True, False):
+        mailing = mailing_create(
+            organization=org,
+            start_at=now,
+            end_at=now + timedelta(hours=1),
+            text="Hi",
+            promo=promo,
+        )
+        mailing_start(mailing_id=mailing.pk)
+        mailings[promo] = mailing.pk
+    # the client opts out after both mailings started (their messages exist)
+    changed_mind.promo_opt_out = True
+    changed_mind.save(update_fields=["promo_opt_out"])
+
+    def row(promo: bool, client: Any) -> Delivery:
+        return Delivery.objects.get(
+            mailing_message__mailing_id=mailings[promo], mailing_message__client=client
+        )
+
+    rows = claim(mailing_id=mailings[True], token="A", size=10, now=now, promo=True)
+    # the promo goes to the keen client only; the other's is final, never sent
+    assert [r.id for r in rows] == [row(True, keen).pk]
+    skipped = row(True, changed_mind)
+    assert (skipped.status, skipped.attempts) == ("failed", 0)
+    assert "opted out" in skipped.last_error
+    # a service message (not a promo) to the same client is not touched by the opt-out
+    assert row(False, changed_mind).status == "pending"
+    service = claim(mailing_id=mailings[False], token="B", size=10, now=now)
+    assert {r.id for r in service} == {row(False, keen).pk, row(False, changed_mind).pk}
