@@ -145,8 +145,14 @@ def test_a_scheduler_whose_worker_was_killed_stops_and_releases_its_locks(
     redis_client.flushdb()
     worker = start_worker()
     lock = RQScheduler.get_locking_key("default")
-    owner = wait_until(lambda: redis_client.get(lock), timeout=30)
-    scheduler_pid = int(redis_client.hget(f"rq:scheduler:{owner.decode()}", "pid"))
+
+    def scheduler_pid_now() -> int | None:
+        # The lock is taken a moment before the scheduler registers its pid.
+        owner = redis_client.get(lock)
+        pid = owner and redis_client.hget(f"rq:scheduler:{owner.decode()}", "pid")
+        return int(pid) if pid else None
+
+    scheduler_pid = wait_until(scheduler_pid_now, timeout=30)
     # when the worker alone is SIGKILLed (its scheduler process is left running)
     worker.stop(signal.SIGKILL)
     # then the orphaned scheduler notices, releases its locks and exits
