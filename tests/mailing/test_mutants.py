@@ -77,6 +77,7 @@ def test_claim_takes_only_due_pending_rows_before_the_end_guard(org: Any, make_c
     assert rows[0].attempts == 1
     row = Delivery.objects.get(pk=due)
     assert (row.status, row.claim_token, row.attempts, row.claimed_at) == ("sending", "A", 1, now)
+    assert row.updated_at == now  # what the API shows as the last change
     # nobody else touched
     assert _status(sending) == ("sending", "other", 0)
     assert _status(sent)[0] == "sent"
@@ -139,6 +140,8 @@ def test_record_gives_each_row_its_own_outcome(org: Any, make_client: Any) -> No
     assert (failed_row.status, failed_row.claim_token) == ("failed", "")
     assert failed_row.next_attempt_at is None and "400" in failed_row.last_error
     assert DeliveryAttempt.objects.filter(delivery_id__in=ids).count() == 3
+    # each status change is stamped (the claim stamped `now`; the record is later)
+    assert all(r.updated_at > now for r in (sent_row, retry_row, failed_row))
     # the retry is not due before its backoff, and the others are never claimed again
     assert claim(mailing_id=mailing_id, token="B", size=10, now=timezone.now()) == []
     later = claim(mailing_id=mailing_id, token="C", size=10, now=retry_row.next_attempt_at)
@@ -284,6 +287,10 @@ def test_an_opt_out_fails_only_that_clients_promo_message(org: Any, make_client:
     # the client opts out after both mailings started (their messages exist)
     changed_mind.promo_opt_out = True
     changed_mind.save(update_fields=["promo_opt_out"])
+    # its promo message had been retried once: due again now
+    Delivery.objects.filter(
+        mailing_message__mailing_id=mailings[True], mailing_message__client=changed_mind
+    ).update(next_attempt_at=now - timedelta(seconds=1))
 
     def row(promo: bool, client: Any) -> Delivery:
         return Delivery.objects.get(
@@ -296,6 +303,7 @@ def test_an_opt_out_fails_only_that_clients_promo_message(org: Any, make_client:
     skipped = row(True, changed_mind)
     assert (skipped.status, skipped.attempts) == ("failed", 0)
     assert "opted out" in skipped.last_error
+    assert (skipped.next_attempt_at, skipped.updated_at) == (None, now)
     # a service message (not a promo) to the same client is not touched by the opt-out
     assert row(False, changed_mind).status == "pending"
     service = claim(mailing_id=mailings[False], token="B", size=10, now=now)
