@@ -243,3 +243,27 @@ def test_a_check_with_a_stale_token_fires_nothing_even_when_due(org: Any) -> Non
         assert not IncidentStep.objects.exists()
         incident_check(incident_id=incident.pk, token=incident.active_job_id)
         assert _steps(Incident.objects.get()) == [("level", 1, "duration")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "recorded"),
+    [
+        ({"tags": ["No client has them."]}, "No recipients. {'tags': ['No client has them.']}"),
+        (None, "No recipients. "),
+    ],
+)
+def test_a_failed_warning_is_recorded_on_its_step_and_fires_nothing_else(
+    org: Any, monkeypatch: Any, fields: Any, recorded: str
+) -> None:
+    from core.errors import ApplicationError
+
+    def refuse(**kwargs: Any) -> Any:
+        raise ApplicationError("No recipients.", fields=fields)
+
+    monkeypatch.setattr("mailing.services.notification_send", refuse)
+    rule = _rule(org, "login", warn_after=1, warn_tags=["vip"], warn_message="we know")
+    with time_machine.travel(T0, tick=False):
+        incident = _record(rule)
+    assert incident is not None
+    step = incident.steps.get()
+    assert (step.kind, step.mailing_id, step.error) == ("warning", None, recorded)
