@@ -267,3 +267,22 @@ def test_a_failed_warning_is_recorded_on_its_step_and_fires_nothing_else(
     assert incident is not None
     step = incident.steps.get()
     assert (step.kind, step.mailing_id, step.error) == ("warning", None, recorded)
+
+
+def test_an_early_check_hands_over_to_a_new_job_and_repeats_do_not(org: Any) -> None:
+    rule = _rule(org, "login", [{"level": 1, "after_minutes": 5}])
+    with time_machine.travel(T0, tick=False) as clock:
+        incident = _record(rule)
+        assert incident is not None
+        first = incident.active_job_id
+        # more occurrences: the scheduled check stays the same job
+        _record(rule, 2)
+        incident.refresh_from_db()
+        assert incident.active_job_id == first
+        # the check job runs a minute early (a clock skew between hosts): nothing is due,
+        # and a new job (new token) carries the check to its time instead of none at all
+        clock.move_to(T0 + timedelta(minutes=4))
+        incident_check(incident_id=incident.pk, token=first)
+        incident.refresh_from_db()
+        assert incident.level == 0 and incident.next_check_at == T0 + timedelta(minutes=5)
+        assert incident.active_job_id not in ("", first)

@@ -117,6 +117,10 @@ def test_claim_is_per_mailing(org: Any, make_client: Any) -> None:
 def test_record_gives_each_row_its_own_outcome(org: Any, make_client: Any) -> None:
     mailing_id, ids = _mailing(org, make_client, 3)
     now = timezone.now()
+    # each was tried before: a due retry with the previous call's error
+    Delivery.objects.filter(pk__in=ids).update(
+        next_attempt_at=now - timedelta(seconds=1), last_error="HTTP 502 earlier"
+    )
     rows = claim(mailing_id=mailing_id, token="A", size=10, now=now)
     by_id = {r.id: r for r in rows}
     ok, retry, failed = (by_id[pk] for pk in ids)
@@ -180,6 +184,7 @@ def test_a_tripped_breaker_refunds_the_attempts(org: Any, make_client: Any, sett
         mailing_id=mailing_id, rows=rows, results=[TRANSIENT] * 3, token="A", breaker=CLOSED
     )
     assert outcome.tripped and outcome.breaker_until > 0
+    assert (outcome.retry, outcome.sent, outcome.failed) == (3, 0, 0)
     assert breaker_state().trips == 1
     for pk in ids:
         row = Delivery.objects.get(pk=pk)
@@ -308,3 +313,15 @@ def test_an_opt_out_fails_only_that_clients_promo_message(org: Any, make_client:
     assert row(False, changed_mind).status == "pending"
     service = claim(mailing_id=mailings[False], token="B", size=10, now=now)
     assert {r.id for r in service} == {row(False, keen).pk, row(False, changed_mind).pk}
+
+
+def test_half_the_batch_failing_is_enough_to_trip(
+    org: Any, make_client: Any, settings: Any
+) -> None:
+    settings.MAILING_BREAKER_MIN_FAILURES = 1  # MAILING_BREAKER_RATIO is 0.5
+    mailing_id, _ = _mailing(org, make_client, 2)
+    rows = claim(mailing_id=mailing_id, token="A", size=2, now=timezone.now())
+    outcome = record(
+        mailing_id=mailing_id, rows=rows, results=[TRANSIENT, OK], token="A", breaker=CLOSED
+    )
+    assert outcome.tripped and breaker_state().trips == 1
