@@ -83,6 +83,35 @@ def test_a_claim_past_the_deadline_expires_the_row(organization: Organization) -
     assert Delivery.objects.get(pk=row.pk).status == Delivery.Status.EXPIRED
 
 
+def test_expiring_one_row_leaves_the_others_alone(organization: Organization) -> None:
+    # given: a row past its deadline and a due row with time left
+    now = timezone.now()
+    late = _delivery(organization, deadline=now - timedelta(seconds=1))
+    due = _delivery(organization, deadline=now + timedelta(minutes=5))
+    # when: the due row is claimed; then: it is claimed, and the late one is untouched
+    claimed = delivery_claim(delivery_id=due.pk, token="t", now=now)
+    assert claimed is not None and claimed.pk == due.pk
+    late.refresh_from_db()
+    assert (late.status, late.last_error) == (Delivery.Status.PENDING, "")
+    # and claiming the late one expires it, saying why
+    assert delivery_claim(delivery_id=late.pk, token="t", now=now) is None
+    late.refresh_from_db()
+    assert late.status == Delivery.Status.EXPIRED
+    assert late.last_error == "deadline passed"
+
+
+def test_a_repeated_job_past_the_deadline_does_not_expire_a_finished_row(
+    organization: Organization,
+) -> None:
+    # A deliver job run twice (a duplicate enqueue): the second run comes after the
+    # deadline, on a row already sent or in flight. Neither may turn into `expired`.
+    now = timezone.now()
+    for status in (Delivery.Status.SENT, Delivery.Status.SENDING, Delivery.Status.FAILED):
+        row = _delivery(organization, status=status, deadline=now - timedelta(seconds=1))
+        assert delivery_claim(delivery_id=row.pk, token="t", now=now) is None
+        assert Delivery.objects.get(pk=row.pk).status == status
+
+
 def test_only_pending_rows_are_claimed(organization: Organization) -> None:
     for status in (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SENDING):
         row = _delivery(organization, status=status)
@@ -259,3 +288,23 @@ def test_two_sweepers_racing_reclaim_each_row_once() -> None:
         thread.join(10)
     assert sorted(first) == sorted(r.pk for r in rows)
     assert second == []
+
+
+def test_every_transition_stamps_updated_at(organization: Organization) -> None:
+    """`.update()` skips auto_now: each transition sets `updated_at` itself, or the admin
+    shows when a row was created, not when it last moved."""
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        row = _delivery(organization)
+        late = _delivery(organization, deadline=start + timedelta(seconds=30))
+        clock.shift(timedelta(seconds=10))
+        claimed = delivery_claim(delivery_id=row.pk, token="T")
+        assert claimed is not None
+        assert claimed.updated_at == timezone.now()
+        clock.shift(timedelta(seconds=10))
+        _record(claimed, "T", OK)
+        assert Delivery.objects.get(pk=row.pk).updated_at == timezone.now()
+        clock.shift(timedelta(seconds=20))
+        assert delivery_claim(delivery_id=late.pk, token="T") is None
+        late.refresh_from_db()
+        assert (late.status, late.updated_at) == (Delivery.Status.EXPIRED, timezone.now())
