@@ -203,6 +203,7 @@ def test_a_transient_failure_backs_off_before_the_next_claim(
         recorded = _record(claimed, "T", TRANSIENT)
         assert recorded.status == Delivery.Status.PENDING
         assert recorded.retry_at is not None
+        assert Delivery.objects.get(pk=row.pk).last_error == "503"
         # equal jitter: at least half of the first step (10 s) lies ahead
         assert recorded.retry_at >= timezone.now() + timedelta(seconds=5)
         # a job that runs now cannot claim it
