@@ -309,3 +309,36 @@ def test_every_transition_stamps_updated_at(organization: Organization) -> None:
         assert delivery_claim(delivery_id=late.pk, token="T") is None
         late.refresh_from_db()
         assert (late.status, late.updated_at) == (Delivery.Status.EXPIRED, timezone.now())
+
+
+def test_reclaim_takes_the_callers_age(organization: Organization) -> None:
+    row = _delivery(organization)
+    delivery_claim(delivery_id=row.pk, token="x", now=timezone.now() - timedelta(seconds=20))
+    # the default age (3 x SENDER_TIMEOUT) is not reached; the caller's 10 s is
+    assert delivery_reclaim_stale(source=Delivery.Source.CHAT) == []
+    assert delivery_reclaim_stale(
+        source=Delivery.Source.CHAT, older_than=timedelta(seconds=10)
+    ) == [row.pk]
+
+
+def test_with_lost_answers_final_an_abandoned_call_fails_for_good(
+    organization: Organization, settings: object
+) -> None:
+    settings.SENDER_RETRY_ON_LOST_ANSWER = False  # type: ignore[attr-defined]
+    long_ago = timezone.now() - timedelta(minutes=5)
+    abandoned = _delivery(organization, next_attempt_at=long_ago)
+    in_flight = _delivery(organization)
+    done = _delivery(organization, status=Delivery.Status.SENT, claimed_at=long_ago)
+    delivery_claim(delivery_id=abandoned.pk, token="A", now=long_ago)
+    delivery_claim(delivery_id=in_flight.pk, token="B")
+    # when
+    assert delivery_reclaim_stale(source=Delivery.Source.CHAT) == [abandoned.pk]
+    # then: failed, never to be claimed again, saying why; the others untouched
+    abandoned.refresh_from_db()
+    assert abandoned.status == Delivery.Status.FAILED
+    assert (abandoned.claim_token, abandoned.next_attempt_at) == ("", None)
+    assert "worker stopped during the call" in abandoned.last_error
+    assert abandoned.updated_at > long_ago + timedelta(minutes=4)  # stamped now
+    assert delivery_claim(delivery_id=abandoned.pk, token="C") is None
+    assert Delivery.objects.get(pk=in_flight.pk).status == Delivery.Status.SENDING
+    assert Delivery.objects.get(pk=done.pk).status == Delivery.Status.SENT
