@@ -19,6 +19,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from core.delivery import (
+    deliveries_overdue,
     delivery_claim,
     delivery_reclaim_stale,
     delivery_record,
@@ -342,3 +343,13 @@ def test_with_lost_answers_final_an_abandoned_call_fails_for_good(
     assert delivery_claim(delivery_id=abandoned.pk, token="C") is None
     assert Delivery.objects.get(pk=in_flight.pk).status == Delivery.Status.SENDING
     assert Delivery.objects.get(pk=done.pk).status == Delivery.Status.SENT
+
+
+def test_overdue_deliveries_keep_to_their_source(organization: Organization) -> None:
+    # A chat sweeper re-enqueueing a mailing's row would send it outside its lane
+    # (no end guard, no breaker).
+    long_ago = timezone.now() - timedelta(minutes=10)
+    chat = _delivery(organization, source=Delivery.Source.CHAT, next_attempt_at=long_ago)
+    mailing = _delivery(organization, source=Delivery.Source.MAILING, next_attempt_at=long_ago)
+    assert deliveries_overdue(source=Delivery.Source.CHAT) == [chat.pk]
+    assert deliveries_overdue(source=Delivery.Source.MAILING) == [mailing.pk]
