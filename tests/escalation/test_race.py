@@ -105,3 +105,78 @@ def test_two_concurrent_evaluations_open_one_incident_on_postgresql(org, monkeyp
         if json.loads(fields[b"f"])["type"] == "incident_opened"
     ]
     assert len(opened) == 1
+
+
+@pytest.mark.parametrize("lookup", ["own", "batch"])
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_counts_on_one_incident_are_never_lost_on_postgresql(org, redis_client, lookup):
+    """Two evaluators count on the same active incident: the second must wait for the
+    first's row lock and add to its count. Without the lock (the mutant that survives
+    on SQLite) it reads the old count and overwrites the first's: occurrences lost.
+    `own`: incident_record_occurrences looks the incident up itself; `batch`: the
+    evaluator's incidents_active_locked hands it over."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serializes writers: no two transactions can race here")
+    from tests.conftest import wait_until
+
+    rule = rule_save(
+        organization=org,
+        code="r2",
+        triggers=[{"service": "api", "status": 500}],
+        levels=[{"level": 1, "after_occurrences": 100_000}],
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        incident_record_occurrences(rule_id=rule.pk, count=1, first_at=now, last_at=now)
+    counted, commit = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def count(n: int) -> None:
+        locked = None
+        if lookup == "batch":
+            locked = services.incidents_active_locked(rule_ids=[rule.pk])[rule.pk]
+        incident_record_occurrences(
+            rule_id=rule.pk, count=n, first_at=now, last_at=now, locked=locked
+        )
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                count(10)
+                counted.set()
+                commit.wait(20)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            with transaction.atomic():
+                count(100)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def a_backend_waits_on_a_lock() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return bool(cursor.fetchone()[0])
+
+    one = threading.Thread(target=first)
+    one.start()
+    try:
+        assert counted.wait(20)
+        two = threading.Thread(target=second)
+        two.start()
+        wait_until(a_backend_waits_on_a_lock, timeout=20)
+    finally:
+        commit.set()
+        one.join(30)
+    two.join(30)
+    assert errors == []
+    assert Incident.objects.get(rule=rule).occurrences == 111
