@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -148,15 +149,36 @@ def web(
     start_web: Callable[..., Any],
     sender: Any,
     web_env: dict[str, str],
-) -> Any:
+) -> Iterator[Any]:
     """A daphne serving the console: the module's, or the test's own when `web_env` is set."""
-    return start_web(**SAFE, **web_env) if web_env else servers["web"]
+    yield start_web(**SAFE, **web_env) if web_env else servers["web"]
+    _let_the_worker_finish()
 
 
 @pytest.fixture
-def worker(transactional_db: None, servers: dict[str, Any], sender: Any) -> Any:
+def worker(transactional_db: None, servers: dict[str, Any], sender: Any) -> Iterator[Any]:
     """The module's RQ worker (a test needing other settings starts its own)."""
-    return servers["worker"]
+    yield servers["worker"]
+    _let_the_worker_finish()
+
+
+def _let_the_worker_finish(timeout: float = 15.0) -> None:
+    """Before the test's rows are flushed: the module's worker outlives the test, and a
+    job of this test still running (a delivery locking its message row) while the flush
+    TRUNCATEs the tables can deadlock on PostgreSQL, which then aborts the flush and the
+    next test finds this one's rows. Wait (bounded, never failing the test) until no job
+    is queued or running."""
+    from rq.registry import StartedJobRegistry
+
+    from core.jobs import ALL_QUEUES, get_queue
+
+    def idle() -> bool:
+        queues = [get_queue(name) for name in ALL_QUEUES]
+        return all(len(q) == 0 and len(StartedJobRegistry(queue=q)) == 0 for q in queues)
+
+    deadline = time.monotonic() + timeout
+    while not idle() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture
