@@ -25,4 +25,4 @@ if [ "${SKIP_LINT:-}" != 1 ]; then
   ruff format --check .
   mypy
 fi
-exec pytest -rs "$@"  # -rs: list every skipped test with its reason
+exec pytest -rs --durations=15 "$@"  # -rs: every skip with its reason; the 15 slowest tests
