@@ -10,30 +10,13 @@ position a new organization's first `hello` names (or from 0 on a log with no co
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
 
-from core.events import _keys, event_append, event_log_open, replay_since, serialize
+from core.events import _keys, event_log_open, replay_since
 from tests.conftest import wait_until
-
-_org_ids = itertools.count(970_001)
-
-
-@pytest.fixture
-def org_id(redis_client: Any) -> int:
-    """A fresh organization id whose log is empty (no database row needed)."""
-    organization_id = next(_org_ids)
-    redis_client.delete(*_keys(organization_id))
-    return organization_id
-
-
-def _append(org_id: int, n: int) -> list[int]:
-    return [
-        event_append(organization_id=org_id, event_type="new_message", data=serialize({"n": i}))
-        for i in range(n)
-    ]
+from tests.core.conftest import append_events
 
 
 def _ids(org_id: int, last_event_id: int) -> list[int]:
@@ -48,7 +31,7 @@ def _redis_micros(client: Any) -> int:
 
 
 def test_resume_from_n_replays_exactly_the_ids_after_n(org_id: int) -> None:
-    ids = _append(org_id, 6)
+    ids = append_events(org_id, 6)
     for i, last in enumerate(ids):
         assert _ids(org_id, last) == ids[i + 1 :]
     # the one before the first: everything, nothing skipped and nothing repeated
@@ -56,7 +39,7 @@ def test_resume_from_n_replays_exactly_the_ids_after_n(org_id: int) -> None:
 
 
 def test_resume_from_the_current_id_replays_nothing_and_is_not_a_resync(org_id: int) -> None:
-    ids = _append(org_id, 3)
+    ids = append_events(org_id, 3)
     replay = replay_since(organization_id=org_id, last_event_id=ids[-1])
     assert replay == type(replay)(frames=[], resync=False)
     # one past the current id was never handed out: the client's position is unknown
@@ -64,7 +47,7 @@ def test_resume_from_the_current_id_replays_nothing_and_is_not_a_resync(org_id: 
 
 
 def test_resume_at_the_edge_of_what_retention_keeps(org_id: int, redis_client: Any) -> None:
-    ids = _append(org_id, 8)
+    ids = append_events(org_id, 8)
     redis_client.xtrim(_keys(org_id)[1], maxlen=5, approximate=False)
     kept = ids[3:]
     # the last id before the oldest kept one: every kept event, no resync
@@ -76,14 +59,14 @@ def test_resume_at_the_edge_of_what_retention_keeps(org_id: int, redis_client: A
 
 def test_lost_counter_with_the_log_still_there_says_resync(org_id: int, redis_client: Any) -> None:
     # given: a client that saw the first two of three events
-    old = _append(org_id, 3)
+    old = append_events(org_id, 3)
     # when: the counter (and its base) is lost while the log stream survives (evicted
     # under memory pressure, or restored from an older snapshot), and new events follow
     start = _redis_micros(redis_client)
     wait_until(lambda: _redis_micros(redis_client) > start + 1000)
     seq, _, base, _ = _keys(org_id)
     redis_client.delete(seq, base)
-    new = _append(org_id, 2)
+    new = append_events(org_id, 2)
     assert new[0] > old[-1] + 1  # re-seeded from the clock: a gap of ids nobody holds
     # then: what was published while the counter was gone cannot be replayed, so the
     # client is told to resync (the next kept event, old[2], is right after its id, so
@@ -99,7 +82,7 @@ def test_resume_from_the_first_hello_replays_every_kept_event(
 ) -> None:
     # given: the position a new organization's first hello names
     first = event_log_open(organization_id=org_id)
-    ids = _append(org_id, 4)
+    ids = append_events(org_id, 4)
     # then: a resume from it replays every event, the first one included
     assert _ids(org_id, first) == ids
     # and once the oldest is trimmed away, the same resume must resync
@@ -165,7 +148,7 @@ def test_log_stream_lost_while_the_counter_survives_says_resync(
 ) -> None:
     # the stream alone evicted (memory pressure): the events after the client's id are
     # gone although the counter says they happened
-    ids = _append(org_id, 3)
+    ids = append_events(org_id, 3)
     redis_client.delete(_keys(org_id)[1])
     assert replay_since(organization_id=org_id, last_event_id=ids[1]).resync
     assert not replay_since(organization_id=org_id, last_event_id=ids[2]).resync
@@ -173,6 +156,6 @@ def test_log_stream_lost_while_the_counter_survives_says_resync(
 
 def test_log_without_its_base_key_still_replays(org_id: int, redis_client: Any) -> None:
     # `base` evicted alone: nothing says the counter restarted, so the log is trusted
-    ids = _append(org_id, 3)
+    ids = append_events(org_id, 3)
     redis_client.delete(_keys(org_id)[2])
     assert _ids(org_id, ids[0]) == ids[1:]

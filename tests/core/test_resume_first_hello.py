@@ -9,29 +9,13 @@ restart still gets `resync_required`.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
 
-from core.events import _keys, event_append, event_log_open, replay_since, serialize
+from core.events import _keys, event_log_open, replay_since
+from tests.core.conftest import append_events
 from tests.wsclient import WS, data
-
-_org_ids = itertools.count(950_001)
-
-
-@pytest.fixture
-def org_id(redis_client: Any) -> int:
-    organization_id = next(_org_ids)
-    redis_client.delete(*_keys(organization_id))
-    return organization_id
-
-
-def _append(org_id: int, n: int) -> list[int]:
-    return [
-        event_append(organization_id=org_id, event_type="new_message", data=serialize({"n": i}))
-        for i in range(n)
-    ]
 
 
 def test_position_of_a_new_log_replays_every_later_event(org_id: int) -> None:
@@ -40,7 +24,7 @@ def test_position_of_a_new_log_replays_every_later_event(org_id: int) -> None:
     assert first > 0
     assert event_log_open(organization_id=org_id) == first  # opening again moves nothing
     # when: events happen, and the client resumes from that position
-    ids = _append(org_id, 3)
+    ids = append_events(org_id, 3)
     replay = replay_since(organization_id=org_id, last_event_id=first)
     # then: it gets every one of them, in order
     assert not replay.resync
@@ -52,14 +36,14 @@ def test_position_from_before_a_redis_restart_still_says_resync(
 ) -> None:
     # given: a client told the position of a new log, then events it did not see
     before = event_log_open(organization_id=org_id)
-    _append(org_id, 2)
+    append_events(org_id, 2)
     # when: Redis loses the log (restart without persistence) and a new client joins
     redis_client.delete(*_keys(org_id))
     after = event_log_open(organization_id=org_id)
     # then: the new position is above every old id, and the old client must resync
     assert after > before + 2
     assert replay_since(organization_id=org_id, last_event_id=before).resync
-    _append(org_id, 1)
+    append_events(org_id, 1)
     assert replay_since(organization_id=org_id, last_event_id=before).resync
     assert not replay_since(organization_id=org_id, last_event_id=after).resync
 

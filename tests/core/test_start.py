@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port, wait_until
+from tests.procfile import manage
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -58,19 +59,6 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def _status(http: httpx.Client, help_desk: str, uuid: str) -> Any:
     history = http.get(f"/api/help-desks/{help_desk}/history/").json()
     return next((m["status"] for m in history if m["uuid"] == uuid), None)
@@ -84,8 +72,8 @@ def test_honcho_starts_the_platform_and_a_message_goes_out(tmp_path: Path) -> No
     env = _env(tmp_path)
 
     # given a migrated database and the demo, as contrib/start.sh makes them
-    _manage(env, "migrate", "--no-input", "-v", "0")
-    printed = _manage(env, "demo_data")
+    manage(env, "migrate", "--no-input", "-v", "0")
+    printed = manage(env, "demo_data")
     agent_key = re.search(r"agent API key:\s+(\S+)", printed)
     assert agent_key, printed
     assert "username: agent" in printed
