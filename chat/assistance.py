@@ -36,13 +36,13 @@ from chat.models import (
     HelpDesk,
 )
 from core.access import organizations_for
-from core.delivery import retry_decision
 from core.errors import ApplicationError
 from core.events import publish_on_commit, serialize
 from core.jobs import QUEUE_CHAT, enqueue_on_commit
 from core.logging import get_logger
 from core.models import Organization, Team, TeamMember
 from core.outbound import OutboundError, post_public_url, public_url_problem
+from core.outbox import retry_decision
 
 log = get_logger(__name__)
 
@@ -436,7 +436,7 @@ def assistance_webhook_deliver(*, webhook_id: int) -> str | None:
         AssistanceWebhookAttempt.objects.filter(pk=attempt.pk).update(
             status_code=status_code, duration_ms=duration_ms, error=error
         )
-        # The outbox's one decision (core.delivery): no deadline, so at most
+        # The outbox's one decision (core.outbox): no deadline, so at most
         # ASSISTANCE_WEBHOOK_MAX_ATTEMPTS attempts, with the sender's capped backoff.
         decision = retry_decision(
             "ok" if not error else "permanent" if permanent else "transient",

@@ -13,8 +13,8 @@ def chat_deliveries_sweep() -> int:
     """Cron: re-enqueue chat deliveries abandoned by a killed worker or a lost job."""
     from chat.models import Message
     from chat.services import chat_deliveries_close_orphans
-    from core.delivery import deliveries_overdue, delivery_reclaim_stale
     from core.jobs import QUEUE_CHAT, enqueue_now
+    from core.outbox import deliveries_overdue, delivery_reclaim_stale
 
     chat_deliveries_close_orphans()
     delivery_ids = delivery_reclaim_stale(source="chat") + deliveries_overdue(source="chat")

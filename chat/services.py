@@ -13,12 +13,12 @@ from django.utils import timezone
 from chat.files import display_name, file_link_url, files_delete_on_commit, message_files
 from chat.models import Client, HelpDesk, Message
 from chat.serializers import HelpDeskSerializer, MessageSerializer
-from core.delivery import delivery_claim, delivery_record, new_claim_token
 from core.errors import ApplicationError
 from core.events import publish_on_commit
 from core.jobs import QUEUE_CHAT, enqueue_on_commit
 from core.logging import get_logger
 from core.models import Delivery, Organization
+from core.outbox import delivery_claim, delivery_record, new_claim_token
 from core.sender import send_sync
 
 log = get_logger(__name__)

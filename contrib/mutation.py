@@ -1,6 +1,6 @@
 """Mutation testing for one module against its fast tests: do the tests notice a bug?
 
-    .venv/bin/python contrib/mutation.py core/delivery.py tests/chat/test_delivery.py \
+    .venv/bin/python contrib/mutation.py core/outbox/rows.py tests/chat/test_delivery.py \
         tests/chat/test_sweep.py [--list] [--only 3,7] [--timeout 300]
 
 It plants one small bug at a time in a copy of the checkout (never in your tree), runs
@@ -200,7 +200,7 @@ def _run_tests(workdir: Path, tests: list[str], timeout: float) -> tuple[bool, s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("module", help="file to mutate, e.g. core/delivery.py")
+    parser.add_argument("module", help="file to mutate, e.g. core/outbox/rows.py")
     parser.add_argument("tests", nargs="*", help="test files or node ids to run")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--only", default="", help="comma-separated mutant numbers")

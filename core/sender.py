@@ -11,7 +11,7 @@ A transient result also says whether the answer was *lost* (`answer_lost`): the
 request went out (it may have reached the provider) but no HTTP answer came back
 (read timeout, connection dropped after sending). A connect error or a pool timeout
 is not lost: nothing was sent. What a lost answer leads to is one setting,
-`SENDER_RETRY_ON_LOST_ANSWER` (`core.delivery.retry_decision`).
+`SENDER_RETRY_ON_LOST_ANSWER` (`core.outbox.retry_decision`).
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ SENDER_CONCURRENCY = env.int("SENDER_CONCURRENCY", default=200)
 # Used only by the simulator in contrib/ to check the JWT the platform sends.
 SENDER_JWT_SECRET = env.str("SENDER_JWT_SECRET", default="")
 
-# --- Retries until the deadline (issue 10 item 4; core/delivery.py retry_decision) -----
+# --- Retries until the deadline (issue 10 item 4; core/outbox retry_decision) -----
 # A message with a deadline (a mailing's end, a notification's TTL) is retried with the
 # capped backoff until that deadline; SENDER_MAX_ATTEMPTS bounds only messages without
 # one (chat). A "lost answer" is a call whose request went out but whose answer never
@@ -385,7 +385,7 @@ RQ_SCHEDULER_STALE_AFTER = env.float("RQ_SCHEDULER_STALE_AFTER", default=30.0)
 # disconnect (release their locks, register their death) before it stops.
 EMBEDDED_REDIS_STOP_GRACE = env.float("EMBEDDED_REDIS_STOP_GRACE", default=5.0)
 
-# --- Sweeper grace (issue #10 chaos test; core/delivery.py deliveries_overdue) ----------
+# --- Sweeper grace (issue #10 chaos test; core/outbox deliveries_overdue) ----------
 # A pending delivery whose job was lost (Redis down at commit time) is re-enqueued by the
 # sweeper once it is this many seconds overdue (shorter only re-enqueues slow jobs: the
 # claim token still sends once, but it is wasted work).

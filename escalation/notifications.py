@@ -5,7 +5,7 @@ The job claims each pending row with a conditional UPDATE (pending -> sending,
 attempts + 1), sends through Django's email backend, then records the outcome: a
 second run, or a duplicate job, finds nothing pending and sends nothing. A failure
 is retried with the sender's backoff up to `NOTIFY_MAX_ATTEMPTS` (decided by
-`core.delivery.retry_decision`, as every outbound message is); a worker killed
+`core.outbox.retry_decision`, as every outbound message is); a worker killed
 between claim and outcome leaves the row `sending`, and the sweeper puts it back to
 `pending` after `STALE_CLAIM` (at least once: the only case that can email twice).
 """
@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.delivery import retry_decision
 from core.jobs import QUEUE_ESCALATION, enqueue_now, enqueue_on_commit
 from core.logging import get_logger
+from core.outbox import retry_decision
 from escalation.models import Incident, IncidentNotification, IncidentStep
 from escalation.selectors import team_members_of
 

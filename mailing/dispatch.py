@@ -42,7 +42,11 @@ from django.db.models import Case, CharField, DateTimeField, F, Min, Q, Value, W
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from core.delivery import (
+from core.events import publish_on_commit
+from core.jobs import QUEUE_MAILING, QUEUE_MAILING_HIGH, enqueue_now, enqueue_on_commit, get_queue
+from core.logging import get_logger
+from core.models import Delivery
+from core.outbox import (
     chain_error,
     delivery_attempts_insert,
     delivery_reclaim_stale,
@@ -50,10 +54,6 @@ from core.delivery import (
     outcome_of,
     retry_decision,
 )
-from core.events import publish_on_commit
-from core.jobs import QUEUE_MAILING, QUEUE_MAILING_HIGH, enqueue_now, enqueue_on_commit, get_queue
-from core.logging import get_logger
-from core.models import Delivery
 from core.redis import get_redis
 from core.sender import SendResult, async_client, backoff_delay, send_async
 from mailing.models import Mailing, MailingMessage

@@ -16,12 +16,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chat.models import Client
-from core.delivery import deliveries_insert
 from core.errors import ApplicationError
 from core.events import publish_on_commit
 from core.jobs import enqueue_on_commit
 from core.logging import get_logger
 from core.models import Delivery, Organization
+from core.outbox import deliveries_insert
 from core.redis import get_redis
 from core.validators import operator_code_validator, tag_validator
 from mailing import rendering

@@ -43,8 +43,8 @@ def baseline_deliver(delivery_id: int) -> None:
     """The baseline: one job per message (the seed's design)."""
     from django.db import transaction
 
-    from core.delivery import delivery_claim, delivery_record, new_claim_token
     from core.jobs import QUEUE_MAILING, enqueue_now
+    from core.outbox import delivery_claim, delivery_record, new_claim_token
     from core.sender import send_sync
 
     token = new_claim_token()

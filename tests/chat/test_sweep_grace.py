@@ -1,5 +1,5 @@
 """SWEEP_GRACE: how overdue a pending chat delivery must be before the sweeper
-re-enqueues it (core/delivery.py deliveries_overdue; the chaos test lowers it)."""
+re-enqueues it (core/outbox deliveries_overdue; the chaos test lowers it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from chat import services
-from core.delivery import deliveries_overdue
+from core.outbox import deliveries_overdue
 
 pytestmark = pytest.mark.django_db
 

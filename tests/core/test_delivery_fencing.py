@@ -1,4 +1,4 @@
-"""The outbox protocol of core/delivery.py, driven deterministically.
+"""The outbox protocol of core/outbox, driven deterministically.
 
 Each test here exists because a small planted bug survived the rest of the suite
 (issue: tests that catch the bugs that matter): the record not fenced by the claim
@@ -18,14 +18,14 @@ import time_machine
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from core.delivery import (
+from core.models import Delivery, DeliveryAttempt, Organization
+from core.outbox import (
     deliveries_overdue,
     delivery_claim,
     delivery_reclaim_stale,
     delivery_record,
     new_claim_token,
 )
-from core.models import Delivery, DeliveryAttempt, Organization
 from core.sender import SendResult
 
 OK = SendResult(outcome="ok", status_code=200, duration_ms=5)

@@ -158,7 +158,7 @@ def test_a_redis_outage_is_ridden_out_and_all_work_completes_once(tmp_path: Path
         done = wait_until(lambda: _mailing_done(http, mailing["id"]), timeout=60, interval=0.5)
         assert done["started_at"] is not None
         # every message is sent: those accepted during the outage (their enqueue was lost
-        # with Redis) by the chat sweeper, once they are overdue (core/delivery.py: 60 s)
+        # with Redis) by the chat sweeper, once they are overdue (core/outbox: 60 s)
         wanted = [before.json()["uuid"], *during, after.json()["uuid"]]
         assert during, "no message was accepted during the outage"
 

@@ -1,4 +1,4 @@
-"""The one retry decision of the outbox (`core.delivery.retry_decision`), as a table.
+"""The one retry decision of the outbox (`core.outbox.retry_decision`), as a table.
 
 Backoff is pinned (monkeypatched `backoff_delay`) so each boundary is exact: the chain
 ends only at its deadline (with one last try just before it), or after
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from core import delivery
-from core.delivery import (
+from core.models import Delivery
+from core.outbox import decision as decision_module
+from core.outbox.decision import (
     LAST_TRY_MARGIN,
     LOST_ANSWER_FINAL,
     Decision,
@@ -21,7 +22,6 @@ from core.delivery import (
     outcome_of,
     retry_decision,
 )
-from core.models import Delivery
 from core.sender import SendResult
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -30,7 +30,7 @@ STEP = timedelta(seconds=10)
 
 @pytest.fixture(autouse=True)
 def fixed_backoff(monkeypatch: Any, settings: Any) -> None:
-    monkeypatch.setattr(delivery, "backoff_delay", lambda attempts: STEP.total_seconds())
+    monkeypatch.setattr(decision_module, "backoff_delay", lambda attempts: STEP.total_seconds())
     settings.SENDER_MAX_ATTEMPTS = 3
     settings.SENDER_RETRY_ON_LOST_ANSWER = True
 

@@ -1,6 +1,6 @@
 """Retries until the message's deadline, and what a lost answer leads to (issue 10 item 4).
 
-One decision, `core.delivery.retry_decision`, for the mailing dispatch (batch record)
+One decision, `core.outbox.retry_decision`, for the mailing dispatch (batch record)
 and the chat deliveries (`delivery_record`). Attempts go over real HTTP to the sender
 simulator (mailing: the dispatch's own asyncio transport; chat: httpx); the clock is
 moved with time-machine to each retry's due time instead of waiting for it.
@@ -16,8 +16,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from core.delivery import delivery_claim, delivery_record, new_claim_token, retry_decision
 from core.models import Delivery, DeliveryAttempt
+from core.outbox import delivery_claim, delivery_record, new_claim_token, retry_decision
 from core.sender import send_sync
 from tests.conftest import free_port, wait_until
 
@@ -267,7 +267,7 @@ def test_request_never_sent_is_retried_even_when_lost_answers_are_not(
 
 
 def test_worker_dead_during_the_call_with_lost_answers_final(org: Any, settings: Any) -> None:
-    from core.delivery import delivery_reclaim_stale
+    from core.outbox import delivery_reclaim_stale
 
     # given: a claimed message whose worker died during the call
     settings.SENDER_RETRY_ON_LOST_ANSWER = False

@@ -177,7 +177,7 @@ def _events(caplog: Any, name: str) -> list[dict[str, Any]]:
 
 
 def test_log_lines_carry_the_ids(org: Any, make_client: Any, caplog: Any) -> None:
-    from core.delivery import delivery_reclaim_stale
+    from core.outbox import delivery_reclaim_stale
     from core.sender import SendResult
     from mailing.dispatch import breaker_state, claim, expire_remaining, record
     from mailing.services import mailing_cancel

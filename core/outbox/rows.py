@@ -1,30 +1,4 @@
-"""Writes on Delivery rows: claim, record an attempt, reclaim the abandoned.
-
-The protocol, for any owner (chat message, mailing, escalation warning):
-
-1. `delivery_claim` moves a due `pending` row to `sending` with a fresh claim token,
-   in one conditional UPDATE: of two workers, one wins, the other gets None.
-2. The owner calls the sender (outside any transaction: no lock is held over HTTP).
-3. `delivery_record` writes the attempt and the outcome, only if the claim token
-   still matches (a reclaimed row is not overwritten by a late worker).
-
-A worker killed between 1 and 3 leaves the row `sending`; `delivery_reclaim_stale`
-puts it back to `pending` and the owner re-enqueues it. It is sent again with the
-same msgId, which the provider treats as the same message.
-
-What follows a failed attempt is decided in one place, `retry_decision(outcome,
-attempts, deadline, now)`, for every owner (chat, mailing dispatch, assistance
-webhooks, incident notifications):
-
-- a message with a deadline (a mailing's end, a notification's TTL) is retried with
-  the capped backoff until that deadline, whatever the count, and its last try is
-  pulled in before the deadline rather than given up early; past it, `expired`;
-- a message without one stops after `SENDER_MAX_ATTEMPTS` (or the owner's count);
-- a lost answer (the request went out, no answer came back, or the worker died during
-  the call) is retried like any transient failure with `SENDER_RETRY_ON_LOST_ANSWER`
-  true (same msgId: the provider's idempotency key decides whether it is a duplicate),
-  and is final (`failed`, never called again) with it false.
-"""
+"""Delivery rows: claim, record an attempt, reclaim the abandoned (see `core.outbox`)."""
 
 from __future__ import annotations
 
@@ -32,7 +6,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -41,7 +15,8 @@ from django.utils import timezone
 
 from core.logging import get_logger
 from core.models import Delivery, DeliveryAttempt
-from core.sender import SendResult, backoff_delay
+from core.outbox.decision import LOST_ANSWER_FINAL, chain_error, outcome_of, retry_decision
+from core.sender import SendResult
 
 log = get_logger(__name__)
 
@@ -72,73 +47,6 @@ def delivery_claim(*, delivery_id: int, token: str, now: datetime | None = None)
     if not claimed:
         return None
     return Delivery.objects.get(pk=delivery_id)
-
-
-# --- the retry decision ---------------------------------------------------------------
-
-# "lost": transient, but the request went out and its answer never came back.
-DecisionOutcome = Literal["ok", "transient", "lost", "permanent"]
-
-LOST_ANSWER_FINAL = "answer lost, not called again (SENDER_RETRY_ON_LOST_ANSWER=false)"
-# The last try before a deadline starts at least this long before it.
-LAST_TRY_MARGIN = timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class Decision:
-    status: str  # Delivery.Status value: sent | pending | failed | expired
-    retry_at: datetime | None = None  # set with `pending`
-    reason: str = ""  # why the chain ends here, when not the call's own error
-
-
-def outcome_of(result: SendResult) -> DecisionOutcome:
-    if result.outcome == "transient" and result.answer_lost:
-        return "lost"
-    return result.outcome
-
-
-def retry_decision(
-    outcome: DecisionOutcome,
-    attempts: int,
-    deadline: datetime | None,
-    now: datetime,
-    *,
-    max_attempts: int | None = None,
-    guard: timedelta = timedelta(0),
-) -> Decision:
-    """The next state of a message after attempt number `attempts` ended with `outcome`.
-
-    With a deadline, no call may start later than `deadline - guard` (the mailing's end
-    guard), and the count does not matter. Without one, `max_attempts` (default
-    `SENDER_MAX_ATTEMPTS`) attempts at most.
-    """
-    status = Delivery.Status
-    if outcome == "ok":
-        return Decision(status.SENT)
-    if outcome == "permanent":
-        return Decision(status.FAILED)
-    if outcome == "lost" and not settings.SENDER_RETRY_ON_LOST_ANSWER:
-        return Decision(status.FAILED, reason=LOST_ANSWER_FINAL)
-    retry_at = now + timedelta(seconds=backoff_delay(attempts))
-    if deadline is None:
-        limit = settings.SENDER_MAX_ATTEMPTS if max_attempts is None else max_attempts
-        if attempts >= limit:
-            return Decision(status.FAILED, reason=f"gave up after {attempts} attempts")
-        return Decision(status.PENDING, retry_at)
-    latest = deadline - guard
-    if retry_at >= latest:
-        # The backoff overshoots the deadline: one last try just before it, rather
-        # than giving up with time left (the sender may be back by then).
-        retry_at = latest - LAST_TRY_MARGIN
-        if retry_at <= now:
-            return Decision(status.EXPIRED, reason="deadline reached")
-    return Decision(status.PENDING, retry_at)
-
-
-def chain_error(decision: Decision, error: str) -> str:
-    """`last_error` of a delivery after `decision`: the reason it ends, then the call's."""
-    text = f"{decision.reason}: {error}" if decision.reason and error else decision.reason or error
-    return text[:500]
 
 
 @dataclass(frozen=True)
