@@ -1,26 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
 
 from core import scopes
 from core.models import ApiKey, Delivery, DeliveryAttempt, Membership, Organization
+from core.service_admin import ReadOnlyAdmin
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records: listed and viewed, never added, edited or deleted by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+__all__ = ["ReadOnlyAdmin"]  # its home was here: admins import it from either
 
 
 class MembershipInline(admin.TabularInline):
