@@ -47,10 +47,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 
 from chat import ws_auth
 from core import scopes
+from core.daphne_support import SCOPE_KEY, DirectSocket
 from core.events import Replay, ephemeral_publish, replay_since
 from core.logging import get_logger
 from core.ratelimit import rate
-from core.realtime import SCOPE_KEY, Batch, DirectSocket, Frame, get_hub
+from core.realtime import Batch, Frame, get_hub
 from core.redis import get_redis
 
 log = get_logger(__name__)

@@ -16,30 +16,13 @@ django_asgi_app = get_asgi_application()
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from core import daphne_support  # noqa: E402
 from escalation.fastpath import TriggerFastPath  # noqa: E402
 
-
-def _memoize_twisted_content_type_parsing() -> None:
-    """Twisted parses every POST's Content-Type with `email.message` (only to spot form
-    bodies, which daphne does not use): ~0.1 ms of CPU per request, a quarter of the
-    event loop's time on a stream of small monitoring posts. It is a pure function of
-    the header's bytes and clients send a handful of distinct values: memoize it."""
-    import functools
-
-    from twisted.web import http as twisted_http
-
-    parse = getattr(twisted_http, "_parseContentType", None)
-    if parse is not None and not hasattr(parse, "cache_info"):
-        twisted_http._parseContentType = functools.lru_cache(maxsize=256)(parse)
-
-
-_memoize_twisted_content_type_parsing()
-
-from core.bounded_input import install_body_limit  # noqa: E402
-
-# Bodies past MAX_REQUEST_BODY are refused by daphne's protocol layer as they arrive:
-# daphne buffers a whole body before the ASGI app sees it (core/bounded_input.py).
-install_body_limit()
+# Bodies past MAX_REQUEST_BODY refused by daphne's protocol layer as they arrive, and
+# Twisted's Content-Type parsing memoized: core/daphne_support.py, the one module that
+# touches daphne/Twisted/autobahn internals (each listed there with its pin).
+daphne_support.install()
 
 # The console's JS and CSS (/static/) are served by daphne itself: no separate server.
 # Well-formed monitoring posts of a known integration key are answered in front of
@@ -51,7 +34,6 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
-from core.realtime import DirectSocketMiddleware  # noqa: E402
 
 websocket_urlpatterns = [
     # Any segment reaches the consumer, which checks credentials first and answers an
@@ -63,7 +45,9 @@ websocket_urlpatterns = [
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        # Outermost, so it sees daphne's own `send` (see core/realtime.py).
-        "websocket": DirectSocketMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Outermost, so it sees daphne's own `send` (core/daphne_support.py).
+        "websocket": daphne_support.DirectSocketMiddleware(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )

@@ -1,15 +1,9 @@
 """Bounded input: what a request may carry is checked before it is read or stored.
 
-1. **Body size, before any byte is buffered.** daphne hands a request to the ASGI app
-   only once Twisted has received the whole body, which it spools to a temporary file
-   past 100 kB, so no ASGI middleware or Django setting can refuse a 256 MiB body in
-   time. `BoundedWebRequest` (installed into daphne by `install_body_limit()`, called
-   from core/asgi.py) refuses it in Twisted's own callbacks: from the declared
-   `Content-Length` as soon as the headers are parsed, or, for a chunked body, as soon
-   as the bytes received pass the limit. It answers 413 with the JSON error shape and
-   `Connection: close`, half-closes, discards what the client still sends for a moment
-   (so the client can read the answer instead of a reset) and then drops the
-   connection. The limit is `MAX_REQUEST_BODY`.
+1. **Body size, before any byte is buffered.** Bodies past `MAX_REQUEST_BODY` are
+   refused (413) in daphne's protocol layer as they arrive, before Twisted spools them
+   and before any ASGI or Django code could: `BoundedWebRequest` in
+   core/daphne_support.py, which holds everything that depends on daphne internals.
 2. **JSON documents.** `JSONParser` refuses (400) documents nested deeper than
    `JSON_MAX_DEPTH` (Python's parser recurses, and a deeply nested value stored in a
    JSON column could break every later serialization of its row) and strings, keys
@@ -23,8 +17,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
 from django.conf import settings
@@ -32,86 +24,6 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser as DRFJSONParser
-
-# --- 1. body size in daphne's protocol layer -------------------------------------------
-
-# Seconds a refused connection keeps reading (and discarding) before it is dropped.
-LINGER_SECONDS = 2.0
-
-
-def error_body(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
-
-
-def install_body_limit() -> None:
-    """Make daphne build its requests from `BoundedWebRequest`.
-
-    daphne's `HTTPFactory.buildProtocol` reads the module global `WebRequest` each time
-    it builds a connection; that name is what this replaces (daphne is pinned in
-    requirements.txt; tests/core/test_bounded_input.py fails if this stops applying).
-    """
-    from daphne import http_protocol
-
-    if getattr(http_protocol.WebRequest, "bounded", False):
-        return
-    http_protocol.WebRequest = _bounded_request_class(http_protocol.WebRequest)
-
-
-def _bounded_request_class(base: type) -> type:
-    class BoundedWebRequest(base):  # type: ignore[valid-type,misc]
-        """daphne's request, refusing a body past `MAX_REQUEST_BODY` while it arrives."""
-
-        bounded = True
-        _refused = False
-        _received = 0
-
-        def gotLength(self, length: int | None) -> None:
-            if length is not None and length > settings.MAX_REQUEST_BODY:
-                self.content = io.BytesIO()  # not the temporary file Twisted would open
-                self._refuse()
-                return
-            super().gotLength(length)
-
-        def handleContentChunk(self, data: bytes) -> None:
-            if self._refused:
-                return  # discarded while lingering
-            self._received += len(data)
-            if self._received > settings.MAX_REQUEST_BODY:
-                self._refuse()
-                return
-            super().handleContentChunk(data)
-
-        def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-            if self._refused:
-                return  # answered already; the app never sees it
-            super().requestReceived(command, path, version)
-
-        def _refuse(self) -> None:
-            from twisted.internet import reactor
-
-            self._refused = True
-            self.content.close()  # nothing more is written to it
-            body = error_body(
-                "request_too_large",
-                f"The request body exceeds {settings.MAX_REQUEST_BODY} bytes.",
-            )
-            transport = self.channel.transport
-            transport.write(
-                b"HTTP/1.1 413 Request Entity Too Large\r\n"
-                b"Content-Type: application/json\r\n"
-                b"Content-Length: " + str(len(body)).encode() + b"\r\n"
-                b"Connection: close\r\n\r\n" + body
-            )
-            half_close = getattr(transport, "loseWriteConnection", None)
-            if half_close is not None:
-                half_close()
-                clock: Any = reactor  # Twisted's stubs type the global reactor loosely
-                clock.callLater(LINGER_SECONDS, transport.abortConnection)
-            else:
-                transport.loseConnection()
-
-    return BoundedWebRequest
-
 
 # --- 2. JSON depth ---------------------------------------------------------------------
 

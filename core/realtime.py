@@ -7,13 +7,11 @@ websocket wire frame), and handed to every local subscriber: no Redis round trip
 per websocket per event (what a channel-layer group send costs), no task switch
 per websocket per event, no per-socket JSON or UTF-8 encoding.
 
-Under daphne, `DirectSocketMiddleware` gives each websocket a `DirectSocket`: the
-subscriber writes the prepared wire frame straight to the connection's TCP
-socket while the socket is live and its send buffer is empty, and otherwise
-through Twisted's buffer. It also registers as the transport's push producer, so
-Twisted tells it when the connection's outgoing buffer passes its limit (the
-client is not reading): frames then wait, as shared references, in the
-subscriber's bounded pending queue and are flushed when the buffer drains.
+Subscribers are the websocket consumers (chat/consumers.py). Under daphne each has a
+`DirectSocket` (core/daphne_support.py, where all daphne/Twisted/autobahn specifics
+live): it writes the prepared wire bytes straight to the connection while the send
+buffer is empty, and pauses the subscriber when the client stops reading; frames
+then wait, as shared references, in the subscriber's bounded pending queue.
 
 A subscriber that cannot keep up (pending queue full) is dropped, counted and
 logged; its client reconnects with `last_event_id` and replays from the log, so
@@ -26,10 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import struct
 import time
-from collections.abc import Callable
+import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,9 +51,6 @@ WS_FANOUT = Histogram(
     "ws_fanout_seconds",
     "Time to hand one batch of frames to every local subscriber of an organization",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-)
-WS_PAUSED = Counter(
-    "ws_send_paused_total", "Times a websocket's send buffer filled up (client not reading)"
 )
 
 
@@ -115,130 +109,6 @@ class Subscriber(Protocol):
 
     def drop(self, reason: str) -> None:
         """Close the connection so the client resumes from its last event id."""
-
-
-# --- direct writes to daphne connections ---------------------------------------------------
-
-
-class DirectSocket:
-    """Writes prepared frames to one daphne websocket connection, with backpressure.
-
-    `paused` is True while the connection's outgoing buffer is over Twisted's limit
-    (64 KiB beyond what the kernel accepted): the client is not reading. The owner
-    sets `on_resume`, called when the buffer has drained.
-    """
-
-    def __init__(self, protocol: Any) -> None:
-        self.protocol = protocol
-        self.transport = protocol.transport
-        self.paused = False
-        self.on_resume: Callable[[], None] | None = None
-        self._installed = False
-        # The fast path needs a plain TCP transport (not TLS-wrapped) with Twisted's
-        # FileDescriptor buffer; anything else goes through autobahn's sendData.
-        self._raw = all(
-            hasattr(self.transport, a) for a in ("socket", "dataBuffer", "offset", "_tempDataLen")
-        )
-
-    def install(self) -> bool:
-        """Become the transport's push producer (replacing daphne's spent HTTP channel)."""
-        transport = self.transport
-        try:
-            if getattr(transport, "producer", None) is not None:
-                transport.unregisterProducer()
-            transport.registerProducer(self, True)
-        except Exception:
-            log.exception("ws_producer_install_failed")
-            return False
-        self._installed = True
-        return True
-
-    @property
-    def is_open(self) -> bool:
-        protocol = self.protocol
-        return bool(protocol.state == protocol.STATE_OPEN)
-
-    def write(self, wire: bytes) -> None:
-        """Send a prepared frame; a no-op once the websocket is closing or closed."""
-        protocol, transport = self.protocol, self.transport
-        if protocol.state != protocol.STATE_OPEN:
-            # Closing (nothing may follow a close frame) or closed: the consumer's
-            # disconnect, which removes it from the hub, has not run yet.
-            return
-        sock = getattr(transport, "socket", None) if self._raw else None
-        if (
-            sock is not None
-            and transport.connected
-            and not transport.disconnecting
-            and not transport._tempDataLen
-            and len(transport.dataBuffer) == transport.offset
-            and not protocol.send_queue
-        ):
-            # Twisted's buffer is empty, so nothing written earlier is waiting: hand the
-            # frame to the kernel now, and only buffer what it does not take. Saves the
-            # writer registration, a reactor turn and autobahn's per-call logging.
-            try:
-                sent = sock.send(wire)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # let Twisted's own write path notice and report the error
-            if sent == len(wire):
-                return
-            wire = wire[sent:]
-            transport.write(wire)
-            return
-        protocol.sendData(wire)
-
-    # IPushProducer, called by Twisted
-    def pauseProducing(self) -> None:
-        if not self.paused:
-            self.paused = True
-            WS_PAUSED.inc()
-            # Like daphne's HTTP channel did: stop reading too, so a client that does
-            # not read cannot make us queue answers (pongs, errors) for it.
-            with contextlib.suppress(Exception):
-                self.transport.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        if self.paused:
-            self.paused = False
-            with contextlib.suppress(Exception):
-                self.transport.resumeProducing()
-            if self.on_resume is not None:
-                self.on_resume()
-
-    def stopProducing(self) -> None:
-        self.paused = True
-        self.on_resume = None
-
-
-def _daphne_protocol(send: Any) -> Any:
-    """daphne's websocket protocol behind an ASGI `send`, or None for other servers."""
-    if not isinstance(send, functools.partial) or not send.args:
-        return None
-    if getattr(send.func, "__name__", "") != "handle_reply":
-        return None
-    protocol = send.args[0]
-    needed = ("sendData", "transport", "state", "STATE_OPEN", "send_queue")
-    return protocol if all(hasattr(protocol, a) for a in needed) else None
-
-
-SCOPE_KEY = "realtime.direct_socket"
-
-
-class DirectSocketMiddleware:
-    """ASGI middleware: puts a `DirectSocket` in websocket scopes served by daphne."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] == "websocket":
-            protocol = _daphne_protocol(send)
-            if protocol is not None and getattr(protocol, "transport", None) is not None:
-                scope = {**scope, SCOPE_KEY: DirectSocket(protocol)}
-        return await self.inner(scope, receive, send)
 
 
 # --- the hub ---------------------------------------------------------------------------------
@@ -403,13 +273,15 @@ class Hub:
                 await client.aclose()
 
 
-_hubs: dict[int, Hub] = {}
+# Keyed by the loop itself, weakly: a loop's id can be reused by a later loop (tests
+# run one per asyncio.run), which would inherit a hub whose connection is dead.
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop (one per process in daphne)."""
     loop = asyncio.get_running_loop()
-    hub = _hubs.get(id(loop))
+    hub = _hubs.get(loop)
     if hub is None:
-        hub = _hubs[id(loop)] = Hub()
+        hub = _hubs[loop] = Hub()
     return hub

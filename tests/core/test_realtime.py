@@ -265,7 +265,7 @@ class FakeProtocol:
 def test_direct_socket_writes_to_the_kernel_only_when_nothing_is_buffered():
     import socket
 
-    from core.realtime import DirectSocket
+    from core.daphne_support import DirectSocket
 
     a, b = socket.socketpair()
     a.setblocking(False)
