@@ -125,18 +125,15 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis: channels, RQ, the event log -------------------------------------------------
+# --- Redis: RQ, the event log, rate limits ---------------------------------------------
 EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6390)
 EMBEDDED_REDIS = not env.str("REDIS_URL", default="")
 REDIS_URL = env.str("REDIS_URL", default="") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 EMBEDDED_REDIS_DIR = Path(VAR_DIR) / "valkey"
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("REDIS_PREFIX", default="cp")},
-    }
-}
+# No CHANNEL_LAYERS: websockets get their events from the per-organization event log
+# through one hub per process (core/realtime.py), not from a channel layer; Channels'
+# consumers then have no layer at all. Why not channels-redis: docs/realtime.md.
 
 # Realtime event log: how many events per organization a reconnecting client can
 # replay before it is told to resync, and how many frames one websocket may have

@@ -85,7 +85,6 @@ def _use_test_redis(redis_url: str) -> Iterator[None]:
     from core.redis import get_redis
 
     settings.REDIS_URL = redis_url
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_url]
     get_redis.cache_clear()
     get_redis().flushdb()
     yield

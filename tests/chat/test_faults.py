@@ -82,19 +82,13 @@ def own_redis(_use_test_redis: None) -> Iterator[Any]:
 
     server = ValkeyServer(port=free_port(), save="", appendonly="no")
     server.start()
-    saved_url, saved_hosts = (
-        settings.REDIS_URL,
-        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"],
-    )
-    url = f"{server.connection_url}/0"
-    settings.REDIS_URL = url
-    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+    saved_url = settings.REDIS_URL
+    settings.REDIS_URL = f"{server.connection_url}/0"
     get_redis.cache_clear()
     try:
         yield server
     finally:
         settings.REDIS_URL = saved_url
-        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = saved_hosts
         get_redis.cache_clear()
         server.stop()
 
