@@ -9,7 +9,8 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -r requirements-dev.txt
+# The lock pins every package, transitive ones too, with its hashes (bash contrib/lock.sh).
+.venv/bin/python -m pip install -q --require-hashes -r requirements-dev.lock
 if [ "${CI:-}" = true ]; then export REQUIRE_BROWSER=1; fi  # CI: a missing browser fails
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
@@ -24,5 +25,10 @@ if [ "${SKIP_LINT:-}" != 1 ]; then
   ruff check .
   ruff format --check .
   mypy
+  # Guard rails (pyproject.toml says what each checks and why):
+  lint-imports --no-cache --no-logo  # the layering contracts
+  python contrib/check_private_imports.py  # no module imports another's _private names
+  vulture  # dead code; framework hooks in contrib/vulture_whitelist.py
+  deptry .  # unused, missing and transitive-only dependencies
 fi
 exec pytest -rs --durations=15 "$@"  # -rs: every skip with its reason; the 15 slowest tests
