@@ -18,7 +18,8 @@ txaio, each with a note), and a test fails when one stops applying.
      `HTTPFactory.buildProtocol` reads for each connection (replaced here);
    - Twisted 26.10.0: `twisted.web.http.Request.gotLength`, `handleContentChunk`,
      `requestReceived`, its `content` file and `channel.transport` (overridden/read).
-   Tests: tests/core/test_bounded_input.py (413s from a real daphne, the install).
+   Tests: tests/core/test_daphne_support.py and test_bounded_input.py (413s from a
+   real daphne, declared and chunked; the install).
 2. **Content-Type parsing memoized** (`install()`). Twisted parses every POST's
    `Content-Type` with `email.message`, only to spot form bodies daphne never uses:
    ~0.1 ms of CPU per request, a quarter of the event loop on a stream of small
