@@ -30,5 +30,6 @@ if [ "${SKIP_LINT:-}" != 1 ]; then
   python contrib/check_private_imports.py  # no module imports another's _private names
   vulture  # dead code; framework hooks in contrib/vulture_whitelist.py
   deptry .  # unused, missing and transitive-only dependencies
+  bash contrib/lock.sh --check  # the locks hold exactly the lists' pins
 fi
 exec pytest -rs --durations=15 "$@"  # -rs: every skip with its reason; the 15 slowest tests
