@@ -76,6 +76,25 @@ _.get_readonly_fields
 _.get_queryset
 _.get_form
 _.get_fields
+_.get_fieldsets
+_.get_exclude
+_.get_inlines
+_.get_inline_instances
+_.get_formset
+_.get_formsets_with_inlines
+_.get_list_display
+_.get_list_filter
+_.get_search_results
+_.get_extra
+_.get_max_num
+_.get_min_num
+_.get_urls
+_.get_deleted_objects
+_.get_changeform_initial_data
+_.changelist_view
+_.change_view
+_.add_view
+_.delete_view
 # admin form fields (forms.Form class attributes read through the form's metaclass)
 _.new_webhook_secret
 _.clear_webhook_secret
