@@ -5,8 +5,8 @@
 A `_name` is a module's own business; a caller that needs it is the sign of a missing
 public function or of a cycle dodged by reaching in (issue 11). import-linter checks
 modules, not names, and ruff's PLC2701 skips imports inside one top-level package, so this
-checks `from x import _y` (and `import x._y`) for first-party modules. Tests and
-migrations are not checked. Exits 1 and prints file:line for each.
+checks `from x import _y`, `import x._y` and `x._y` where `x` is an imported first-party
+module. Tests and migrations are not checked. Exits 1 and prints file:line for each.
 """
 
 from __future__ import annotations
@@ -23,8 +23,44 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
+def _is_module(dotted: str) -> bool:
+    base = ROOT.joinpath(*dotted.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _module_aliases(tree: ast.AST, first_party: tuple[str, ...]) -> dict[str, str]:
+    """Local name -> first-party module it is bound to by an import in this file."""
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] in first_party:
+                    local = a.asname or a.name.split(".")[0]
+                    aliases[local] = a.name if a.asname else local
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] in first_party
+        ):
+            for a in node.names:
+                if _is_module(f"{node.module}.{a.name}"):
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    return aliases
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
 def violations(path: Path, first_party: tuple[str, ...]) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
+    aliases = _module_aliases(tree, first_party)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -43,6 +79,12 @@ def violations(path: Path, first_party: tuple[str, ...]) -> list[str]:
                 if a.name.split(".")[0] in first_party
                 and any(_private(p) for p in a.name.split("."))
             ]
+        elif isinstance(node, ast.Attribute) and _private(node.attr):
+            # module._name: only when the left side is a first-party module this file imported
+            base = _dotted(node.value)
+            root, _, rest = (base or "").partition(".")
+            module = f"{aliases[root]}.{rest}".rstrip(".") if root in aliases else None
+            names = [f"{module}.{node.attr}"] if module and _is_module(module) else []
         else:
             continue
         rel = path.relative_to(ROOT)
