@@ -11,12 +11,6 @@ _ = object()
 # --- dead: nothing calls it -----------------------------------------------------------------
 _.EPHEMERAL_TYPES  # core/events.py
 _.HasScope  # core/permissions.py (the permission classes are being written)
-_.send_async  # core/sender.py: the second HTTP transport (MAILING_TRANSPORT=httpx)
-_.async_client  # core/sender.py: same
-_.MAILING_TRANSPORT  # core/settings.py: same
-_.CHANNEL_LAYERS  # core/settings.py: the hub does not use a channel layer
-_.breaker_until  # mailing/dispatch/batch.py: BatchOutcome.breaker_until written, never read
-_.client_values  # mailing/rendering.py
 
 # --- used only by tests: move into the tests, or keep as a documented test hook ---------------
 _.log_key  # core/events.py
