@@ -1,3 +1,8 @@
+"""Chat admin. Clients, help desks and assistance topics are written through the chat
+services (core.service_admin.ServiceAdmin): their events are published after commit, a
+deleted row's message files are removed with it. Messages, assistance requests and
+webhook deliveries are written by the product only: read-only here."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +11,12 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from chat.files import files_delete_on_commit, message_files
+from chat import services
+from chat.assistance import (
+    assistance_topic_create,
+    assistance_topic_delete,
+    assistance_topic_update,
+)
 from chat.models import (
     AssistanceRequest,
     AssistanceTopic,
@@ -16,31 +26,12 @@ from chat.models import (
     HelpDesk,
     Message,
 )
-from core.admin import ReadOnlyAdmin
-from core.outbound import public_url_problem
-
-
-class DeletesMessageFiles:
-    """Removes the files of the messages an admin deletion takes with it, after commit
-    (chat/files.py). `message_lookup` names the deleted objects from a Message."""
-
-    message_lookup = ""
-
-    def _files(self, pks: list[Any]) -> list[tuple[int, str]]:
-        return message_files(Message.objects.filter(**{f"{self.message_lookup}__in": pks}))
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        files_delete_on_commit(self._files([obj.pk]))
-        super().delete_model(request, obj)  # type: ignore[misc]
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        files_delete_on_commit(self._files(list(queryset.values_list("pk", flat=True))))
-        super().delete_queryset(request, queryset)  # type: ignore[misc]
+from core.errors import ApplicationError
+from core.service_admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 
 @admin.register(Client)
-class ClientAdmin(DeletesMessageFiles, admin.ModelAdmin):
-    message_lookup = "help_desk__client"
+class ClientAdmin(ServiceAdmin):
     list_display = [
         "name",
         "phone",
@@ -52,20 +43,37 @@ class ClientAdmin(DeletesMessageFiles, admin.ModelAdmin):
     ]
     list_filter = ["organization", "tag", "operator_code"]
     search_fields = ["name", "phone", "=uuid"]
+    service_create = services.client_create
+    service_update = services.client_update
+    service_delete = services.client_delete
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["organization"] if obj is not None else []  # a client does not move
 
 
-class MessageInline(admin.TabularInline):
+MESSAGE_FIELDS = ("created_at", "type", "status", "message", "file_name")
+
+
+class MessageInline(ReadOnlyInline):
     model = Message
-    extra = 0
-    fields = ["created_at", "type", "status", "message", "file_name"]
-    # Status moves forward only, through the delivery receipts (with events): never here.
-    # Files come only through the API, which checks their size and type.
-    readonly_fields = ["created_at", "status", "file_name"]
+    # Messages come through the API (status through the delivery receipts): never here.
+    fields = MESSAGE_FIELDS
+    readonly_fields = MESSAGE_FIELDS
+
+
+def help_desk_open_new(*, client: Client) -> HelpDesk:
+    """The admin's "add": a new open help desk, never the existing one reused."""
+    help_desk, created = services.help_desk_open(client=client)
+    if not created:
+        raise ApplicationError(
+            "The client already has an open help desk.",
+            fields={"client": [f"Already open: {help_desk.uuid}."]},
+        )
+    return help_desk
 
 
 @admin.register(HelpDesk)
-class HelpDeskAdmin(DeletesMessageFiles, admin.ModelAdmin):
-    message_lookup = "help_desk"
+class HelpDeskAdmin(ServiceAdmin):
     list_display = [
         "uuid",
         "client",
@@ -77,21 +85,46 @@ class HelpDeskAdmin(DeletesMessageFiles, admin.ModelAdmin):
     ]
     list_filter = ["organization", "status"]
     search_fields = ["=uuid", "client__name", "client__phone"]
-    raw_id_fields = ["client", "last_message"]
+    raw_id_fields = ["client"]
     inlines = [MessageInline]
+    service_create = help_desk_open_new
+    service_update = services.help_desk_update
+    service_delete = services.help_desk_delete
+    # Written by the messages that arrive and the agents who read them.
+    activity = ["last_message", "unread_count", "last_activity_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["client"]  # its organization is the client's
+        return ["organization", "client", "status", "assignee", *self.activity]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [] if obj is None else ["organization", "client", *self.activity]
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return self.inlines if obj is not None else []  # a new help desk has no messages
+
+    def service_update_kwargs(
+        self, request: HttpRequest, obj: Any, form: Any, formsets: Any
+    ) -> dict[str, Any]:
+        kwargs = super().service_update_kwargs(request, obj, form, formsets)
+        if "assignee" in kwargs["data"]:  # help_desk_update takes the agent's username
+            user = kwargs["data"]["assignee"]
+            kwargs["data"]["assignee"] = user.get_username() if user is not None else None
+        return kwargs
 
 
 @admin.register(Message)
-class MessageAdmin(DeletesMessageFiles, admin.ModelAdmin):
-    message_lookup = "pk"
+class MessageAdmin(ReadOnlyAdmin):
+    """Agents' messages come through the API (its checks, its delivery), clients'
+    through the inbound endpoint; they are deleted with their help desk or client."""
+
     list_display = ["uuid", "help_desk", "type", "status", "created_at"]
     list_filter = ["type", "status"]
     search_fields = ["=uuid", "message"]
-    raw_id_fields = ["help_desk", "delivery", "sender"]
-    # Files come only through the API, which checks their size and type; the storage's
-    # own URL of a file leads nowhere (chat/files.py), so the name is shown as text.
+    # The storage's own URL of a file leads nowhere (chat/files.py): its name as text.
     exclude = ["file"]
-    readonly_fields = ["status", "stored_file", "file_name"]
+    readonly_fields = ["stored_file"]
 
     @admin.display(description="stored file")
     def stored_file(self, obj: Message) -> str:
@@ -103,7 +136,8 @@ class MessageAdmin(DeletesMessageFiles, admin.ModelAdmin):
 
 class AssistanceTopicForm(forms.ModelForm):  # type: ignore[type-arg]
     """The team is one of the topic's organization's; the webhook secret is write-only
-    (never rendered back): blank keeps it, `clear_webhook_secret` removes it."""
+    (never rendered back): blank keeps it, `clear_webhook_secret` removes it. The URL is
+    checked by the service."""
 
     new_webhook_secret = forms.CharField(
         required=False,
@@ -126,62 +160,73 @@ class AssistanceTopicForm(forms.ModelForm):  # type: ignore[type-arg]
                 organization_id=self.instance.organization_id
             )
 
-    def clean_webhook_url(self) -> str:
-        url: str = self.cleaned_data.get("webhook_url") or ""
-        # An unchanged URL is not re-resolved: editing the team must not fail on its DNS.
-        if url and "webhook_url" in self.changed_data:
-            error = public_url_problem(url, label="Webhook URL")
-            if error is not None:
-                raise forms.ValidationError(error)
-        return url
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        team, organization = data.get("team"), data.get("organization")
-        if (
-            team is not None
-            and organization is not None
-            and team.organization_id != organization.pk
-        ):
+        team = data.get("team")
+        organization = data.get("organization") or getattr(self.instance, "organization", None)
+        # The service finds the team by slug in the topic's organization: another
+        # organization's team of the same slug must be refused here, not swapped.
+        if team is not None and organization and team.organization_id != organization.pk:
             self.add_error("team", "A team of the topic's organization.")
         return data
 
-    def save(self, commit: bool = True) -> AssistanceTopic:
-        topic = super().save(commit=False)
+    def secret(self) -> str | None:
+        """The new secret, "" to remove it, None to keep it."""
         if self.cleaned_data.get("clear_webhook_secret"):
-            topic.webhook_secret = ""
-        elif self.cleaned_data.get("new_webhook_secret"):
-            topic.webhook_secret = self.cleaned_data["new_webhook_secret"]
-        if commit:
-            topic.save()
-        return topic
+            return ""
+        return self.cleaned_data.get("new_webhook_secret") or None
 
 
 @admin.register(AssistanceTopic)
-class AssistanceTopicAdmin(admin.ModelAdmin):
+class AssistanceTopicAdmin(ServiceAdmin):
     form = AssistanceTopicForm
     list_display = ["name", "organization", "team", "webhook_url", "has_secret", "rr_next"]
     list_filter = ["organization"]
     search_fields = ["name"]
-    readonly_fields = ["rr_next", "has_secret"]
+    service_create = assistance_topic_create
+    service_update = assistance_topic_update
+    service_delete = assistance_topic_delete
+    service_object_arg = "topic"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        moved = ["organization"] if obj is not None else []  # a topic does not move
+        return [*moved, "rr_next", "has_secret"]
 
     @admin.display(boolean=True, description="secret")
     def has_secret(self, obj: AssistanceTopic) -> bool:
         return bool(obj.webhook_secret)
 
+    def service_create_kwargs(self, request: HttpRequest, form: Any, formsets: Any) -> Any:
+        data = form.cleaned_data
+        team = data.get("team")
+        return {
+            "organization": data["organization"],
+            "name": data["name"],
+            "team_slug": team.slug if team is not None else None,
+            "webhook_url": data.get("webhook_url") or "",
+            "webhook_secret": form.secret() or "",
+        }
+
+    def service_update_kwargs(
+        self, request: HttpRequest, obj: Any, form: Any, formsets: Any
+    ) -> dict[str, Any]:
+        kwargs = super().service_update_kwargs(request, obj, form, formsets)
+        data = kwargs["data"]
+        if "team" in data:  # the service takes the team's slug
+            data["team"] = data["team"].slug if data["team"] is not None else None
+        secret = form.secret()
+        if secret is not None:
+            data["webhook_secret"] = secret
+        return kwargs
+
 
 ATTEMPT_FIELDS: Any = ["number", "status_code", "duration_ms", "error", "created_at"]
 
 
-class AssistanceWebhookAttemptInline(admin.TabularInline):
+class AssistanceWebhookAttemptInline(ReadOnlyInline):
     model = AssistanceWebhookAttempt
-    extra = 0
     fields = ATTEMPT_FIELDS
     readonly_fields = ATTEMPT_FIELDS
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AssistanceWebhookAttempt)
@@ -193,7 +238,9 @@ class AssistanceWebhookAttemptAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AssistanceRequest)
-class AssistanceRequestAdmin(admin.ModelAdmin):
+class AssistanceRequestAdmin(ReadOnlyAdmin):
+    """Created by POST /assistance/, routed and accepted by the assistance services."""
+
     list_display = [
         "uuid",
         "organization",
@@ -205,12 +252,12 @@ class AssistanceRequestAdmin(admin.ModelAdmin):
     ]
     list_filter = ["organization", "status", "topic"]
     search_fields = ["=uuid", "description"]
-    raw_id_fields = ["client", "help_desk", "assignee", "accepted_by"]
 
 
 @admin.register(AssistanceWebhook)
-class AssistanceWebhookAdmin(admin.ModelAdmin):
+class AssistanceWebhookAdmin(ReadOnlyAdmin):
+    """An outbox row: written by the assistance services and the webhook sender."""
+
     list_display = ["id", "request", "event_type", "url", "status", "attempts", "created_at"]
     list_filter = ["status", "event_type"]
-    raw_id_fields = ["request"]
     inlines = [AssistanceWebhookAttemptInline]
