@@ -111,28 +111,6 @@ def send_sync(
             http.close()
 
 
-async def send_async(
-    client: httpx.AsyncClient, *, msg_id: int, phone: int, text: str
-) -> SendResult:
-    start = time.perf_counter()
-    try:
-        response = await client.post(
-            _url(msg_id), json=_body(msg_id, phone, text), headers=_headers()
-        )
-        duration = int((time.perf_counter() - start) * 1000)
-        return _observe(classify(response.status_code, response.content, duration))
-    except httpx.HTTPError as exc:
-        return _observe(_error_result(exc, start))
-
-
-def async_client(*, concurrency: int | None = None) -> httpx.AsyncClient:
-    limit = concurrency or settings.SENDER_CONCURRENCY
-    return httpx.AsyncClient(
-        timeout=settings.SENDER_TIMEOUT,
-        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-    )
-
-
 def backoff_delay(attempt: int) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based).
 

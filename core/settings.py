@@ -348,8 +348,6 @@ MAILING_HIGH_PRIORITY = env.int("MAILING_HIGH_PRIORITY", default=8)
 # No call to the sender starts in the last this many seconds before a message's end
 # time: the provider accepts when it answers, so a later call could land after the end.
 MAILING_END_GUARD = env.float("MAILING_END_GUARD", default=1.0)
-# HTTP client of the dispatch hot path: "asyncio" (mailing/transport.py) or "httpx".
-MAILING_TRANSPORT = env.str("MAILING_TRANSPORT", default="asyncio")
 
 # --- Escalation (issue #4): the trigger evaluator --------------------------------------
 # Seconds of quiet before the evaluation job returns, and the most it runs at once.

@@ -1,4 +1,8 @@
-"""RQ entry points for mailing: thin, take ids, idempotent."""
+"""RQ entry points for mailing: thin, take ids, idempotent.
+
+Each imports its service when it runs: the services and the dispatch enqueue these
+functions, so this module imports nothing of theirs at load time.
+"""
 
 from __future__ import annotations
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from django.db.models import Count
 from prometheus_client.core import GaugeMetricFamily
+
+from core.metrics import register_scrape_collector
+from core.models import Delivery
+from mailing.models import Mailing
 
 _registered = False
 
 
 class MailingCollector:
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from django.db.models import Count
-
-        from core.models import Delivery
-        from mailing.models import Mailing
-
         messages = GaugeMetricFamily(
             "mailing_messages", "Mailing messages by delivery status", labels=["status"]
         )
@@ -51,7 +51,5 @@ class MailingCollector:
 def register() -> None:
     global _registered
     if not _registered:
-        from core.metrics import register_scrape_collector
-
         register_scrape_collector(MailingCollector())
         _registered = True

@@ -32,10 +32,6 @@ def unknown_placeholders(body: str, allowed: Iterable[str]) -> list[str]:
     return [name for name in placeholders(body) if name not in allowed_set]
 
 
-def client_values(client: Any) -> dict[str, str]:
-    return {field: str(getattr(client, field, "") or "") for field in CLIENT_FIELDS}
-
-
 def render(body: str, values: Mapping[str, Any]) -> str:
     """Substitute every placeholder; an unknown one (validated away earlier) renders empty."""
     return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), body)

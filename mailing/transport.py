@@ -1,13 +1,13 @@
-"""A lean keep-alive HTTP/1.1 client for the dispatch hot path.
+"""The sender's HTTP client: a lean keep-alive HTTP/1.1 client for the dispatch hot path.
 
-Why not `core.sender.send_async` (httpx)? Measured on the 2-core machine against
-the simulator: httpx/httpcore did ~300 requests/s on one connection and *less*
-with more connections (~100/s at 100 connections: its pool bookkeeping grows with
-the number of waiting requests), while plain asyncio streams did ~2,500/s. The
-dispatch target is 2,000 messages/s, so the hot path speaks HTTP/1.1 itself; the
-request and the classification of answers are the same as `core.sender`'s
-(`classify` is reused, and the same Prometheus metrics are observed).
-`MAILING_TRANSPORT=httpx` switches back to `core.sender.send_async`.
+The one HTTP client of mailing dispatch. Measured on the 2-core machine against the
+simulator, httpx/httpcore did ~300 requests/s on one connection and *less* with more
+connections (~100/s at 100 connections: its pool bookkeeping grows with the number
+of waiting requests), while plain asyncio streams did ~2,500/s; against aiohttp see
+`contrib/bench/mailing_dispatch.py --client both` and BENCHMARKS.md ("Mailing
+dispatch: the HTTP client"). The request and the classification of answers are the
+same as `core.sender`'s (`classify` is reused, and the same Prometheus metrics are
+observed). Tested against a real server in tests/mailing/test_transport.py.
 
 Only what the sender API needs: POST with a JSON body, Content-Length or chunked
 answers, keep-alive, http or https.

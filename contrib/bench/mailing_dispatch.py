@@ -14,13 +14,22 @@ and prints messages/s, duplicates (a client that got two different msgIds; the
 same msgId replayed is counted separately, it is harmless) and losses (a client
 with no accepted message), for both. Stops everything it started.
 
+`--client` chooses the dispatch's HTTP client: `asyncio` (the product's,
+`mailing.transport.SenderPool`), `aiohttp` (`AiohttpSender` below, swapped in by
+the workers this script starts) or `both`: one campaign each, same workers count
+and simulator, then their figures side by side, and each client alone (no database:
+`--raw` requests at the dispatch's concurrency) the same way.
+
     .venv/bin/python contrib/bench/mailing_dispatch.py            # the full run
     .venv/bin/python contrib/bench/mailing_dispatch.py --clients 5000 --baseline 500
+    .venv/bin/python contrib/bench/mailing_dispatch.py --client both --clients 20000 \
+        --skip-baseline
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -61,6 +70,99 @@ def baseline_deliver(delivery_id: int) -> None:
             queue=QUEUE_MAILING,
             at=recorded.retry_at,
         )
+
+
+class AiohttpSender:
+    """The sender API over aiohttp, behind `SenderPool`'s interface (the comparison)."""
+
+    def __init__(self) -> None:
+        import aiohttp
+        from django.conf import settings
+
+        self.aiohttp = aiohttp
+        # As SenderPool: at most MAILING_CONCURRENCY calls, and the timeout counts from
+        # a call's start, not from its wait for a free connection (aiohttp's `total`
+        # would count that wait, and time out most of a 1,000-message batch).
+        self.semaphore = asyncio.Semaphore(settings.MAILING_CONCURRENCY)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.MAILING_CONCURRENCY),
+            timeout=aiohttp.ClientTimeout(total=settings.SENDER_TIMEOUT),
+        )
+        self.url = settings.SENDER_URL.rstrip("/") + "/v1/send/"
+        self.headers = {"Authorization": f"Bearer {settings.SENDER_TOKEN}"}
+
+    async def send(self, *, msg_id: int, phone: int, text: str) -> Any:
+        async with self.semaphore:
+            return self._observe(await self._post(msg_id, phone, text))
+
+    async def _post(self, msg_id: int, phone: int, text: str) -> Any:
+        from core.sender import SendResult, classify
+
+        start = time.perf_counter()
+        try:
+            async with self.session.post(
+                f"{self.url}{msg_id}",
+                json={"id": msg_id, "phone": phone, "text": text},
+                headers=self.headers,
+            ) as response:
+                body = await response.read()
+            return classify(response.status, body, int((time.perf_counter() - start) * 1000))
+        except (self.aiohttp.ClientError, TimeoutError) as exc:
+            duration = int((time.perf_counter() - start) * 1000)
+            return SendResult("transient", None, duration, repr(exc)[:500], answer_lost=True)
+
+    @staticmethod
+    def _observe(result: Any) -> Any:
+        from core.sender import SENDER_LATENCY, SENDER_REQUESTS
+
+        SENDER_REQUESTS.labels(result.outcome).inc()
+        SENDER_LATENCY.observe(result.duration_ms / 1000)
+        return result
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+def open_client(name: str) -> Any:
+    """A sender client by name (call inside the event loop that uses it)."""
+    if name == "aiohttp":
+        return AiohttpSender()
+    from mailing.dispatch import open_sender
+
+    return open_sender()
+
+
+def worker_main(name: str, client: str) -> None:
+    """An RQ worker (as `manage.py run_worker`) whose dispatch uses `client`."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    import mailing.dispatch.lane
+
+    if client == "aiohttp":
+        mailing.dispatch.lane.open_sender = AiohttpSender  # type: ignore[assignment]
+    call_command("run_worker", "--name", name)
+
+
+def raw_client(client: str, count: int) -> dict[str, Any]:
+    """`count` calls through one client at the dispatch's concurrency: no database."""
+
+    async def run() -> tuple[float, int]:
+        sender = open_client(client)
+        try:
+            t0 = time.perf_counter()
+            results = await asyncio.gather(
+                *(sender.send(msg_id=i, phone=78_000_000_000 + i, text="raw") for i in range(count))
+            )
+            return time.perf_counter() - t0, sum(1 for r in results if r.outcome == "ok")
+        finally:
+            await sender.aclose()
+
+    elapsed, ok = asyncio.run(run())
+    return {"requests": count, "ok": ok, "requests_per_second": round(count / elapsed, 1)}
 
 
 def _free_port() -> int:
@@ -153,24 +255,30 @@ class Bench:
 
         get_redis().flushdb()
 
-    def start_workers(self) -> None:
+    def start_workers(self, client: str = "asyncio") -> None:
+        self.workers: list[subprocess.Popen[bytes]] = []
         for n in range(self.args.workers):
-            log = open(self.tmp / f"worker-{n}.log", "ab")  # noqa: SIM115 - closed by exit
-            self.procs.append(
+            log = open(self.tmp / f"worker-{client}-{n}.log", "ab")  # noqa: SIM115 - closed by exit
+            name = f"bench-{client}-{n}-{os.getpid()}"
+            self.workers.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "manage.py",
-                        "run_worker",
-                        "--name",
-                        f"bench-{n}-{os.getpid()}",
-                    ],
+                    [sys.executable, __file__, "--worker", name, "--client", client],
                     cwd=ROOT,
                     env=self.env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
+        self.procs += self.workers
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -220,7 +328,7 @@ class Bench:
 
     # --- runs ---------------------------------------------------------------------------
 
-    def run_dispatch(self) -> dict[str, Any]:
+    def run_dispatch(self, client: str = "asyncio", first_phone: int = 79_000_000_000) -> Any:
         from django.utils import timezone
 
         from core.models import Delivery
@@ -229,7 +337,7 @@ class Bench:
         from mailing.services import mailing_create
 
         n = self.args.clients
-        org = self.make_clients("bench", n, 79_000_000_000)
+        org = self.make_clients(f"bench-{client}", n, first_phone)
         self.sim("/reset", {})
         now = timezone.now()
         t0 = time.monotonic()
@@ -239,7 +347,7 @@ class Bench:
             end_at=now + timezone.timedelta(hours=1),
             text="Hello {{ name }}, this is the benchmark.",
             tags=["bench"],
-            name="bench",
+            name=f"bench {client}",
         )
         last_print = 0.0
         while True:
@@ -272,6 +380,7 @@ class Bench:
             span = (hi - lo).total_seconds()
             sustained = round((len(sent_times) * 0.8) / span, 1) if span > 0 else None
         return {
+            "client": client,
             "messages": n,
             "seconds": round(elapsed, 2),
             "messages_per_second": round(counts["sent"] / elapsed, 1),
@@ -333,6 +442,21 @@ class Bench:
         }
 
 
+def _side_by_side(runs: list[dict[str, Any]], raw: list[dict[str, Any]]) -> None:
+    rows = [
+        ("dispatch messages/s", "messages_per_second"),
+        ("sustained p10-p90 /s", "sustained_per_second_p10_p90"),
+        ("sent", "sent"),
+        ("duplicates", "duplicates"),
+        ("losses", "losses"),
+    ]
+    print(f"{'':24}" + "".join(f"{r['client']:>12}" for r in runs))
+    for label, key in rows:
+        print(f"{label:24}" + "".join(f"{r[key]!s:>12}" for r in runs))
+    print(f"{'client alone req/s':24}" + "".join(f"{r['requests_per_second']!s:>12}" for r in raw))
+    print(f"{'client alone ok':24}" + "".join(f"{r['ok']!s:>12}" for r in raw), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clients", type=int, default=100_000)
@@ -347,22 +471,42 @@ def main() -> None:
     p.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")
+    p.add_argument("--client", choices=("asyncio", "aiohttp", "both"), default="asyncio")
+    p.add_argument("--raw", type=int, default=5000, help="calls per client alone (--client both)")
+    p.add_argument("--worker", default="", help=argparse.SUPPRESS)  # internal: run a worker
     args = p.parse_args()
+    if args.worker:
+        worker_main(args.worker, args.client)
+        return
+    if args.client in ("aiohttp", "both"):
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            p.error("--client aiohttp: `.venv/bin/pip install aiohttp` first (this bench only)")
     # A SIGTERM (e.g. from `timeout`) still stops every process started here.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = Bench(args)
     try:
         bench.start()
-        bench.start_workers()
         print(
             f"dispatch: {args.clients} clients, {args.workers} workers, {args.lanes} lanes, "
             f"batch {args.batch}, concurrency {args.concurrency}, sender latency "
             f"{args.latency_ms} ms, {args.error_rate:.0%} errors",
             flush=True,
         )
-        result = {"dispatch": bench.run_dispatch()}
-        print(json.dumps(result["dispatch"], indent=2), flush=True)
+        clients = ("asyncio", "aiohttp") if args.client == "both" else (args.client,)
+        runs = []
+        for n, client in enumerate(clients):
+            bench.start_workers(client)
+            runs.append(bench.run_dispatch(client, 79_000_000_000 + n * 1_000_000))
+            print(json.dumps(runs[-1], indent=2), flush=True)
+            if n + 1 < len(clients) or not args.skip_baseline:
+                bench.stop_workers()
+        if len(runs) > 1:
+            _side_by_side(runs, [raw_client(c, args.raw) for c in clients])
+        result = {"dispatch": runs[0]}
         if not args.skip_baseline:
+            bench.start_workers()
             print(f"baseline: one job per message, {args.baseline} messages", flush=True)
             result["baseline"] = bench.run_baseline()
             print(json.dumps(result["baseline"], indent=2), flush=True)

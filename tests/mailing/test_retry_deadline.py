@@ -43,7 +43,7 @@ def _mailing_message(org: Any, make_client: Any, *, minutes: float = 10) -> Deli
 def _dispatch_once(delivery: Delivery) -> str:
     """One dispatch batch for the message's mailing (claim, call the sender, record), at
     the current (maybe travelled) time. Returns the message's status afterwards."""
-    from mailing.dispatch import _open_sender, _send_all, breaker_state, claim, record
+    from mailing.dispatch import breaker_state, claim, open_sender, record, send_all
 
     mailing_id = delivery.mailing_message.mailing_id  # type: ignore[attr-defined]
     token = new_claim_token()
@@ -51,9 +51,9 @@ def _dispatch_once(delivery: Delivery) -> str:
     assert [r.id for r in rows] == [delivery.pk], "the message was not due"
 
     async def send() -> list[Any]:
-        sender = _open_sender()
+        sender = open_sender()
         try:
-            return await _send_all(sender, rows)
+            return await send_all(sender, rows)
         finally:
             await sender.aclose()
 

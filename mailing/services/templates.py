@@ -1,0 +1,127 @@
+"""Template writes: create, update, delete, each checked against its placeholders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from core.errors import ApplicationError
+from core.logging import get_logger
+from core.models import Organization
+from mailing import rendering
+from mailing.models import Mailing, Template
+from mailing.services.validation import invalid_input
+
+log = get_logger(__name__)
+
+
+def template_check(template: Template) -> None:
+    errors: dict[str, list[str]] = {}
+    if not template.title.strip():
+        errors["title"] = ["This field may not be blank."]
+    if template.transport not in Template.Transport.values:
+        errors["transport"] = [
+            f"Unsupported transport {template.transport!r}; one of {Template.Transport.values}."
+        ]
+    variables = template.variables
+    if not isinstance(variables, list) or not all(
+        isinstance(v, str) and rendering.IDENTIFIER.match(v) for v in variables
+    ):
+        errors["variables"] = ["A list of identifiers (letters, digits, '_')."]
+        variables = []
+    try:
+        unknown = rendering.unknown_placeholders(
+            template.body, [*rendering.CLIENT_FIELDS, *variables]
+        )
+        if unknown:
+            errors["body"] = [
+                f"Unknown placeholder(s): {', '.join(unknown)}. Allowed: client fields "
+                f"({', '.join(rendering.CLIENT_FIELDS)}) and the declared variables."
+            ]
+    except ValueError as exc:
+        errors["body"] = [str(exc)]
+    if errors:
+        raise invalid_input(errors)
+
+
+def _template_save(template: Template) -> Template:
+    template_check(template)
+    try:
+        with transaction.atomic():
+            template.save()
+    except IntegrityError as exc:
+        raise invalid_input({"code": ["A template with this code already exists."]}) from exc
+    return template
+
+
+def template_create(
+    *,
+    organization: Organization,
+    title: str,
+    code: str,
+    body: str,
+    transport: str = Template.Transport.SMS,
+    variables: Sequence[str] = (),
+) -> Template:
+    template = _template_save(
+        Template(
+            organization=organization,
+            title=title,
+            code=code,
+            body=body,
+            transport=transport,
+            variables=list(variables),
+        )
+    )
+    log.info("template_created", template_id=template.pk, organization_id=organization.pk)
+    return template
+
+
+def _template_users_check(template: Template) -> None:
+    """Mailings not rendered yet must still give every variable the template needs:
+    a new placeholder would otherwise render empty at send time."""
+    needed = set(template.variables or [])
+    if not needed or template.pk is None:
+        return
+    unready = (
+        Mailing.objects.filter(template=template)
+        .filter(
+            Q(status=Mailing.Status.SCHEDULED)
+            | Q(status=Mailing.Status.RUNNING, materialized_at__isnull=True)
+        )
+        .values_list("pk", "context")
+    )
+    lacking = {pk: sorted(needed - set(context or {})) for pk, context in unready}
+    lacking = {pk: names for pk, names in lacking.items() if names}
+    if lacking:
+        detail = "; ".join(f"mailing {pk} lacks {', '.join(n)}" for pk, n in lacking.items())
+        raise invalid_input(
+            {"variables": [f"Mailings using this template do not give them: {detail}."]},
+            "The template is used by mailings that lack its variables.",
+        )
+
+
+def template_update(*, template: Template, data: dict[str, Any]) -> Template:
+    for field in ("title", "code", "body", "transport", "variables"):
+        if field in data:
+            setattr(template, field, list(data[field]) if field == "variables" else data[field])
+    _template_users_check(template)
+    _template_save(template)
+    log.info("template_updated", template_id=template.pk, fields=sorted(data))
+    return template
+
+
+def template_delete(*, template: Template) -> None:
+    if template.mailings.exists():
+        raise ApplicationError(
+            "The template is used by mailings.", code="template_in_use", status_code=409
+        )
+    log.info("template_deleted", template_id=template.pk)
+    template.delete()
+
+
+def template_validate(*, template: Template) -> None:
+    template_check(template)
