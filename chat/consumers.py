@@ -48,7 +48,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from chat import ws_auth
 from core import scopes
 from core.daphne_support import SCOPE_KEY, DirectSocket
-from core.events import Replay, ephemeral_publish, replay_since
+from core.events import Replay, ephemeral_publish, replay_since, seq_key
 from core.logging import get_logger
 from core.ratelimit import rate
 from core.realtime import Batch, Frame, get_hub
@@ -91,7 +91,7 @@ def parse_last_event_id(query_string: bytes) -> int | None:
 
 
 def _current_event_id(organization_id: int) -> int:
-    value = get_redis().get(f"events:{organization_id}:seq")
+    value = get_redis().get(seq_key(organization_id))
     return int(value) if value is not None else 0
 
 

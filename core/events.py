@@ -12,6 +12,10 @@ the outage cannot be replayed. The counter is also seeded when a websocket joins
 organization that has none yet (`event_log_open`), so the first `hello` of a new
 organization names a real position, from which a resume replays every event.
 
+Keys: `events:{<organization id>}:seq|log|base` and the channel `...:live`. The
+`{...}` hash tag keeps one organization's keys in one Redis Cluster slot, so every
+script and transaction here touches one node (tests/core/test_cluster_eventlog.py).
+
 `publish_on_commit` is the only way to publish. It runs after the database commit,
 so nobody hears of a change that was rolled back.
 """
@@ -88,13 +92,30 @@ _OPEN = _SEED + "return redis.call('GET', KEYS[1])\n"
 
 
 def _keys(organization_id: int) -> tuple[str, str, str, str]:
-    # Built from the integer id only, never from user input.
-    prefix = f"events:{int(organization_id)}"
+    # Built from the integer id only, never from user input. The braces are a Redis
+    # Cluster hash tag: an organization's keys share one slot, so each script above
+    # (which touches only that organization's keys) runs on one node of a cluster.
+    prefix = f"events:{{{int(organization_id)}}}"
     return f"{prefix}:seq", f"{prefix}:log", f"{prefix}:base", f"{prefix}:live"
+
+
+def seq_key(organization_id: int) -> str:
+    """The organization's id counter (its value is the last event's id)."""
+    return _keys(organization_id)[0]
+
+
+def log_key(organization_id: int) -> str:
+    """The organization's stream of logged frames (entry ids `<event id>-0`)."""
+    return _keys(organization_id)[1]
 
 
 def live_channel(organization_id: int) -> str:
     return _keys(organization_id)[3]
+
+
+def channel_organization(channel: bytes) -> int:
+    """The organization of a live channel name (b"events:{<org>}:live")."""
+    return int(channel.split(b":", 2)[1].strip(b"{}"))
 
 
 def _frame_parts(event_type: str, data: str) -> tuple[str, str]:
@@ -195,12 +216,20 @@ def _int(value: bytes | None) -> int | None:
     return int(value) if value is not None else None
 
 
+def _frame(fields: dict[bytes, bytes] | list[bytes]) -> str:
+    # A dict from XRANGE; the raw [field, value] list when redis-py's cluster client ran
+    # it in a transaction (it skips the reply parsing there).
+    if isinstance(fields, dict):
+        return fields[b"f"].decode()
+    return dict(zip(fields[::2], fields[1::2], strict=True))[b"f"].decode()
+
+
 def replay_since(*, organization_id: int, last_event_id: int) -> Replay:
     """Frames with id > last_event_id, in order; `resync` if any is no longer kept."""
-    seq_key, stream, base_key, _ = _keys(organization_id)
+    seq, stream, base_key, _ = _keys(organization_id)
     client = get_redis()
     pipe = client.pipeline(transaction=True)
-    pipe.get(seq_key)
+    pipe.get(seq)
     pipe.get(base_key)
     pipe.xrange(stream, min=f"{last_event_id + 1}-0", max="+")
     current_raw, base_raw, entries = pipe.execute()
@@ -213,7 +242,7 @@ def replay_since(*, organization_id: int, last_event_id: int) -> Replay:
         return Replay(frames=[], resync=True)
     if last_event_id > current:
         return Replay(frames=[], resync=True)
-    frames = [(int(eid.split(b"-")[0]), fields[b"f"].decode()) for eid, fields in entries]
+    frames = [(int(eid.split(b"-")[0]), _frame(fields)) for eid, fields in entries]
     if last_event_id < current and (not frames or frames[0][0] != last_event_id + 1):
         return Replay(frames=[], resync=True)  # trimmed away
     return Replay(frames=frames, resync=False)

@@ -10,12 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from core.logging import get_logger
-from core.redis import get_redis
+from core.redis import get_redis, is_cluster_url
 from core.resilience import REDIS_ERRORS
 
 log = get_logger(__name__)
@@ -32,6 +33,10 @@ ALL_QUEUES = (QUEUE_CHAT, QUEUE_ESCALATION, QUEUE_DEFAULT, QUEUE_MAILING_HIGH, Q
 
 
 def get_queue(name: str = QUEUE_DEFAULT) -> Queue:
+    """A queue on `get_redis()`: the one connection, so RQ follows a Sentinel failover."""
+    if is_cluster_url(settings.REDIS_URL):
+        # RQ moves a job between keys of different slots in one MULTI (queue, registries).
+        raise ImproperlyConfigured("REDIS_URL: RQ needs one primary, not a Redis Cluster")
     return Queue(name, connection=get_redis(), default_timeout=settings.RQ_DEFAULT_TIMEOUT)
 
 

@@ -30,11 +30,11 @@ import weakref
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from core.logging import get_logger
+from core.redis import async_redis_client, redis_client
 
 log = get_logger(__name__)
 
@@ -62,7 +62,7 @@ return 0
 @functools.lru_cache(maxsize=4)
 def _client(url: str) -> tuple[redis.Redis, Any]:
     timeout = settings.RATELIMIT_REDIS_TIMEOUT
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = redis_client(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     return client, client.register_script(_COUNT)
 
 
@@ -74,14 +74,13 @@ class _LoopState:
         timeout = settings.RATELIMIT_REDIS_TIMEOUT
         # Bounded: a burst of a thousand concurrent posts shares a few connections
         # (waiting at most `timeout` for one) instead of opening a thousand.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        self.client = async_redis_client(
             url,
             max_connections=32,
-            timeout=timeout,
+            pool_timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
-        self.client = aioredis.Redis(connection_pool=pool)
         self.count = self.client.register_script(_COUNT)
         self.waiting: dict[str, list[asyncio.Future[int]]] = {}
         self.flushers: set[asyncio.Future[None]] = set()

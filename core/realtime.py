@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
 
-from core.events import event_log_open_async, live_channel
+from core.events import channel_organization, event_log_open_async, live_channel
 from core.logging import get_logger
 from core.redis import get_async_redis
 from core.resilience import REDIS_ERRORS
@@ -211,8 +211,8 @@ class Hub:
         for message in messages:
             if message.get("type") != "message":
                 continue
-            # channel is b"events:<org>:live"; data is b"<id> <frame>"
-            organization_id = int(message["channel"].split(b":", 2)[1])
+            # data is b"<id> <frame>"
+            organization_id = channel_organization(message["channel"])
             raw_id, _, raw_frame = message["data"].partition(b" ")
             by_org.setdefault(organization_id, []).append(
                 (int(raw_id), Frame.from_payload(raw_frame))

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from chat.models import HelpDesk, Message
+from core.events import log_key
 from tests.conftest import METRICS_AUTH
 
 pytestmark = pytest.mark.django_db
@@ -447,11 +448,11 @@ def test_receipt_publishes_update_message_after_commit(
     message = _send(api, help_desk).json()["uuid"]
     from core.redis import get_redis
 
-    log_key = f"events:{help_desk.organization_id}:log"
-    before = get_redis().xlen(log_key)
+    stream = log_key(help_desk.organization_id)
+    before = get_redis().xlen(stream)
     with django_capture_on_commit_callbacks(execute=True):
         _receipt(api, message, "delivered")
-    published = [json.loads(f[b"f"])["type"] for _, f in get_redis().xrange(log_key)][before:]
+    published = [json.loads(f[b"f"])["type"] for _, f in get_redis().xrange(stream)][before:]
     # the message, then its help desk (which shows it nested as `last_message`)
     assert published == ["update_message", "update_helpdesk"]
     with django_capture_on_commit_callbacks() as ignored:

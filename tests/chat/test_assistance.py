@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 
 from chat.assistance import assistance_request_route, assistance_webhook_deliver
 from chat.models import AssistanceRequest, AssistanceTopic, AssistanceWebhook, HelpDesk
+from core.events import log_key
 from core.models import Membership, Team, TeamMember
 from core.services import api_key_create
 
@@ -378,7 +379,7 @@ def test_accept_before_routing_still_opens_the_desk_announces_and_sends_the_webh
     assert request.assignee == ann.user and request.accepted_by == ann.user
     assert request.help_desk is not None and request.help_desk.client_id == client.pk
     assert HelpDesk.objects.get(pk=request.help_desk_id).assignee_id == ann.user.pk
-    frames = [json.loads(fields[b"f"]) for _, fields in redis_client.xrange(f"events:{org.pk}:log")]
+    frames = [json.loads(fields[b"f"]) for _, fields in redis_client.xrange(log_key(org.pk))]
     mine = [f["type"] for f in frames if json.loads(f["data"]).get("id") == rid]
     assert mine == ["assistance_requested", "assistance_accepted"]
     assert sorted(AssistanceWebhook.objects.values_list("event_type", flat=True)) == [

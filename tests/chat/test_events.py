@@ -12,6 +12,7 @@ from django.db import transaction
 from chat import services
 from chat.models import Message
 from chat.serializers import HelpDeskSerializer, MessageSerializer
+from core.events import _keys, log_key, seq_key
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ def _logged(organization_id: int) -> list[dict[str, Any]]:
     """Every frame in the organization's event log, oldest first."""
     from core.redis import get_redis
 
-    entries = get_redis().xrange(f"events:{organization_id}:log")
+    entries = get_redis().xrange(log_key(organization_id))
     return [json.loads(fields[b"f"]) for _, fields in entries]
 
 
@@ -32,14 +33,14 @@ def run_on_commit(django_capture_on_commit_callbacks: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def _clean_event_log(redis_client: Any, org: Any) -> None:
-    redis_client.delete(*[f"events:{org.pk}:{k}" for k in ("seq", "log", "base")])
+    redis_client.delete(*_keys(org.pk)[:3])
 
 
 def test_rolled_back_transaction_publishes_nothing(org, help_desk, agent, redis_client):
     # given a help desk whose opening event is already out
     from core.jobs import get_queue
 
-    before = redis_client.get(f"events:{org.pk}:seq")
+    before = redis_client.get(seq_key(org.pk))
     queued = get_queue("chat").count
 
     # when a message is created in a transaction that rolls back
@@ -48,7 +49,7 @@ def test_rolled_back_transaction_publishes_nothing(org, help_desk, agent, redis_
         raise RuntimeError("rollback")
 
     # then nothing was published or enqueued, and nothing was stored
-    assert redis_client.get(f"events:{org.pk}:seq") == before
+    assert redis_client.get(seq_key(org.pk)) == before
     assert get_queue("chat").count == queued
     assert not Message.objects.exists()
 

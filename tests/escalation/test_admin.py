@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
+from core.events import log_key
 from core.models import Membership, Team, TeamMember
 from escalation.models import Incident, IncidentStep, Rule
 from escalation.services import incident_record_occurrences, team_save
@@ -96,7 +97,7 @@ def test_acknowledge_and_resolve_actions_call_the_services(
     assert (incident.status, incident.resolve_reason) == ("resolved", "admin")
     types = [
         json.loads(fields[b"f"])["type"]
-        for _, fields in redis_client.xrange(f"events:{incident.organization_id}:log")
+        for _, fields in redis_client.xrange(log_key(incident.organization_id))
     ]
     assert types[-2:] == ["incident_acknowledged", "incident_resolved"]
 

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.events import log_key
 from escalation import services
 from escalation.models import Incident, Rule
 from escalation.services import incident_record_occurrences, rule_save
@@ -101,7 +102,7 @@ def test_two_concurrent_evaluations_open_one_incident_on_postgresql(org, monkeyp
     assert incident.occurrences == 2
     opened = [
         json.loads(fields[b"f"])
-        for _, fields in redis_client.xrange(f"events:{org.pk}:log")
+        for _, fields in redis_client.xrange(log_key(org.pk))
         if json.loads(fields[b"f"])["type"] == "incident_opened"
     ]
     assert len(opened) == 1

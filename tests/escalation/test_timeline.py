@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from core.events import log_key
 from escalation.ingestion import triggers_evaluate
 from escalation.jobs import escalation_sweep
 from escalation.models import Incident, IncidentStep, TriggerBatch
@@ -201,7 +202,7 @@ def _logged_events(redis_client: Any, organization_id: int) -> list[dict[str, An
     import msgpack
 
     frames = []
-    for _, fields in redis_client.xrange(f"events:{organization_id}:log"):
+    for _, fields in redis_client.xrange(log_key(organization_id)):
         frame = json.loads(fields[b"f"])
         payload = json.loads(frame["data"])
         assert msgpack.unpackb(msgpack.packb(payload)) == payload  # channels-safe

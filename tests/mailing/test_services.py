@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from core.events import log_key
 from tests.conftest import METRICS_AUTH
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +99,7 @@ def test_cancel_publishes_mailing_finished(
     with django_capture_on_commit_callbacks(execute=True):
         mailing_cancel(mailing=mailing)
     # the organization's event log (what a reconnecting websocket replays)
-    entries = redis_client.xrange(f"events:{org.pk}:log")
+    entries = redis_client.xrange(log_key(org.pk))
     events = [json.loads(fields[b"f"]) for _, fields in entries]
     finished = [e for e in events if e["type"] == "mailing_finished"]
     assert len(finished) == 1
