@@ -1,37 +1,62 @@
+"""Platform admin: organizations, memberships and API keys are written by core/services.py
+(through core.service_admin.ServiceAdmin); deliveries and their attempts are records the
+outbox writes, read-only here. Teams are registered by escalation/admin.py."""
+
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
-from core import scopes
+from core import scopes, services
 from core.models import ApiKey, Delivery, DeliveryAttempt, Membership, Organization
-from core.service_admin import ReadOnlyAdmin
+from core.service_admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin, ServiceInline
 
-__all__ = ["ReadOnlyAdmin"]  # its home was here: admins import it from either
+__all__ = ["ReadOnlyAdmin"]  # its home was here: other admins import it from either
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ServiceInline):
     model = Membership
-    extra = 0
+    fields = ["user", "role", "is_available"]
     autocomplete_fields = ["user"]
+    service_create = services.membership_add
+    service_update = services.membership_update
+    service_delete = services.membership_remove
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(ServiceAdmin):
+    """No delete: everything of the organization would go with it, and no service
+    says what that means for its running mailings and open incidents yet."""
+
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
+    service_create = services.organization_create
+    service_update = services.organization_update
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["slug"] if obj is not None else []  # in its clients' URLs
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ServiceAdmin):
     list_display = ["user", "organization", "role", "is_available"]
     list_filter = ["role", "organization"]
+    autocomplete_fields = ["user"]
+    service_create = services.membership_add
+    service_update = services.membership_update
+    service_delete = services.membership_remove
+    service_object_arg = "membership"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["organization", "user"] if obj is not None else []
 
 
-class ApiKeyAdminForm(forms.ModelForm):
-    """Scopes as checkboxes (the model stores a JSON list), checked by the same
-    `validate_scopes` as `create_api_key`."""
+class ApiKeyAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Scopes as checkboxes (the model stores a JSON list); api_key_update checks them."""
 
     scopes = forms.MultipleChoiceField(
         choices=scopes.CHOICES,
@@ -44,17 +69,13 @@ class ApiKeyAdminForm(forms.ModelForm):
         model = ApiKey
         fields = ["kind", "name", "user", "organization", "scopes", "revoked_at"]
 
-    def clean_scopes(self) -> list[str]:
-        try:
-            return scopes.validate_scopes(list(self.cleaned_data.get("scopes") or []))
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
-
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    # Keys are created with `create_organization` / `create_api_key`: the raw key
-    # is shown once there and cannot be recovered here.
+class ApiKeyAdmin(ServiceAdmin):
+    """Keys are created by the `create_organization` / `create_api_key` commands, which
+    show the raw key once; here they are renamed, scoped or revoked (revoked_at), never
+    given to someone else. No delete: a revoked key keeps its record."""
+
     form = ApiKeyAdminForm
     list_display = [
         "prefix",
@@ -67,21 +88,23 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revoked_at",
     ]
     list_filter = ["kind"]
-    readonly_fields = ["prefix", "key_hash", "last_used_at", "created_at"]
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False
+    readonly_fields = ["kind", "user", "organization", "prefix", "last_used_at", "created_at"]
+    service_update = services.api_key_update
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+ATTEMPT_FIELDS = ("number", "outcome", "status_code", "duration_ms", "error", "created_at")
+
+
+class DeliveryAttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
-    extra = 0
-    readonly_fields = ["number", "outcome", "status_code", "duration_ms", "error", "created_at"]
-    can_delete = False
+    fields = ATTEMPT_FIELDS
+    readonly_fields = ATTEMPT_FIELDS
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdmin):
+    """An outbox row: written by the services that send and the sender."""
+
     list_display = [
         "id",
         "source",

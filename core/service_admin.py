@@ -284,12 +284,21 @@ class ServiceAdmin(_Services, admin.ModelAdmin):  # type: ignore[type-arg]
                 )
             )
             _adopt(obj, row)
-        elif form.has_changed() or any(f.has_changed() for f in formsets):
+        elif form.has_changed() or any(f.has_changed() for f in self._parents(formsets)):
             kwargs = self.service_update_kwargs(request, self._fresh(obj), form, formsets)
             self._service("service_update")(**kwargs)
             _adopt(obj, obj)
         for formset in formsets:
             self.save_formset(request, form, formset, change)
+
+    @staticmethod
+    def _parents(formsets: list[Any]) -> list[Any]:
+        """The formsets whose rows the parent's service writes."""
+        return [
+            f
+            for f in formsets
+            if getattr(f, "service_inline", None) is None or (f.service_inline.saved_by_parent)
+        ]
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         inline = getattr(formset, "service_inline", None)

@@ -1,12 +1,16 @@
-"""Writes for the platform: organizations, membership, API keys."""
+"""Writes for the platform: organizations, membership, API keys (the API's and the
+admin's, core/service_admin.py)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 
 from core.auth import generate_key, hash_key
+from core.errors import ApplicationError
 from core.logging import get_logger
 from core.models import ApiKey, Membership, Organization
 from core.scopes import AGENT_DEFAULT, INTEGRATION_DEFAULT, validate_scopes
@@ -24,13 +28,65 @@ def organization_create(*, slug: str, name: str = "") -> Organization:
 
 
 @transaction.atomic
+def organization_update(*, organization: Organization, data: dict[str, Any]) -> Organization:
+    """Its name only: the slug is in every URL and websocket address of its clients."""
+    if "name" in data:
+        organization.name = data["name"] or organization.slug
+    organization.full_clean()
+    organization.save(update_fields=["name"])
+    log.info("organization_updated", organization_id=organization.pk, fields=sorted(data))
+    return organization
+
+
+@transaction.atomic
 def membership_add(
-    *, organization: Organization, user: User, role: str = Membership.Role.AGENT
+    *,
+    organization: Organization,
+    user: User,
+    role: str = Membership.Role.AGENT,
+    is_available: bool | None = None,
 ) -> Membership:
+    """Make `user` a member (or change an existing member's role)."""
+    defaults: dict[str, Any] = {"role": role}
+    if is_available is not None:
+        defaults["is_available"] = is_available
     membership, _ = Membership.objects.update_or_create(
-        organization=organization, user=user, defaults={"role": role}
+        organization=organization, user=user, defaults=defaults
+    )
+    log.info(
+        "membership_added", membership_id=membership.pk, organization_id=organization.pk, role=role
     )
     return membership
+
+
+@transaction.atomic
+def membership_update(*, membership: Membership, data: dict[str, Any]) -> Membership:
+    """Role and availability; a membership never changes its user or organization."""
+    moved = sorted({"user", "organization"} & set(data))
+    if moved:
+        raise ApplicationError(
+            "A membership does not move: remove it and add another.",
+            fields={field: ["Cannot be changed."] for field in moved},
+        )
+    for field in ("role", "is_available"):
+        if field in data:
+            setattr(membership, field, data[field])
+    membership.full_clean(validate_unique=False, validate_constraints=False)
+    membership.save(update_fields=["role", "is_available"])
+    log.info("membership_updated", membership_id=membership.pk, fields=sorted(data))
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    """The user leaves the organization (and its teams: their rows go with it)."""
+    log.info(
+        "membership_removed",
+        membership_id=membership.pk,
+        organization_id=membership.organization_id,
+        user_id=membership.user_id,
+    )
+    membership.delete()
 
 
 def agent_create(*, username: str, password: str | None = None, email: str = "") -> User:
@@ -72,3 +128,21 @@ def api_key_create(
     )
     log.info("api_key_created", api_key_id=key.pk, kind=kind, prefix=prefix, scopes=key.scopes)
     return key, raw
+
+
+@transaction.atomic
+def api_key_update(*, api_key: ApiKey, data: dict[str, Any]) -> ApiKey:
+    """Name, scopes, revocation (`revoked_at`); never its owner or kind. A revoked key
+    stops working at once for the API and within TRIGGER_AUTH_CACHE_TTL on the trigger
+    fast path (escalation/fastpath.py)."""
+    if "scopes" in data:
+        try:
+            api_key.scopes = validate_scopes(list(data["scopes"] or []))
+        except ValueError as exc:
+            raise ApplicationError(str(exc), fields={"scopes": [str(exc)]}) from exc
+    for field in ("name", "revoked_at"):
+        if field in data:
+            setattr(api_key, field, data[field])
+    api_key.save(update_fields=["name", "scopes", "revoked_at"])
+    log.info("api_key_updated", api_key_id=api_key.pk, fields=sorted(data))
+    return api_key
