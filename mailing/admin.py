@@ -130,7 +130,8 @@ class MailingAdmin(ServiceAdmin):
         return ", ".join(f"{k}: {v}" for k, v in mailing_counts(mailing_id=obj.pk).items())
 
     def service_create_kwargs(self, request: HttpRequest, form: Any, formsets: Any) -> Any:
-        fields = {f: form.cleaned_data.get(f) for f in form.Meta.fields}
+        # MailingForm's own fields: the admin's form class also lists the read-only ones.
+        fields = {f: form.cleaned_data.get(f) for f in MailingForm.Meta.fields}
         for f, empty in (("context", {}), ("operator_codes", []), ("tags", []), ("client_ids", [])):
             fields[f] = fields.get(f) or empty
         return {**fields, "created_by": request.user}
