@@ -1,8 +1,8 @@
 """The admin writes through the services, like the API: `ServiceAdmin`.
 
-Services are the only write path: they check the rules, publish the events after commit,
-create the `Delivery` rows and invalidate the caches. An admin that saved rows itself
-would skip all of that, so a model admin that writes declares its service functions:
+Services are the only write path (rules checked, events published after commit, `Delivery`
+rows created, caches invalidated); an admin saving rows itself would skip all of that.
+So a model admin that writes declares its service functions:
 
     @admin.register(Client)
     class ClientAdmin(ServiceAdmin):
@@ -10,40 +10,32 @@ would skip all of that, so a model admin that writes declares its service functi
         service_update = client_update   # (client=row, data={changed fields}) -> row
         service_delete = client_delete   # (client=row) -> None
 
-The contract:
-
-1. **Arguments.** Create: every model field the form has, by name
-   (`service_create_kwargs`). Update: the row re-read from the database, under
-   `service_object_arg` (default: the model's name in snake_case, HelpDesk ->
-   `help_desk`), and `data`, the model fields the form changed (`service_update_kwargs`);
-   nothing changed, nothing called. Delete: the row (`service_delete_kwargs`). Override a
-   hook when the service's signature differs (a username instead of a user, a slug
-   instead of a team); the create/update hooks also get the inline formsets, for a
-   service that saves the children with the row. A service may return the row or a
-   tuple starting with it; the admin page then shows the row as the service left it.
+1. **Arguments.** Create: the form's model fields by name (`service_create_kwargs`).
+   Update: the row re-read from the database under `service_object_arg` (default: the
+   model's name in snake_case, HelpDesk -> `help_desk`) and `data`, the model fields the
+   form changed (`service_update_kwargs`); nothing changed, nothing called. Delete: the
+   row (`service_delete_kwargs`). Override a hook when the service's signature differs
+   (a username for a user); the create/update hooks also get the inline formsets, for a
+   service that saves the children with the row. A service returns the row (or a tuple
+   starting with it); the page then shows the row as the service left it.
 2. **Permissions follow the declarations**: no `service_create`, no "add"; no
-   `service_update`, the page is view-only; no `service_delete`, no "delete". Rows only
-   the system writes (deliveries, attempts, events) use `ReadOnlyAdmin`.
+   `service_update`, view-only; no `service_delete`, no "delete". Rows only the system
+   writes (deliveries, attempts, events) use `ReadOnlyAdmin`.
 3. **Refusals are answers, never a 500.** An `ApplicationError` on the add/change page
-   rolls the request's transaction back and renders the page again (200) with each error
-   on its field and the message at the top of the form (with the errors of fields the
-   form does not have). A refused delete is an error message on the row's
-   page; an action that raises one is rolled back and answered with a message. The
-   bulk delete ("Delete selected", with Django's confirmation page) deletes each row
-   through `service_delete` in its own savepoint: the accepted rows go, each refused
-   row is named with the reason. `add_service_errors` puts the same errors on a form
-   from its own `clean()` when a service offers a check without a write.
-4. **One transaction per request.** Django runs the add/change/delete views in one
-   transaction and this class runs actions in one too, so the services' on-commit
-   effects (`publish_on_commit`, `enqueue_on_commit`) fire once, after the whole request
-   commits, and never for a write that was rolled back.
-5. **Inlines.** An inline of a `ServiceAdmin` is either read-only (`ReadOnlyInline`) or
-   a `ServiceInline`: its rows go through its own three declarations (a new row gets
-   the parent under the foreign key's name, as the form has it), or, with
-   `saved_by_parent = True`, the parent's service receives them through the hooks of
-   1. An inline that would write rows by itself is a configuration error.
-6. Many-to-many values go to the services with the other fields; the admin never saves
-   relations itself.
+   rolls the request back and renders the form again (200): its message at the top, each
+   field error on its field (at the top if the form lacks the field). A refused delete is
+   an error message on the row's page; a refused action is rolled back whole, with a
+   message. "Delete selected" (Django's, with its confirmation page) deletes each row
+   through `service_delete` in its own savepoint: the accepted rows go, each refusal is
+   named. `add_service_errors` puts the same errors on a form from its own `clean()`.
+4. **One transaction per request** (Django's for the add/change/delete views, ours for
+   actions): the services' on-commit effects (`publish_on_commit`, `enqueue_on_commit`)
+   fire once, after the request commits, never for a write that was rolled back.
+5. **Inlines** are read-only (`ReadOnlyInline`) or a `ServiceInline`, whose rows go
+   through its own three declarations (a new row gets the parent under the foreign key's
+   name), or, with `saved_by_parent = True`, through the parent's service (hooks of 1).
+   An inline that would write rows by itself is a configuration error. Many-to-many
+   values go to the services with the other fields; the admin never saves relations.
 """
 
 from __future__ import annotations
@@ -106,6 +98,11 @@ def _row(result: Any) -> models.Model:
     return result[0] if isinstance(result, tuple) else result
 
 
+def _by_parent(formset: Any) -> bool:
+    """Whether the parent's service writes these rows (a plain inline claims it does)."""
+    return getattr(getattr(formset, "service_inline", None), "saved_by_parent", True)
+
+
 def _adopt(obj: models.Model, row: models.Model) -> None:
     """Make `obj` (the admin's instance) the row the service wrote."""
     obj.pk = row.pk
@@ -160,10 +157,7 @@ class _Services:
         return self.model._default_manager.get(pk=obj.pk)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Records only the system writes: listed and viewed, never added, edited or deleted
-    by hand."""
-
+class _NoWrites:
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -174,20 +168,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+class ReadOnlyAdmin(_NoWrites, admin.ModelAdmin):  # type: ignore[type-arg]
+    """Records only the system writes: listed and viewed, never changed by hand."""
+
+
+class ReadOnlyInline(_NoWrites, admin.TabularInline):  # type: ignore[type-arg]
     """Children shown on their parent's page, written elsewhere."""
 
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ServiceInline(_Services, admin.TabularInline):  # type: ignore[type-arg]
@@ -255,8 +244,6 @@ class _PartlyRefused(Exception):
 class ServiceAdmin(_Services, admin.ModelAdmin):  # type: ignore[type-arg]
     """A model admin whose writes go through its declared services (module docstring)."""
 
-    # --- permissions follow the declarations --------------------------------------------
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self.service_create is not None and super().has_add_permission(request)
 
@@ -265,8 +252,6 @@ class ServiceAdmin(_Services, admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.service_delete is not None and super().has_delete_permission(request, obj)
-
-    # --- add and change -----------------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Nothing here: the service is called from save_related, which has the inline
@@ -278,27 +263,14 @@ class ServiceAdmin(_Services, admin.ModelAdmin):  # type: ignore[type-arg]
         formsets = list(formsets)
         obj = form.instance
         if not change:
-            row = _row(
-                self._service("service_create")(
-                    **self.service_create_kwargs(request, form, formsets)
-                )
-            )
-            _adopt(obj, row)
-        elif form.has_changed() or any(f.has_changed() for f in self._parents(formsets)):
+            kwargs = self.service_create_kwargs(request, form, formsets)
+            _adopt(obj, _row(self._service("service_create")(**kwargs)))
+        elif form.has_changed() or any(f.has_changed() for f in formsets if _by_parent(f)):
             kwargs = self.service_update_kwargs(request, self._fresh(obj), form, formsets)
             self._service("service_update")(**kwargs)
             _adopt(obj, obj)
         for formset in formsets:
             self.save_formset(request, form, formset, change)
-
-    @staticmethod
-    def _parents(formsets: list[Any]) -> list[Any]:
-        """The formsets whose rows the parent's service writes."""
-        return [
-            f
-            for f in formsets
-            if getattr(f, "service_inline", None) is None or (f.service_inline.saved_by_parent)
-        ]
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         inline = getattr(formset, "service_inline", None)
@@ -343,11 +315,9 @@ class ServiceAdmin(_Services, admin.ModelAdmin):  # type: ignore[type-arg]
             # Django's transaction for the view has been rolled back (effects with it):
             # the same POST again, this time with the refusal on the form, so nothing saves.
             if request.method != "POST" or hasattr(request, _REFUSAL):
-                return self._refused(request, exc, self._changelist_url())
+                return self._refused(request, exc, request.get_full_path())
             setattr(request, _REFUSAL, exc)
             return super().changeform_view(request, object_id, form_url, extra_context)
-
-    # --- delete -------------------------------------------------------------------------
 
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
         """Logged by delete_model, in the deletion's own savepoint: a refused row of a
@@ -392,8 +362,6 @@ class ServiceAdmin(_Services, admin.ModelAdmin):  # type: ignore[type-arg]
             )
             return self._refused(request, exc, page)
 
-    # --- actions and list_editable ------------------------------------------------------
-
     def response_action(
         self, request: HttpRequest, queryset: Any, *args: Any, **kwargs: Any
     ) -> HttpResponse | None:
@@ -415,15 +383,6 @@ class ServiceAdmin(_Services, admin.ModelAdmin):  # type: ignore[type-arg]
             return super().changelist_view(request, extra_context)
         except ApplicationError as exc:  # list_editable: Django's transaction rolled back
             return self._refused(request, exc, request.get_full_path())
-
-    # --- answers ------------------------------------------------------------------------
-
-    def _changelist_url(self) -> str:
-        opts = self.model._meta
-        return reverse(
-            f"admin:{opts.app_label}_{opts.model_name}_changelist",
-            current_app=self.admin_site.name,
-        )
 
     def _refused(self, request: HttpRequest, exc: ApplicationError, to: str) -> HttpResponse:
         self.message_user(request, describe(exc), messages.ERROR)

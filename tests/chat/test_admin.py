@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
-from escalation.services import team_save
 
 from chat.models import AssistanceTopic, Client, HelpDesk, Message
+from core.models import Team
 from tests.admin_events import published
 
 pytestmark = pytest.mark.django_db
@@ -122,8 +122,8 @@ def _topic_post(topic_org: Any, **fields: Any) -> dict[str, Any]:
 
 
 def test_topic_team_must_be_of_the_topics_organization(staff, org, make_org):
-    mine = team_save(organization=org, slug="sales-team")
-    spy = team_save(organization=make_org("other"), slug="spy")
+    mine = Team.objects.create(organization=org, slug="sales-team", name="Sales")
+    spy = Team.objects.create(organization=make_org("other"), slug="spy", name="Spy")
     add = reverse("admin:chat_assistancetopic_add")
     refused = staff.post(add, _topic_post(org, team=spy.pk))
     assert refused.status_code == 200 and b"A team of the topic" in refused.content
