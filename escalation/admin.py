@@ -17,8 +17,7 @@ from django.http import HttpRequest
 from core.admin import ReadOnlyAdmin
 from core.errors import ApplicationError
 from core.models import Team, TeamMember
-from escalation import services
-from escalation.ingestion import rules_changed_on_commit
+from escalation import incidents, rules
 from escalation.models import (
     Incident,
     IncidentNotification,
@@ -27,6 +26,7 @@ from escalation.models import (
     RuleLevel,
     TriggerBatch,
 )
+from escalation.serializers import RuleWriteSerializer
 
 
 def _messages(exc: ApplicationError) -> list[str]:
@@ -115,8 +115,6 @@ class RuleForm(forms.ModelForm):  # type: ignore[type-arg]
         ]
 
     def clean(self) -> dict[str, Any]:
-        from escalation.serializers import RuleWriteSerializer
-
         data = super().clean() or {}
         organization = data.get("organization")
         if organization is None or self.errors:
@@ -139,7 +137,7 @@ class RuleForm(forms.ModelForm):  # type: ignore[type-arg]
             return data
         valid = body.validated_data
         try:
-            services.rule_check(
+            rules.rule_check(
                 organization=organization,
                 code=valid["code"],
                 warn_after=valid.get("warn_after"),
@@ -148,7 +146,7 @@ class RuleForm(forms.ModelForm):  # type: ignore[type-arg]
             )
         except ApplicationError as exc:
             raise ValidationError(_messages(exc)) from exc
-        data["triggers"] = services.normalize_triggers(valid["triggers"])
+        data["triggers"] = rules.normalize_triggers(valid["triggers"])
         data["warn_tags"] = list(valid.get("warn_tags", []))
         return data
 
@@ -186,7 +184,7 @@ class RuleLevelFormSet(OrganizationScopedFormSet):
             if lv["after_occurrences"] is not None and lv["after_occurrences"] < 1:
                 raise ValidationError(f"Level {lv['level']}: after_occurrences is at least 1.")
         try:
-            services.rule_levels_check(organization=self.instance.organization, levels=levels)
+            rules.rule_levels_check(organization=self.instance.organization, levels=levels)
         except ApplicationError as exc:
             raise ValidationError(_messages(exc)) from exc
 
@@ -208,17 +206,17 @@ class RuleAdmin(admin.ModelAdmin):
     # Ingestion caches each organization's rules: an edit here must invalidate it.
     def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
         super().save_related(request, form, formsets, change)
-        rules_changed_on_commit(form.instance.organization_id)
+        rules.rules_changed_on_commit(form.instance.organization_id)
         if form.initial.get("organization") not in (None, form.instance.organization_id):
-            rules_changed_on_commit(form.initial["organization"])  # moved away from it
+            rules.rules_changed_on_commit(form.initial["organization"])  # moved away from it
 
     def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
-        rules_changed_on_commit(obj.organization_id)
+        rules.rules_changed_on_commit(obj.organization_id)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
         for organization_id in set(queryset.values_list("organization_id", flat=True)):
-            rules_changed_on_commit(organization_id)
+            rules.rules_changed_on_commit(organization_id)
         super().delete_queryset(request, queryset)
 
 
@@ -286,9 +284,9 @@ class IncidentAdmin(ReadOnlyAdmin):
         for incident in queryset:
             try:
                 if verb == "acknowledge":
-                    services.incident_acknowledge(incident=incident, user=request.user)
+                    incidents.incident_acknowledge(incident=incident, user=request.user)
                 else:
-                    services.incident_resolve(incident=incident, user=request.user, reason="admin")
+                    incidents.incident_resolve(incident=incident, user=request.user, reason="admin")
                 done += 1
             except ApplicationError as exc:
                 refused.append(f"{incident.uuid}: {exc.message}")

@@ -32,6 +32,7 @@ from typing import Any
 from django.utils import timezone
 
 from core.logging import get_logger
+from escalation.incidents import incident_resolve, incidents_active_locked
 from escalation.models import Incident, IncidentAlert
 
 log = get_logger(__name__)
@@ -121,8 +122,6 @@ def incidents_alerts_resolved(
 
     Call inside a transaction (the incidents are locked here, in rule order).
     """
-    from escalation.services import incident_resolve, incidents_active_locked
-
     keys = _keys(alerts)
     resolved = []
     for incident in incidents_active_locked(rule_ids=rule_ids).values():

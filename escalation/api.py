@@ -16,10 +16,10 @@ from core.auth import IntegrationPrincipal
 from core.errors import ApplicationError
 from core.models import Organization
 from core.pagination import LinkHeaderCursorPagination
-from escalation import selectors, services
-from escalation.alerts import alert_fingerprint
-from escalation.ingestion import Ingested, triggers_ingest
+from escalation import incidents, rules, selectors
+from escalation.ingest import triggers_ingest
 from escalation.models import Incident
+from escalation.payloads import ingest_body
 from escalation.serializers import (
     AlertmanagerSerializer,
     IncidentStepSerializer,
@@ -28,7 +28,6 @@ from escalation.serializers import (
     TeamSerializer,
     TeamWriteSerializer,
     TriggersPayloadSerializer,
-    alert_pair,
 )
 
 ORGANIZATION_PARAM = OpenApiParameter(
@@ -59,54 +58,6 @@ def _require_agent(request: Request) -> None:
         raise ApplicationError("Agents only; use an agent key.", code="forbidden", status_code=403)
 
 
-def ingest_body(results: list[Ingested], received: int, *, alertmanager: bool) -> dict[str, Any]:
-    """The 202 body of a trigger post; also built by the ASGI fast path
-    (`escalation.fastpath`), so both answer the same bytes."""
-    body: dict[str, Any] = {
-        "received": received,
-        "batches": [r.batch.pk for r in results],
-        "matched": [m for r in results if r.batch.kind == "firing" for m in r.matched],
-        "unmatched": [u for r in results if r.batch.kind == "firing" for u in r.unmatched],
-    }
-    if alertmanager:
-        body["resolving"] = [m for r in results if r.batch.kind == "resolved" for m in r.matched]
-        body["resolved_unmatched"] = [
-            u for r in results if r.batch.kind == "resolved" for u in r.unmatched
-        ]
-        ignored = [i for r in results for i in r.ignored]
-        body["ignored"] = sorted(ignored, key=lambda i: int(i["alert"]))
-    return body
-
-
-def alertmanager_split(
-    alerts: list[dict[str, Any]],
-) -> tuple[
-    list[tuple[str, int]], list[tuple[str, int]], list[dict[str, Any]], dict[str, list[str]]
-]:
-    """(firing pairs, resolved pairs, unmappable alerts, {"firing": fingerprints of the
-    firing pairs, "resolved": ...}) of validated v4 alerts."""
-    firing, resolved, ignored = [], [], []
-    fingerprints: dict[str, list[str]] = {"firing": [], "resolved": []}
-    for index, alert in enumerate(alerts):
-        pair = alert_pair(alert["labels"])
-        if isinstance(pair, str):
-            ignored.append(
-                {
-                    "alert": index,
-                    "labels": alert["labels"],
-                    "reason": pair,
-                    "status": alert["status"],
-                }
-            )
-        elif alert["status"] == "firing":
-            firing.append(pair)
-            fingerprints["firing"].append(alert_fingerprint(alert, alert["labels"]))
-        else:
-            resolved.append(pair)
-            fingerprints["resolved"].append(alert_fingerprint(alert, alert["labels"]))
-    return firing, resolved, ignored, fingerprints
-
-
 class TriggersView(APIView):
     required_scopes = {"POST": scopes.TRIGGERS}
     throttle_scope = "triggers"  # TRIGGER_RATE, the fast path's bucket (core/throttles.py)
@@ -121,10 +72,10 @@ class TriggersView(APIView):
         body = TriggersPayloadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         organization = _organization(request, None)
-        source, pairs = body.pairs()
-        results = triggers_ingest(organization=organization, source=source, firing=pairs)
+        payload = body.validated_data["payload"]
+        results = triggers_ingest(organization=organization, payload=payload)
         return Response(
-            ingest_body(results, len(pairs), alertmanager=False),
+            ingest_body(results, payload.received, alertmanager=False),
             status=status.HTTP_202_ACCEPTED,
         )
 
@@ -143,17 +94,10 @@ class AlertmanagerView(APIView):
         body = AlertmanagerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         organization = _organization(request, None)
-        firing, resolved, ignored, fingerprints = alertmanager_split(body.validated_data["alerts"])
-        results = triggers_ingest(
-            organization=organization,
-            source="alertmanager",
-            firing=firing,
-            resolved=resolved,
-            ignored=ignored,
-            fingerprints=fingerprints,
-        )
+        payload = body.validated_data["payload"]
+        results = triggers_ingest(organization=organization, payload=payload)
         return Response(
-            ingest_body(results, len(firing) + len(resolved), alertmanager=True),
+            ingest_body(results, payload.received, alertmanager=True),
             status=status.HTTP_202_ACCEPTED,
         )
 
@@ -163,7 +107,7 @@ class IncidentPagination(LinkHeaderCursorPagination):
 
 
 def _incident_body(incident: Incident, steps: bool = False) -> dict[str, Any]:
-    data = services.incident_data(incident)
+    data = incidents.incident_data(incident)
     if steps:
         data["steps"] = IncidentStepSerializer(
             incident.steps.select_related("team").prefetch_related("notifications"), many=True
@@ -213,7 +157,7 @@ class IncidentAcknowledgeView(APIView):
     def post(self, request: Request, uuid: str) -> Response:
         _require_agent(request)
         incident = selectors.incident_get_for_principal(principal=request.user, uuid=uuid)
-        incident = services.incident_acknowledge(incident=incident, user=request.user)
+        incident = incidents.incident_acknowledge(incident=incident, user=request.user)
         return Response(_incident_body(incident))
 
 
@@ -224,7 +168,7 @@ class IncidentResolveView(APIView):
     def post(self, request: Request, uuid: str) -> Response:
         _require_agent(request)
         incident = selectors.incident_get_for_principal(principal=request.user, uuid=uuid)
-        incident = services.incident_resolve(incident=incident, user=request.user)
+        incident = incidents.incident_resolve(incident=incident, user=request.user)
         return Response(_incident_body(incident))
 
 
@@ -258,7 +202,7 @@ class RuleListView(APIView):
         body.is_valid(raise_exception=True)
         organization = _organization(request, body.validated_data.get("organization"))
         _require_admin(request, organization)
-        rule = services.rule_save(organization=organization, **_rule_args(body.validated_data))
+        rule = rules.rule_save(organization=organization, **_rule_args(body.validated_data))
         return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
@@ -277,7 +221,7 @@ class RuleDetailView(APIView):
         _require_admin(request, rule.organization)
         body = RuleWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        rule = services.rule_save(
+        rule = rules.rule_save(
             organization=rule.organization, rule=rule, **_rule_args(body.validated_data)
         )
         return Response(RuleSerializer(rule).data)
@@ -286,7 +230,7 @@ class RuleDetailView(APIView):
     def delete(self, request: Request, pk: int) -> Response:
         rule = selectors.rule_get_for_principal(principal=request.user, pk=pk)
         _require_admin(request, rule.organization)
-        services.rule_delete(rule=rule)
+        rules.rule_delete(rule=rule)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -308,7 +252,7 @@ class TeamListView(APIView):
         data = body.validated_data
         organization = _organization(request, data.get("organization"))
         _require_admin(request, organization)
-        team = services.team_save(
+        team = rules.team_save(
             organization=organization,
             slug=data["slug"],
             name=data.get("name", ""),
@@ -333,7 +277,7 @@ class TeamDetailView(APIView):
         body = TeamWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        team = services.team_save(
+        team = rules.team_save(
             organization=team.organization,
             team=team,
             slug=data["slug"],

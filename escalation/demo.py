@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core.models import Membership, Organization
 from escalation.models import Rule
-from escalation.services import rule_save, team_save
+from escalation.rules import rule_save, team_save
 
 TEAMS = [("n1", "Support N1"), ("n2", "Support N2"), ("coordination", "Coordination")]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 
 def triggers_evaluate(organization_id: int) -> int:
-    from escalation.ingestion import triggers_evaluate as evaluate
+    from escalation.evaluate import triggers_evaluate as evaluate
 
     return evaluate(organization_id=organization_id)
 
 
 def incident_check(incident_id: int, token: str) -> None:
-    from escalation.services import incident_check as check
+    from escalation.incidents import incident_check as check
 
     check(incident_id=incident_id, token=token)
 
@@ -28,10 +28,10 @@ def escalation_sweep() -> int:
     from django.utils import timezone
 
     from core.jobs import QUEUE_ESCALATION, enqueue_now
-    from escalation.ingestion import batches_overdue
+    from escalation.evaluate import batches_overdue
+    from escalation.incidents import incident_check as check
     from escalation.models import Incident
     from escalation.notifications import notifications_overdue
-    from escalation.services import incident_check as check
 
     overdue = list(
         Incident.objects.filter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -9,9 +10,17 @@ from rest_framework import serializers
 
 from core.models import Team
 from core.validators import tag_validator
+from escalation.ingest import Payload
 from escalation.models import IncidentNotification, IncidentStep, Rule
-
-MAX_TRIGGERS = 1000
+from escalation.payloads import (
+    MAX_SERVICE,
+    MAX_TRIGGERS,
+    STATUS_INVALID,
+    PayloadInvalid,
+    parse_alertmanager,
+    parse_triggers,
+    status_code,
+)
 
 
 @extend_schema_field(
@@ -20,15 +29,13 @@ MAX_TRIGGERS = 1000
 class StatusCodeField(serializers.Field[int, Any, Any, Any]):
     """An HTTP status code, as a number or a string of digits (the seed sends "503")."""
 
-    default_error_messages = {"invalid": 'An HTTP status code (100-599), e.g. 503 or "503".'}
+    default_error_messages = {"invalid": STATUS_INVALID}
 
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int | str):
+        code = status_code(data)
+        if code is None:
             self.fail("invalid")
-        text = str(data).strip()
-        if not text.isdigit() or not 100 <= int(text) <= 599:
-            self.fail("invalid")
-        return int(text)
+        return code
 
     def to_representation(self, value: int) -> int:
         return value
@@ -36,7 +43,7 @@ class StatusCodeField(serializers.Field[int, Any, Any, Any]):
 
 class ServiceField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=100, trim_whitespace=True, **kwargs)
+        super().__init__(max_length=MAX_SERVICE, trim_whitespace=True, **kwargs)
 
 
 class SeedTriggerSerializer(serializers.Serializer[Any]):
@@ -49,9 +56,25 @@ class TriggerSerializer(serializers.Serializer[Any]):
     status = StatusCodeField()
 
 
-class TriggersPayloadSerializer(serializers.Serializer[Any]):
+class MonitoringPayloadSerializer(serializers.Serializer[Any]):
+    """A monitoring post: the declared fields are its OpenAPI schema; validation is the
+    one parser the ASGI fast path uses too (`escalation.payloads`), so both accept and
+    refuse the same payloads with the same field errors. `validated_data["payload"]` is
+    the parsed `escalation.ingest.Payload`."""
+
+    parse: Callable[[Any], Payload]
+
+    def to_internal_value(self, data: Any) -> dict[str, Payload]:
+        try:
+            return {"payload": type(self).parse(data)}
+        except PayloadInvalid as exc:
+            raise serializers.ValidationError(exc.fields) from None
+
+
+class TriggersPayloadSerializer(MonitoringPayloadSerializer):
     """Either the seed's `{"gatilhos": [...]}` or `{"triggers": [...]}`."""
 
+    parse = staticmethod(parse_triggers)
     gatilhos = SeedTriggerSerializer(  # type: ignore[call-arg]
         many=True, required=False, allow_empty=False, max_length=MAX_TRIGGERS
     )
@@ -59,82 +82,25 @@ class TriggersPayloadSerializer(serializers.Serializer[Any]):
         many=True, required=False, allow_empty=False, max_length=MAX_TRIGGERS
     )
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("gatilhos" in attrs) == ("triggers" in attrs):
-            raise serializers.ValidationError(
-                {"triggers": ["Send exactly one list: `triggers` (or the seed's `gatilhos`)."]}
-            )
-        return attrs
-
-    def pairs(self) -> tuple[str, list[tuple[str, int]]]:
-        data = self.validated_data
-        if "gatilhos" in data:
-            return "seed", [(t["servico"], t["retorno"]) for t in data["gatilhos"]]
-        return "api", [(t["service"], t["status"]) for t in data["triggers"]]
-
-
-MAX_LABEL_NAME = 256
-
-
-def label_name_error(name: str) -> str | None:
-    """Why `name` cannot be a label name, or None. Prometheus 3 allows any UTF-8 name,
-    so this refuses only what cannot be stored: empty, too long, NUL, a lone surrogate
-    (valid in JSON's \\u escapes, not encodable as UTF-8)."""
-    if not name or len(name) > MAX_LABEL_NAME:
-        return f"A label name has 1 to {MAX_LABEL_NAME} characters."
-    if "\x00" in name:
-        return "A label name cannot contain NUL."
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return "A label name must be valid Unicode (no lone surrogates)."
-    return None
-
 
 class AlertSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=["firing", "resolved"])
     labels = serializers.DictField(child=serializers.CharField(allow_blank=True))
-
-    def validate_labels(self, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if (error := label_name_error(name)) is not None:
-                raise serializers.ValidationError(error)
-        return value
-
     annotations = serializers.DictField(required=False)
     startsAt = serializers.CharField(required=False, allow_blank=True)
     endsAt = serializers.CharField(required=False, allow_blank=True)
     fingerprint = serializers.CharField(required=False, allow_blank=True)
 
 
-class AlertmanagerSerializer(serializers.Serializer[Any]):
+class AlertmanagerSerializer(MonitoringPayloadSerializer):
     """Prometheus Alertmanager webhook, payload version 4."""
 
-    version = serializers.CharField()
+    parse = staticmethod(parse_alertmanager)
+    version = serializers.CharField(help_text='"4"')
     status = serializers.ChoiceField(choices=["firing", "resolved"])
     receiver = serializers.CharField(required=False, allow_blank=True)
     groupKey = serializers.CharField(required=False, allow_blank=True)
     alerts = AlertSerializer(many=True, allow_empty=False, max_length=MAX_TRIGGERS)  # type: ignore[call-arg]
-
-    def validate_version(self, value: str) -> str:
-        if value != "4":
-            raise serializers.ValidationError("Only payload version 4 is supported.")
-        return value
-
-
-SERVICE_LABELS = ("service", "job")
-STATUS_LABELS = ("status", "code", "status_code")
-
-
-def alert_pair(labels: dict[str, str]) -> tuple[str, int] | str:
-    """(service, status) from an alert's labels, or why it cannot be mapped."""
-    service = next((labels[k] for k in SERVICE_LABELS if labels.get(k)), None)
-    status = next((labels[k] for k in STATUS_LABELS if labels.get(k)), None)
-    if service is None:
-        return f"no label among {list(SERVICE_LABELS)}"
-    if status is None or not status.strip().isdigit() or not 100 <= int(status) <= 599:
-        return f"no numeric status code label among {list(STATUS_LABELS)}"
-    return service.strip()[:100], int(status)
 
 
 # --- rules and teams ------------------------------------------------------------------

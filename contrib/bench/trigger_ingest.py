@@ -222,7 +222,7 @@ class Bench:
 
     def setup_data(self) -> None:
         from core.services import api_key_create, organization_create
-        from escalation.services import rule_save
+        from escalation.rules import rule_save
 
         org = organization_create(slug="bench", name="Bench")
         _, self.key = api_key_create(name="monitoring", organization=org)

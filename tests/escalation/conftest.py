@@ -40,9 +40,9 @@ def rule(org: Any, agent: Any, make_client: Any) -> Any:
 def _fresh_rules_cache() -> None:
     """Rules saved inside a test transaction never commit, so they never bump the
     cache token: start every test with an empty per-process rules cache."""
-    from escalation import ingestion
+    from escalation.rules import rules_cache_clear
 
-    ingestion._RULES_CACHE.clear()
+    rules_cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from core.events import log_key
 from core.models import Membership, Team, TeamMember
+from escalation.incidents import incident_record_occurrences
 from escalation.models import Incident, IncidentStep, Rule
-from escalation.services import incident_record_occurrences, team_save
+from escalation.rules import team_save
 
 pytestmark = pytest.mark.django_db
 

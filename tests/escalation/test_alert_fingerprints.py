@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from escalation.alerts import alert_fingerprint
-from escalation.ingestion import triggers_evaluate
+from escalation.evaluate import triggers_evaluate
 from escalation.models import Incident, IncidentAlert, Rule, TriggerBatch
 from tests.escalation.test_fastpath import post as fast_post
 from tests.escalation.test_ingestion import alertmanager

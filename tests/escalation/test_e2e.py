@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from escalation.models import Incident, IncidentNotification, IncidentStep, TriggerBatch
-from escalation.services import rule_save
+from escalation.rules import rule_save
 from tests.conftest import wait_until
 from tests.escalation.conftest import SEED
 from tests.wsclient import WS, data

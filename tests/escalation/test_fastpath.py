@@ -20,6 +20,7 @@ from core.models import ApiKey
 from core.redis import get_redis
 from escalation.fastpath import TriggerFastPath
 from escalation.models import TriggerBatch
+from escalation.payloads import PayloadInvalid, parse_alertmanager, parse_triggers
 from tests.conftest import wait_until
 from tests.escalation.conftest import SEED
 from tests.escalation.test_ingestion import alertmanager
@@ -158,41 +159,83 @@ def test_fast_path_answers_and_records_what_the_django_view_does(
     )
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        {},
-        {"gatilhos": []},
-        {"gatilhos": [{"servico": "login"}]},
-        {"gatilhos": [{"servico": "login", "retorno": "99"}]},
-        {"gatilhos": [{"servico": "login", "retorno": True}]},
-        {"gatilhos": [{"servico": "login", "retorno": 50.3}]},
-        {"triggers": [{"service": "  ", "status": 503}]},
-        {"triggers": [{"service": "x" * 101, "status": 503}]},
-        {"triggers": [{"service": "a\x00b", "status": 503}]},
-        {"triggers": [{"service": {"x": 1}, "status": 503}]},
-        {"triggers": [{"service": "s", "status": 500}] * 1001},
-        {"triggers": SEED["gatilhos"], "gatilhos": SEED["gatilhos"]},
-    ],
-)
-def test_bad_trigger_payloads_fall_through_to_the_same_400(app, org, monitoring_key, payload):
-    status, body = post(app, "/api/triggers/", payload, monitoring_key)
-    assert status == 400
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["code"] == "validation_error"
+def _alert(**change: Any) -> dict[str, Any]:
+    alert = {"status": "firing", "labels": {"service": "a", "status": "503"}}
+    return {"version": "4", "status": "firing", "alerts": [{**alert, **change}]}
+
+
+REFUSED = [
+    ("/api/triggers/", None),
+    ("/api/alertmanager/", None),
+    ("/api/triggers/", {}),
+    ("/api/triggers/", []),
+    ("/api/triggers/", [{"servico": "login"}]),
+    ("/api/triggers/", {"gatilhos": []}),
+    ("/api/triggers/", {"gatilhos": None}),
+    ("/api/triggers/", {"gatilhos": "login"}),
+    ("/api/triggers/", {"gatilhos": [None, ["login", "503"], "x"]}),
+    ("/api/triggers/", {"gatilhos": [{"servico": "login"}, {"retorno": "503"}]}),
+    ("/api/triggers/", {"gatilhos": [{"servico": "login", "retorno": "99"}]}),
+    ("/api/triggers/", {"gatilhos": [{"servico": "login", "retorno": True}]}),
+    ("/api/triggers/", {"gatilhos": [{"servico": "login", "retorno": 50.3}]}),
+    ("/api/triggers/", {"gatilhos": [{"servico": None, "retorno": None}]}),
+    ("/api/triggers/", {"triggers": [{"service": "  ", "status": 503}]}),
+    ("/api/triggers/", {"triggers": [{"service": "x" * 101, "status": 503}]}),
+    ("/api/triggers/", {"triggers": [{"service": {"x": 1}, "status": [503]}]}),
+    ("/api/triggers/", {"triggers": [{"service": "s", "status": 500}] * 1001}),
+    ("/api/triggers/", {"triggers": SEED["gatilhos"], "gatilhos": SEED["gatilhos"]}),
+    ("/api/triggers/", {"triggers": [{"service": "s", "status": 500}], "gatilhos": []}),
+    ("/api/alertmanager/", {}),
+    ("/api/alertmanager/", {**_alert(), "version": "3"}),
+    ("/api/alertmanager/", {**_alert(), "version": None, "status": "exploded\u2028"}),
+    ("/api/alertmanager/", {**_alert(), "receiver": ["r"], "groupKey": None}),
+    ("/api/alertmanager/", {**_alert(), "alerts": []}),
+    ("/api/alertmanager/", {**_alert(), "alerts": {"status": "firing"}}),
+    ("/api/alertmanager/", {**_alert(), "alerts": [None, 1]}),
+    ("/api/alertmanager/", _alert(status="gone", labels=["service"])),
+    ("/api/alertmanager/", _alert(labels={"service": {"x": 1}, "status": None})),
+    ("/api/alertmanager/", _alert(labels={"": "a", "status": "503"})),
+    ("/api/alertmanager/", _alert(annotations="x", startsAt=[], fingerprint={})),
+]
+
+
+@pytest.mark.parametrize(("path", "payload"), REFUSED)
+def test_a_refused_payload_gets_the_same_400_from_the_fast_path_and_the_view(
+    app, org, monitoring_key, settings, monkeypatch, path, payload
+):
+    # given: the DRF view's answer (its serializer delegates to escalation.payloads)
+    settings.TRIGGER_FASTPATH = False
+    view_status, view_body = post(app, path, payload, monitoring_key)
+    assert view_status == 400 and view_body["error"]["code"] == "validation_error"
+    # when: the fast path answers, with the Django views broken to prove they are not used
+    settings.TRIGGER_FASTPATH = True
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the Django view answered")
+
+    monkeypatch.setattr("escalation.api.TriggersView.post", broken)
+    monkeypatch.setattr("escalation.api.AlertmanagerView.post", broken)
+    fast = post(app, path, payload, monitoring_key)
+    # then: the same answer, and the field errors are the one parser's
+    assert fast == (view_status, view_body)
+    parse = parse_triggers if path == "/api/triggers/" else parse_alertmanager
+    with pytest.raises(PayloadInvalid) as refused:
+        parse(payload)
+    assert json.loads(json.dumps(refused.value.fields)) == view_body["error"]["fields"]
     assert TriggerBatch.objects.count() == 0
 
 
-@pytest.mark.parametrize(
-    "change", [{"version": "3"}, {"version": 4}, {"status": "exploded"}, {"alerts": []}]
-)
-def test_bad_alertmanager_payloads_fall_through_to_the_same_400(app, org, monitoring_key, change):
-    payload = {**alertmanager("firing", ("firing", {"service": "a", "status": "503"})), **change}
-    status, body = post(app, "/api/alertmanager/", payload, monitoring_key)
-    if change == {"version": 4}:  # DRF's CharField takes 4 as "4": Django accepts it
-        assert status == 202
-        return
-    assert status == 400 and body["error"]["fields"]
+def test_a_refused_payload_counts_against_the_rate_limit_as_in_the_view(
+    app, org, monitoring_key, settings
+):
+    settings.TRIGGER_RATE = "2/day"
+    answers = [post(app, "/api/triggers/", {}, monitoring_key)[0] for _ in range(3)]
+    assert answers == [400, 400, 429]
+
+
+def test_alertmanager_version_4_as_a_number_is_taken_as_the_string(app, org, monitoring_key):
+    payload = {**_alert(), "version": 4}  # DRF's CharField took 4 as "4": so does the parser
+    assert post(app, "/api/alertmanager/", payload, monitoring_key)[0] == 202
 
 
 @pytest.mark.parametrize(
@@ -245,10 +288,11 @@ def test_concurrent_posts_are_group_committed_and_all_recorded(app, rule, monito
     assert ids == list(TriggerBatch.objects.order_by("id").values_list("id", flat=True))
     assert len(set(ids)) == 30
     # the evaluator was woken (the flag of the organization is set, or a job took it)
-    from escalation.ingestion import _flag, _wake
+    from escalation.evaluate import flag_key, wake_key
 
     client = get_redis()
-    wait_until(lambda: client.exists(_flag(rule.organization_id), _wake(rule.organization_id)))
+    org_id = rule.organization_id
+    wait_until(lambda: client.exists(flag_key(org_id), wake_key(org_id)))
 
 
 def test_a_failed_group_commit_is_retried_by_the_django_view(
@@ -259,7 +303,7 @@ def test_a_failed_group_commit_is_retried_by_the_django_view(
     def locked(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr("escalation.fastpath.triggers_ingest_many", locked)
+    monkeypatch.setattr("escalation.group_commit.triggers_ingest_many", locked)
     status, body = post(app, "/api/triggers/", SEED, monitoring_key)
     assert status == 202 and [m["rule"] for m in body["matched"]] == ["0001"]
     assert TriggerBatch.objects.count() == 1

@@ -14,7 +14,7 @@ from core.jobs import QUEUE_ESCALATION, get_queue
 from core.redis import get_redis
 from escalation.jobs import escalation_sweep
 from escalation.models import Incident, IncidentStep, TriggerBatch
-from escalation.services import rule_save
+from escalation.rules import rule_save
 from tests.conftest import kill_with_children, wait_until
 
 PAYLOAD = {"triggers": [{"service": "api", "status": 500}]}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from core.models import ApiKey
-from escalation.ingestion import triggers_evaluate
+from escalation.evaluate import triggers_evaluate
 from escalation.models import Incident, Rule, TriggerBatch
 from tests.escalation.conftest import SEED
 
@@ -234,7 +234,7 @@ def test_rules_and_teams_api(org, agent, make_agent, monitoring):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_rule_change_is_seen_by_the_next_post(org, monitoring):
-    from escalation.services import rule_save
+    from escalation.rules import rule_save
 
     payload = {"triggers": [{"service": "search", "status": 502}]}
     assert monitoring.post("/api/triggers/", payload, format="json").json()["matched"] == []
@@ -247,7 +247,7 @@ def test_a_rule_change_is_seen_by_the_next_post(org, monitoring):
 def test_the_evaluator_lingers_and_takes_batches_posted_while_it_runs(org, monitoring, settings):
     import threading
 
-    from escalation.services import rule_save
+    from escalation.rules import rule_save
 
     settings.ESCALATION_EVALUATOR_IDLE = 2
     rule_save(organization=org, code="s", triggers=[{"service": "s", "status": 500}], levels=[])

@@ -1,7 +1,7 @@
 """Incident open / escalate / resolve at the service level: one incident per rule, each
 step fired once, the right row acted on.
 
-Each test pins a condition of escalation/services.py that a small slip (found by
+Each test pins a condition of escalation/incidents.py that a small slip (found by
 planting bugs with contrib/mutation.py, see docs/testing.md) would break without any
 other test noticing: a second incident, a count on a resolved or another rule's
 incident, a level fired twice or never, a check acting on the wrong row.
@@ -19,16 +19,16 @@ from django.db import transaction
 from core.auth import IntegrationPrincipal
 from core.models import Team
 from core.services import agent_create, api_key_create
-from escalation import services
-from escalation.models import Incident, IncidentStep, Rule
-from escalation.services import (
+from escalation import incidents
+from escalation.incidents import (
     incident_acknowledge,
     incident_check,
     incident_record_occurrences,
     incident_resolve,
     incidents_active_locked,
-    rule_save,
 )
+from escalation.models import Incident, IncidentStep, Rule
+from escalation.rules import rule_save
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +128,7 @@ def test_the_loser_of_the_opening_race_finds_the_winner_among_other_incidents(
                         Incident.objects.create(
                             organization=org,
                             rule=rule,
-                            rule_snapshot=services.rule_snapshot(rule),
+                            rule_snapshot=incidents.rule_snapshot(rule),
                             opened_at=T0,
                             last_occurrence_at=T0,
                             occurrences=3,
@@ -136,7 +136,7 @@ def test_the_loser_of_the_opening_race_finds_the_winner_among_other_incidents(
                     )
                 return Rule.objects.select_related(*fields)
 
-    monkeypatch.setattr(services, "Rule", RuleInTheWindow)
+    monkeypatch.setattr(incidents, "Rule", RuleInTheWindow)
     # when: this evaluation's insert loses
     result = _record(rule, 2)
     # then: it counts on the winner: not on the resolved one, not on the other rule's

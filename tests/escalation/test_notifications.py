@@ -13,9 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.models import Membership, Team, TeamMember
+from escalation.incidents import incident_record_occurrences
 from escalation.jobs import escalation_sweep, incident_step_notify
 from escalation.models import Incident, IncidentNotification, IncidentStep
-from escalation.services import incident_record_occurrences, rule_save, team_save
+from escalation.rules import rule_save, team_save
 from tests.escalation.test_timeline import _logged_events
 
 pytestmark = pytest.mark.django_db

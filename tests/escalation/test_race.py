@@ -11,9 +11,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.events import log_key
-from escalation import services
+from escalation import incidents
+from escalation.incidents import incident_record_occurrences
 from escalation.models import Incident, Rule
-from escalation.services import incident_record_occurrences, rule_save
+from escalation.rules import rule_save
 
 
 def _rule(org: Any) -> Any:
@@ -44,7 +45,7 @@ def test_the_loser_counts_on_the_winners_incident_and_announces_nothing(
                         Incident.objects.create(
                             organization=org,
                             rule=rule,
-                            rule_snapshot=services.rule_snapshot(rule),
+                            rule_snapshot=incidents.rule_snapshot(rule),
                             opened_at=now,
                             last_occurrence_at=now,
                             occurrences=3,
@@ -52,7 +53,7 @@ def test_the_loser_counts_on_the_winners_incident_and_announces_nothing(
                     )
                 return Rule.objects.select_related(*fields)
 
-    monkeypatch.setattr(services, "Rule", RuleInTheWindow)
+    monkeypatch.setattr(incidents, "Rule", RuleInTheWindow)
     now = timezone.now()
 
     # when this evaluation tries to open it too
@@ -71,7 +72,7 @@ def test_two_concurrent_evaluations_open_one_incident_on_postgresql(org, monkeyp
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serializes writers: no two transactions can race here")
     rule = _rule(org)
-    real_snapshot = services.rule_snapshot
+    real_snapshot = incidents.rule_snapshot
     # both evaluations have seen "no active incident" before either inserts
     barrier = threading.Barrier(2, timeout=20)
 
@@ -79,7 +80,7 @@ def test_two_concurrent_evaluations_open_one_incident_on_postgresql(org, monkeyp
         barrier.wait()
         return real_snapshot(r)
 
-    monkeypatch.setattr(services, "rule_snapshot", snapshot_in_step)
+    monkeypatch.setattr(incidents, "rule_snapshot", snapshot_in_step)
     errors: list[BaseException] = []
 
     def evaluate() -> None:
@@ -135,7 +136,7 @@ def test_concurrent_counts_on_one_incident_are_never_lost_on_postgresql(org, red
     def count(n: int) -> None:
         locked = None
         if lookup == "batch":
-            locked = services.incidents_active_locked(rule_ids=[rule.pk])[rule.pk]
+            locked = incidents.incidents_active_locked(rule_ids=[rule.pk])[rule.pk]
         incident_record_occurrences(
             rule_id=rule.pk, count=n, first_at=now, last_at=now, locked=locked
         )

@@ -9,10 +9,10 @@ import pytest
 import time_machine
 
 from core.events import log_key
-from escalation.ingestion import triggers_evaluate
+from escalation.evaluate import triggers_evaluate
+from escalation.incidents import incident_check
 from escalation.jobs import escalation_sweep
 from escalation.models import Incident, IncidentStep, TriggerBatch
-from escalation.services import incident_check
 from tests.escalation.conftest import SEED
 
 pytestmark = pytest.mark.django_db

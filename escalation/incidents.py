@@ -1,4 +1,4 @@
-"""Escalation writes: rules, teams, and the incident state machine.
+"""The incident state machine: record occurrences, advance, fire steps, acknowledge, resolve.
 
 An incident freezes its rule (`rule_snapshot`) when it opens. Steps (the customer
 warning, levels 1..n) are decided by `_advance`, always under the incident's row
@@ -8,6 +8,7 @@ are scheduled jobs (`incident_check`) carrying a fencing token (`active_job_id`)
 a job whose token is no longer the incident's does nothing (Grafana OnCall's
 escalation snapshot pattern). Status only moves forward: open -> acknowledged ->
 resolved (or open -> resolved); a trigger after resolve opens a new incident.
+Every transition of an incident is made here, and only here.
 """
 
 from __future__ import annotations
@@ -24,191 +25,15 @@ from core.errors import ApplicationError
 from core.events import publish_on_commit
 from core.jobs import QUEUE_ESCALATION, enqueue_on_commit
 from core.logging import get_logger
-from core.models import Membership, Organization, Team, TeamMember
-from escalation.ingestion import rules_changed_on_commit
-from escalation.models import Incident, IncidentStep, Rule, RuleLevel
+from core.models import Team
+from escalation import jobs
+from escalation.models import Incident, IncidentStep, Rule
 from escalation.notifications import step_notifications_create
+from escalation.rules import rule_snapshot
 from escalation.selectors import team_members_of
+from mailing import services as mailing_services
 
 log = get_logger(__name__)
-
-
-# --- teams ---------------------------------------------------------------------------
-
-
-@transaction.atomic
-def team_save(
-    *,
-    organization: Organization,
-    slug: str,
-    name: str = "",
-    members: list[str] | None = None,
-    team: Team | None = None,
-) -> Team:
-    """Create (or, with `team`, replace) a team; `members` are usernames, in
-    round-robin order. Every member must belong to the organization."""
-    if team is None:
-        if Team.objects.filter(organization=organization, slug=slug).exists():
-            raise ApplicationError("Team exists.", fields={"slug": ["Already used here."]})
-        team = Team(organization=organization)
-    team.slug, team.name = slug, name or slug
-    team.full_clean(validate_unique=False)
-    team.save()
-    if members is not None:
-        found = {
-            m.user.username: m
-            for m in Membership.objects.filter(
-                organization=organization, user__username__in=members
-            ).select_related("user")
-        }
-        missing = [u for u in members if u not in found]
-        if missing:
-            raise ApplicationError(
-                "Unknown agents.", fields={"members": [f"Not members here: {missing}."]}
-            )
-        TeamMember.objects.filter(team=team).delete()
-        TeamMember.objects.bulk_create(
-            TeamMember(team=team, membership=found[u], order=i) for i, u in enumerate(members)
-        )
-    log.info("team_saved", team_id=team.pk, organization_id=organization.pk)
-    return team
-
-
-# --- rules ---------------------------------------------------------------------------
-
-
-def rule_check(
-    *,
-    organization: Organization,
-    code: str,
-    warn_after: int | None,
-    warn_message: str,
-    rule: Rule | None = None,
-) -> None:
-    """A rule's own invariants (the API, through `rule_save`, and the admin form)."""
-    if warn_after is not None and not warn_message:
-        raise ApplicationError(
-            "A warning needs a message.", fields={"warn_message": ["Required with warn_after."]}
-        )
-    others = Rule.objects.filter(organization=organization, code=code)
-    if rule is not None and rule.pk is not None:
-        others = others.exclude(pk=rule.pk)
-    if others.exists():
-        raise ApplicationError("Rule exists.", fields={"code": ["Already used here."]})
-
-
-def rule_levels_check(*, organization: Organization, levels: list[dict[str, Any]]) -> None:
-    """Levels numbered 1..n, each with a threshold, each team one of the organization's
-    (`team`: a slug, a `Team` or None). Used by `rule_save` and the admin's levels."""
-    numbers = [lv["level"] for lv in levels]
-    if sorted(numbers) != list(range(1, len(levels) + 1)):
-        raise ApplicationError(
-            "Levels must be numbered 1..n.", fields={"levels": ["Number them 1, 2, 3..."]}
-        )
-    slugs = set(Team.objects.filter(organization=organization).values_list("slug", flat=True))
-    for lv in levels:
-        if lv.get("after_occurrences") is None and lv.get("after_minutes") is None:
-            raise ApplicationError(
-                "A level needs a threshold.",
-                fields={"levels": [f"Level {lv['level']}: after_occurrences or after_minutes."]},
-            )
-        team = lv.get("team")
-        if isinstance(team, Team):
-            if team.organization_id != organization.pk:
-                raise ApplicationError(
-                    "Another organization's team.",
-                    fields={"levels": [f"Level {lv['level']}: team {team.slug} is not here."]},
-                )
-        elif team and team not in slugs:
-            raise ApplicationError(
-                "Unknown team.", fields={"levels": [f"Level {lv['level']}: no team {team}."]}
-            )
-
-
-def normalize_triggers(pairs: Any) -> list[dict[str, Any]]:
-    unique = {(str(p["service"]), int(p["status"])) for p in pairs}
-    return [{"service": s, "status": c} for s, c in sorted(unique)]
-
-
-@transaction.atomic
-def rule_save(
-    *,
-    organization: Organization,
-    code: str,
-    triggers: list[dict[str, Any]],
-    levels: list[dict[str, Any]],
-    name: str = "",
-    is_active: bool = True,
-    warn_after: int | None = None,
-    warn_tags: list[str] | None = None,
-    warn_message: str = "",
-    rule: Rule | None = None,
-) -> Rule:
-    """Create a rule, or replace `rule` (its levels too). Open incidents keep their
-    snapshot. `levels` items: {"level", "after_occurrences", "after_minutes", "team"
-    (slug)}."""
-    if not triggers:
-        raise ApplicationError("No triggers.", fields={"triggers": ["At least one trigger."]})
-    rule_check(
-        organization=organization,
-        code=code,
-        warn_after=warn_after,
-        warn_message=warn_message,
-        rule=rule,
-    )
-    rule_levels_check(organization=organization, levels=levels)
-    teams = {t.slug: t for t in Team.objects.filter(organization=organization)}
-    rule = rule or Rule(organization=organization)
-    rule.code, rule.name, rule.is_active = code, name, is_active
-    rule.triggers = normalize_triggers(triggers)
-    rule.warn_after, rule.warn_tags, rule.warn_message = warn_after, warn_tags or [], warn_message
-    rule.save()
-    RuleLevel.objects.filter(rule=rule).delete()
-    RuleLevel.objects.bulk_create(
-        RuleLevel(
-            rule=rule,
-            level=lv["level"],
-            after_occurrences=lv.get("after_occurrences"),
-            after_minutes=lv.get("after_minutes"),
-            team=teams.get(lv.get("team") or ""),
-        )
-        for lv in levels
-    )
-    log.info("rule_saved", rule_id=rule.pk, organization_id=organization.pk, code=code)
-    rules_changed_on_commit(organization.pk)
-    return rule
-
-
-@transaction.atomic
-def rule_delete(*, rule: Rule) -> None:
-    log.info("rule_deleted", rule_id=rule.pk)
-    rules_changed_on_commit(rule.organization_id)
-    rule.delete()
-
-
-def rule_snapshot(rule: Rule) -> dict[str, Any]:
-    return {
-        "rule_id": rule.pk,
-        "code": rule.code,
-        "name": rule.name,
-        "triggers": rule.triggers,
-        "warn_after": rule.warn_after,
-        "warn_tags": list(rule.warn_tags),
-        "warn_message": rule.warn_message,
-        "levels": [
-            {
-                "level": lv.level,
-                "after_occurrences": lv.after_occurrences,
-                "after_minutes": lv.after_minutes,
-                "team_id": lv.team_id,
-                "team": lv.team.slug if lv.team else None,
-            }
-            for lv in rule.levels.select_related("team").order_by("level")
-        ],
-    }
-
-
-# --- incidents -----------------------------------------------------------------------
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -325,10 +150,8 @@ def _warn_customers(incident: Incident, step: IncidentStep) -> None:
     never rolls the escalation back."""
     snap = incident.rule_snapshot
     try:
-        from mailing.services import notification_send
-
         with transaction.atomic():
-            mailing = notification_send(
+            mailing = mailing_services.notification_send(
                 organization=incident.organization,
                 text=snap["warn_message"],
                 tags=snap.get("warn_tags") or [],
@@ -456,10 +279,8 @@ def _schedule(incident: Incident, pending: list[dict[str, Any]], reschedule: boo
         return
     token = secrets.token_hex(8)
     incident.active_job_id = token
-    from escalation.jobs import incident_check
-
     enqueue_on_commit(
-        incident_check,
+        jobs.incident_check,
         incident.pk,
         token,
         queue=QUEUE_ESCALATION,
