@@ -12,7 +12,13 @@ the outage cannot be replayed. The counter is also seeded when a websocket joins
 organization that has none yet (`event_log_open`), so the first `hello` of a new
 organization names a real position, from which a resume replays every event.
 
-Keys: `events:{<organization id>}:seq|log|base` and the channel `...:live`. The
+A Redis failover that loses the old primary's last writes is treated the same way:
+the log's `epoch` (the replication id of the primary that keeps it) no longer
+matches the server's, so the counter is re-seeded above every id handed out
+before, and every client resuming from before the failover is told to resync
+instead of missing the event that got a lost event's id (see `_SEED`).
+
+Keys: `events:{<organization id>}:seq|log|base|epoch` and the channel `...:live`. The
 `{...}` hash tag keeps one organization's keys in one Redis Cluster slot, so every
 script and transaction here touches one node (tests/core/test_cluster_eventlog.py).
 
@@ -68,12 +74,38 @@ EVENTS_PUBLISH_FAILED = Counter(
 # organization averaged fewer than 10,000 events/s since its counter was seeded),
 # and below 2**53 (exact in JavaScript) for centuries. Whole seconds were not
 # enough: a reset within the second of the first seed handed out the same ids again.
+#
+# The epoch (KEYS[5]) is the replication id of the primary that keeps the log. A
+# failover promotes a replica that may lack the last writes of the old primary: an
+# event a client already saw is gone and its id would be handed out again, so that
+# client, resuming after it, would skip the new event without being told. The
+# promoted replica has a replication id of its own (INFO replication, master_replid),
+# while the epoch it holds is the old primary's: on a mismatch the counter is
+# re-seeded like after a restart (never below where it stands, plus a margin for
+# writes that never arrived), and `base` makes every resume from before it a resync.
+# An epoch missing beside an existing counter (a log from before epochs) is adopted.
 _SEED = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local info = redis.call('INFO', 'replication')
+local epoch = string.match(info, 'master_replid:(%w+)') or ''
+local function clock()
   local t = redis.call('TIME')
-  local seed = (tonumber(t[1]) - 1735689600) * 10000 + math.floor(tonumber(t[2]) / 100)
+  return (tonumber(t[1]) - 1735689600) * 10000 + math.floor(tonumber(t[2]) / 100)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local seed = clock()
   redis.call('SET', KEYS[1], string.format('%d', seed))
   redis.call('SET', KEYS[3], string.format('%d', seed + 1))
+  redis.call('SET', KEYS[5], epoch)
+else
+  local held = redis.call('GET', KEYS[5])
+  if held == false then
+    redis.call('SET', KEYS[5], epoch)
+  elseif held ~= epoch then
+    local seed = math.max(clock(), tonumber(redis.call('GET', KEYS[1])) + 100000)
+    redis.call('SET', KEYS[1], string.format('%d', seed))
+    redis.call('SET', KEYS[3], string.format('%d', seed + 1))
+    redis.call('SET', KEYS[5], epoch)
+  end
 end
 """
 _APPEND = (
@@ -97,6 +129,16 @@ def _keys(organization_id: int) -> tuple[str, str, str, str]:
     # (which touches only that organization's keys) runs on one node of a cluster.
     prefix = f"events:{{{int(organization_id)}}}"
     return f"{prefix}:seq", f"{prefix}:log", f"{prefix}:base", f"{prefix}:live"
+
+
+def _script_keys(organization_id: int) -> tuple[str, str, str, str, str]:
+    # The scripts' KEYS: seq, log, base, live and the epoch (see _SEED).
+    return (*_keys(organization_id), epoch_key(organization_id))
+
+
+def epoch_key(organization_id: int) -> str:
+    """The replication id of the primary that keeps the organization's log (see _SEED)."""
+    return f"events:{{{int(organization_id)}}}:epoch"
 
 
 def seq_key(organization_id: int) -> str:
@@ -134,11 +176,11 @@ def event_append(*, organization_id: int, event_type: str, data: str) -> int:
     """Append one event and publish it live. Returns its id. Call after commit."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
-    seq, stream, base, live = _keys(organization_id)
+    keys = _script_keys(organization_id)
     head, tail = _frame_parts(event_type, data)
     client = get_redis()
     event_id = int(
-        client.eval(_APPEND, 4, seq, stream, base, live, head, tail, settings.EVENT_RETENTION)  # type: ignore[no-untyped-call]
+        client.eval(_APPEND, 5, *keys, head, tail, settings.EVENT_RETENTION)  # type: ignore[no-untyped-call]
     )
     EVENTS_PUBLISHED.labels(event_type).inc()
     return event_id
@@ -154,14 +196,13 @@ def event_log_open(*, organization_id: int) -> int:
     resuming from it replays every event since, and a later re-seed (Redis lost its
     data) starts above it, so that client is still told to resync.
     """
-    seq, stream, base, live = _keys(organization_id)
-    return int(get_redis().eval(_OPEN, 4, seq, stream, base, live))  # type: ignore[no-untyped-call]
+    keys = _script_keys(organization_id)
+    return int(get_redis().eval(_OPEN, 5, *keys))  # type: ignore[no-untyped-call]
 
 
 async def event_log_open_async(client: Any, *, organization_id: int) -> int:
     """`event_log_open` on an asyncio Redis client (the websocket hub's)."""
-    seq, stream, base, live = _keys(organization_id)
-    return int(await client.eval(_OPEN, 4, seq, stream, base, live))
+    return int(await client.eval(_OPEN, 5, *_script_keys(organization_id)))
 
 
 def publish_on_commit(organization_id: int, event_type: str, data: dict[str, Any]) -> None:
