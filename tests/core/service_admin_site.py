@@ -10,7 +10,7 @@ from django.db import transaction
 from django.urls import path
 
 from core.errors import ApplicationError
-from core.models import Team, TeamMember
+from core.models import Organization, Team, TeamMember
 from core.service_admin import ServiceAdmin, ServiceInline
 
 CALLS: list[tuple[str, Any]] = []
@@ -93,7 +93,41 @@ class UpdateOnlyTeamAdmin(ServiceAdmin):
     service_update = team_update
 
 
+def organization_update(*, organization: Organization, data: dict[str, Any], teams: Any) -> Any:
+    """Replaces the organization's teams with `teams` (slug, name) in one call."""
+    CALLS.append(("organization_update", dict(data), teams))
+    if any(slug == "refused" for slug, _ in teams):
+        raise ApplicationError("No such team.", fields={"teams": ["refused is not allowed."]})
+    Organization.objects.filter(pk=organization.pk).update(**data)
+    Team.objects.filter(organization=organization).delete()
+    for slug, name in teams:
+        Team.objects.create(organization=organization, slug=slug, name=name)
+    return organization
+
+
+class TeamsInline(ServiceInline):
+    model = Team
+    fields = ["slug", "name"]
+    saved_by_parent = True
+
+
+class OrganizationAdmin(ServiceAdmin):
+    """Its teams are written by its own update service (like a rule and its levels)."""
+
+    fields = ["name"]
+    inlines = [TeamsInline]
+    service_update = organization_update
+
+    def service_update_kwargs(self, request: Any, obj: Any, form: Any, formsets: Any) -> Any:
+        kwargs = super().service_update_kwargs(request, obj, form, formsets)
+        (teams,) = formsets
+        rows = [f.cleaned_data for f in teams.forms if f.has_changed() or f.instance.pk]
+        kept = [r for r in rows if r and not r.get("DELETE")]
+        return kwargs | {"teams": [(r["slug"], r["name"]) for r in kept]}
+
+
 site = admin.AdminSite(name="services")
+site.register(Organization, OrganizationAdmin)
 site.register(Team, TeamAdmin)
 site.register(TeamMember, UpdateOnlyTeamAdmin)  # (only its permissions are used)
 

@@ -203,6 +203,41 @@ def test_permissions_follow_the_declared_services(staff, org, agent):
     assert b'value="delete_selected"' not in staff.get(base).content
 
 
+@pytest.mark.urls("tests.core.service_admin_site")
+def test_an_inline_saved_by_the_parents_service(staff, org):
+    Team.objects.create(organization=org, slug="old", name="Old")
+    change = f"/services/core/organization/{org.pk}/change/"
+
+    def form(*rows: tuple[str, str], name: str = "Acme") -> dict[str, Any]:
+        data = {
+            "name": name,
+            "teams-TOTAL_FORMS": str(len(rows) + 1),
+            "teams-INITIAL_FORMS": "1",
+            "teams-MIN_NUM_FORMS": "0",
+            "teams-MAX_NUM_FORMS": "1000",
+            "teams-0-id": Team.objects.get(slug="old").pk,
+            "teams-0-organization": org.pk,
+            "teams-0-slug": "old",
+            "teams-0-name": "Old",
+            "teams-0-DELETE": "on",
+        }
+        for i, (slug, title) in enumerate(rows, start=1):
+            data |= {f"teams-{i}-slug": slug, f"teams-{i}-name": title}
+        return data
+
+    refused = staff.post(change, form(("refused", "R")))
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.non_field_errors() == [
+        "No such team.",
+        "teams: refused is not allowed.",
+    ]
+    assert list(Team.objects.values_list("slug", flat=True)) == ["old"]
+
+    assert staff.post(change, form(("new", "New"))).status_code == 302
+    assert site.CALLS[-1] == ("organization_update", {}, [("new", "New")])  # one call
+    assert list(Team.objects.values_list("slug", flat=True)) == ["new"]
+
+
 # --- the platform admin ------------------------------------------------------------------
 
 
