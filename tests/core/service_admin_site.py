@@ -13,7 +13,7 @@ from core.errors import ApplicationError
 from core.models import Organization, Team, TeamMember
 from core.service_admin import ServiceAdmin, ServiceInline
 
-CALLS: list[tuple[str, Any]] = []
+CALLS: list[tuple[Any, ...]] = []
 EFFECTS: list[tuple[str, Any]] = []  # appended after commit only
 
 
