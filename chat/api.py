@@ -26,66 +26,30 @@ from chat.serializers import (
     ReceiptSerializer,
     SendMessageSerializer,
 )
-from core import scopes
-from core.access import organization_get_for_principal
-from core.auth import IntegrationPrincipal
+from core import permissions, scopes
+from core.api import ListView, slug_of
 from core.errors import ApplicationError
-from core.models import slug_validator
-from core.pagination import LinkHeaderCursorPagination
+from core.models import Organization
+from core.scope import ORGANIZATION_PARAM, organization_scope
 from core.validators import tag_validator
 
-ORGANIZATION_PARAM = OpenApiParameter(
-    "organization", str, description="Organization slug (one you belong to).", required=False
-)
 
-
-class HelpDeskPagination(LinkHeaderCursorPagination):
+class HelpDeskListView(ListView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.AGENT}
+    serializer_class = HelpDeskSerializer
     ordering = ("-last_activity_at", "-id")
 
-
-class HistoryPagination(LinkHeaderCursorPagination):
-    ordering = ("-created_at", "-id")
-
-
-class ClientPagination(LinkHeaderCursorPagination):
-    ordering = ("-updated_at", "-id")
-
-
-def _org_param(request: Request) -> str | None:
-    slug = request.query_params.get("organization")
-    if slug is not None:
-        # Checked before any query: PostgreSQL refuses a NUL byte in a parameter (a 500).
-        try:
-            slug_validator(slug)
-        except DjangoValidationError as exc:
-            raise ApplicationError(
-                "Organization not found.", code="not_found", status_code=404
-            ) from exc
-        organization_get_for_principal(principal=request.user, slug=slug)  # 404 if not a member
-    return slug
-
-
-def _paginate(
-    view: APIView, request: Request, qs: Any, paginator_class: type, serializer: type
-) -> Response:
-    paginator = paginator_class()
-    page = paginator.paginate_queryset(qs, request, view=view)
-    return paginator.get_paginated_response(
-        serializer(page, many=True, context={"request": request}).data
-    )
-
-
-class HelpDeskListView(APIView):
-    required_scopes = {"GET": scopes.READ, "POST": scopes.AGENT}
+    def list_queryset(self, organization: Organization | None) -> Any:
+        return selectors.help_desk_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
 
     @extend_schema(
         parameters=[ORGANIZATION_PARAM],
-        responses=HelpDeskSerializer(many=True),
         summary="Help desks, newest activity first (cursor in the Link header)",
     )
-    def get(self, request: Request) -> Response:
-        qs = selectors.help_desk_list(principal=request.user, organization_slug=_org_param(request))
-        return _paginate(self, request, qs, HelpDeskPagination, HelpDeskSerializer)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         request=HelpDeskCreateSerializer,
@@ -130,22 +94,22 @@ class HelpDeskDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class HelpDeskHistoryView(APIView):
+class HelpDeskHistoryView(ListView):
     required_scopes = {"GET": scopes.READ}
+    serializer_class = MessageSerializer
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self) -> Any:
+        help_desk = selectors.help_desk_get_for_principal(
+            principal=self.request.user, uuid=self.kwargs["uuid"]
+        )
+        return selectors.message_list(help_desk=help_desk)
 
     @extend_schema(
-        responses=MessageSerializer(many=True),
-        summary="Messages of one help desk, newest first (older pages via the Link header)",
+        summary="Messages of one help desk, newest first (older pages via the Link header)"
     )
-    def get(self, request: Request, uuid: str) -> Response:
-        help_desk = selectors.help_desk_get_for_principal(principal=request.user, uuid=uuid)
-        return _paginate(
-            self,
-            request,
-            selectors.message_list(help_desk=help_desk),
-            HistoryPagination,
-            MessageSerializer,
-        )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class HelpDeskReadView(APIView):
@@ -159,14 +123,11 @@ class HelpDeskReadView(APIView):
 
 class SendMessageView(APIView):
     required_scopes = {"POST": scopes.AGENT}
+    permission_classes = permissions.with_default(permissions.IsAgent)
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer})
     def post(self, request: Request) -> Response:
-        if isinstance(request.user, IntegrationPrincipal):
-            raise ApplicationError(
-                "Agents send messages; use an agent key.", code="forbidden", status_code=403
-            )
         body = SendMessageSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -198,16 +159,7 @@ class InboundMessageView(APIView):
         body = InboundMessageSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        if isinstance(request.user, IntegrationPrincipal):
-            organization = request.user.organization
-        elif "organization" not in data:
-            raise ApplicationError(
-                "Which organization?", fields={"organization": ["This field is required."]}
-            )
-        else:
-            organization = organization_get_for_principal(
-                principal=request.user, slug=data["organization"]
-            )
+        organization = organization_scope(request, slug=data.get("organization"), required=True)
         message = services.message_receive(
             organization=organization,
             phone=data["phone"],
@@ -232,7 +184,7 @@ class MessageReceiptView(APIView):
         applied = services.message_status_apply(
             message=message, status=body.validated_data["status"]
         )
-        return Response({"applied": applied, "message": MessageSerializer(message).data})
+        return Response(ReceiptResultSerializer({"applied": applied, "message": message}).data)
 
 
 class MessageRetryView(APIView):
@@ -244,36 +196,35 @@ class MessageRetryView(APIView):
         return Response(MessageSerializer(services.message_retry(message=message)).data)
 
 
-class ClientListView(APIView):
+class ClientListView(ListView):
     required_scopes = {"GET": scopes.READ, "POST": scopes.AGENT}
+    serializer_class = ClientSerializer
+    ordering = ("-updated_at", "-id")
 
-    @extend_schema(parameters=[ORGANIZATION_PARAM], responses=ClientSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        qs = selectors.client_list(principal=request.user, organization_slug=_org_param(request))
-        if tag := request.query_params.get("tag"):
+    def list_queryset(self, organization: Organization | None) -> Any:
+        qs = selectors.client_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
+        if tag := self.request.query_params.get("tag"):
             try:
                 tag_validator(tag)
             except DjangoValidationError as exc:
                 raise ApplicationError("Invalid tag.", fields={"tag": exc.messages}) from exc
             qs = qs.filter(tag=tag)
-        return _paginate(self, request, qs, ClientPagination, ClientSerializer)
+        return qs
+
+    @extend_schema(parameters=[ORGANIZATION_PARAM, OpenApiParameter("tag", str, required=False)])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=ClientWriteSerializer, responses={201: ClientSerializer})
     def post(self, request: Request) -> Response:
         body = ClientWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        if isinstance(request.user, IntegrationPrincipal):
-            organization = request.user.organization
-            data.pop("organization", None)
-        elif "organization" not in data:
-            raise ApplicationError(
-                "Which organization?", fields={"organization": ["This field is required."]}
-            )
-        else:
-            organization = organization_get_for_principal(
-                principal=request.user, slug=data.pop("organization")
-            )
+        organization = organization_scope(
+            request, slug=data.pop("organization", None), required=True
+        )
         client = services.client_create(organization=organization, **data)
         return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
 

@@ -5,116 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import assistance
 from chat.models import AssistanceRequest, AssistanceTopic
-from core import scopes
-from core.access import is_admin, organization_get_for_principal
-from core.auth import IntegrationPrincipal
+from chat.serializers import (
+    AssistanceCreatedSerializer,
+    AssistanceCreateSerializer,
+    AssistanceRequestSerializer,
+    TopicSerializer,
+    TopicWriteSerializer,
+)
+from core import permissions, scopes
+from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.models import Organization
-from core.pagination import LinkHeaderCursorPagination
-from core.validators import phone_validator
+from core.scope import ORGANIZATION_PARAM, organization_scope
 
-
-class AssistanceCreateSerializer(serializers.Serializer[Any]):
-    topic = serializers.CharField(max_length=100)
-    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
-    phone = serializers.CharField(required=False, validators=[phone_validator])
-    client = serializers.UUIDField(required=False, help_text="The client's uuid.")
-    help_desk = serializers.UUIDField(required=False)
-    organization = serializers.SlugField(
-        required=False, help_text="Only with an agent key (integration keys have one)."
-    )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "phone" in attrs and "client" in attrs:
-            raise serializers.ValidationError(
-                {"client": ["Give the phone or the client, not both."]}
-            )
-        return attrs
-
-
-class AssistanceRequestSerializer(serializers.Serializer[Any]):
-    """Read shape; built by `assistance.assistance_request_data` (also the event payload)."""
-
-    id = serializers.UUIDField()
-    organization = serializers.CharField()
-    topic = serializers.CharField()
-    team = serializers.CharField(allow_null=True)
-    description = serializers.CharField()
-    status = serializers.ChoiceField(choices=AssistanceRequest.Status.choices)
-    client = serializers.UUIDField(allow_null=True)
-    help_desk = serializers.UUIDField(allow_null=True)
-    assignee = serializers.CharField(allow_null=True)
-    accepted_by = serializers.CharField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    routed_at = serializers.DateTimeField(allow_null=True)
-    accepted_at = serializers.DateTimeField(allow_null=True)
-
-    def to_representation(self, instance: AssistanceRequest) -> dict[str, Any]:
-        return assistance.assistance_request_data(instance)
-
-
-class AssistanceCreatedSerializer(AssistanceRequestSerializer):
-    """The 202 of `POST /assistance/`: the request, plus the seed's `event` key."""
-
-    event = serializers.UUIDField(help_text="The seed's created event id: equal to `id`.")
-
-    def to_representation(self, instance: AssistanceRequest) -> dict[str, Any]:
-        return {**assistance.assistance_request_data(instance), "event": str(instance.uuid)}
-
-
-class TopicSerializer(serializers.ModelSerializer[AssistanceTopic]):
-    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-    has_secret = serializers.SerializerMethodField()
-
-    class Meta:
-        model = AssistanceTopic
-        fields = ["id", "organization", "name", "team", "webhook_url", "has_secret", "created_at"]
-
-    def get_has_secret(self, obj: AssistanceTopic) -> bool:
-        return bool(obj.webhook_secret)
-
-
-class TopicWriteSerializer(serializers.Serializer[Any]):
-    organization = serializers.SlugField(required=False, help_text="Only with an agent key.")
-    name = serializers.SlugField(max_length=49)
-    team = serializers.SlugField(required=False, allow_null=True, help_text="Team slug.")
-    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
-    webhook_secret = serializers.CharField(
-        required=False, allow_blank=True, max_length=200, write_only=True
-    )
-
-
-class AssistancePagination(LinkHeaderCursorPagination):
-    ordering = "-id"
-
-
-def _organization(request: Request, slug: str | None) -> Organization:
-    if isinstance(request.user, IntegrationPrincipal):
-        return request.user.organization
-    if not slug:
-        raise ApplicationError(
-            "Which organization?", fields={"organization": ["This field is required."]}
-        )
-    return organization_get_for_principal(principal=request.user, slug=slug)
-
-
-def _require_admin(request: Request, organization: Organization) -> None:
-    if isinstance(request.user, IntegrationPrincipal):
-        return
-    if not is_admin(user=request.user, organization=organization):
-        raise ApplicationError("Only an admin may do this.", code="forbidden", status_code=403)
+ADMIN_WRITES = permissions.with_default(permissions.IsOrganizationAdmin)
 
 
 class AssistanceCreateView(APIView):
@@ -129,7 +40,7 @@ class AssistanceCreateView(APIView):
         body = AssistanceCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        organization = _organization(request, data.get("organization"))
+        organization = organization_scope(request, slug=data.get("organization"), required=True)
         created = assistance.assistance_request_create(
             organization=organization,
             topic=data["topic"],
@@ -141,34 +52,29 @@ class AssistanceCreateView(APIView):
         return Response(AssistanceCreatedSerializer(created).data, status=status.HTTP_202_ACCEPTED)
 
 
-class AssistanceListView(APIView):
+class AssistanceListView(ListView):
     required_scopes = {"GET": scopes.READ}
+    serializer_class = AssistanceRequestSerializer
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("organization", str, required=False),
-            OpenApiParameter("status", str, required=False, enum=AssistanceRequest.Status.values),
-        ],
-        responses=AssistanceRequestSerializer(many=True),
-        summary="Assistance requests, newest first (cursor in the Link header)",
-    )
-    def get(self, request: Request) -> Response:
-        slug = request.query_params.get("organization")
-        if slug is not None:
-            organization_get_for_principal(principal=request.user, slug=slug)
-        wanted = request.query_params.get("status")
+    def list_queryset(self, organization: Organization | None) -> Any:
+        wanted = self.request.query_params.get("status")
         if wanted and wanted not in AssistanceRequest.Status.values:
             raise ApplicationError(
                 "Unknown status.", fields={"status": [f"One of {AssistanceRequest.Status.values}."]}
             )
-        qs = assistance.assistance_request_list(
-            principal=request.user, organization_slug=slug, status=wanted
+        return assistance.assistance_request_list(
+            principal=self.request.user, organization_slug=slug_of(organization), status=wanted
         )
-        paginator = AssistancePagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(
-            [assistance.assistance_request_data(r) for r in page or []]
-        )
+
+    @extend_schema(
+        parameters=[
+            ORGANIZATION_PARAM,
+            OpenApiParameter("status", str, required=False, enum=AssistanceRequest.Status.values),
+        ],
+        summary="Assistance requests, newest first (cursor in the Link header)",
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class AssistanceDetailView(APIView):
@@ -177,11 +83,12 @@ class AssistanceDetailView(APIView):
     @extend_schema(responses=AssistanceRequestSerializer)
     def get(self, request: Request, uuid: str) -> Response:
         found = assistance.assistance_request_get_for_principal(principal=request.user, uuid=uuid)
-        return Response(assistance.assistance_request_data(found))
+        return Response(AssistanceRequestSerializer(found).data)
 
 
 class AssistanceAcceptView(APIView):
     required_scopes = {"POST": scopes.AGENT}
+    permission_classes = permissions.with_default(permissions.IsAgent)
 
     @extend_schema(
         request=None,
@@ -189,36 +96,32 @@ class AssistanceAcceptView(APIView):
         summary="Accept a request (agents; first wins, then 409)",
     )
     def post(self, request: Request, uuid: str) -> Response:
-        if isinstance(request.user, IntegrationPrincipal):
-            raise ApplicationError(
-                "Agents accept requests; use an agent key.", code="forbidden", status_code=403
-            )
         found = assistance.assistance_request_get_for_principal(principal=request.user, uuid=uuid)
         accepted = assistance.assistance_request_accept(request=found, user=request.user)
-        return Response(assistance.assistance_request_data(accepted))
+        return Response(AssistanceRequestSerializer(accepted).data)
 
 
-class TopicListView(APIView):
+class TopicListView(ListView):
     required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+    serializer_class = TopicSerializer
 
-    @extend_schema(
-        parameters=[OpenApiParameter("organization", str, required=False)],
-        responses=TopicSerializer(many=True),
-    )
-    def get(self, request: Request) -> Response:
-        slug = request.query_params.get("organization")
-        if slug is not None:
-            organization_get_for_principal(principal=request.user, slug=slug)
-        qs = assistance.assistance_topic_list(principal=request.user, organization_slug=slug)
-        return Response(TopicSerializer(qs, many=True).data)
+    def list_queryset(self, organization: Organization | None) -> Any:
+        return assistance.assistance_topic_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
+
+    @extend_schema(parameters=[ORGANIZATION_PARAM])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=TopicWriteSerializer, responses={201: TopicSerializer})
     def post(self, request: Request) -> Response:
         body = TopicWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        organization = _organization(request, data.get("organization"))
-        _require_admin(request, organization)
+        organization = organization_scope(request, slug=data.get("organization"), required=True)
+        self.check_object_permissions(request, organization)
         topic = assistance.assistance_topic_create(
             organization=organization,
             name=data["name"],
@@ -231,16 +134,22 @@ class TopicListView(APIView):
 
 class TopicDetailView(APIView):
     required_scopes = {"GET": scopes.READ, "PATCH": scopes.ADMIN, "DELETE": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+
+    def get_object(self) -> AssistanceTopic:
+        topic = assistance.assistance_topic_get_for_principal(
+            principal=self.request.user, pk=self.kwargs["pk"]
+        )
+        self.check_object_permissions(self.request, topic)
+        return topic
 
     @extend_schema(responses=TopicSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        topic = assistance.assistance_topic_get_for_principal(principal=request.user, pk=pk)
-        return Response(TopicSerializer(topic).data)
+        return Response(TopicSerializer(self.get_object()).data)
 
     @extend_schema(request=TopicWriteSerializer, responses=TopicSerializer)
     def patch(self, request: Request, pk: int) -> Response:
-        topic = assistance.assistance_topic_get_for_principal(principal=request.user, pk=pk)
-        _require_admin(request, topic.organization)
+        topic = self.get_object()
         body = TopicWriteSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
@@ -250,7 +159,5 @@ class TopicDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        topic = assistance.assistance_topic_get_for_principal(principal=request.user, pk=pk)
-        _require_admin(request, topic.organization)
-        assistance.assistance_topic_delete(topic=topic)
+        assistance.assistance_topic_delete(topic=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -47,6 +47,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 
 from chat import ws_auth
 from core import scopes
+from core.access import is_agent
 from core.daphne_support import SCOPE_KEY, DirectSocket
 from core.events import Replay, ephemeral_publish, replay_since, seq_key
 from core.logging import get_logger
@@ -304,9 +305,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(help_desk, str) or len(help_desk) > 64:
             await self._error("invalid", "'help_desk' (uuid) is required.")
             return
-        if self.user is None or (
-            self.key_scopes is not None and scopes.AGENT not in self.key_scopes
-        ):
+        # The HTTP rule: IsAgent (not an integration key) and the `agent` scope.
+        if not is_agent(self.user) or not scopes.scopes_allow(self.key_scopes, scopes.AGENT):
             await self._error("forbidden", "Acting on a help desk needs an agent key or session.")
             return
         if kind == "typing" and self._typing_coalesced(help_desk):

@@ -10,7 +10,8 @@ from django.core.validators import RegexValidator
 from django.urls import reverse
 from rest_framework import serializers
 
-from chat.models import Client, HelpDesk, Message
+from chat.models import AssistanceRequest, AssistanceTopic, Client, HelpDesk, Message
+from core.fields import IsoDateTimeField
 from core.validators import phone_validator, tag_validator, validate_timezone
 
 # `\d` in phone_validator also matches non-ASCII digits (Arabic-Indic...), which int() then
@@ -193,3 +194,81 @@ class ReceiptSerializer(serializers.Serializer[Any]):
 class ReceiptResultSerializer(serializers.Serializer[Any]):
     applied = serializers.BooleanField()
     message = MessageSerializer()
+
+
+# --- assistance ---------------------------------------------------------------------------
+
+
+class AssistanceCreateSerializer(serializers.Serializer[Any]):
+    topic = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    phone = serializers.CharField(required=False, validators=[phone_validator])
+    client = serializers.UUIDField(required=False, help_text="The client's uuid.")
+    help_desk = serializers.UUIDField(required=False)
+    organization = serializers.SlugField(
+        required=False, help_text="Only with an agent key (integration keys have one)."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "phone" in attrs and "client" in attrs:
+            raise serializers.ValidationError(
+                {"client": ["Give the phone or the client, not both."]}
+            )
+        return attrs
+
+
+class AssistanceRequestSerializer(serializers.Serializer[AssistanceRequest]):
+    """An assistance request: the REST object and the `assistance_requested` event
+    payload (strings only, msgpack-safe). Services build the event with
+    `AssistanceRequestSerializer(request).data` (this module imports no view)."""
+
+    id = serializers.UUIDField(source="uuid", read_only=True)
+    organization = serializers.CharField(source="organization.slug", read_only=True)
+    topic = serializers.CharField(source="topic.name", read_only=True)
+    team = serializers.CharField(source="topic.team.slug", read_only=True, allow_null=True)
+    description = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=AssistanceRequest.Status.choices, read_only=True)
+    client = serializers.UUIDField(source="client.uuid", read_only=True, allow_null=True)
+    help_desk = serializers.UUIDField(source="help_desk.uuid", read_only=True, allow_null=True)
+    assignee = serializers.CharField(source="assignee.username", read_only=True, allow_null=True)
+    accepted_by = serializers.CharField(
+        source="accepted_by.username", read_only=True, allow_null=True
+    )
+    created_at = IsoDateTimeField()
+    routed_at = IsoDateTimeField(allow_null=True)
+    accepted_at = IsoDateTimeField(allow_null=True)
+
+
+class AssistanceCreatedSerializer(AssistanceRequestSerializer):
+    """The 202 of `POST /assistance/`: the request, plus the seed's `event` key."""
+
+    event = serializers.UUIDField(
+        source="uuid", read_only=True, help_text="The seed's created event id: equal to `id`."
+    )
+
+
+class TopicSerializer(serializers.ModelSerializer[AssistanceTopic]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    has_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AssistanceTopic
+        fields = ["id", "organization", "name", "team", "webhook_url", "has_secret", "created_at"]
+
+    def get_has_secret(self, obj: AssistanceTopic) -> bool:
+        return bool(obj.webhook_secret)
+
+
+class TopicWriteSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Only with an agent key.")
+    name = serializers.SlugField(max_length=49)
+    team = serializers.SlugField(required=False, allow_null=True, help_text="Team slug.")
+    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    webhook_secret = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, write_only=True
+    )

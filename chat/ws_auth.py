@@ -11,9 +11,11 @@ which organizations exist:
    per key, per session user, or per client IP when step 1 failed, so a flood of
    bad tokens is slowed down as well. Over it: an error frame
    `{"type": "error", "code": "rate_limited", "retry_after": s}`, then 4429.
-3. The organization. Only now is the slug looked up, and an unknown slug, a
-   malformed one and an organization the principal does not belong to get the same
-   4403: an authenticated outsider learns no more than an anonymous one.
+3. The organization. Only now is the slug looked up, by the same helper as HTTP
+   (`core.access.organization_find_for_principal`, the principal built as HTTP's
+   authentication builds `request.user`), and an unknown slug, a malformed one and an
+   organization the principal does not belong to get the same 4403: an authenticated
+   outsider learns no more than an anonymous one.
 
 While open (`Guard`): every `WS_AUTH_RECHECK_SECONDS` each web process re-validates
 every principal holding one of its sockets in a handful of batched queries (keys,
@@ -45,15 +47,15 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 from prometheus_client import Counter
 
 from core import scopes
-from core.auth import api_key_lookup
+from core.access import organization_find_for_principal
+from core.auth import IntegrationPrincipal, api_key_lookup
 from core.logging import get_logger
-from core.models import ApiKey, Membership, Organization, slug_validator
+from core.models import ApiKey, Membership
 from core.ratelimit import hit, rate
 from core.throttles import client_address
 
@@ -100,7 +102,7 @@ class Admission:
     grant: Grant | None = None
     user: Any = None  # who acts for `typing`/`read`; None for an integration key
     key_scopes: frozenset[str] | None = None  # None: a session (not scoped)
-    integration_organization_id: int | None = None  # an integration key's one organization
+    principal: Any = None  # as HTTP sees it (`request.user`): what core.access checks
     retry_after: float = 0.0
 
 
@@ -133,11 +135,15 @@ def _credentials(scope: dict[str, Any]) -> tuple[Admission, str]:
         if not scopes.key_has_scope(key, scopes.READ):
             return Admission(code=CLOSE_FORBIDDEN), bucket
         grant = Grant(organization_id=0, key_id=key.pk, user_id=key.user_id)
+        principal: Any = key.user
+        if key.kind == ApiKey.Kind.INTEGRATION:
+            assert key.organization is not None
+            principal = IntegrationPrincipal(organization=key.organization, api_key=key)
         admission = Admission(
             grant=grant,
             user=key.user,
             key_scopes=frozenset(key.scopes or ()),
-            integration_organization_id=key.organization_id if key.user_id is None else None,
+            principal=principal,
         )
         return admission, bucket
     user = scope.get("user") or AnonymousUser()
@@ -149,21 +155,8 @@ def _credentials(scope: dict[str, Any]) -> tuple[Admission, str]:
         user_id=user.pk,
         session_key=getattr(session, "session_key", None) or None,
     )
-    return Admission(grant=grant, user=user), f"ws-connect:user:{user.pk}"
-
-
-def _organization_id(slug: str, grant: Grant, integration_org: int | None) -> int | None:
-    """Step 3: the organization's id when the principal may listen to it, else None."""
-    try:
-        slug_validator(slug)  # before the query: PostgreSQL refuses e.g. a NUL byte
-    except DjangoValidationError:
-        return None
-    if integration_org is not None:
-        found = Organization.objects.filter(slug=slug, pk=integration_org)
-    else:
-        assert grant.user_id is not None  # an agent key or a session
-        found = Organization.objects.filter(slug=slug, memberships__user_id=grant.user_id)
-    return found.values_list("pk", flat=True).first()
+    admission = Admission(grant=grant, user=user, principal=user)
+    return admission, f"ws-connect:user:{user.pk}"
 
 
 def admit(scope: dict[str, Any]) -> Admission:
@@ -179,14 +172,16 @@ def admit(scope: dict[str, Any]) -> Admission:
         return admission
     grant = admission.grant
     assert grant is not None
-    organization_id = _organization_id(
-        scope["url_route"]["kwargs"]["organization"], grant, admission.integration_organization_id
+    # The HTTP rule (core.access): a malformed, unknown or other tenant's slug is one
+    # refusal, here 4403 where HTTP answers 404.
+    organization = organization_find_for_principal(
+        principal=admission.principal, slug=scope["url_route"]["kwargs"]["organization"]
     )
-    if organization_id is None:
+    if organization is None:
         WS_REFUSED.labels(str(CLOSE_FORBIDDEN)).inc()
         return Admission(code=CLOSE_FORBIDDEN)
     admission.grant = Grant(
-        organization_id=organization_id,
+        organization_id=organization.pk,
         key_id=grant.key_id,
         user_id=grant.user_id,
         session_key=grant.session_key,
@@ -247,7 +242,7 @@ def recheck(grants: Iterable[Grant]) -> Recheck:
         if g.key_id is not None:
             if g.key_id not in keys or (g.user_id is not None and g.user_id not in active):
                 return CLOSE_UNAUTHENTICATED
-            if scopes.READ not in keys[g.key_id]:
+            if not scopes.scopes_allow(keys[g.key_id], scopes.READ):
                 return CLOSE_FORBIDDEN
             if g.user_id is None:  # integration key: still its organization's
                 return 0 if (g.key_id, g.organization_id) in key_orgs else CLOSE_FORBIDDEN

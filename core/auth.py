@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -96,10 +95,3 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An agent or integration API key: `Authorization: Bearer <key>`.",
         }
-
-
-def principal_is_integration(user: object) -> bool:
-    return isinstance(user, IntegrationPrincipal)
-
-
-__all__ = ["AnonymousUser", "ApiKeyAuthentication", "IntegrationPrincipal", "api_key_lookup"]

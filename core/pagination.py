@@ -1,4 +1,9 @@
-"""Cursor pagination that keeps the seed's plain JSON array body.
+"""The API's one pagination: cursors, and the seed's plain JSON array body.
+
+Every list endpoint uses `LinkHeaderCursorPagination` (`DEFAULT_PAGINATION_CLASS`,
+through the generic list views of `core.api`). A view orders its pages by declaring
+`ordering` (a unique or nearly unique field first, then `-id`); the class reads it, so
+there is no pagination subclass per view (tests/core/test_api_policy.py checks both).
 
 The cursor travels in an RFC 8288 `Link` header (`rel="next"` / `rel="prev"`), so a
 client written against the seed (which got an array) keeps working.
@@ -28,6 +33,10 @@ class LinkHeaderCursorPagination(CursorPagination):
     max_page_size = 200
     ordering: str | tuple[str, ...] = "-id"
     _model: type[models.Model] | None = None
+
+    def get_ordering(self, request: Any, queryset: Any, view: Any) -> tuple[str, ...]:
+        ordering = getattr(view, "ordering", None) or self.ordering
+        return (ordering,) if isinstance(ordering, str) else tuple(ordering)
 
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
         self._model = queryset.model

@@ -1,4 +1,15 @@
-"""API key scopes on HTTP endpoints: one permission class, declared per view and method.
+"""HTTP policy as DRF permission classes: key scopes, agents, organization admins.
+
+Composed per view (`permission_classes = [IsAuthenticated, ScopePermission, IsAgent]`);
+the rules themselves are `core.access`'s, shared with the websocket.
+
+- `ScopePermission` (default) and `HasScope(...)`: what an API key may do (below).
+- `IsAgent`: a person acts (agent key or session); an integration key is refused.
+- `IsOrganizationAdmin`: an object-level check. The view calls
+  `self.check_object_permissions(request, obj)` with the organization it resolved
+  (`core.scope`) or the object it fetched (anything with `.organization`).
+
+## Key scopes: one permission class, declared per view and method
 
 Every API view says which scope each of its methods needs:
 
@@ -23,16 +34,18 @@ more than the principal behind the key has: the views' own checks (organization 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 
-# Only light imports here: DRF imports this module while `rest_framework.views` (which
-# core.errors imports) is still loading; models and ApplicationError would be circular.
-# core.errors.exception_handler turns PermissionDenied into the usual error shape.
+# DRF imports this module while `rest_framework.views` (which core.errors imports) is
+# still loading: nothing imported here may import core.errors. core.errors'
+# exception_handler turns PermissionDenied into the usual error shape.
 from core import scopes
+from core.access import is_admin, is_agent
+from core.models import ApiKey, Organization
 
 
 def required_scope(view: Any, method: str) -> str | None:
@@ -49,8 +62,6 @@ def required_scope(view: Any, method: str) -> str | None:
 
 
 def _check(request: Request, scope: str | None, method: str) -> bool:
-    from core.models import ApiKey
-
     key = request.auth
     if not isinstance(key, ApiKey):
         return True  # a session, or no credentials (IsAuthenticated answers those)
@@ -77,6 +88,16 @@ class ScopePermission(BasePermission):
         return _check(request, required_scope(view, method), method)
 
 
+# The settings' default (DEFAULT_PERMISSION_CLASSES).
+DEFAULT: list[type[BasePermission]] = [IsAuthenticated, ScopePermission]
+
+
+def with_default(*extra: type[BasePermission]) -> list[type[BasePermission]]:
+    """The default classes and the view's own: `permission_classes =
+    with_default(IsAgent)` (a view's list replaces the default, it does not add to it)."""
+    return [*DEFAULT, *extra]
+
+
 def HasScope(scope: str) -> type[BasePermission]:
     """A permission class requiring `scope` for every method, for a view that lists its
     own `permission_classes` (which replaces the default `ScopePermission`):
@@ -89,3 +110,29 @@ def HasScope(scope: str) -> type[BasePermission]:
 
     _HasScope.__name__ = _HasScope.__qualname__ = f"HasScope({scope!r})"
     return _HasScope
+
+
+class IsAgent(BasePermission):
+    """Only a person acts: an integration key is refused (403 `forbidden`)."""
+
+    message = "Agents only; use an agent key or a session."
+    code = "forbidden"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return is_agent(request.user)
+
+
+class IsOrganizationAdmin(BasePermission):
+    """The object's organization is one the principal administers (403 `forbidden`).
+
+    `methods`: the methods it guards (reading stays open to every member)."""
+
+    message = "Only an admin may do this."
+    code = "forbidden"
+    methods: ClassVar[frozenset[str]] = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        if (request.method or "").upper() not in self.methods:
+            return True
+        organization = obj if isinstance(obj, Organization) else obj.organization
+        return is_admin(user=request.user, organization=organization)

@@ -20,6 +20,7 @@ a scope never grants more than the principal behind the key has.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 TRIGGERS = "triggers"
@@ -49,6 +50,12 @@ def validate_scopes(value: Any) -> list[str]:
     return sorted(set(value))
 
 
+def scopes_allow(granted: Collection[str] | None, scope: str) -> bool:
+    """The rule, for HTTP and the websocket: a key's scopes (`granted`) allow `scope`;
+    None is a session, which is not scoped (its user's roles decide)."""
+    return granted is None or scope in granted
+
+
 def key_has_scope(key: Any, scope: str) -> bool:
     """True when `key` (an ApiKey row) carries `scope`."""
-    return scope in (key.scopes or ())
+    return scopes_allow(key.scopes or (), scope)

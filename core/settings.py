@@ -302,6 +302,8 @@ SPECTACULAR_SETTINGS = {
         "MailingStatusEnum": "mailing.models.Mailing.Status",
         "IncidentStatusEnum": "escalation.models.Incident.Status",
         "AssistanceStatusEnum": "chat.models.AssistanceRequest.Status",
+        "IncidentStepKindEnum": "escalation.models.IncidentStep.Kind",
+        "MailingKindEnum": "mailing.models.Mailing.Kind",
         "AlertStatusEnum": [("firing", "firing"), ("resolved", "resolved")],
     },
 }

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from core import scopes
 from core.access import organizations_for
+from core.api import ListView
 from core.logging import get_logger
 from core.metrics import scrape
-from core.models import Membership
+from core.models import Membership, Organization
 from core.redis import get_redis
+from core.serializers import OrganizationSerializer
 
 log = get_logger(__name__)
 
@@ -71,30 +73,21 @@ def _metrics_error(status: int, message: str) -> JsonResponse:
     return response
 
 
-class OrganizationListView(APIView):
+class OrganizationListView(ListView):
     required_scopes = {"GET": scopes.READ}
+    serializer_class = OrganizationSerializer
+    ordering = "slug"
 
-    @extend_schema(
-        responses=inline_serializer(
-            "Organization",
-            {
-                "slug": serializers.CharField(),
-                "name": serializers.CharField(),
-                "role": serializers.CharField(),
-            },
-            many=True,
-        ),
-        summary="Organizations the caller belongs to",
-    )
-    def get(self, request: Request) -> Response:
+    def list_queryset(self, organization: Organization | None) -> QuerySet[Organization]:
+        return organizations_for(self.request.user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        user_id = getattr(self.request.user, "pk", None) or 0
         roles = dict(
-            Membership.objects.filter(user_id=getattr(request.user, "pk", None) or 0).values_list(
-                "organization_id", "role"
-            )
+            Membership.objects.filter(user_id=user_id).values_list("organization_id", "role")
         )
-        return Response(
-            [
-                {"slug": o.slug, "name": o.name, "role": roles.get(o.pk, "integration")}
-                for o in organizations_for(request.user)
-            ]
-        )
+        return {**super().get_serializer_context(), "roles": roles}
+
+    @extend_schema(summary="Organizations the caller belongs to")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)

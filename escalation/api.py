@@ -10,52 +10,30 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import scopes
-from core.access import is_admin, organization_get_for_principal
-from core.auth import IntegrationPrincipal
+from core import permissions, scopes
+from core.api import ListView, slug_of
 from core.errors import ApplicationError
-from core.models import Organization
-from core.pagination import LinkHeaderCursorPagination
+from core.models import Organization, Team
+from core.scope import ORGANIZATION_PARAM, organization_scope
 from escalation import incidents, rules, selectors
 from escalation.ingest import triggers_ingest
-from escalation.models import Incident
+from escalation.models import Incident, Rule
 from escalation.payloads import ingest_body
 from escalation.serializers import (
+    AlertmanagerAcceptedSerializer,
     AlertmanagerSerializer,
-    IncidentStepSerializer,
+    IncidentDetailSerializer,
+    IncidentSerializer,
     RuleSerializer,
     RuleWriteSerializer,
     TeamSerializer,
     TeamWriteSerializer,
+    TriggersAcceptedSerializer,
     TriggersPayloadSerializer,
 )
 
-ORGANIZATION_PARAM = OpenApiParameter(
-    "organization", str, required=False, description="Organization slug (agent keys)."
-)
-
-
-def _organization(request: Request, slug: str | None) -> Organization:
-    if isinstance(request.user, IntegrationPrincipal):
-        return request.user.organization
-    slug = slug or request.query_params.get("organization")
-    if not slug:
-        raise ApplicationError(
-            "Which organization?", fields={"organization": ["This field is required."]}
-        )
-    return organization_get_for_principal(principal=request.user, slug=slug)
-
-
-def _require_admin(request: Request, organization: Organization) -> None:
-    if isinstance(request.user, IntegrationPrincipal):
-        return
-    if not is_admin(user=request.user, organization=organization):
-        raise ApplicationError("Only an admin may do this.", code="forbidden", status_code=403)
-
-
-def _require_agent(request: Request) -> None:
-    if isinstance(request.user, IntegrationPrincipal):
-        raise ApplicationError("Agents only; use an agent key.", code="forbidden", status_code=403)
+ADMIN_WRITES = permissions.with_default(permissions.IsOrganizationAdmin)
+AGENTS = permissions.with_default(permissions.IsAgent)
 
 
 class TriggersView(APIView):
@@ -64,14 +42,14 @@ class TriggersView(APIView):
 
     @extend_schema(
         request=TriggersPayloadSerializer,
-        responses={202: dict},
+        responses={202: TriggersAcceptedSerializer},
         parameters=[ORGANIZATION_PARAM],
         summary="Monitoring posts failing triggers (seed `gatilhos` or `triggers`)",
     )
     def post(self, request: Request) -> Response:
         body = TriggersPayloadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        organization = _organization(request, None)
+        organization = organization_scope(request, required=True)
         payload = body.validated_data["payload"]
         results = triggers_ingest(organization=organization, payload=payload)
         return Response(
@@ -86,14 +64,14 @@ class AlertmanagerView(APIView):
 
     @extend_schema(
         request=AlertmanagerSerializer,
-        responses={202: dict},
+        responses={202: AlertmanagerAcceptedSerializer},
         parameters=[ORGANIZATION_PARAM],
         summary="Prometheus Alertmanager webhook (version 4)",
     )
     def post(self, request: Request) -> Response:
         body = AlertmanagerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        organization = _organization(request, None)
+        organization = organization_scope(request, required=True)
         payload = body.validated_data["payload"]
         results = triggers_ingest(organization=organization, payload=payload)
         return Response(
@@ -102,74 +80,62 @@ class AlertmanagerView(APIView):
         )
 
 
-class IncidentPagination(LinkHeaderCursorPagination):
-    ordering = "-id"
-
-
-def _incident_body(incident: Incident, steps: bool = False) -> dict[str, Any]:
-    data = incidents.incident_data(incident)
-    if steps:
-        data["steps"] = IncidentStepSerializer(
-            incident.steps.select_related("team").prefetch_related("notifications"), many=True
-        ).data
-    return data
-
-
-class IncidentListView(APIView):
+class IncidentListView(ListView):
     required_scopes = {"GET": scopes.READ}
+    serializer_class = IncidentSerializer
+
+    def list_queryset(self, organization: Organization | None) -> Any:
+        wanted = self.request.query_params.get("status")
+        if wanted and wanted not in Incident.Status.values:
+            raise ApplicationError(
+                "Unknown status.", fields={"status": [f"One of {Incident.Status.values}."]}
+            )
+        return selectors.incident_list(
+            principal=self.request.user, organization_slug=slug_of(organization), status=wanted
+        )
 
     @extend_schema(
         parameters=[
             ORGANIZATION_PARAM,
             OpenApiParameter("status", str, required=False, enum=Incident.Status.values),
         ],
-        responses=dict,
         summary="Incidents, newest first (cursor in the Link header)",
     )
-    def get(self, request: Request) -> Response:
-        slug = request.query_params.get("organization")
-        if slug is not None:
-            organization_get_for_principal(principal=request.user, slug=slug)
-        wanted = request.query_params.get("status")
-        if wanted and wanted not in Incident.Status.values:
-            raise ApplicationError(
-                "Unknown status.", fields={"status": [f"One of {Incident.Status.values}."]}
-            )
-        qs = selectors.incident_list(principal=request.user, organization_slug=slug, status=wanted)
-        paginator = IncidentPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response([_incident_body(i) for i in page or []])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class IncidentDetailView(APIView):
     required_scopes = {"GET": scopes.READ}
 
-    @extend_schema(responses=dict, operation_id="api_incidents_detail")
+    @extend_schema(responses=IncidentDetailSerializer, operation_id="api_incidents_detail")
     def get(self, request: Request, uuid: str) -> Response:
         incident = selectors.incident_get_for_principal(principal=request.user, uuid=uuid)
-        return Response(_incident_body(incident, steps=True))
+        return Response(IncidentDetailSerializer(incident).data)
 
 
 class IncidentAcknowledgeView(APIView):
     required_scopes = {"POST": scopes.AGENT}
+    permission_classes = AGENTS
 
-    @extend_schema(request=None, responses=dict, summary="Acknowledge: stops further escalation")
+    @extend_schema(
+        request=None, responses=IncidentSerializer, summary="Acknowledge: stops further escalation"
+    )
     def post(self, request: Request, uuid: str) -> Response:
-        _require_agent(request)
         incident = selectors.incident_get_for_principal(principal=request.user, uuid=uuid)
         incident = incidents.incident_acknowledge(incident=incident, user=request.user)
-        return Response(_incident_body(incident))
+        return Response(IncidentSerializer(incident).data)
 
 
 class IncidentResolveView(APIView):
     required_scopes = {"POST": scopes.AGENT}
+    permission_classes = AGENTS
 
-    @extend_schema(request=None, responses=dict, summary="Resolve an incident")
+    @extend_schema(request=None, responses=IncidentSerializer, summary="Resolve an incident")
     def post(self, request: Request, uuid: str) -> Response:
-        _require_agent(request)
         incident = selectors.incident_get_for_principal(principal=request.user, uuid=uuid)
         incident = incidents.incident_resolve(incident=incident, user=request.user)
-        return Response(_incident_body(incident))
+        return Response(IncidentSerializer(incident).data)
 
 
 def _rule_args(data: dict[str, Any]) -> dict[str, Any]:
@@ -185,40 +151,48 @@ def _rule_args(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class RuleListView(APIView):
+class RuleListView(ListView):
     required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+    serializer_class = RuleSerializer
 
-    @extend_schema(parameters=[ORGANIZATION_PARAM], responses=RuleSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        slug = request.query_params.get("organization")
-        if slug is not None:
-            organization_get_for_principal(principal=request.user, slug=slug)
-        rules = selectors.rule_list(principal=request.user, organization_slug=slug)
-        return Response(RuleSerializer(rules, many=True).data)
+    def list_queryset(self, organization: Organization | None) -> Any:
+        return selectors.rule_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
+
+    @extend_schema(parameters=[ORGANIZATION_PARAM])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=RuleWriteSerializer, responses={201: RuleSerializer})
     def post(self, request: Request) -> Response:
         body = RuleWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        organization = _organization(request, body.validated_data.get("organization"))
-        _require_admin(request, organization)
+        organization = organization_scope(
+            request, slug=body.validated_data.get("organization"), required=True
+        )
+        self.check_object_permissions(request, organization)
         rule = rules.rule_save(organization=organization, **_rule_args(body.validated_data))
         return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
 class RuleDetailView(APIView):
     required_scopes = {"GET": scopes.READ, "PUT": scopes.ADMIN, "DELETE": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+
+    def get_object(self) -> Rule:
+        rule = selectors.rule_get_for_principal(principal=self.request.user, pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, rule)
+        return rule
 
     @extend_schema(responses=RuleSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(
-            RuleSerializer(selectors.rule_get_for_principal(principal=request.user, pk=pk)).data
-        )
+        return Response(RuleSerializer(self.get_object()).data)
 
     @extend_schema(request=RuleWriteSerializer, responses=RuleSerializer)
     def put(self, request: Request, pk: int) -> Response:
-        rule = selectors.rule_get_for_principal(principal=request.user, pk=pk)
-        _require_admin(request, rule.organization)
+        rule = self.get_object()
         body = RuleWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         rule = rules.rule_save(
@@ -228,30 +202,31 @@ class RuleDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        rule = selectors.rule_get_for_principal(principal=request.user, pk=pk)
-        _require_admin(request, rule.organization)
-        rules.rule_delete(rule=rule)
+        rules.rule_delete(rule=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TeamListView(APIView):
+class TeamListView(ListView):
     required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+    serializer_class = TeamSerializer
 
-    @extend_schema(parameters=[ORGANIZATION_PARAM], responses=TeamSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        slug = request.query_params.get("organization")
-        if slug is not None:
-            organization_get_for_principal(principal=request.user, slug=slug)
-        teams = selectors.team_list(principal=request.user, organization_slug=slug)
-        return Response(TeamSerializer(teams, many=True).data)
+    def list_queryset(self, organization: Organization | None) -> Any:
+        return selectors.team_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
+
+    @extend_schema(parameters=[ORGANIZATION_PARAM])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=TeamWriteSerializer, responses={201: TeamSerializer})
     def post(self, request: Request) -> Response:
         body = TeamWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        organization = _organization(request, data.get("organization"))
-        _require_admin(request, organization)
+        organization = organization_scope(request, slug=data.get("organization"), required=True)
+        self.check_object_permissions(request, organization)
         team = rules.team_save(
             organization=organization,
             slug=data["slug"],
@@ -263,17 +238,20 @@ class TeamListView(APIView):
 
 class TeamDetailView(APIView):
     required_scopes = {"GET": scopes.READ, "PUT": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+
+    def get_object(self) -> Team:
+        team = selectors.team_get_for_principal(principal=self.request.user, pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, team)
+        return team
 
     @extend_schema(responses=TeamSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(
-            TeamSerializer(selectors.team_get_for_principal(principal=request.user, pk=pk)).data
-        )
+        return Response(TeamSerializer(self.get_object()).data)
 
     @extend_schema(request=TeamWriteSerializer, responses=TeamSerializer)
     def put(self, request: Request, pk: int) -> Response:
-        team = selectors.team_get_for_principal(principal=request.user, pk=pk)
-        _require_admin(request, team.organization)
+        team = self.get_object()
         body = TeamWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data

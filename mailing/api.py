@@ -11,14 +11,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import scopes
-from core.access import organization_get_for_principal
-from core.auth import IntegrationPrincipal
+from core.access import is_agent
+from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.logging import get_logger
 from core.models import Organization
-from core.pagination import LinkHeaderCursorPagination
+from core.scope import ORGANIZATION_PARAM, organization_scope
 from mailing import selectors, services
-from mailing.models import Template
+from mailing.models import Mailing, Template
 from mailing.serializers import (
     MailingCountsSerializer,
     MailingMessageSerializer,
@@ -32,35 +32,9 @@ from mailing.serializers import (
 
 log = get_logger(__name__)
 
-ORGANIZATION_PARAM = OpenApiParameter(
-    "organization", str, description="Organization slug (one you belong to).", required=False
-)
-
-
-class IdPagination(LinkHeaderCursorPagination):
-    ordering = "-id"
-
-
-class MessagePagination(LinkHeaderCursorPagination):
-    ordering = "delivery_id"
-
-
-def _org_param(request: Request) -> str | None:
-    slug = request.query_params.get("organization")
-    if slug is not None:
-        organization_get_for_principal(principal=request.user, slug=slug)  # 404 if not a member
-    return slug
-
 
 def _organization_for_create(request: Request, data: dict[str, Any]) -> Organization:
-    slug = data.pop("organization", None)
-    if isinstance(request.user, IntegrationPrincipal):
-        return request.user.organization
-    if slug is None:
-        raise ApplicationError(
-            "Which organization?", fields={"organization": ["This field is required."]}
-        )
-    return organization_get_for_principal(principal=request.user, slug=slug)
+    return organization_scope(request, slug=data.pop("organization", None), required=True)
 
 
 def _template_in(request: Request, data: dict[str, Any]) -> None:
@@ -77,33 +51,21 @@ def _template_in(request: Request, data: dict[str, Any]) -> None:
         ) from exc
 
 
-def _paginate(
-    view: APIView,
-    request: Request,
-    qs: Any,
-    paginator_class: type,
-    serializer: type,
-    context: dict[str, Any] | None = None,
-    counts: bool = False,
-) -> Response:
-    paginator = paginator_class()
-    page = paginator.paginate_queryset(qs, request, view=view)
-    ctx = {"request": request, **(context or {})}
-    if counts:
-        ctx["counts"] = selectors.mailings_counts(mailing_ids=[m.pk for m in page])
-    return paginator.get_paginated_response(serializer(page, many=True, context=ctx).data)
-
-
 # --- templates ------------------------------------------------------------------------
 
 
-class TemplateListView(APIView):
+class TemplateListView(ListView):
     required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+    serializer_class = TemplateSerializer
 
-    @extend_schema(parameters=[ORGANIZATION_PARAM], responses=TemplateSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        qs = selectors.template_list(principal=request.user, organization_slug=_org_param(request))
-        return _paginate(self, request, qs, IdPagination, TemplateSerializer)
+    def list_queryset(self, organization: Organization | None) -> Any:
+        return selectors.template_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
+
+    @extend_schema(parameters=[ORGANIZATION_PARAM])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=TemplateWriteSerializer, responses={201: TemplateSerializer})
     def post(self, request: Request) -> Response:
@@ -145,19 +107,27 @@ class TemplateDetailView(APIView):
 # --- mailings -------------------------------------------------------------------------
 
 
-class MailingListView(APIView):
+class MailingListView(ListView):
     required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+    serializer_class = MailingSerializer
+
+    def list_queryset(self, organization: Organization | None) -> Any:
+        qs = selectors.mailing_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
+        if status_filter := self.request.query_params.get("status"):
+            qs = qs.filter(status=status_filter)
+        return qs
 
     @extend_schema(
-        parameters=[ORGANIZATION_PARAM],
-        responses=MailingSerializer(many=True),
+        parameters=[
+            ORGANIZATION_PARAM,
+            OpenApiParameter("status", str, required=False, enum=Mailing.Status.values),
+        ],
         summary="Mailings, newest first (cursor in the Link header)",
     )
-    def get(self, request: Request) -> Response:
-        qs = selectors.mailing_list(principal=request.user, organization_slug=_org_param(request))
-        if status_filter := request.query_params.get("status"):
-            qs = qs.filter(status=status_filter)
-        return _paginate(self, request, qs, IdPagination, MailingSerializer)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=MailingWriteSerializer, responses={201: MailingSerializer})
     def post(self, request: Request) -> Response:
@@ -168,7 +138,7 @@ class MailingListView(APIView):
         _template_in(request, data)
         mailing = services.mailing_create(
             organization=organization,
-            created_by=request.user if not isinstance(request.user, IntegrationPrincipal) else None,
+            created_by=request.user if is_agent(request.user) else None,
             **data,
         )
         return Response(MailingSerializer(mailing).data, status=status.HTTP_201_CREATED)
@@ -222,32 +192,52 @@ class MailingStatsView(APIView):
         return Response(MailingStatsSerializer(selectors.mailing_stats(mailing=mailing)).data)
 
 
-class MailingMessagesView(APIView):
+class MailingMessagesView(ListView):
     required_scopes = {"GET": scopes.READ}
+    serializer_class = MailingMessageSerializer
+    ordering = "delivery_id"
+
+    def get_queryset(self) -> Any:
+        mailing = selectors.mailing_get_for_principal(
+            principal=self.request.user, pk=self.kwargs["pk"]
+        )
+        qs = selectors.message_list(mailing=mailing)
+        if status_filter := self.request.query_params.get("status"):
+            qs = qs.filter(delivery__status=status_filter)
+        return qs
 
     @extend_schema(
-        responses=MailingMessageSerializer(many=True),
+        parameters=[OpenApiParameter("status", str, required=False)],
         summary="Messages of one mailing with their status and attempts (Link header pages)",
     )
-    def get(self, request: Request, pk: int) -> Response:
-        mailing = selectors.mailing_get_for_principal(principal=request.user, pk=pk)
-        qs = selectors.message_list(mailing=mailing)
-        if status_filter := request.query_params.get("status"):
-            qs = qs.filter(delivery__status=status_filter)
-        return _paginate(self, request, qs, MessagePagination, MailingMessageSerializer)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
-class MailingOverallStatsView(APIView):
+class MailingOverallStatsView(ListView):
     required_scopes = {"GET": scopes.READ}
+    serializer_class = MailingCountsSerializer
+
+    def list_queryset(self, organization: Organization | None) -> Any:
+        return selectors.mailing_list(
+            principal=self.request.user, organization_slug=slug_of(organization)
+        )
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        # The page's counts in one query, not one per mailing.
+        page = args[0] if args else []
+        kwargs["context"] = {
+            **self.get_serializer_context(),
+            "counts": selectors.mailings_counts(mailing_ids=[m.pk for m in page]),
+        }
+        return MailingCountsSerializer(*args, **kwargs)
 
     @extend_schema(
         parameters=[ORGANIZATION_PARAM],
-        responses=MailingCountsSerializer(many=True),
         summary="Every mailing with its message counts grouped by status",
     )
-    def get(self, request: Request) -> Response:
-        qs = selectors.mailing_list(principal=request.user, organization_slug=_org_param(request))
-        return _paginate(self, request, qs, IdPagination, MailingCountsSerializer, counts=True)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 # --- notifications --------------------------------------------------------------------

@@ -23,16 +23,11 @@ from rest_framework.test import APIClient
 from chat import assistance
 from chat import selectors as chat_selectors
 from chat.models import AssistanceRequest, AssistanceTopic, Message
-from core.access import (
-    is_admin,
-    is_member,
-    organization_get_for_principal,
-    organization_ids_for,
-    organizations_for,
-)
+from core.access import is_admin, organization_find_for_principal, organizations_for
 from core.auth import IntegrationPrincipal
 from core.errors import ApplicationError
 from core.models import ApiKey, Membership, Team
+from core.scope import organization_get_for_principal
 from core.services import agent_create, api_key_create, membership_add
 from escalation import selectors as escalation_selectors
 from escalation.models import Incident, Rule
@@ -255,8 +250,6 @@ def test_organizations_for_each_kind_of_principal(
     assert list(organizations_for(integration)) == [acme]
     assert list(organizations_for(None)) == []
     assert list(organizations_for(AnonymousUser())) == []
-    assert organization_ids_for(alice) == [acme.pk]
-    assert organization_ids_for(AnonymousUser()) == []
 
 
 def test_a_user_whose_memberships_are_gone_reads_nothing(
@@ -295,18 +288,23 @@ def test_message_get_for_principal_is_404_across_organizations(
         chat_selectors.message_get_for_principal(principal=AnonymousUser(), uuid=mine.uuid)
 
 
-def test_is_member_and_is_admin_are_per_organization(
+def test_membership_and_is_admin_are_per_organization(
     tenants: tuple[Tenant, Tenant],
     alice: Any,
     carol: Any,
     integration: IntegrationPrincipal,
 ) -> None:
     acme, globex = (t.org for t in tenants)
-    assert is_member(user=alice, organization=acme)
-    assert not is_member(user=alice, organization=globex)  # globex has members: carol
-    assert is_member(user=carol, organization=globex)
-    assert is_member(user=integration, organization=acme)
-    assert not is_member(user=integration, organization=globex)
+    find = organization_find_for_principal
+    assert find(principal=alice, slug="acme") == acme
+    assert find(principal=alice, slug="globex") is None  # globex has members: carol
+    assert find(principal=carol, slug="globex") == globex
+    assert find(principal=integration, slug="acme") == acme
+    assert find(principal=integration, slug="globex") is None
+    assert find(principal=alice, slug="ac\x00me") is None  # malformed: no query at all
+    # an integration key configures its own organization (under its `admin` scope)
+    assert is_admin(user=integration, organization=acme)
+    assert not is_admin(user=integration, organization=globex)
     assert is_admin(user=alice, organization=acme)
     assert not is_admin(user=alice, organization=globex)
     assert not is_admin(user=carol, organization=acme)  # a member, not an admin
@@ -314,7 +312,7 @@ def test_is_member_and_is_admin_are_per_organization(
     bob = agent_create(username="bob", password=None)
     membership_add(organization=globex, user=bob, role="admin")
     assert not is_admin(user=alice, organization=globex)
-    assert not is_member(user=alice, organization=globex)
+    assert find(principal=alice, slug="globex") is None
 
 
 def test_team_members_never_include_another_organizations_membership(
