@@ -192,3 +192,37 @@ def test_no_operation_answers_a_bare_object(schema):
         if _bare(_ok(operation, schema), components, set())
     ]
     assert bare == []
+
+
+def test_the_rest_object_is_the_event_payload(org, agent, make_client):
+    # given an incident and an assistance request with every optional part filled in
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat.assistance import assistance_request_data
+    from chat.models import AssistanceRequest, AssistanceTopic
+    from chat.serializers import AssistanceRequestSerializer
+    from escalation.incidents import incident_data
+    from escalation.models import Incident, Rule
+    from escalation.serializers import IncidentSerializer
+
+    now = timezone.now()
+    rule = Rule.objects.create(organization=org, code="login", triggers=[["api", 503]])
+    incident = Incident.objects.create(
+        organization=org,
+        rule=rule,
+        rule_snapshot={"code": "login", "triggers": [["api", 503]]},
+        opened_at=now,
+        last_occurrence_at=now + timedelta(seconds=1),
+        acknowledged_at=now,
+        acknowledged_by=agent.user,
+    )
+    topic = AssistanceTopic.objects.create(organization=org, name="sales")
+    request = AssistanceRequest.objects.create(
+        organization=org, topic=topic, client=make_client(org), assignee=agent.user
+    )
+    # then the serializer (REST and schema) and the services' event payload are one shape
+    # (until the services build their events with these serializers themselves)
+    assert dict(IncidentSerializer(incident).data) == incident_data(incident)
+    assert dict(AssistanceRequestSerializer(request).data) == assistance_request_data(request)
