@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,22 +25,55 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.models import Message
+from tests.conftest import ROOT, Process, _http_ok, free_port, subprocess_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BODY = b"private notes of the client\n"
+ASGI_APP = "core.asgi:application"
+
+
+@pytest.fixture(scope="module")
+def _module_media(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def _module_web(django_db_setup, _use_test_redis, _module_media) -> Iterator[Process]:
+    """One daphne for the module (a start per test was most of this file's time), serving
+    the module's MEDIA_ROOT. Tests stay apart: their rows are flushed (new ids) and each
+    gets that directory empty (`media`)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), ASGI_APP],
+        cwd=ROOT,
+        env=subprocess_env(MEDIA_ROOT=str(_module_media)),
+    )
+    web = Process(process=process, url=f"http://127.0.0.1:{port}")
+    try:
+        # (generous: a failed start here fails every test of the module)
+        wait_until(lambda: process.poll() is not None or _http_ok(f"{web.url}/health/"), timeout=60)
+        assert process.poll() is None, "daphne exited at start"
+        yield web
+    finally:
+        web.stop()
 
 
 @pytest.fixture
-def media(settings, tmp_path) -> Path:
-    """A MEDIA_ROOT of this test's own; start daphne after it (it inherits it)."""
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    return Path(settings.MEDIA_ROOT)
+def media(settings, _module_media) -> Path:
+    """The MEDIA_ROOT the module's daphne writes to, empty at the start of each test."""
+    for entry in _module_media.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    settings.MEDIA_ROOT = str(_module_media)
+    return _module_media
 
 
 @pytest.fixture
-def web(start_web, media):
-    return start_web()
+def web(transactional_db, _module_web, media):
+    return _module_web
 
 
 def _upload(http: httpx.Client, help_desk, name="note.txt", body=BODY, content_type="text/plain"):
