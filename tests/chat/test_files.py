@@ -1,7 +1,8 @@
 """Customer files (chat/files.py), tried as an attacker would, through a real daphne.
 
-Every download goes over HTTP to a daphne process; files are written by that process to
-this test's own MEDIA_ROOT, which the test then inspects on disk.
+Every download goes over HTTP to a daphne process (one for the module); files are written
+by that process to the module's MEDIA_ROOT, emptied before each test, which the test then
+inspects on disk.
 """
 
 from __future__ import annotations
