@@ -14,10 +14,12 @@ def chat_deliveries_sweep() -> int:
     from chat.models import Message
     from chat.services import chat_deliveries_close_orphans
     from core.jobs import QUEUE_CHAT, enqueue_now
-    from core.outbox import deliveries_overdue, delivery_reclaim_stale
+    from core.models import Delivery
+    from core.outbox import delivery_outbox, outbox_sweep
 
     chat_deliveries_close_orphans()
-    delivery_ids = delivery_reclaim_stale(source="chat") + deliveries_overdue(source="chat")
+    # The outbox's one sweeper: stale claims reclaimed, overdue rows found.
+    delivery_ids = outbox_sweep(delivery_outbox(Delivery.Source.CHAT))
     message_ids = list(
         Message.objects.filter(delivery_id__in=delivery_ids).values_list("pk", flat=True)
     )

@@ -9,7 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from core.models import Delivery, Organization, slug_validator
+from core.models import Delivery, Organization, OutboxAttempt, OutboxItem, slug_validator
 from core.validators import (
     operator_code_validator,
     phone_validator,
@@ -203,14 +203,9 @@ class AssistanceRequest(TimeStamped):
         return f"assistance {self.uuid} ({self.status})"
 
 
-class AssistanceWebhook(TimeStamped):
-    """One event sent to a topic's webhook URL; the body is fixed when created."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        SENDING = "sending"
-        SENT = "sent"
-        FAILED = "failed"
+class AssistanceWebhook(OutboxItem):
+    """One event sent to a topic's webhook URL; the body is fixed when created.
+    An outbox item (core.outbox): claimed with a token, one attempt row per try."""
 
     request = models.ForeignKey(
         AssistanceRequest, on_delete=models.CASCADE, related_name="webhooks"
@@ -218,27 +213,15 @@ class AssistanceWebhook(TimeStamped):
     event_type = models.CharField(max_length=30)
     url = models.URLField(max_length=500)
     body = models.TextField()
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claim_token = models.CharField(max_length=64, blank=True, default="")
-    claimed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"webhook {self.pk} {self.event_type} ({self.status})"
 
 
-class AssistanceWebhookAttempt(models.Model):
+class AssistanceWebhookAttempt(OutboxAttempt):
     webhook = models.ForeignKey(
         AssistanceWebhook, on_delete=models.CASCADE, related_name="attempt_rows"
     )
-    number = models.PositiveIntegerField()
-    status_code = models.PositiveIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField()
-    error = models.CharField(max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["webhook_id", "number"]

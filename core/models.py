@@ -1,4 +1,6 @@
-"""Platform models: organizations, membership, API keys, outbound deliveries."""
+"""Platform models: organizations, membership, API keys, teams, and the outbox: the
+abstract `OutboxItem`/`OutboxAttempt` every channel's rows derive from (here rather
+than in core/outbox/, which imports the concrete models) and the sender's `Delivery`."""
 
 from __future__ import annotations
 
@@ -94,35 +96,27 @@ class ApiKey(models.Model):
         return f"{self.kind}:{self.prefix}… ({self.name})"
 
 
-class Delivery(models.Model):
-    """One message handed to the external sender. Its id is the sender's msgId.
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"  # not sent before its deadline (a mailing's end time)
 
-    The id is the idempotency key: every attempt for this row reuses it, so a retry
-    after a lost answer cannot make the provider send twice. Status only moves
-    forward (pending -> sending -> sent | failed); `claim_token` fences the worker
-    that currently owns the in-flight attempt.
+
+class OutboxItem(models.Model):
+    """One message the platform sends out, on any channel (core.outbox has the protocol).
+
+    Status only moves forward (pending -> sending -> sent | failed | expired);
+    `claim_token` fences the worker that owns the attempt in flight. A concrete model
+    adds what is sent (phone and text, a webhook body, an email address) and may widen
+    `status` with states of its own (an incident notification can be `skipped`).
     """
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        SENDING = "sending"
-        SENT = "sent"
-        FAILED = "failed"
-        EXPIRED = "expired"  # not sent before its deadline (mailing end time)
+    Status = OutboxStatus
 
-    class Source(models.TextChoices):
-        CHAT = "chat"
-        MAILING = "mailing"
-        ESCALATION = "escalation"
-
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="deliveries"
-    )
-    source = models.CharField(max_length=12, choices=Source.choices)
-    phone = models.BigIntegerField()
-    text = models.TextField()
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+        max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING, db_index=True
     )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -135,6 +129,55 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
+
+
+class OutboxAttemptOutcome(models.TextChoices):
+    OK = "ok"
+    TRANSIENT = "transient"  # timeout, connection error, 408/425/429, 5xx, garbage: retried
+    PERMANENT = "permanent"  # any other 4xx, a refused address: final
+    # Written with the claim, before the call; a reclaim turns it into `lost`.
+    IN_FLIGHT = "in_flight"
+    LOST = "lost"  # the worker stopped during the call: no outcome known
+
+
+class OutboxAttempt(models.Model):
+    """One try of an outbox item, whatever its outcome. The concrete model adds the
+    foreign key to its item (`related_name="attempt_rows"`)."""
+
+    Outcome = OutboxAttemptOutcome
+
+    number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=10, choices=OutboxAttemptOutcome.choices)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField()
+    error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class Delivery(OutboxItem):
+    """One message handed to the external sender. Its id is the sender's msgId.
+
+    The id is the idempotency key: every attempt for this row reuses it, so a retry
+    after a lost answer cannot make the provider send twice.
+    """
+
+    class Source(models.TextChoices):
+        CHAT = "chat"
+        MAILING = "mailing"
+        ESCALATION = "escalation"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    source = models.CharField(max_length=12, choices=Source.choices)
+    phone = models.BigIntegerField()
+    text = models.TextField()
+
+    class Meta:
         verbose_name_plural = "deliveries"
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
@@ -142,21 +185,10 @@ class Delivery(models.Model):
         return f"delivery {self.pk} ({self.status})"
 
 
-class DeliveryAttempt(models.Model):
+class DeliveryAttempt(OutboxAttempt):
     """One HTTP call to the external sender, whatever its outcome."""
 
-    class Outcome(models.TextChoices):
-        OK = "ok"
-        TRANSIENT = "transient"  # timeout, connection error, 5xx, garbage: retried
-        PERMANENT = "permanent"  # 4xx: final
-
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
-    number = models.PositiveIntegerField()
-    outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    status_code = models.PositiveIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField()
-    error = models.CharField(max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["delivery_id", "number"]

@@ -68,9 +68,19 @@ def classify(status_code: int, body: bytes, duration_ms: int) -> SendResult:
         except ValueError:
             pass
         return SendResult("transient", 200, duration_ms, f"unexpected body: {body[:120]!r}")
-    if status_code in (408, 425, 429) or status_code >= 500:
+    if status_outcome(status_code) == "transient":
         return SendResult("transient", status_code, duration_ms, f"HTTP {status_code}")
     return SendResult("permanent", status_code, duration_ms, f"HTTP {status_code}: {body[:200]!r}")
+
+
+def status_outcome(status_code: int) -> Outcome:
+    """The one classification of an HTTP status, for every outbox channel (sender API,
+    webhooks): 2xx ok; 408, 425, 429 and 5xx transient (retried); any other permanent."""
+    if 200 <= status_code < 300:
+        return "ok"
+    if status_code in (408, 425, 429) or status_code >= 500:
+        return "transient"
+    return "permanent"
 
 
 def _observe(result: SendResult) -> SendResult:
@@ -83,7 +93,8 @@ def _observe(result: SendResult) -> SendResult:
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
-def _error_result(exc: Exception, start: float) -> SendResult:
+def error_result(exc: Exception, start: float) -> SendResult:
+    """A call that raised (httpx): transient; `answer_lost` unless nothing was sent."""
     duration = int((time.perf_counter() - start) * 1000)
     return SendResult(
         "transient",
@@ -105,7 +116,7 @@ def send_sync(
         duration = int((time.perf_counter() - start) * 1000)
         return _observe(classify(response.status_code, response.content, duration))
     except httpx.HTTPError as exc:
-        return _observe(_error_result(exc, start))
+        return _observe(error_result(exc, start))
     finally:
         if own:
             http.close()

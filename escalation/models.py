@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from core.models import Organization, Team
+from core.models import Organization, OutboxAttempt, OutboxItem, Team
 
 
 class Rule(models.Model):
@@ -222,13 +222,15 @@ class IncidentStep(models.Model):
         return f"{self.kind} {self.level} of incident {self.incident_id}"
 
 
-class IncidentNotification(models.Model):
+class IncidentNotification(OutboxItem):
     """One team member told of a level, by one channel: unique per (step, member,
     channel), so firing a step twice or running its job twice never emails twice.
 
-    `pending` rows are sent by `incident_step_notify`; `sending` is a claim (a worker
-    killed there leaves it to the sweeper, which puts it back to `pending`: at least
-    once, never twice while the first worker is alive); `skipped` means no address.
+    An outbox item (core.outbox): `pending` rows are claimed with a token by
+    `incident_step_notify`, each try is an `IncidentNotificationAttempt`; a worker
+    killed while `sending` leaves it to the sweeper, which puts it back to `pending`
+    (at least once, never twice while the first worker is alive, and a late worker
+    cannot overwrite the reclaimed row). `skipped` means no address.
     """
 
     class Channel(models.TextChoices):
@@ -239,8 +241,12 @@ class IncidentNotification(models.Model):
         SENDING = "sending"
         SENT = "sent"
         FAILED = "failed"
+        EXPIRED = "expired"
         SKIPPED = "skipped"
 
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     step = models.ForeignKey(IncidentStep, on_delete=models.CASCADE, related_name="notifications")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -248,15 +254,6 @@ class IncidentNotification(models.Model):
     username = models.CharField(max_length=150)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
     address = models.CharField(max_length=254, blank=True, default="")
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.CharField(max_length=500, blank=True, default="")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["step_id", "id"]
@@ -266,5 +263,24 @@ class IncidentNotification(models.Model):
             )
         ]
 
+    @property
+    def error(self) -> str:
+        """The API's and the admin's name for `last_error` (the outbox column)."""
+        return self.last_error
+
     def __str__(self) -> str:
         return f"{self.channel} to {self.username} for step {self.step_id} ({self.status})"
+
+
+class IncidentNotificationAttempt(OutboxAttempt):
+    """One try of an incident notification (an email handed to the backend)."""
+
+    notification = models.ForeignKey(
+        IncidentNotification, on_delete=models.CASCADE, related_name="attempt_rows"
+    )
+
+    class Meta:
+        ordering = ["notification_id", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of notification {self.notification_id}"

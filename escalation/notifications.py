@@ -1,28 +1,44 @@
 """Level k notifies team k: one `IncidentNotification` row per member and channel,
 created with the step (under the incident's row lock), sent by a job after commit.
 
-The job claims each pending row with a conditional UPDATE (pending -> sending,
-attempts + 1), sends through Django's email backend, then records the outcome: a
-second run, or a duplicate job, finds nothing pending and sends nothing. A failure
-is retried with the sender's backoff up to `NOTIFY_MAX_ATTEMPTS` (decided by
-`core.outbox.retry_decision`, as every outbound message is); a worker killed
-between claim and outcome leaves the row `sending`, and the sweeper puts it back to
-`pending` after `STALE_CLAIM` (at least once: the only case that can email twice).
+The rows are an outbox channel (core.outbox): the job claims each due row with a
+token (a second run, or a duplicate job, finds nothing pending and sends nothing),
+hands the email to Django's backend (`core.outbox.email.email_send`) and records the
+attempt, an `IncidentNotificationAttempt` row per try, only if its claim still holds.
+A failure is retried with the sender's backoff up to `NOTIFY_MAX_ATTEMPTS` (decided by
+`core.outbox.retry_decision`, as every outbound message is). A worker killed between
+claim and outcome leaves the row `sending`; the sweeper (`notifications_overdue`, run
+by `escalation_sweep`) puts it back to `pending` after `STALE_CLAIM` (at least once:
+the only case that can email twice), and a late worker cannot overwrite it.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.jobs import QUEUE_ESCALATION, enqueue_now, enqueue_on_commit
 from core.logging import get_logger
-from core.outbox import retry_decision
-from escalation.models import Incident, IncidentNotification, IncidentStep
+from core.outbox import (
+    Outbox,
+    Recorded,
+    new_claim_token,
+    outbox_claim,
+    outbox_record,
+    outbox_sweep,
+)
+from core.outbox.email import email_send
+from escalation.jobs import incident_step_notify
+from escalation.models import (
+    Incident,
+    IncidentNotification,
+    IncidentNotificationAttempt,
+    IncidentStep,
+)
 from escalation.selectors import team_members_of
 
 log = get_logger(__name__)
@@ -30,6 +46,27 @@ log = get_logger(__name__)
 NOTIFY_MAX_ATTEMPTS = 5
 STALE_CLAIM = timedelta(minutes=5)
 Status = IncidentNotification.Status
+
+NOTIFICATIONS = Outbox(
+    name="incident_notifications",
+    model=IncidentNotification,
+    attempt_model=IncidentNotificationAttempt,
+    attempt_fk="notification",
+    item="incident_notification",
+    items="incident_notifications",
+    id_field="notification_id",
+    max_attempts=lambda: NOTIFY_MAX_ATTEMPTS,
+    stale_after=lambda: STALE_CLAIM,
+    grace=lambda: timedelta(seconds=30),
+    select_related=("step__team", "step__incident__organization"),
+    log_fields=lambda n: {
+        "incident_id": n.step.incident_id,
+        "step_id": n.step_id,
+        "level": n.step.level,
+        "channel": n.channel,
+        "username": n.username,
+    },
+)
 
 
 def step_notifications_create(*, incident: Incident, step: IncidentStep) -> dict[str, list[str]]:
@@ -50,14 +87,12 @@ def step_notifications_create(*, incident: Incident, step: IncidentStep) -> dict
                 username=user.username,
                 address=address,
                 status=Status.PENDING if address else Status.SKIPPED,
-                error="" if address else "No email address (or inactive user).",
+                last_error="" if address else "No email address (or inactive user).",
             )
         )
     IncidentNotification.objects.bulk_create(rows, ignore_conflicts=True)
     notified = [r.username for r in rows if r.status == Status.PENDING]
     if notified:
-        from escalation.jobs import incident_step_notify
-
         enqueue_on_commit(incident_step_notify, step.pk, queue=QUEUE_ESCALATION)
     return {"notified": notified, "unreachable": [r.username for r in rows if not r.address]}
 
@@ -84,61 +119,24 @@ def _message(notification: IncidentNotification) -> tuple[str, str]:
     return subject, body
 
 
-def _send_one(notification_id: int) -> tuple[str, Any] | None:
-    """Claim, send, record one notification. Returns (new status, retry time) or None
-    when there was nothing to claim (sent, claimed elsewhere or not due)."""
-    from django.core.mail import send_mail
-
-    now = timezone.now()
-    claimed = (
-        IncidentNotification.objects.filter(pk=notification_id, status=Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now)
+def _send_one(notification_id: int) -> Recorded | None:
+    """Claim, send, record one notification. None when there was nothing to claim
+    (sent, claimed elsewhere or not due)."""
+    token = new_claim_token()
+    n: IncidentNotification | None = outbox_claim(
+        NOTIFICATIONS, item_id=notification_id, token=token
     )
-    if not claimed:
+    if n is None:
         return None
-    n = IncidentNotification.objects.select_related(
-        "step__team", "step__incident__organization"
-    ).get(pk=notification_id)
     subject, body = _message(n)
-    try:
-        send_mail(subject, body, None, [n.address], fail_silently=False)
-        error = ""
-    except Exception as exc:  # any backend error is recorded and retried
-        error = f"{type(exc).__name__}: {exc}"[:500]
-    # The outbox's one decision (no deadline: NOTIFY_MAX_ATTEMPTS tries at most).
-    decision = retry_decision(
-        "transient" if error else "ok",
-        n.attempts,
-        None,
-        timezone.now(),
-        max_attempts=NOTIFY_MAX_ATTEMPTS,
-    )
-    status, retry_at = Status(decision.status), decision.retry_at
-    IncidentNotification.objects.filter(pk=n.pk, status=Status.SENDING).update(
-        status=status,
-        error=error,
-        next_attempt_at=retry_at,
-        sent_at=timezone.now() if status == Status.SENT else None,
-    )
-    log.info(
-        "incident_notification",
-        notification_id=n.pk,
-        incident_id=n.step.incident_id,
-        step_id=n.step_id,
-        level=n.step.level,
-        channel=n.channel,
-        username=n.username,
-        attempt=n.attempts,
-        status=status,
-        error=error or None,
-    )
-    return status, retry_at
+    result = email_send(subject=subject, body=body, address=n.address)
+    with transaction.atomic():
+        return outbox_record(NOTIFICATIONS, item=n, token=token, result=result)
 
 
 def step_notify(*, step_id: int) -> int:
     """Job body: send the step's due pending notifications. Returns how many were sent.
-    Runs outside any transaction (one short UPDATE per state change)."""
+    Call outside a transaction: no lock is held while an email is handed over."""
     now = timezone.now()
     due = list(
         IncidentNotification.objects.filter(step_id=step_id, status=Status.PENDING)
@@ -147,38 +145,22 @@ def step_notify(*, step_id: int) -> int:
     )
     sent, retries = 0, []
     for notification_id in due:
-        result = _send_one(notification_id)
-        if result is None:
+        recorded = _send_one(notification_id)
+        if recorded is None or not recorded.applied:
             continue
-        status, retry_at = result
-        sent += status == Status.SENT
-        if retry_at is not None:
-            retries.append(retry_at)
+        sent += recorded.status == Status.SENT
+        if recorded.retry_at is not None:
+            retries.append(recorded.retry_at)
     if retries:
-        from escalation.jobs import incident_step_notify
-
         enqueue_now(incident_step_notify, step_id, queue=QUEUE_ESCALATION, at=min(retries))
     return sent
 
 
-def notifications_overdue(*, grace: timedelta = timedelta(seconds=30)) -> list[int]:
-    """Sweeper: put claims of dead workers back to pending; return the steps with
-    notifications due for more than `grace` (a lost job). The caller enqueues."""
-    now = timezone.now()
-    reclaimed = IncidentNotification.objects.filter(
-        status=Status.SENDING, claimed_at__lt=now - STALE_CLAIM
-    ).update(status=Status.PENDING, next_attempt_at=None)
-    if reclaimed:
-        log.warning("incident_notifications_reclaimed", count=reclaimed)
-    limit = now - grace
+def notifications_overdue() -> list[int]:
+    """Sweeper (core.outbox's, for this channel): claims of dead workers put back to
+    pending, and notifications due for too long (a lost job). Returns their steps; the
+    caller enqueues."""
+    ids = outbox_sweep(NOTIFICATIONS)
     return sorted(
-        set(
-            IncidentNotification.objects.filter(status=Status.PENDING)
-            .filter(
-                Q(next_attempt_at__lt=limit)
-                | Q(next_attempt_at__isnull=True, created_at__lt=limit)
-                | Q(next_attempt_at__isnull=True, claimed_at__isnull=False)
-            )
-            .values_list("step_id", flat=True)[:1000]
-        )
+        set(IncidentNotification.objects.filter(pk__in=ids).values_list("step_id", flat=True))
     )

@@ -12,7 +12,7 @@ from typing import Literal
 
 from django.conf import settings
 
-from core.models import Delivery
+from core.models import OutboxStatus
 from core.sender import SendResult, backoff_delay
 
 # "lost": transient, but the request went out and its answer never came back.
@@ -25,7 +25,7 @@ LAST_TRY_MARGIN = timedelta(seconds=1)
 
 @dataclass(frozen=True)
 class Decision:
-    status: str  # Delivery.Status value: sent | pending | failed | expired
+    status: str  # OutboxStatus value: sent | pending | failed | expired
     retry_at: datetime | None = None  # set with `pending`
     reason: str = ""  # why the chain ends here, when not the call's own error
 
@@ -51,7 +51,7 @@ def retry_decision(
     guard), and the count does not matter. Without one, `max_attempts` (default
     `SENDER_MAX_ATTEMPTS`) attempts at most.
     """
-    status = Delivery.Status
+    status = OutboxStatus
     if outcome == "ok":
         return Decision(status.SENT)
     if outcome == "permanent":

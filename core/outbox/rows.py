@@ -1,10 +1,10 @@
-"""Delivery rows: claim, record an attempt, reclaim the abandoned (see `core.outbox`)."""
+"""Outbox rows of any channel: claim, record an attempt, reclaim the abandoned, find the
+overdue (see `core.outbox` for the protocol). Each function takes the channel's `Outbox`."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,76 +14,126 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.logging import get_logger
-from core.models import Delivery, DeliveryAttempt
+from core.models import Delivery, DeliveryAttempt, OutboxAttemptOutcome, OutboxItem, OutboxStatus
+from core.outbox.channel import Outbox
 from core.outbox.decision import LOST_ANSWER_FINAL, chain_error, outcome_of, retry_decision
 from core.sender import SendResult
 
 log = get_logger(__name__)
+
+# The attempt row written with the claim, before the call, and what a reclaim makes of it.
+ATTEMPT_IN_FLIGHT = "in flight: no outcome yet"
+ATTEMPT_LOST = "no outcome: the worker stopped during the call"
+
+# The sender API's deliveries (core.models.Delivery); `delivery_outbox` scopes it to a source.
+DELIVERIES = Outbox(
+    name="deliveries",
+    model=Delivery,
+    attempt_model=DeliveryAttempt,
+    attempt_fk="delivery",
+    log_fields=lambda delivery: {"source": delivery.source},
+)
+
+
+def delivery_outbox(source: str) -> Outbox:
+    return replace(DELIVERIES, name=f"{source}_deliveries", scope={"source": source})
 
 
 def new_claim_token() -> str:
     return secrets.token_hex(8)
 
 
-def delivery_claim(*, delivery_id: int, token: str, now: datetime | None = None) -> Delivery | None:
+def outbox_claim(
+    outbox: Outbox, *, item_id: int, token: str, now: datetime | None = None
+) -> Any | None:
+    """Claim a due pending item for one attempt: None if it is not due, not pending
+    (sent, claimed by another worker) or past its deadline (then it is `expired`).
+
+    The claim and its attempt row (`in_flight`) are written in one transaction, so
+    attempt numbers have no gap even if the worker dies during the call.
+    """
     now = now or timezone.now()
-    expired = Delivery.objects.filter(
-        pk=delivery_id, status=Delivery.Status.PENDING, deadline__lte=now
-    ).update(status=Delivery.Status.EXPIRED, last_error="deadline passed", updated_at=now)
-    if expired:
-        log.info("delivery_expired", delivery_id=delivery_id)
-        return None
-    claimed = (
-        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(
-            status=Delivery.Status.SENDING,
-            claim_token=token,
-            claimed_at=now,
-            attempts=F("attempts") + 1,
-            updated_at=now,
+    rows = outbox.model._default_manager.filter(pk=item_id, **outbox.scope)
+    with transaction.atomic():
+        expired = rows.filter(status=OutboxStatus.PENDING, deadline__lte=now).update(
+            status=OutboxStatus.EXPIRED, last_error="deadline passed", updated_at=now
         )
-    )
-    if not claimed:
-        return None
-    return Delivery.objects.get(pk=delivery_id)
+        if expired:
+            log.info(f"{outbox.item}_expired", **{outbox.id_field: item_id})
+            return None
+        claimed = (
+            rows.filter(status=OutboxStatus.PENDING)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .update(
+                status=OutboxStatus.SENDING,
+                claim_token=token,
+                claimed_at=now,
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+        )
+        if not claimed:
+            return None
+        item = outbox.model._default_manager.select_related(*outbox.select_related).get(pk=item_id)
+        outbox.attempt_model._default_manager.create(
+            **{f"{outbox.attempt_fk}_id": item_id},
+            number=item.attempts,
+            outcome=OutboxAttemptOutcome.IN_FLIGHT,
+            duration_ms=0,
+            error=ATTEMPT_IN_FLIGHT,
+        )
+    return item
 
 
 @dataclass(frozen=True)
 class Recorded:
-    status: str  # the delivery's status after this attempt
-    retry_at: datetime | None  # set when the delivery goes back to pending
+    status: str  # the item's status after this attempt
+    retry_at: datetime | None  # set when the item goes back to pending
     applied: bool  # False when the claim was lost (reclaimed meanwhile)
 
 
-def delivery_record(*, delivery: Delivery, token: str, result: SendResult) -> Recorded:
-    """Record one attempt and move the delivery on. Call inside a transaction."""
+def outbox_record(outbox: Outbox, *, item: OutboxItem, token: str, result: SendResult) -> Recorded:
+    """Record the attempt of `item` (as claimed) and move it on, as `retry_decision`
+    says, only if `token` still holds the claim. The attempt row is written either way:
+    a late worker's call did happen. Call inside a transaction."""
     now = timezone.now()
-    decision = retry_decision(outcome_of(result), delivery.attempts, delivery.deadline, now)
+    decision = retry_decision(
+        outcome_of(result),
+        item.attempts,
+        item.deadline,
+        now,
+        max_attempts=outbox.max_attempts(),
+    )
     status, retry_at = decision.status, decision.retry_at
-    updated = Delivery.objects.filter(
-        pk=delivery.pk, status=Delivery.Status.SENDING, claim_token=token
+    updated = outbox.model._default_manager.filter(
+        pk=item.pk, status=OutboxStatus.SENDING, claim_token=token
     ).update(
         status=status,
         next_attempt_at=retry_at,
         last_error=chain_error(decision, result.error),
-        sent_at=now if status == Delivery.Status.SENT else None,
+        sent_at=now if status == OutboxStatus.SENT else None,
         claim_token="",
         updated_at=now,
     )
-    DeliveryAttempt.objects.create(
-        delivery_id=delivery.pk,
-        number=delivery.attempts,
-        outcome=result.outcome,
-        status_code=result.status_code,
-        duration_ms=result.duration_ms,
-        error=result.error[:500],
+    outcome = {
+        "outcome": result.outcome,
+        "status_code": result.status_code,
+        "duration_ms": result.duration_ms,
+        "error": result.error[:500],
+    }
+    fk = f"{outbox.attempt_fk}_id"
+    attempts = outbox.attempt_model._default_manager.filter(
+        **{fk: item.pk, "number": item.attempts}
     )
+    if not attempts.update(**outcome):  # claimed by hand (tests, older rows): no row yet
+        outbox.attempt_model._default_manager.create(
+            **{fk: item.pk}, number=item.attempts, **outcome
+        )
     log.info(
-        "delivery_attempt",
-        delivery_id=delivery.pk,
-        source=delivery.source,
-        attempt=delivery.attempts,
+        f"{outbox.item}_attempt",
+        **{outbox.id_field: item.pk},
+        **outbox.log_fields(item),
+        attempt=item.attempts,
         outcome=result.outcome,
         answer_lost=result.answer_lost or None,
         status_code=result.status_code,
@@ -95,45 +145,53 @@ def delivery_record(*, delivery: Delivery, token: str, result: SendResult) -> Re
 
 
 @transaction.atomic
-def delivery_reclaim_stale(*, source: str, older_than: timedelta | None = None) -> list[int]:
-    """Put deliveries abandoned in `sending` back to `pending`. Returns their ids.
+def outbox_reclaim_stale(outbox: Outbox, *, older_than: timedelta | None = None) -> list[int]:
+    """Put items abandoned in `sending` back to `pending`; their in-flight attempt
+    becomes `lost`. Returns their ids (at most 1000 a call).
 
     A worker that died during the call lost its answer: with
     `SENDER_RETRY_ON_LOST_ANSWER` false they are failed instead (never called again),
     and their ids are returned all the same, so the owner brings its own state along.
+    Rows locked by another sweeper are skipped: each is reclaimed once.
     """
-    limit = timezone.now() - (older_than or timedelta(seconds=settings.SENDER_TIMEOUT * 3))
+    now = timezone.now()
+    limit = now - (older_than or outbox.stale_after())
     stale = list(
-        Delivery.objects.select_for_update(skip_locked=True)
-        .filter(source=source, status=Delivery.Status.SENDING, claimed_at__lt=limit)
+        outbox.model._default_manager.select_for_update(skip_locked=True)
+        .filter(status=OutboxStatus.SENDING, claimed_at__lt=limit, **outbox.scope)
         .values_list("pk", flat=True)[:1000]
     )
-    if stale and not settings.SENDER_RETRY_ON_LOST_ANSWER:
-        Delivery.objects.filter(pk__in=stale, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.FAILED,
+    if not stale:
+        return stale
+    outbox.attempt_model._default_manager.filter(
+        **{f"{outbox.attempt_fk}_id__in": stale}, outcome=OutboxAttemptOutcome.IN_FLIGHT
+    ).update(outcome=OutboxAttemptOutcome.LOST, error=ATTEMPT_LOST)
+    rows = outbox.model._default_manager.filter(pk__in=stale, status=OutboxStatus.SENDING)
+    # Every id (at most 1000), so grepping an item's id finds its reclaim.
+    ids = {f"{outbox.item}_ids": stale}
+    if not settings.SENDER_RETRY_ON_LOST_ANSWER:
+        rows.update(
+            status=OutboxStatus.FAILED,
             claim_token="",
             next_attempt_at=None,
             last_error=f"{LOST_ANSWER_FINAL}: the worker stopped during the call",
-            updated_at=timezone.now(),
+            updated_at=now,
         )
-        log.warning("deliveries_abandoned", source=source, count=len(stale), delivery_ids=stale)
-    elif stale:
-        Delivery.objects.filter(pk__in=stale, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.PENDING, claim_token="", next_attempt_at=None
+        log.warning(f"{outbox.items}_abandoned", **outbox.scope, count=len(stale), **ids)
+    else:
+        rows.update(
+            status=OutboxStatus.PENDING, claim_token="", next_attempt_at=None, updated_at=now
         )
-        # Every id (at most 1000), so `grep delivery_id` / message id finds its reclaim.
-        log.warning("deliveries_reclaimed", source=source, count=len(stale), delivery_ids=stale)
+        log.warning(f"{outbox.items}_reclaimed", **outbox.scope, count=len(stale), **ids)
     return stale
 
 
-def deliveries_overdue(*, source: str, grace: timedelta | None = None) -> list[int]:
-    """Pending deliveries whose retry is long overdue (e.g. a Redis restart lost the job):
-    by more than `grace`, SWEEP_GRACE seconds unless given."""
-    if grace is None:
-        grace = timedelta(seconds=settings.SWEEP_GRACE)
-    limit = timezone.now() - grace
+def outbox_overdue(outbox: Outbox, *, grace: timedelta | None = None) -> list[int]:
+    """Pending items whose try is overdue by more than `grace` (the channel's unless
+    given): their job was lost (a Redis restart, say)."""
+    limit = timezone.now() - (outbox.grace() if grace is None else grace)
     return list(
-        Delivery.objects.filter(source=source, status=Delivery.Status.PENDING)
+        outbox.model._default_manager.filter(status=OutboxStatus.PENDING, **outbox.scope)
         .filter(
             Q(next_attempt_at__lt=limit) | Q(next_attempt_at__isnull=True, created_at__lt=limit)
         )
@@ -141,93 +199,30 @@ def deliveries_overdue(*, source: str, grace: timedelta | None = None) -> list[i
     )
 
 
-# --- bulk helpers (mailing dispatch) ----------------------------------------------------
-# Django's bulk_create spends most of its time compiling per-value SQL (about 25 µs a
-# value); these build one multi-row INSERT with plain parameters instead. Values are
-# adapted once per distinct datetime, which is what makes them fast.
+def outbox_sweep(outbox: Outbox, *, grace: timedelta | None = None) -> list[int]:
+    """The one sweeper, for any channel: reclaim stale claims, then find the overdue.
+    Returns the item ids to send again (the channel's cron job enqueues them)."""
+    reclaimed = outbox_reclaim_stale(outbox)
+    seen = set(reclaimed)
+    return reclaimed + [pk for pk in outbox_overdue(outbox, grace=grace) if pk not in seen]
 
 
-def _adapt_datetime(value: datetime | None, cache: dict[datetime, object]) -> object:
-    from django.db import connection
-
-    if value is None:
-        return None
-    if value not in cache:
-        cache[value] = connection.ops.adapt_datetimefield_value(value)
-    return cache[value]
+# --- the sender's deliveries, by their historical names (chat, mailing, the bench) ------
 
 
-def deliveries_insert(
-    *,
-    organization_id: int,
-    source: str,
-    rows: Sequence[tuple[int, str, str, datetime | None, str]],
-    deadline: datetime | None,
-    chunk: int = 500,
-) -> list[tuple[int, int]]:
-    """Insert deliveries: rows of (phone, text, status, next_attempt_at, last_error).
-
-    Returns (id, phone) pairs. Phones must be unique within one call (they are how the
-    caller matches ids to its rows: RETURNING order is not guaranteed).
-    """
-    from django.db import connection
-
-    now = timezone.now()
-    cache: dict[datetime, object] = {}
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    columns = (
-        "organization_id, source, phone, text, status, attempts, next_attempt_at, deadline, "
-        "claim_token, claimed_at, last_error, sent_at, created_at, updated_at"
-    )
-    stamp = _adapt_datetime(now, cache)
-    due = _adapt_datetime(deadline, cache)
-    out: list[tuple[int, int]] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            params: list[Any] = []
-            for phone, text, status, next_at, last_error in part:
-                params += [
-                    organization_id,
-                    source,
-                    phone,
-                    text,
-                    status,
-                    0,
-                    _adapt_datetime(next_at, cache),
-                    due,
-                    "",
-                    None,
-                    last_error,
-                    None,
-                    stamp,
-                    stamp,
-                ]
-            values = ", ".join(["(" + ", ".join(["%s"] * 14) + ")"] * len(part))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING id, phone", params
-            )
-            out += [(int(i), int(p)) for i, p in cursor.fetchall()]
-    return out
+def delivery_claim(*, delivery_id: int, token: str, now: datetime | None = None) -> Delivery | None:
+    claimed: Delivery | None = outbox_claim(DELIVERIES, item_id=delivery_id, token=token, now=now)
+    return claimed
 
 
-def delivery_attempts_insert(
-    *, rows: Sequence[tuple[int, int, str, int | None, int, str]], chunk: int = 500
-) -> None:
-    """Insert attempt rows: (delivery_id, number, outcome, status_code, duration_ms, error)."""
-    from django.db import connection
+def delivery_record(*, delivery: Delivery, token: str, result: SendResult) -> Recorded:
+    """Record one attempt and move the delivery on. Call inside a transaction."""
+    return outbox_record(DELIVERIES, item=delivery, token=token, result=result)
 
-    if not rows:
-        return
-    cache: dict[datetime, object] = {}
-    stamp = _adapt_datetime(timezone.now(), cache)
-    table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
-    columns = "delivery_id, number, outcome, status_code, duration_ms, error, created_at"
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            params: list[Any] = []
-            for row in part:
-                params += [*row, stamp]
-            values = ", ".join(["(" + ", ".join(["%s"] * 7) + ")"] * len(part))
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
+
+def delivery_reclaim_stale(*, source: str, older_than: timedelta | None = None) -> list[int]:
+    return outbox_reclaim_stale(delivery_outbox(source), older_than=older_than)
+
+
+def deliveries_overdue(*, source: str, grace: timedelta | None = None) -> list[int]:
+    return outbox_overdue(delivery_outbox(source), grace=grace)

@@ -315,6 +315,7 @@ def test_a_worker_killed_during_the_call_leaves_a_numbered_attempt_no_gap(
     org, receiver, monkeypatch
 ):
     import chat.assistance as assistance
+    import chat.assistance.webhooks as webhooks
     from chat.assistance import assistance_sweep
 
     url, handler = receiver
@@ -328,10 +329,10 @@ def test_a_worker_killed_during_the_call_leaves_a_numbered_attempt_no_gap(
     class Killed(BaseException):
         pass
 
-    def die(_: Any) -> None:
+    def die(**_: Any) -> None:
         raise Killed
 
-    monkeypatch.setattr(assistance, "_post", die)
+    monkeypatch.setattr(webhooks, "webhook_post", die)
     with pytest.raises(Killed):
         assistance_webhook_deliver(webhook_id=webhook.pk)
     monkeypatch.undo()

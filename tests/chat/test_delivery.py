@@ -37,8 +37,13 @@ def _status(message: Message) -> str:
 
 
 def _attempts(message: Message) -> list[DeliveryAttempt]:
+    """Attempts with an outcome (the claim writes the row `in_flight` before the call)."""
     assert message.delivery_id is not None
-    return list(DeliveryAttempt.objects.filter(delivery_id=message.delivery_id))
+    return list(
+        DeliveryAttempt.objects.filter(delivery_id=message.delivery_id).exclude(
+            outcome=DeliveryAttempt.Outcome.IN_FLIGHT
+        )
+    )
 
 
 def _updates(ws: WS, message: Message, until: str) -> list[str]:
