@@ -124,8 +124,9 @@ def servers(
                 )
             )
             started.append(worker)
+        # A deadline, not a wait: generous, since a failed start fails every test of the module.
         wait_until(
-            lambda: web.process.poll() is not None or _http_ok(f"{web.url}/health/"), timeout=30
+            lambda: web.process.poll() is not None or _http_ok(f"{web.url}/health/"), timeout=60
         )
         assert web.process.poll() is None, "daphne exited at start"
         yield {"web": web, "worker": worker}
