@@ -1,7 +1,11 @@
-"""Escalation admin. State changes go through the services (events, fencing): an
-incident's state is read-only here and moves only by the Acknowledge / Resolve
-actions; a rule is validated like the API's; team pickers offer only the parent's
-organization's rows (and a forged id is refused)."""
+"""Escalation admin: every write goes through the services, like the API
+(`core.service_admin.ServiceAdmin`). A team is saved by `team_save` (members from its
+inline), a rule by `rule_save` / `rule_delete` (levels from its inline; the services
+invalidate the ingestion's rule cache), an incident moves only by the Acknowledge /
+Resolve actions (`incident_acknowledge` / `incident_resolve`: row lock, fencing token,
+events). Forms check what the API's serializer checks, so a refusal lands on its field;
+team pickers offer only the parent's organization's rows (and a forged id is refused).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,16 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from core.admin import ReadOnlyAdmin
 from core.errors import ApplicationError
 from core.models import Team, TeamMember
-from escalation import incidents, rules
+from core.service_admin import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ServiceAdmin,
+    ServiceInline,
+    add_service_errors,
+)
+from escalation.incidents import incident_acknowledge, incident_resolve
 from escalation.models import (
     Incident,
     IncidentNotification,
@@ -26,6 +36,15 @@ from escalation.models import (
     RuleLevel,
     TriggerBatch,
 )
+from escalation.rules import (
+    normalize_triggers,
+    rule_check,
+    rule_delete,
+    rule_levels_check,
+    rule_save,
+    team_delete,
+    team_save,
+)
 from escalation.serializers import RuleWriteSerializer
 
 
@@ -33,6 +52,17 @@ def _messages(exc: ApplicationError) -> list[str]:
     if exc.fields:
         return [str(m) for msgs in exc.fields.values() for m in msgs]
     return [exc.message]
+
+
+def _rows(formsets: list[Any], model: type[Any]) -> list[dict[str, Any]]:
+    """The cleaned rows of the inline of `model` that stay (not deleted, not blank)."""
+    return [
+        f.cleaned_data
+        for formset in formsets
+        if formset.model is model
+        for f in formset.forms
+        if getattr(f, "cleaned_data", None) and not f.cleaned_data.get("DELETE")
+    ]
 
 
 # --- teams -----------------------------------------------------------------------------
@@ -68,21 +98,46 @@ class TeamMemberFormSet(OrganizationScopedFormSet):
                 raise ValidationError("A member must belong to the team's organization.")
 
 
-class TeamMemberInline(admin.TabularInline):
+class TeamMemberInline(ServiceInline):
+    """Saved by `team_save` with the team (members in `order`)."""
+
     model = TeamMember
     formset = TeamMemberFormSet
-    extra = 0
     raw_id_fields = ["membership"]
+    saved_by_parent = True
 
 
 # Teams live in core (assistance topics and escalation levels both use them); they
-# are registered here so core/admin.py stays untouched.
+# are registered here, with the escalation services that write them.
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ServiceAdmin):
     list_display = ["slug", "name", "organization"]
     list_filter = ["organization"]
     search_fields = ["slug", "name"]
     inlines = [TeamMemberInline]
+    service_create = team_save
+    service_update = team_save
+    service_delete = team_delete
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # team_save keeps a team in its organization (its members are memberships there).
+        return ["organization"] if obj is not None else []
+
+    def _fields(self, form: Any, formsets: list[Any]) -> dict[str, Any]:
+        members = sorted(_rows(formsets, TeamMember), key=lambda row: row.get("order") or 0)
+        return {
+            "slug": form.cleaned_data["slug"],
+            "name": form.cleaned_data.get("name", ""),
+            "members": [row["membership"].user.username for row in members],
+        }
+
+    def service_create_kwargs(self, request: HttpRequest, form: Any, formsets: Any) -> Any:
+        return {"organization": form.cleaned_data["organization"], **self._fields(form, formsets)}
+
+    def service_update_kwargs(
+        self, request: HttpRequest, obj: Any, form: Any, formsets: Any
+    ) -> Any:
+        return {"organization": obj.organization, "team": obj, **self._fields(form, formsets)}
 
 
 @admin.register(TeamMember)
@@ -137,7 +192,7 @@ class RuleForm(forms.ModelForm):  # type: ignore[type-arg]
             return data
         valid = body.validated_data
         try:
-            rules.rule_check(
+            rule_check(
                 organization=organization,
                 code=valid["code"],
                 warn_after=valid.get("warn_after"),
@@ -145,8 +200,9 @@ class RuleForm(forms.ModelForm):  # type: ignore[type-arg]
                 rule=self.instance,
             )
         except ApplicationError as exc:
-            raise ValidationError(_messages(exc)) from exc
-        data["triggers"] = rules.normalize_triggers(valid["triggers"])
+            add_service_errors(self, exc)
+            return data
+        data["triggers"] = normalize_triggers(valid["triggers"])
         data["warn_tags"] = list(valid.get("warn_tags", []))
         return data
 
@@ -184,40 +240,55 @@ class RuleLevelFormSet(OrganizationScopedFormSet):
             if lv["after_occurrences"] is not None and lv["after_occurrences"] < 1:
                 raise ValidationError(f"Level {lv['level']}: after_occurrences is at least 1.")
         try:
-            rules.rule_levels_check(organization=self.instance.organization, levels=levels)
+            rule_levels_check(organization=self.instance.organization, levels=levels)
         except ApplicationError as exc:
             raise ValidationError(_messages(exc)) from exc
 
 
-class RuleLevelInline(admin.TabularInline):
+class RuleLevelInline(ServiceInline):
+    """Saved by `rule_save` with the rule (it replaces the levels)."""
+
     model = RuleLevel
     formset = RuleLevelFormSet
-    extra = 0
+    saved_by_parent = True
 
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin):
+class RuleAdmin(ServiceAdmin):
     form = RuleForm
     list_display = ["code", "name", "organization", "is_active", "warn_after", "updated_at"]
     list_filter = ["organization", "is_active"]
     search_fields = ["code", "name"]
     inlines = [RuleLevelInline]
+    service_create = rule_save
+    service_update = rule_save
+    service_delete = rule_delete
 
-    # Ingestion caches each organization's rules: an edit here must invalidate it.
-    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
-        super().save_related(request, form, formsets, change)
-        rules.rules_changed_on_commit(form.instance.organization_id)
-        if form.initial.get("organization") not in (None, form.instance.organization_id):
-            rules.rules_changed_on_commit(form.initial["organization"])  # moved away from it
+    def _fields(self, form: Any, formsets: list[Any]) -> dict[str, Any]:
+        """`rule_save` replaces the whole rule: every field and every level."""
+        data = form.cleaned_data
+        return {
+            "organization": data["organization"],
+            "code": data["code"],
+            "name": data.get("name", ""),
+            "is_active": data.get("is_active", True),
+            "triggers": data["triggers"],
+            "warn_after": data.get("warn_after"),
+            "warn_tags": data.get("warn_tags") or [],
+            "warn_message": data.get("warn_message", ""),
+            "levels": [
+                {k: row.get(k) for k in ("level", "after_occurrences", "after_minutes", "team")}
+                for row in _rows(formsets, RuleLevel)
+            ],
+        }
 
-    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
-        rules.rules_changed_on_commit(obj.organization_id)
-        super().delete_model(request, obj)
+    def service_create_kwargs(self, request: HttpRequest, form: Any, formsets: Any) -> Any:
+        return self._fields(form, formsets)
 
-    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
-        for organization_id in set(queryset.values_list("organization_id", flat=True)):
-            rules.rules_changed_on_commit(organization_id)
-        super().delete_queryset(request, queryset)
+    def service_update_kwargs(
+        self, request: HttpRequest, obj: Any, form: Any, formsets: Any
+    ) -> Any:
+        return {"rule": obj, **self._fields(form, formsets)}
 
 
 @admin.register(RuleLevel)
@@ -244,21 +315,17 @@ STEP_FIELDS: Any = [
 ]
 
 
-class IncidentStepInline(admin.TabularInline):
+class IncidentStepInline(ReadOnlyInline):
     model = IncidentStep
-    extra = 0
-    can_delete = False
     fields = STEP_FIELDS
     readonly_fields = STEP_FIELDS
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Incident)
-class IncidentAdmin(ReadOnlyAdmin):
-    """Read-only: status, level, occurrences and warnings move only through the
-    services (row lock, fencing token, events), here the two actions."""
+class IncidentAdmin(ServiceAdmin):
+    """No form writes an incident (no service declared: the page is view-only); status,
+    level, occurrences and warnings move only through the services (row lock, fencing
+    token, events), here the two actions, run in one transaction by ServiceAdmin."""
 
     list_display = [
         "uuid",
@@ -284,9 +351,9 @@ class IncidentAdmin(ReadOnlyAdmin):
         for incident in queryset:
             try:
                 if verb == "acknowledge":
-                    incidents.incident_acknowledge(incident=incident, user=request.user)
+                    incident_acknowledge(incident=incident, user=request.user)
                 else:
-                    incidents.incident_resolve(incident=incident, user=request.user, reason="admin")
+                    incident_resolve(incident=incident, user=request.user, reason="admin")
                 done += 1
             except ApplicationError as exc:
                 refused.append(f"{incident.uuid}: {exc.message}")

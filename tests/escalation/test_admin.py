@@ -15,7 +15,7 @@ from core.events import log_key
 from core.models import Membership, Team, TeamMember
 from escalation.incidents import incident_record_occurrences
 from escalation.models import Incident, IncidentStep, Rule
-from escalation.rules import team_save
+from escalation.rules import rule_save, rule_snapshot, rules_compiled, team_save
 
 pytestmark = pytest.mark.django_db
 
@@ -233,3 +233,132 @@ def test_records_cannot_be_edited(staff, incident):
     assert step is not None
     assert staff.post(_url(IncidentStep, "change", step.pk), {"level": 9}).status_code == 403
     assert staff.post(_url(IncidentStep, "delete", step.pk), {"post": "yes"}).status_code == 403
+
+
+# --- writes go through the services, with the API's effects ------------------------------
+
+
+def _token(redis_client: Any, org: Any) -> Any:
+    return redis_client.get(f"escalation:rules:{org.pk}")
+
+
+def _compiled(redis_client: Any, org: Any) -> list[tuple[str, frozenset]]:
+    """What the ingestion matches against: the per-process cache under the current token."""
+
+    return [
+        (code, ts) for _, code, ts in rules_compiled({org.pk: _token(redis_client, org)})[org.pk]
+    ]
+
+
+def test_a_rule_changed_or_deleted_in_the_admin_reaches_the_ingestion_cache_after_commit(
+    staff, org, redis_client, django_capture_on_commit_callbacks
+):
+    # given: a rule the ingestion has cached
+    rule = rule_save(
+        organization=org,
+        code="r9",
+        triggers=[{"service": "login", "status": 503}],
+        levels=[{"level": 1, "after_occurrences": 3}],
+    )
+    redis_client.set(f"escalation:rules:{org.pk}", "v1")
+    assert _compiled(redis_client, org) == [("r9", frozenset({("login", 503)}))]
+    level = rule.levels.get()
+    change = _rule_post(org, triggers=json.dumps([{"service": "api", "status": 500}]))
+    change.update(
+        {
+            "levels-TOTAL_FORMS": "1",
+            "levels-INITIAL_FORMS": "1",
+            "levels-0-id": str(level.pk),
+            "levels-0-rule": str(rule.pk),
+            "levels-0-level": "1",
+            "levels-0-after_occurrences": "4",
+            "levels-0-after_minutes": "",
+            "levels-0-team": "",
+        }
+    )
+    # when: an admin changes its triggers and level (not yet committed: nothing bumped)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff.post(_url(Rule, "change", rule.pk), change)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert _token(redis_client, org) == b"v1"
+    for callback in callbacks:
+        callback()
+    # then: rule_save replaced the rule and its levels, and the cache sees the change
+    assert _token(redis_client, org) != b"v1"
+    assert _compiled(redis_client, org) == [("r9", frozenset({("api", 500)}))]
+    assert list(rule.levels.values_list("level", "after_occurrences")) == [(1, 4)]
+    # and a delete in the admin goes through rule_delete: the cache forgets the rule
+    redis_client.set(f"escalation:rules:{org.pk}", "v2")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(_url(Rule, "delete", rule.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert _token(redis_client, org) != b"v2" and _compiled(redis_client, org) == []
+
+
+def test_a_rule_saved_in_the_admin_is_the_api_s_rule(staff, org, agent):
+    # given: the same rule, once through the API and once through the admin
+    team_save(organization=org, slug="ops")
+    ops = Team.objects.get(slug="ops")
+    triggers = [{"service": "login", "status": 503}, {"service": "api", "status": "500"}]
+    api = agent.client().post(
+        "/api/escalation/rules/",
+        {
+            "organization": org.slug,
+            "code": "r8",
+            "triggers": triggers,
+            "warn_after": 2,
+            "warn_message": "Sorry",
+            "levels": [{"level": 1, "after_minutes": 5, "team": "ops"}],
+        },
+        format="json",
+    )
+    assert api.status_code == 201, api.content
+    response = staff.post(
+        _url(Rule, "add"),
+        _rule_post(
+            org,
+            [{"level": 1, "after_minutes": 5, "team": ops.pk}],
+            triggers=json.dumps(triggers),
+            warn_after="2",
+            warn_message="Sorry",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+    # then: both rows say the same (through rule_snapshot, what an incident freezes)
+    def snapshot(code: str) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in rule_snapshot(Rule.objects.get(code=code)).items()
+            if k not in ("rule_id", "code")
+        }
+
+    assert snapshot("r9") == snapshot("r8")
+
+
+def test_team_admin_saves_members_through_team_save(staff, org, agent, make_agent):
+    bob = make_agent("bob", org)
+    memberships = {m.user.username: m.pk for m in Membership.objects.filter(organization=org)}
+    data = {
+        "organization": org.pk,
+        "slug": "ops",
+        "name": "Ops",
+        "members-TOTAL_FORMS": "2",
+        "members-INITIAL_FORMS": "0",
+        "members-MIN_NUM_FORMS": "0",
+        "members-MAX_NUM_FORMS": "1000",
+        "members-0-membership": str(memberships["bob"]),
+        "members-0-order": "0",
+        "members-1-membership": str(memberships[agent.user.username]),
+        "members-1-order": "1",
+    }
+    response = staff.post(_url(Team, "add"), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    team = Team.objects.get(organization=org, slug="ops")
+    assert team.name == "Ops"
+    ordered = team.members.order_by("order").values_list("membership__user__username", flat=True)
+    assert list(ordered) == [bob.user.username, agent.user.username]
+    # a slug used twice is refused on the form, nothing written
+    again = staff.post(_url(Team, "add"), {**data, "members-TOTAL_FORMS": "0"})
+    assert again.status_code == 200 and b"errorlist" in again.content
+    assert Team.objects.filter(organization=org, slug="ops").count() == 1
