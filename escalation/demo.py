@@ -3,6 +3,7 @@ assistance topics `sales` and `engineering` (seed 000) routed to two of them."""
 
 from __future__ import annotations
 
+from chat.assistance import assistance_topic_create
 from core.models import Membership, Organization
 from escalation.models import Rule
 from escalation.rules import rule_save, team_save
@@ -23,8 +24,6 @@ def create(*, organization: Organization) -> Rule:
         team_save(organization=organization, slug=slug, name=name, members=members)
     # The assistance seed's topics, routed to these teams (created here because the
     # teams are; chat/demo.py runs first and has no teams yet).
-    from chat.assistance import assistance_topic_create
-
     assistance_topic_create(organization=organization, name="sales", team_slug="n1")
     assistance_topic_create(organization=organization, name="engineering", team_slug="n2")
     return rule_save(

@@ -1,6 +1,18 @@
-"""RQ entry points for escalation: thin, take ids, idempotent."""
+"""RQ entry points for escalation: thin, take ids, idempotent.
+
+Each imports its service inside, as every app's jobs do: the services enqueue these
+functions (`incidents`, `evaluate`, `notifications` import this module), and a job
+re-reads its state from the ids when it runs.
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from core.jobs import QUEUE_ESCALATION, enqueue_now
+from escalation.models import Incident
 
 
 def triggers_evaluate(organization_id: int) -> int:
@@ -23,14 +35,8 @@ def escalation_sweep() -> int:
     evaluated, and team notifications left pending (or claimed by a dead worker) are
     sent.
     """
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from core.jobs import QUEUE_ESCALATION, enqueue_now
     from escalation.evaluate import batches_overdue
     from escalation.incidents import incident_check as check
-    from escalation.models import Incident
     from escalation.notifications import notifications_overdue
 
     overdue = list(
