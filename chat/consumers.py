@@ -45,10 +45,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 
-from chat import ws_auth
+from chat import selectors, services, ws_auth
 from core import scopes
 from core.access import is_agent
 from core.daphne_support import SCOPE_KEY, DirectSocket
+from core.errors import ApplicationError
 from core.events import Replay, ephemeral_publish, replay_since, seq_key
 from core.logging import get_logger
 from core.ratelimit import rate
@@ -347,9 +348,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return sent is not None and now - sent < interval
 
     def _help_desk_action(self, kind: str, uuid: str) -> bool:
-        from chat import selectors, services
-        from core.errors import ApplicationError
-
         principal = self.user
         try:
             help_desk = selectors.help_desk_get_for_principal(principal=principal, uuid=uuid)
