@@ -28,6 +28,14 @@ _.revoked_at
 _.next_attempt_at
 _.claim_token
 _.sent_at
+# read by DRF through the representation serializers' field names (chat/representations.py,
+# escalation/representations.py, mailing/serializers.py), set by services and the admin
+_.created_at
+_.accepted_at
+_.acknowledged_at
+_.acknowledged_by
+_.resolved_at
+_.resolved_by
 _.first_seen_at
 _.fired_at
 _.last_activity_at
@@ -255,3 +263,9 @@ _.ValueClass  # core/metrics.py replaces prometheus_client.values.ValueClass (pi
 
 # --- Python -----------------------------------------------------------------------------------
 _.__qualname__
+
+# --- test hooks: small public functions the tests inspect the platform through -----------
+_.log_key  # core/events.py: the stream's key (tests read the log; operators clean it up)
+_.event_log_open  # core/events.py: the synchronous twin of event_log_open_async
+_.subscriber_count  # core/realtime.py: how many sockets a hub holds for an organization
+_.rules_cache_clear  # escalation/rules.py: a rolled-back test transaction never bumps the token

@@ -58,9 +58,6 @@ EVENT_TYPES = frozenset(
         "mailing_finished",
     }
 )
-# Frames that are relayed live but not logged (no id, no replay).
-EPHEMERAL_TYPES = frozenset({"typing"})
-
 EVENTS_PUBLISHED = Counter(
     "events_published_total", "Realtime events appended to the log", ["type"]
 )

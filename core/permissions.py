@@ -3,7 +3,7 @@
 Composed per view (`permission_classes = [IsAuthenticated, ScopePermission, IsAgent]`);
 the rules themselves are `core.access`'s, shared with the websocket.
 
-- `ScopePermission` (default) and `HasScope(...)`: what an API key may do (below).
+- `ScopePermission` (default): what an API key may do (below).
 - `IsAgent`: a person acts (agent key or session); an integration key is refused.
 - `IsOrganizationAdmin`: an object-level check. The view calls
   `self.check_object_permissions(request, obj)` with the organization it resolved
@@ -96,20 +96,6 @@ def with_default(*extra: type[BasePermission]) -> list[type[BasePermission]]:
     """The default classes and the view's own: `permission_classes =
     with_default(IsAgent)` (a view's list replaces the default, it does not add to it)."""
     return [*DEFAULT, *extra]
-
-
-def HasScope(scope: str) -> type[BasePermission]:
-    """A permission class requiring `scope` for every method, for a view that lists its
-    own `permission_classes` (which replaces the default `ScopePermission`):
-    `permission_classes = [IsAuthenticated, HasScope(scopes.TRIGGERS)]`."""
-    scopes.validate_scopes([scope])
-
-    class _HasScope(BasePermission):
-        def has_permission(self, request: Request, view: Any) -> bool:
-            return _check(request, scope, request.method or "")
-
-    _HasScope.__name__ = _HasScope.__qualname__ = f"HasScope({scope!r})"
-    return _HasScope
 
 
 class IsAgent(BasePermission):

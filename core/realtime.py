@@ -62,10 +62,6 @@ class Frame:
     wire: bytes  # the complete unmasked websocket text frame (header + UTF-8 payload)
 
     @classmethod
-    def from_text(cls, text: str) -> Frame:
-        return cls.from_payload(text.encode(), text)
-
-    @classmethod
     def from_payload(cls, payload: bytes, text: str | None = None) -> Frame:
         return cls(text=payload.decode() if text is None else text, wire=encode_frame(payload))
 

@@ -41,7 +41,8 @@ class RecordingSocket:
 
 
 def _frame(event_id: int) -> Frame:
-    return Frame.from_text(json.dumps({"type": "new_message", "id": event_id, "data": "{}"}))
+    text = json.dumps({"type": "new_message", "id": event_id, "data": "{}"})
+    return Frame.from_payload(text.encode(), text)
 
 
 def _live_consumer(last_sent: int) -> tuple[ChatConsumer, RecordingSocket]:
@@ -71,7 +72,7 @@ def test_a_live_batch_right_after_the_position_is_written_whole() -> None:
     consumer.deliver(Batch.of([(11, _frame(11)), (12, _frame(12))]))
     assert socket.wire == _written(socket, 11, 12)
     # a batch already sent entirely writes nothing; an ephemeral frame (id 0) always goes
-    typing = Frame.from_text('{"type": "typing", "data": "{}"}')
+    typing = Frame.from_payload(b'{"type": "typing", "data": "{}"}')
     consumer.deliver(Batch.of([(11, _frame(11)), (12, _frame(12))]))
     consumer.deliver(Batch.of([(0, typing)]))
     assert socket.wire == _written(socket, 11, 12) + typing.wire

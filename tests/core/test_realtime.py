@@ -27,6 +27,10 @@ from tests.conftest import wait_until
 _org_ids = itertools.count(900_001)
 
 
+def _frame(text: str) -> Frame:
+    return Frame.from_payload(text.encode(), text)
+
+
 @pytest.fixture
 def org_id(redis_client: Any) -> int:
     """A fresh organization id whose log is empty (no database row needed)."""
@@ -272,7 +276,7 @@ def test_direct_socket_writes_to_the_kernel_only_when_nothing_is_buffered():
     transport = FakeTransport(a)
     protocol = FakeProtocol(transport)
     direct = DirectSocket(protocol)
-    first, second = Frame.from_text('{"n": 1}'), Frame.from_text('{"n": 2}')
+    first, second = _frame('{"n": 1}'), _frame('{"n": 2}')
 
     # empty buffer: straight to the socket
     direct.write(first.wire)

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import URLPattern, URLResolver, get_resolver
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
@@ -26,7 +25,7 @@ from rest_framework.views import APIView
 from chat.models import AssistanceTopic, Client, HelpDesk, Message
 from core import scopes
 from core.models import ApiKey
-from core.permissions import HasScope, ScopePermission
+from core.permissions import ScopePermission
 from core.services import api_key_create
 from escalation.models import Rule, Team, TriggerBatch
 from mailing.models import Mailing, Template
@@ -187,13 +186,6 @@ class _DeclaresPost(APIView):
         return Response({"ok": True})
 
 
-class _Triggers(APIView):
-    permission_classes = [IsAuthenticated, HasScope(scopes.TRIGGERS)]
-
-    def post(self, request: Any) -> Response:
-        return Response({"ok": True})
-
-
 def _run(view: type, method: str, *, user: Any, key: ApiKey | None) -> Any:
     request = getattr(APIRequestFactory(), method)("/x/", {}, format="json")
     force_authenticate(request, user=user, token=key)
@@ -213,18 +205,6 @@ def test_a_view_that_declares_no_scope_is_refused_to_keys_but_not_to_sessions(ag
     assert _run(_DeclaresPost, "post", user=agent.user, key=key).status_code == 200
     # a session (no ApiKey in request.auth) is its user: not scope-limited
     assert _run(_Undeclared, "get", user=agent.user, key=None).status_code == 200
-
-
-def test_has_scope_guards_every_method_of_a_view_with_its_own_permissions(org, agent):
-    bot, _ = api_key_create(name="bot", organization=org, scopes=[scopes.ASSISTANCE])
-    refused = _run(_Triggers, "post", user=agent.user, key=bot)
-    assert refused.status_code == 403
-    assert "'triggers'" in json.loads(refused.content)["error"]["message"]
-    ApiKey.objects.filter(pk=bot.pk).update(scopes=[scopes.TRIGGERS])
-    bot.refresh_from_db()
-    assert _run(_Triggers, "post", user=agent.user, key=bot).status_code == 200
-    with pytest.raises(ValueError, match="Unknown scope"):
-        HasScope("root")
 
 
 # --- a leaked integration key with the default scopes -------------------------------------
