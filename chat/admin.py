@@ -115,9 +115,12 @@ class HelpDeskAdmin(ServiceAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ServiceAdmin):
     """Agents' messages come through the API (its checks, its delivery), clients'
-    through the inbound endpoint; they are deleted with their help desk or client."""
+    through the inbound endpoint: never added or edited here. Deleting one (moderation)
+    goes through the service, which removes its file and updates its help desk."""
+
+    service_delete = services.message_delete
 
     list_display = ["uuid", "help_desk", "type", "status", "created_at"]
     list_filter = ["type", "status"]

@@ -14,14 +14,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import selectors, services
+from chat.representations import ClientSerializer, HelpDeskSerializer, MessageSerializer
 from chat.serializers import (
-    ClientSerializer,
     ClientWriteSerializer,
     HelpDeskCreateSerializer,
-    HelpDeskSerializer,
     HelpDeskUpdateSerializer,
     InboundMessageSerializer,
-    MessageSerializer,
     ReceiptResultSerializer,
     ReceiptSerializer,
     SendMessageSerializer,

@@ -12,10 +12,10 @@ from rest_framework.views import APIView
 
 from chat import assistance
 from chat.models import AssistanceRequest, AssistanceTopic
+from chat.representations import AssistanceRequestSerializer
 from chat.serializers import (
     AssistanceCreatedSerializer,
     AssistanceCreateSerializer,
-    AssistanceRequestSerializer,
     TopicSerializer,
     TopicWriteSerializer,
 )

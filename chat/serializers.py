@@ -7,41 +7,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from django.urls import reverse
 from rest_framework import serializers
 
-from chat.models import AssistanceRequest, AssistanceTopic, Client, HelpDesk, Message
-from core.fields import IsoDateTimeField
+from chat.models import AssistanceTopic, HelpDesk, Message
+from chat.representations import AssistanceRequestSerializer, MessageSerializer
 from core.validators import phone_validator, tag_validator, validate_timezone
 
 # `\d` in phone_validator also matches non-ASCII digits (Arabic-Indic...), which int() then
 # accepts too; the API only takes ASCII. (Here rather than in phone_validator, whose
 # pattern is frozen into the model's migration.)
 ascii_digits_validator = RegexValidator(r"^[0-9]*\Z", "Use the digits 0-9 only.")
-
-
-class ClientSerializer(serializers.ModelSerializer[Client]):
-    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-
-    class Meta:
-        model = Client
-        fields = [
-            "uuid",
-            # The integer id is what mailings (`client_ids`), notifications and every log
-            # line (`client_id=`) use, so an API user can connect the two.
-            "id",
-            "created_at",
-            "updated_at",
-            "name",
-            "phone",
-            "operator_code",
-            "tag",
-            "timezone",
-            "promo_opt_out",
-            "organization",
-        ]
 
 
 class ClientWriteSerializer(serializers.Serializer[Any]):
@@ -68,63 +43,6 @@ class ClientWriteSerializer(serializers.Serializer[Any]):
                 {"operator_code": [f"Operator code must be {phone[1:4]}, digits 2-4 of the phone."]}
             )
         return attrs
-
-
-class MessageSerializer(serializers.ModelSerializer[Message]):
-    help_desk = serializers.UUIDField(source="help_desk.uuid", read_only=True)
-    file = serializers.SerializerMethodField()
-    # The agent who wrote an outgoing message (null for a client's message): with several
-    # agents in one conversation, "who answered" matters.
-    sender: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
-    )
-
-    class Meta:
-        model = Message
-        fields = [
-            "created_at",
-            "updated_at",
-            "uuid",
-            "message",
-            "file",
-            "type",
-            "status",
-            "help_desk",
-            "sender",
-            "file_name",
-        ]
-        read_only_fields = ["file_name"]
-
-    def get_file(self, obj: Message) -> str | None:
-        # The authorized download view (chat/files.py), never the storage's own URL:
-        # stable, and worth nothing without a session or key that may read the message.
-        return reverse("message-file", kwargs={"uuid": obj.uuid}) if obj.file else None
-
-
-class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
-    client = ClientSerializer(read_only=True)
-    last_message = MessageSerializer(read_only=True, allow_null=True)
-    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-    assignee: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
-    )
-
-    class Meta:
-        model = HelpDesk
-        fields = [
-            "created_at",
-            "updated_at",
-            "uuid",
-            "client",
-            "last_message",
-            "status",
-            "assignee",
-            "unread_count",
-            "last_activity_at",
-            "organization",
-        ]
 
 
 class HelpDeskCreateSerializer(serializers.Serializer[Any]):
@@ -215,28 +133,6 @@ class AssistanceCreateSerializer(serializers.Serializer[Any]):
                 {"client": ["Give the phone or the client, not both."]}
             )
         return attrs
-
-
-class AssistanceRequestSerializer(serializers.Serializer[AssistanceRequest]):
-    """An assistance request: the REST object and the `assistance_requested` event
-    payload (strings only, msgpack-safe). Services build the event with
-    `AssistanceRequestSerializer(request).data` (this module imports no view)."""
-
-    id = serializers.UUIDField(source="uuid", read_only=True)
-    organization = serializers.CharField(source="organization.slug", read_only=True)
-    topic = serializers.CharField(source="topic.name", read_only=True)
-    team = serializers.CharField(source="topic.team.slug", read_only=True, allow_null=True)
-    description = serializers.CharField(read_only=True)
-    status = serializers.ChoiceField(choices=AssistanceRequest.Status.choices, read_only=True)
-    client = serializers.UUIDField(source="client.uuid", read_only=True, allow_null=True)
-    help_desk = serializers.UUIDField(source="help_desk.uuid", read_only=True, allow_null=True)
-    assignee = serializers.CharField(source="assignee.username", read_only=True, allow_null=True)
-    accepted_by = serializers.CharField(
-        source="accepted_by.username", read_only=True, allow_null=True
-    )
-    created_at = IsoDateTimeField()
-    routed_at = IsoDateTimeField(allow_null=True)
-    accepted_at = IsoDateTimeField(allow_null=True)
 
 
 class AssistanceCreatedSerializer(AssistanceRequestSerializer):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from chat.files import display_name, file_link_url, files_delete_on_commit, message_files
 from chat.models import Client, HelpDesk, Message
-from chat.serializers import HelpDeskSerializer, MessageSerializer
+from chat.representations import HelpDeskSerializer, MessageSerializer
 from core.errors import ApplicationError
 from core.events import publish_on_commit
 from core.jobs import QUEUE_CHAT, enqueue_on_commit
@@ -180,6 +180,19 @@ def help_desk_delete(*, help_desk: HelpDesk) -> None:
     _publish_help_desk_deleted(help_desk)
     files_delete_on_commit(message_files(Message.objects.filter(help_desk=help_desk)))
     help_desk.delete()
+
+
+@transaction.atomic
+def message_delete(*, message: Message) -> None:
+    """Moderation (the admin): the message and its file go (the file after commit); the
+    help desk's `last_message` falls back to the one before, and agents get the desk."""
+    help_desk = HelpDesk.objects.select_for_update().get(pk=message.help_desk_id)
+    log.info("message_deleted", message_id=message.pk, help_desk_id=help_desk.pk)
+    files_delete_on_commit(message_files(Message.objects.filter(pk=message.pk)))
+    message.delete()
+    help_desk.last_message = help_desk.messages.order_by("-created_at", "-pk").first()
+    help_desk.save(update_fields=["last_message", "updated_at"])
+    _publish_help_desk(help_desk)
 
 
 @transaction.atomic

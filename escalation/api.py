@@ -19,11 +19,10 @@ from escalation import incidents, rules, selectors
 from escalation.ingest import triggers_ingest
 from escalation.models import Incident, Rule
 from escalation.payloads import ingest_body
+from escalation.representations import IncidentDetailSerializer, IncidentSerializer
 from escalation.serializers import (
     AlertmanagerAcceptedSerializer,
     AlertmanagerSerializer,
-    IncidentDetailSerializer,
-    IncidentSerializer,
     RuleSerializer,
     RuleWriteSerializer,
     TeamSerializer,

@@ -29,6 +29,7 @@ from core.models import Team
 from escalation import jobs
 from escalation.models import Incident, IncidentStep, Rule
 from escalation.notifications import step_notifications_create
+from escalation.representations import IncidentSerializer
 from escalation.rules import rule_snapshot
 from escalation.selectors import team_members_of
 from mailing import services as mailing_services
@@ -36,35 +37,10 @@ from mailing import services as mailing_services
 log = get_logger(__name__)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def incident_data(incident: Incident) -> dict[str, Any]:
-    """REST object and event payload (strings only: msgpack-safe)."""
-    snap = incident.rule_snapshot
-    return {
-        "id": str(incident.uuid),
-        "organization": incident.organization.slug,
-        "rule": snap.get("code"),
-        "triggers": snap.get("triggers", []),
-        "status": incident.status,
-        "occurrences": incident.occurrences,
-        "level": incident.level,
-        "opened_at": _iso(incident.opened_at),
-        "last_occurrence_at": _iso(incident.last_occurrence_at),
-        "customers_warned_at": _iso(incident.customers_warned_at),
-        "acknowledged_at": _iso(incident.acknowledged_at),
-        "acknowledged_by": incident.acknowledged_by.username if incident.acknowledged_by else None,
-        "resolved_at": _iso(incident.resolved_at),
-        "resolved_by": incident.resolved_by.username if incident.resolved_by else None,
-        "resolve_reason": incident.resolve_reason or None,
-        "next_check_at": _iso(incident.next_check_at),
-    }
-
-
 def _publish(incident: Incident, event_type: str, **extra: Any) -> None:
-    publish_on_commit(incident.organization_id, event_type, {**incident_data(incident), **extra})
+    publish_on_commit(
+        incident.organization_id, event_type, {**IncidentSerializer(incident).data, **extra}
+    )
 
 
 def _locked(incident_id: int) -> Incident | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from chat.assistance.requests import (
     assistance_request_accept,
     assistance_request_create,
-    assistance_request_data,
     assistance_request_route,
     assistance_requests_unrouted,
     assistance_sweep,
@@ -50,7 +49,6 @@ __all__ = [
     "WEBHOOKS",
     "assistance_request_accept",
     "assistance_request_create",
-    "assistance_request_data",
     "assistance_request_get_for_principal",
     "assistance_request_list",
     "assistance_request_route",

@@ -14,6 +14,7 @@ from django.utils import timezone
 from chat.assistance.webhooks import assistance_webhook_queue, assistance_webhooks_sweep
 from chat.assistance_jobs import assistance_route
 from chat.models import AssistanceRequest, AssistanceTopic, Client, HelpDesk
+from chat.representations import AssistanceRequestSerializer
 from chat.services import help_desk_open
 from core.errors import ApplicationError
 from core.events import publish_on_commit
@@ -22,29 +23,6 @@ from core.logging import get_logger
 from core.models import Organization, TeamMember
 
 log = get_logger(__name__)
-
-
-def assistance_request_data(request: AssistanceRequest) -> dict[str, Any]:
-    """The REST object (and event payload) of a request: strings only (msgpack-safe)."""
-
-    def _iso(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
-
-    return {
-        "id": str(request.uuid),
-        "organization": request.organization.slug,
-        "topic": request.topic.name,
-        "team": request.topic.team.slug if request.topic.team_id and request.topic.team else None,
-        "description": request.description,
-        "status": request.status,
-        "client": str(request.client.uuid) if request.client else None,
-        "help_desk": str(request.help_desk.uuid) if request.help_desk else None,
-        "assignee": request.assignee.username if request.assignee else None,
-        "accepted_by": request.accepted_by.username if request.accepted_by else None,
-        "created_at": _iso(request.created_at),
-        "routed_at": _iso(request.routed_at),
-        "accepted_at": _iso(request.accepted_at),
-    }
 
 
 def _unknown_topic(organization: Organization, name: str) -> ApplicationError:
@@ -164,7 +142,7 @@ def _route(request: AssistanceRequest, *, assignee: Any = None) -> None:
     request.status = AssistanceRequest.Status.ROUTED
     request.routed_at = timezone.now()
     request.save(update_fields=["help_desk", "assignee", "status", "routed_at", "updated_at"])
-    data = assistance_request_data(request)
+    data = dict(AssistanceRequestSerializer(request).data)
     log.info(
         "assistance_routed",
         assistance_id=request.pk,
@@ -200,7 +178,7 @@ def assistance_request_accept(*, request: AssistanceRequest, user: Any) -> Assis
     locked.save(update_fields=["status", "accepted_by", "accepted_at", "updated_at"])
     if locked.help_desk is not None and locked.help_desk.assignee_id is None:
         HelpDesk.objects.filter(pk=locked.help_desk.pk).update(assignee=user)
-    data = assistance_request_data(locked)
+    data = dict(AssistanceRequestSerializer(locked).data)
     log.info("assistance_accepted", assistance_id=locked.pk, user_id=user.pk)
     publish_on_commit(locked.organization_id, "assistance_accepted", data)
     assistance_webhook_queue(request=locked, event_type="assistance_accepted", data=data)

@@ -172,19 +172,32 @@ def test_rows_the_product_writes_are_read_only(staff, model):
     assert staff.get(reverse(f"admin:chat_{model}_add")).status_code == 403
 
 
-def test_messages_cannot_be_changed_or_deleted(staff, help_desk):
+def test_messages_cannot_be_changed_only_deleted_through_the_service(
+    staff, help_desk, django_capture_on_commit_callbacks
+):
+    earlier = Message.objects.create(help_desk=help_desk, message="first", type="received")
     message = Message.objects.create(
         help_desk=help_desk, message="hi", type="received", status="delivered"
     )
+    help_desk.last_message = message
+    help_desk.save()
     change = reverse("admin:chat_message_change", args=[message.pk])
     page = staff.get(change)
     assert page.status_code == 200 and b'name="status"' not in page.content
     assert b'name="_save"' not in page.content
     assert staff.post(change, {"message": "edited"}).status_code == 403
-    delete = reverse("admin:chat_message_delete", args=[message.pk])
-    assert staff.post(delete, {"post": "yes"}).status_code == 403
+    assert staff.get(reverse("admin:chat_message_add")).status_code == 403
     desk = staff.get(reverse("admin:chat_helpdesk_change", args=[help_desk.pk]))
     assert desk.status_code == 200 and b"hi" in desk.content  # shown on its help desk
     assert b'name="messages-0-message"' not in desk.content  # never edited there
     message.refresh_from_db()
     assert message.message == "hi"
+    # a moderator's delete goes through chat.services.message_delete: the help desk's
+    # last message falls back to the one before, and agents get the updated desk
+    delete = reverse("admin:chat_message_delete", args=[message.pk])
+    with published(django_capture_on_commit_callbacks, help_desk.organization_id) as types:
+        assert staff.post(delete, {"post": "yes"}).status_code == 302
+    assert not Message.objects.filter(pk=message.pk).exists()
+    help_desk.refresh_from_db()
+    assert help_desk.last_message_id == earlier.pk
+    assert types == ["update_helpdesk"]

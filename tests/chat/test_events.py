@@ -11,7 +11,7 @@ from django.db import transaction
 
 from chat import services
 from chat.models import Message
-from chat.serializers import HelpDeskSerializer, MessageSerializer
+from chat.representations import HelpDeskSerializer, MessageSerializer
 from core.events import _keys, log_key, seq_key
 
 pytestmark = pytest.mark.django_db

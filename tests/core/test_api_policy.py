@@ -194,18 +194,20 @@ def test_no_operation_answers_a_bare_object(schema):
     assert bare == []
 
 
-def test_the_rest_object_is_the_event_payload(org, agent, make_client):
-    # given an incident and an assistance request with every optional part filled in
+def test_the_event_payload_is_the_rest_object(
+    org, agent, make_client, django_capture_on_commit_callbacks
+):
+    # given an incident and an assistance request with their optional parts filled in
+    import json
     from datetime import timedelta
 
     from django.utils import timezone
 
-    from chat.assistance import assistance_request_data
+    from chat.assistance import assistance_request_accept
     from chat.models import AssistanceRequest, AssistanceTopic
-    from chat.serializers import AssistanceRequestSerializer
-    from escalation.incidents import incident_data
+    from core.events import event_log_open, replay_since
+    from escalation.incidents import incident_acknowledge
     from escalation.models import Incident, Rule
-    from escalation.serializers import IncidentSerializer
 
     now = timezone.now()
     rule = Rule.objects.create(organization=org, code="login", triggers=[["api", 503]])
@@ -215,14 +217,26 @@ def test_the_rest_object_is_the_event_payload(org, agent, make_client):
         rule_snapshot={"code": "login", "triggers": [["api", 503]]},
         opened_at=now,
         last_occurrence_at=now + timedelta(seconds=1),
-        acknowledged_at=now,
-        acknowledged_by=agent.user,
     )
     topic = AssistanceTopic.objects.create(organization=org, name="sales")
     request = AssistanceRequest.objects.create(
         organization=org, topic=topic, client=make_client(org), assignee=agent.user
     )
-    # then the serializer (REST and schema) and the services' event payload are one shape
-    # (until the services build their events with these serializers themselves)
-    assert dict(IncidentSerializer(incident).data) == incident_data(incident)
-    assert dict(AssistanceRequestSerializer(request).data) == assistance_request_data(request)
+    before = event_log_open(organization_id=org.pk)
+    # when the services change them (events published after commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_acknowledge(incident=incident, user=agent.user)
+        assistance_request_accept(request=request, user=agent.user)
+    replay = replay_since(organization_id=org.pk, last_event_id=before)
+    events = {}
+    for _, frame in replay.frames:
+        parsed = json.loads(frame)
+        events[parsed["type"]] = json.loads(parsed["data"])
+    # then each event's payload is exactly what the REST API answers for the object
+    api = agent.client()
+    incident_rest = api.get(f"/api/incidents/{incident.uuid}/").json()
+    incident_rest.pop("steps", None)
+    assert events["incident_acknowledged"] == incident_rest
+    requests = api.get("/api/assistance/", {"organization": org.slug}).json()
+    [request_rest] = [r for r in requests if r["id"] == str(request.uuid)]
+    assert events["assistance_accepted"] == request_rest
