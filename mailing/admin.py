@@ -15,21 +15,7 @@ from core.service_admin import ReadOnlyAdmin, ServiceAdmin, add_service_errors
 from mailing import services
 from mailing.models import Mailing, MailingMessage, Template
 from mailing.selectors import mailing_counts
-
-_MAILING_VALUES = (
-    "start_at",
-    "end_at",
-    "text",
-    "template",
-    "context",
-    "operator_codes",
-    "tags",
-    "client_ids",
-    "priority",
-    "window_start",
-    "window_end",
-    "kind",
-)
+from mailing.services import MAILING_VALUES
 
 
 class TemplateForm(forms.ModelForm):
@@ -74,14 +60,14 @@ class TemplateAdmin(ServiceAdmin):
 class MailingForm(forms.ModelForm):
     class Meta:
         model = Mailing
-        fields = ["organization", "name", "kind", *_MAILING_VALUES[:-1], "promo"]
+        fields = ["organization", "name", "kind", *MAILING_VALUES[:-1], "promo"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         organization = data.get("organization") or getattr(self.instance, "organization", None)
         if organization is None:
             return data
-        values = {f: data.get(f, getattr(self.instance, f, None)) for f in _MAILING_VALUES}
+        values = {f: data.get(f, getattr(self.instance, f, None)) for f in MAILING_VALUES}
         for f, empty in (("context", {}), ("operator_codes", []), ("tags", []), ("client_ids", [])):
             if values[f] is None:
                 values[f] = empty

@@ -19,6 +19,7 @@ from mailing.services.lifecycle import (
     mailings_start,
 )
 from mailing.services.mailings import (
+    MAILING_VALUES,
     mailing_create,
     mailing_delete,
     mailing_update,
@@ -40,6 +41,7 @@ from mailing.services.templates import (
 from mailing.services.validation import MAX_CLIENT_IDS, MAX_FILTER_VALUES
 
 __all__ = [
+    "MAILING_VALUES",
     "MAX_CLIENT_IDS",
     "MAX_FILTER_VALUES",
     "audience",

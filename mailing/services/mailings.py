@@ -25,6 +25,24 @@ log = get_logger(__name__)
 _EDITABLE_WHEN_STARTED = frozenset({"name", "priority", "end_at"})
 
 
+# A mailing's values that the validation checks together (mailing_values_check): an update
+# validates the merged whole, and the admin's form checks the same set.
+MAILING_VALUES = (
+    "start_at",
+    "end_at",
+    "text",
+    "template",
+    "context",
+    "operator_codes",
+    "tags",
+    "client_ids",
+    "priority",
+    "window_start",
+    "window_end",
+    "kind",
+)
+
+
 def mailing_validate(*, organization: Organization, values: dict[str, Any], creating: bool) -> None:
     """Check a mailing's values (admin forms use it); raises ApplicationError."""
     mailing_values_check(
@@ -144,23 +162,7 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
                 fields={"end_at": ["Cannot change once the mailing is over."]},
             )
     now = timezone.now()
-    values: dict[str, Any] = {
-        f: data.get(f, getattr(locked, f))
-        for f in (
-            "start_at",
-            "end_at",
-            "text",
-            "template",
-            "context",
-            "operator_codes",
-            "tags",
-            "client_ids",
-            "priority",
-            "window_start",
-            "window_end",
-            "kind",
-        )
-    }
+    values: dict[str, Any] = {f: data.get(f, getattr(locked, f)) for f in MAILING_VALUES}
     if "template" in data and data["template"] is not None and "text" not in data:
         values["text"] = ""
     if "text" in data and data["text"] and "template" not in data:
