@@ -36,6 +36,14 @@ JWT_SECRET = "test-sender-secret-for-the-simulator-0123456789"
 # this process's settings get it too).
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "0123456789abcdef" * 3)
 settings.SECRET_KEY = os.environ["SECRET_KEY"]
+# Passwords: a fast hasher first (Django's default PBKDF2 costs ~0.5 s of CPU per agent the
+# fixtures create; the suite creates hundreds), the default kept after it so a hash made
+# the production way still verifies. Servers started by the tests inherit it.
+os.environ.setdefault(
+    "PASSWORD_HASHERS",
+    "django.contrib.auth.hashers.MD5PasswordHasher,django.contrib.auth.hashers.PBKDF2PasswordHasher",
+)
+settings.PASSWORD_HASHERS = os.environ["PASSWORD_HASHERS"].split(",")
 # /metrics answers only a scraper presenting METRICS_TOKEN (core/views.py); same idea.
 os.environ.setdefault("METRICS_TOKEN", "test-metrics-token")
 settings.METRICS_TOKEN = os.environ["METRICS_TOKEN"]
