@@ -58,9 +58,12 @@ def _read_response(sock: socket.socket) -> bytes:
 
 def _spooled_files(pid: int) -> dict[str, int]:
     """{fd: size} of the deleted temporary files the process holds open (Twisted spools
-    a body past 100 kB to an unlinked TemporaryFile)."""
+    a body past 100 kB to an unlinked TemporaryFile). Not stdin/stdout/stderr: under
+    pytest's capture they are deleted temporary files too, and grow as the server logs."""
     sizes = {}
     for fd in Path(f"/proc/{pid}/fd").iterdir():
+        if fd.name in {"0", "1", "2"}:
+            continue
         try:
             target = os.readlink(fd)
             if target.endswith("(deleted)") and "/tmp" in target:
