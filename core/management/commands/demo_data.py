@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,11 +65,13 @@ class Command(BaseCommand):
                         continue
                     module.create(organization=organization)
         creds = json.loads(CREDENTIALS.read_text())
+        # The port the Procfile's web process listens on (contrib/start.sh exports it).
+        base = f"http://127.0.0.1:{os.environ.get('WEB_PORT', '8000')}"
         self.stdout.write(
             "\n".join(
                 [
                     "",
-                    "Demo ready. Log in at http://127.0.0.1:8000/ (admin /admin/, API docs /docs/)",
+                    f"Demo ready. Log in at {base}/ (admin /admin/, API docs /docs/)",
                     "  (the demo agent is also a superuser, for the admin)",
                     f"  username: agent   password: {creds.get('password', '(unchanged)')}"
                     "   organization: demo",
@@ -77,7 +80,7 @@ class Command(BaseCommand):
                     f"  integration API key: {creds['integration_key']}"
                     f"   (scopes: {', '.join(scopes.INTEGRATION_DEFAULT)})",
                     "  try: curl -H 'Authorization: Bearer <agent key>' "
-                    "'http://127.0.0.1:8000/api/help-desks/?organization=demo'",
+                    f"'{base}/api/help-desks/?organization=demo'",
                     "",
                 ]
             )
