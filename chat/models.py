@@ -28,20 +28,42 @@ class TimeStamped(models.Model):
 
 
 class Client(TimeStamped):
+    class Channel(models.TextChoices):
+        SMS = "sms"  # created by the API or admin; reached through the SMS-like sender
+        WEB = "web"  # a website widget visitor (issue 14)
+        EMAIL = "email"  # known only by an email address (issue 15)
+
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="clients")
     name = models.CharField(max_length=200)
-    phone = models.CharField(max_length=11, validators=[phone_validator])
-    operator_code = models.CharField(max_length=3, validators=[operator_code_validator])
+    # Blank only for contacts that have no phone (a widget visitor, an email-only
+    # contact); the API still requires it for the clients it creates.
+    phone = models.CharField(max_length=11, blank=True, default="", validators=[phone_validator])
+    operator_code = models.CharField(
+        max_length=3, blank=True, default="", validators=[operator_code_validator]
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.SMS)
+    email = models.EmailField(max_length=254, blank=True, default="")
+    # Per-channel opt-outs: promo_opt_out is the SMS one (the seed's field).
+    email_promo_opt_out = models.BooleanField(default=False)
+    # Set by a bounce or complaint: the address is skipped and counted.
+    email_undeliverable = models.BooleanField(default=False)
+    # What the client receives is rendered in this language (blank: the template's default).
+    language = models.CharField(max_length=10, blank=True, default="")
     tag = models.CharField(max_length=50, blank=True, default="", validators=[tag_validator])
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     promo_opt_out = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "phone"], name="uniq_client_phone"),
+            models.UniqueConstraint(
+                fields=["organization", "phone"],
+                condition=~models.Q(phone=""),
+                name="uniq_client_phone",
+            ),
         ]
         indexes = [
+            models.Index(fields=["organization", "email"]),
             models.Index(fields=["organization", "operator_code"]),
             models.Index(fields=["organization", "tag"]),
         ]

@@ -52,6 +52,23 @@ class Membership(models.Model):
         return f"{self.user} @ {self.organization} ({self.role})"
 
 
+class AgentPreference(models.Model):
+    """What one person chose for themselves, whatever the organization: the console's
+    language and attention settings. Created on first save; absent means defaults."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    # Blank: follow the browser's Accept-Language.
+    language = models.CharField(max_length=10, blank=True, default="")
+    notify_desktop = models.BooleanField(default=False)
+    notify_sound = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
+
+
 class ApiKey(models.Model):
     """A bearer credential. Only the SHA-256 of the key is stored.
 
