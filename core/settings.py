@@ -52,9 +52,13 @@ MIDDLEWARE = [
     "core.security_headers.ContentSecurityPolicyMiddleware",
     "core.bounded_input.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Accept-Language (or the django_language cookie) picks the language; an agent's saved
+    # preference overrides it once the user is known (core.i18n, after authentication).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.i18n.AgentLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.logging.RequestLogMiddleware",
@@ -222,7 +226,11 @@ FILE_ORPHAN_GRACE = env.int("FILE_ORPHAN_GRACE", default=3600)
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# Languages a person can read the platform in (docs: README "Languages"); translations in
+# locale/<ll>/LC_MESSAGES/*.po, compiled by `manage.py compilemessages`.
+LANGUAGES = [("en", "English"), ("ru", "Русский"), ("pt-br", "Português (Brasil)")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

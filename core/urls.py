@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from core import views
+from core import i18n, views
 from core.throttles import login_rate_limited
 
 urlpatterns = [
@@ -16,6 +16,8 @@ urlpatterns = [
     # the Content-Security-Policy allows no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("health/", views.health, name="health"),
+    # JavaScript strings of the console and the widget (issue 16; core/i18n.py).
+    path("jsi18n/", i18n.javascript_catalog, name="javascript-catalog"),
     path("metrics", views.metrics, name="metrics"),
     path("api/organizations/", views.OrganizationListView.as_view(), name="organizations"),
     path("api/", include("chat.urls")),

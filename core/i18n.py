@@ -1,0 +1,128 @@
+"""Which language a person reads the platform in (issue 16), in one place.
+
+1. An agent logged in with a session: the language saved in `AgentPreference.language`
+   (`AgentLanguageMiddleware`, after authentication, overrides LocaleMiddleware's choice).
+2. Anyone else (the login page, an API call with a key, an agent with no saved
+   preference): the browser's `Accept-Language`, chosen by Django's LocaleMiddleware.
+3. A widget visitor: the browser's language when the platform speaks it, else the
+   inbox's default (`visitor_language`); what a client receives by SMS or email follows
+   `Client.language` (`language_or_default`).
+4. An email to an agent (incident notices) is rendered in that agent's saved language
+   (`user_language`), since no request is there to say.
+
+JavaScript gets its strings from `/jsi18n/` (`javascript_catalog`): one catalog per
+language, built once per process and answered with an ETag, so a page load costs a 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils import translation
+from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.views.i18n import JavaScriptCatalog
+
+from core.models import AgentPreference
+
+
+def supported_language(code: str | None) -> str | None:
+    """The code in settings.LANGUAGES that `code` names ("pt-BR", "pt_br", "ru-RU"...),
+    or None when the platform does not speak it (or `code` is empty or malformed)."""
+    if not code:
+        return None
+    try:
+        return translation.get_supported_language_variant(code.replace("_", "-").lower())
+    except LookupError:
+        return None
+
+
+def language_or_default(code: str | None, default: str | None = None) -> str:
+    """`code` if spoken, else `default` if spoken, else the platform's LANGUAGE_CODE."""
+    return supported_language(code) or supported_language(default) or settings.LANGUAGE_CODE
+
+
+def user_language(user_id: int | None) -> str | None:
+    """The language a user saved in their preferences, if any and still spoken."""
+    if user_id is None:
+        return None
+    saved = (
+        AgentPreference.objects.filter(user_id=user_id).values_list("language", flat=True).first()
+    )
+    return supported_language(saved)
+
+
+def visitor_language(request: HttpRequest, default: str | None = None) -> str:
+    """For a widget visitor: the first language of Accept-Language the platform speaks,
+    else `default` (the inbox's), else LANGUAGE_CODE. Unlike LocaleMiddleware this can
+    tell "the browser asked for English" from "the browser asked for nothing we speak"."""
+    header = request.headers.get("Accept-Language", "")
+    for code, _quality in translation.trans_real.parse_accept_lang_header(header):
+        if code != "*" and (found := supported_language(code)):
+            return found
+    return language_or_default(None, default)
+
+
+class AgentLanguageMiddleware:
+    """Activate a session user's saved language over the browser's (after
+    AuthenticationMiddleware; LocaleMiddleware has already activated Accept-Language's).
+
+    One indexed query per session request; API-key requests are anonymous here (DRF
+    authenticates them in the view), so they follow Accept-Language, as the API promises.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            language = user_language(user.pk)
+            if language:
+                translation.activate(language)
+                request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
+def _catalog_version() -> str:
+    """Changes when any compiled catalog changes (a deploy with new translations)."""
+    stamps = []
+    for base in settings.LOCALE_PATHS:
+        for mo in sorted(Path(base).glob("*/LC_MESSAGES/djangojs.mo")):
+            stamps.append(f"{mo}:{mo.stat().st_mtime_ns}")
+    return hashlib.sha256("|".join(stamps).encode()).hexdigest()[:16]
+
+
+_catalog_view = JavaScriptCatalog.as_view(packages=["core"])  # + LOCALE_PATHS: ours only
+_catalogs: dict[tuple[str, str], tuple[bytes, str]] = {}
+
+
+def javascript_catalog(request: HttpRequest) -> HttpResponse:
+    """`GET /jsi18n/[?lang=ru]`: Django's JavaScript catalog (window.gettext, ngettext,
+    interpolate, get_format) in the request's language, or in `lang` when the platform
+    speaks it (the widget passes its inbox's choice). Public: translations are no secret.
+
+    Cached per language in the process; answered with an ETag and `no-cache`, so a
+    browser revalidates (a 304) and never keeps an old language after a switch."""
+    language = supported_language(request.GET.get("lang")) or translation.get_language()
+    key = (language, _catalog_version())
+    if key not in _catalogs:
+        with translation.override(language):
+            response = _catalog_view(request)
+        etag = '"' + hashlib.sha256(response.content).hexdigest()[:20] + '"'
+        for stale in [k for k in _catalogs if k[1] != key[1]]:
+            del _catalogs[stale]  # catalogs of an older compilation
+        _catalogs[key] = (response.content, etag)
+    content, etag = _catalogs[key]
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponseNotModified()
+    else:
+        response = HttpResponse(content, content_type="text/javascript; charset=utf-8")
+    response["ETag"] = etag
+    response["Content-Language"] = language
+    patch_cache_control(response, private=True, no_cache=True)
+    patch_vary_headers(response, ("Accept-Language", "Cookie"))
+    return response
