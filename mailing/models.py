@@ -15,19 +15,29 @@ from django.db import models
 from core.models import Delivery, Organization
 
 
+class Transport(models.TextChoices):
+    """How a message reaches a client: the external SMS sender, or email (Django's email
+    backend, SMTP in production). Any other value is refused, never sent as SMS."""
+
+    SMS = "sms"
+    EMAIL = "email"
+
+
 class Template(models.Model):
-    class Transport(models.TextChoices):
-        # The only transport the external sender offers; kept as a field so a
-        # template that names another one is refused, not silently sent as SMS.
-        SMS = "sms"
+    Transport = Transport
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="mailing_templates"
     )
     title = models.CharField(max_length=200)
     code = models.SlugField(max_length=50)
-    body = models.TextField()
+    body = models.TextField()  # the text body (the SMS, or the email's text/plain part)
     transport = models.CharField(max_length=10, choices=Transport.choices, default="sms")
+    # Email only: the subject (placeholders allowed) and an optional text/html part.
+    # Placeholder values are HTML-escaped in it; the markup itself is the author's,
+    # which is why only organization admins may write templates.
+    subject = models.CharField(max_length=200, blank=True, default="")
+    html_body = models.TextField(blank=True, default="")
     # Names the body may use besides the client's fields; a mailing must give them.
     variables = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -72,6 +82,20 @@ class Mailing(models.Model):
     client_ids = models.JSONField(default=list, blank=True)
     priority = models.PositiveSmallIntegerField(default=5)
     promo = models.BooleanField(default=False)
+    # Transports in order of preference (["email", "sms"]: email, else SMS); empty:
+    # the template's transport, or SMS for a plain text.
+    transports = models.JSONField(default=list, blank=True)
+    # The event that produced this notification (an event rule's action), if any.
+    event = models.ForeignKey(
+        "mailing.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="mailings"
+    )
+    rule = models.ForeignKey(
+        "mailing.EventRule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mailings",
+    )
     # Optional daily window in each client's own time zone; overnight if start > end.
     window_start = models.TimeField(null=True, blank=True)
     window_end = models.TimeField(null=True, blank=True)
@@ -113,6 +137,12 @@ class MailingMessage(models.Model):
     client = models.ForeignKey(
         "chat.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The transport chosen for this client when the message was created; an email's
+    # address, subject and HTML part are frozen here (its text is the delivery's).
+    transport = models.CharField(max_length=10, choices=Transport.choices, default="sms")
+    address = models.EmailField(max_length=254, blank=True, default="")
+    subject = models.CharField(max_length=255, blank=True, default="")
+    html = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -122,3 +152,79 @@ class MailingMessage(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.pk} of mailing {self.mailing_id}"
+
+
+class MailingSkip(models.Model):
+    """A client of the audience who got no message: no usable address on any of the
+    mailing's transports, an undeliverable email, an opt-out. Counted in the statistics
+    (rows, not counters)."""
+
+    class Reason(models.TextChoices):
+        NO_ADDRESS = "no_address"
+        UNDELIVERABLE = "undeliverable"
+        OPTED_OUT = "opted_out"
+
+    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="skips")
+    client = models.ForeignKey(
+        "chat.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailing", "client"], name="uniq_mailing_skip_client")
+        ]
+
+
+class EventRule(models.Model):
+    """What an organization does when an external service posts an event: send the
+    template over the transports after `delay_seconds` (0: now), unless an event named
+    in `cancel_events` arrives for the same client first."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="event_rules"
+    )
+    event = models.SlugField(max_length=50)
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="event_rules")
+    transports = models.JSONField(default=list, blank=True)
+    delay_seconds = models.PositiveIntegerField(default=0)
+    priority = models.PositiveSmallIntegerField(default=5)
+    promo = models.BooleanField(default=False)
+    cancel_events = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "event"])]
+
+    def __str__(self) -> str:
+        return f"on {self.event}: {self.template_id} after {self.delay_seconds}s"
+
+
+class Event(models.Model):
+    """One event posted by an external service, processed exactly once: the
+    (organization, idempotency_key) constraint refuses the second copy, and the rules
+    run in the transaction that inserts the row."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
+    name = models.SlugField(max_length=50)
+    client = models.ForeignKey(
+        "chat.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=100)
+    # Scheduled notifications this event cancelled (the ones it created: `mailings`).
+    cancelled = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"], name="uniq_event_idempotency_key"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"event {self.pk} {self.name}"

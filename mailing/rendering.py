@@ -11,8 +11,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.utils.html import escape
+
 # Client fields a template may use without declaring them.
-CLIENT_FIELDS = ("name", "phone", "operator_code", "tag", "timezone")
+CLIENT_FIELDS = ("name", "phone", "operator_code", "tag", "timezone", "email")
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,49})\s*\}\}")
 _BRACES = re.compile(r"\{\{|\}\}")
@@ -35,6 +37,12 @@ def unknown_placeholders(body: str, allowed: Iterable[str]) -> list[str]:
 def render(body: str, values: Mapping[str, Any]) -> str:
     """Substitute every placeholder; an unknown one (validated away earlier) renders empty."""
     return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), body)
+
+
+def render_html(body: str, values: Mapping[str, Any]) -> str:
+    """Like `render`, every value HTML-escaped: a client's name cannot inject markup into
+    an email. The body's own markup is trusted: only organization admins write templates."""
+    return _PLACEHOLDER.sub(lambda m: escape(str(values.get(m.group(1), ""))), body)
 
 
 def client_values_from_dict(client: Mapping[str, Any]) -> dict[str, str]:

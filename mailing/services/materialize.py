@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,8 @@ from core.logging import get_logger
 from core.models import Delivery
 from core.outbox import deliveries_insert
 from core.redis import get_redis
-from mailing import rendering
-from mailing.models import Mailing, MailingMessage
+from mailing import context, rendering
+from mailing.models import Mailing, MailingMessage, MailingSkip, Transport
 from mailing.queues import lanes_enqueue_on_commit
 from mailing.services.lifecycle import (
     mailing_finish_if_done,
@@ -45,8 +46,7 @@ def audience(mailing: Mailing) -> QuerySet[Client]:
         qs = qs.filter(selected)
     elif mailing.kind == Mailing.Kind.NOTIFICATION:
         qs = qs.none()
-    if mailing.promo:
-        qs = qs.filter(promo_opt_out=False)
+    # Opt-outs are per transport: `choose_transport` skips (and counts) them.
     return qs
 
 
@@ -69,56 +69,151 @@ def mailing_start(*, mailing_id: int) -> bool:
     return bool(started)
 
 
+# What a client record needs to be rendered and routed.
+_CLIENT_VALUES = (
+    "pk",
+    *rendering.CLIENT_FIELDS,
+    "promo_opt_out",
+    "email_promo_opt_out",
+    "email_undeliverable",
+)
+
+
+def mailing_transports(mailing: Mailing) -> list[str]:
+    """The mailing's transports in order of preference."""
+    if mailing.transports:
+        return list(mailing.transports)
+    if mailing.template is not None:
+        return [mailing.template.transport]
+    return [Transport.SMS]
+
+
+def choose_transport(
+    client: dict[str, Any], transports: list[str], promo: bool
+) -> tuple[str | None, str]:
+    """(the first usable transport, "") or (None, why none is): a client without a usable
+    address on one transport falls to the next."""
+    reasons: list[str] = []
+    for transport in transports:
+        if transport == Transport.EMAIL:
+            if not client["email"]:
+                reasons.append(MailingSkip.Reason.NO_ADDRESS)
+            elif client["email_undeliverable"]:
+                reasons.append(MailingSkip.Reason.UNDELIVERABLE)
+            elif promo and client["email_promo_opt_out"]:
+                reasons.append(MailingSkip.Reason.OPTED_OUT)
+            else:
+                return transport, ""
+        elif transport == Transport.SMS:
+            if not client["phone"]:
+                reasons.append(MailingSkip.Reason.NO_ADDRESS)
+            elif promo and client["promo_opt_out"]:
+                reasons.append(MailingSkip.Reason.OPTED_OUT)
+            else:
+                return transport, ""
+    # The most telling reason: an opt-out or a bounce over a missing address.
+    specific = [r for r in reasons if r != MailingSkip.Reason.NO_ADDRESS]
+    return None, (specific[0] if specific else MailingSkip.Reason.NO_ADDRESS)
+
+
+@dataclass
+class _Planned:
+    client_id: int
+    key: int  # keys the bulk insert's returned ids: the phone, or -client id without one
+    transport: str
+    address: str
+    subject: str
+    html: str
+    row: tuple[int, str, str, datetime | None, str]
+
+
 def _message_rows(
     mailing: Mailing, clients: list[dict[str, Any]], now: datetime
-) -> list[tuple[int, str, str, datetime | None, str]]:
-    """(phone, text, status, next_attempt_at, last_error) per client, in order."""
+) -> tuple[list[_Planned], list[tuple[int, str]]]:
+    """The messages to create, and the (client id, reason) of the clients skipped."""
+    template = mailing.template
     base_values = {str(k): str(v) for k, v in mailing.context.items()}
-    body = mailing.template.body if mailing.template is not None else mailing.text
-    rows: list[tuple[int, str, str, datetime | None, str]] = []
+    body = template.body if template is not None else mailing.text
+    transports = mailing_transports(mailing)
+    provider = context.provider_for(template.code if template is not None else None)
+    per_client = provider.collect(mailing.organization_id, clients, now)
+    planned: list[_Planned] = []
+    skipped: list[tuple[int, str]] = []
     for client in clients:
-        values = {**base_values, **rendering.client_values_from_dict(client)}
+        transport, reason = choose_transport(client, transports, mailing.promo)
+        if transport is None:
+            skipped.append((client["pk"], reason))
+            continue
+        values = {**base_values, **per_client[client["pk"]]}
         opening = next_opening(now, client["timezone"], mailing.window_start, mailing.window_end)
         text = rendering.render(body, values)
+        key = int(client["phone"]) if client["phone"] else -client["pk"]
         if opening >= mailing.end_at:
-            rows.append(
-                (
-                    int(client["phone"]),
-                    text,
-                    Delivery.Status.EXPIRED,
-                    None,
-                    "window does not open before the end time",
-                )
+            row = (
+                key,
+                text,
+                Delivery.Status.EXPIRED,
+                None,
+                "window does not open before the end time",
             )
         else:
-            rows.append(
-                (
-                    int(client["phone"]),
-                    text,
-                    Delivery.Status.PENDING,
-                    None if opening == now else opening,
-                    "",
-                )
+            row = (key, text, Delivery.Status.PENDING, None if opening == now else opening, "")
+        email = transport == Transport.EMAIL and template is not None
+        planned.append(
+            _Planned(
+                client_id=client["pk"],
+                key=key,
+                transport=transport,
+                address=client["email"] if transport == Transport.EMAIL else "",
+                subject=rendering.render(template.subject, values)[:255] if email else "",
+                html=rendering.render_html(template.html_body, values) if email else "",
+                row=row,
             )
-    return rows
+        )
+    return planned, skipped
 
 
-def _messages_insert(*, mailing_id: int, pairs: list[tuple[int, int]]) -> None:
-    """Insert (delivery_id, client_id) message rows in one statement per 500."""
+def _messages_insert(*, mailing_id: int, messages: list[tuple[int, _Planned]]) -> None:
+    """Insert (delivery_id, planned) message rows in one statement per 500."""
     table = connection.ops.quote_name(MailingMessage._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        for start in range(0, len(pairs), 500):
-            part = pairs[start : start + 500]
+        for start in range(0, len(messages), 500):
+            part = messages[start : start + 500]
             params: list[Any] = []
-            for delivery_id, client_id in part:
-                params += [delivery_id, mailing_id, client_id, stamp]
-            values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
+            for delivery_id, p in part:
+                params += [
+                    delivery_id,
+                    mailing_id,
+                    p.client_id,
+                    p.transport,
+                    p.address,
+                    p.subject,
+                    p.html,
+                    stamp,
+                ]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
             cursor.execute(
-                f"INSERT INTO {table} (delivery_id, mailing_id, client_id, created_at) "
-                f"VALUES {values}",
+                f"INSERT INTO {table} (delivery_id, mailing_id, client_id, transport, address, "
+                f"subject, html, created_at) VALUES {values}",
                 params,
             )
+
+
+def _skips_insert(*, mailing_id: int, skipped: list[tuple[int, str]]) -> None:
+    if not skipped:
+        return
+    MailingSkip.objects.bulk_create(
+        [MailingSkip(mailing_id=mailing_id, client_id=pk, reason=r) for pk, r in skipped],
+        ignore_conflicts=True,
+    )
+    log.info(
+        "mailing_clients_skipped",
+        mailing_id=mailing_id,
+        count=len(skipped),
+        client_ids=[pk for pk, _ in skipped],
+        reasons=sorted({r for _, r in skipped}),
+    )
 
 
 def mailing_materialize(*, mailing_id: int) -> int:
@@ -150,24 +245,30 @@ def mailing_materialize(*, mailing_id: int) -> int:
                 audience(mailing)
                 .filter(pk__gt=mailing.audience_cursor)
                 .order_by("pk")
-                .values("pk", *rendering.CLIENT_FIELDS)[:chunk]
+                .values(*_CLIENT_VALUES)[:chunk]
             )
             if not clients:
                 mailing.materialized_at = now
                 mailing.save(update_fields=["materialized_at", "updated_at"])
                 log.info("mailing_materialized", mailing_id=mailing.pk, total=created)
                 break
-            rows = _message_rows(mailing, clients, now)
-            # Phones are unique per organization: they match returned ids to clients.
-            by_phone = {int(c["phone"]): c["pk"] for c in clients}
+            planned, skipped = _message_rows(mailing, clients, now)
+            _skips_insert(mailing_id=mailing.pk, skipped=skipped)
+            by_key = {p.key: p for p in planned}
             ids = deliveries_insert(
                 organization_id=mailing.organization_id,
                 source=Delivery.Source.MAILING,
-                rows=rows,
+                rows=[p.row for p in planned],
                 deadline=mailing.end_at,
             )
-            pairs = sorted((delivery_id, by_phone[phone]) for delivery_id, phone in ids)
-            _messages_insert(mailing_id=mailing.pk, pairs=pairs)
+            messages = sorted(
+                ((delivery_id, by_key[key]) for delivery_id, key in ids), key=lambda m: m[0]
+            )
+            phoneless = [delivery_id for delivery_id, key in ids if key < 0]
+            if phoneless:  # the negative key only matched ids to clients: not a phone
+                Delivery.objects.filter(pk__in=phoneless).update(phone=0)
+            _messages_insert(mailing_id=mailing.pk, messages=messages)
+            pairs = [(delivery_id, p.client_id) for delivery_id, p in messages]
             mailing.audience_cursor = clients[-1]["pk"]
             mailing.save(update_fields=["audience_cursor", "updated_at"])
             log.info(
@@ -178,7 +279,7 @@ def mailing_materialize(*, mailing_id: int) -> int:
                 last_message_id=pairs[-1][0],
                 # Every id at INFO, so `grep <message id>` finds its creation without DEBUG.
                 message_ids=[delivery_id for delivery_id, _ in pairs],
-                deferred=sum(1 for r in rows if r[3] is not None),
+                deferred=sum(1 for p in planned if p.row[3] is not None),
             )
             if _stdlog.isEnabledFor(logging.DEBUG):  # one line per message, to grep by id
                 for delivery_id, client_id in pairs:
@@ -189,7 +290,7 @@ def mailing_materialize(*, mailing_id: int) -> int:
                         delivery_id=delivery_id,
                         client_id=client_id,
                     )
-            if created == 0:
+            if created == 0 and pairs:
                 lanes_enqueue_on_commit(mailing)
             created += len(pairs)
     # Nothing to send at all (empty audience): finish now.
