@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -134,7 +135,8 @@ class SendMessageView(APIView):
             )
         except ApplicationError as exc:
             raise ApplicationError(
-                "Unknown help desk.", fields={"help_desk": ["Help desk not found."]}
+                gettext("Unknown help desk."),
+                fields={"help_desk": [gettext("Help desk not found.")]},
             ) from exc
         message = services.message_create(
             help_desk=help_desk,
@@ -207,7 +209,9 @@ class ClientListView(ListView):
             try:
                 tag_validator(tag)
             except DjangoValidationError as exc:
-                raise ApplicationError("Invalid tag.", fields={"tag": exc.messages}) from exc
+                raise ApplicationError(
+                    gettext("Invalid tag."), fields={"tag": exc.messages}
+                ) from exc
             qs = qs.filter(tag=tag)
         return qs
 

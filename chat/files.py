@@ -48,6 +48,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from chat.models import Message
 from core.errors import ApplicationError
@@ -94,10 +95,12 @@ def file_link_message_uuid(token: str) -> str:
         )
     except signing.SignatureExpired as exc:  # before BadSignature: it is a subclass
         raise ApplicationError(
-            "This link has expired.", code="link_expired", status_code=403
+            gettext("This link has expired."), code="link_expired", status_code=403
         ) from exc
     except signing.BadSignature as exc:
-        raise ApplicationError("Invalid link.", code="link_invalid", status_code=403) from exc
+        raise ApplicationError(
+            gettext("Invalid link."), code="link_invalid", status_code=403
+        ) from exc
 
 
 # --- serving --------------------------------------------------------------------------
@@ -114,13 +117,17 @@ async def _chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
 def file_response(message: Message) -> FileResponse:
     """The message's file as an HTTP response. Call only once the caller may read it."""
     if not message.file:
-        raise ApplicationError("This message has no file.", code="not_found", status_code=404)
+        raise ApplicationError(
+            gettext("This message has no file."), code="not_found", status_code=404
+        )
     stored = message.file.name or ""
     try:
         handle = _storage().open(stored, "rb")
     except FileNotFoundError as exc:
         log.warning("message_file_missing", message_id=message.pk, file=stored)
-        raise ApplicationError("File not found.", code="not_found", status_code=404) from exc
+        raise ApplicationError(
+            gettext("File not found."), code="not_found", status_code=404
+        ) from exc
     guessed, _ = mimetypes.guess_type(stored)
     content_type = (
         guessed if guessed in settings.ALLOWED_UPLOAD_TYPES else "application/octet-stream"

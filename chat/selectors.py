@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from chat.models import Client, HelpDesk, Message
 from core.access import organizations_for
@@ -34,7 +35,7 @@ def help_desk_get_for_principal(
         qs = qs.select_for_update(of=("self",))
     help_desk = qs.filter(uuid=uuid).first()
     if help_desk is None:
-        raise ApplicationError("Help desk not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Help desk not found."), code="not_found", status_code=404)
     return help_desk
 
 
@@ -49,7 +50,7 @@ def message_get_for_principal(*, principal: Any, uuid: UUID | str) -> Message:
         .first()
     )
     if message is None:
-        raise ApplicationError("Message not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Message not found."), code="not_found", status_code=404)
     return message
 
 
@@ -58,7 +59,7 @@ def message_get_for_link(*, uuid: UUID | str) -> Message:
     the caller, is the authorization; a deleted message is a 404."""
     message = Message.objects.filter(uuid=uuid).first()
     if message is None:
-        raise ApplicationError("Message not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Message not found."), code="not_found", status_code=404)
     return message
 
 
@@ -74,5 +75,5 @@ def client_list(*, principal: Any, organization_slug: str | None = None) -> Quer
 def client_get_for_principal(*, principal: Any, uuid: UUID | str) -> Client:
     client = client_list(principal=principal).filter(uuid=uuid).first()
     if client is None:
-        raise ApplicationError("Client not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Client not found."), code="not_found", status_code=404)
     return client

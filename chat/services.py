@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from chat.files import display_name, file_link_url, files_delete_on_commit, message_files
 from chat.models import Client, HelpDesk, Message
@@ -65,8 +66,8 @@ def _client_save(client: Client) -> Client:
             client.save()
     except IntegrityError as exc:
         raise ApplicationError(
-            "A client with this phone already exists in the organization.",
-            fields={"phone": ["Already used by another client of this organization."]},
+            gettext("A client with this phone already exists in the organization."),
+            fields={"phone": [gettext("Already used by another client of this organization.")]},
         ) from exc
     return client
 
@@ -377,7 +378,9 @@ def message_retry(*, message: Message) -> Message:
     )
     if locked.type != Message.Type.SENT or locked.status != Message.Status.FAILED:
         raise ApplicationError(
-            "Only a failed outgoing message can be retried.", code="not_retryable", status_code=409
+            gettext("Only a failed outgoing message can be retried."),
+            code="not_retryable",
+            status_code=409,
         )
     in_flight = (
         locked.delivery_id is not None
@@ -389,7 +392,7 @@ def message_retry(*, message: Message) -> Message:
         # (A chain still `pending` was never handed over: the new one replaces it, and
         # the sweeper closes it, since no message points to it any more.)
         raise ApplicationError(
-            "The message is still being delivered; retry once that attempt has ended.",
+            gettext("The message is still being delivered; retry once that attempt has ended."),
             code="delivery_in_progress",
             status_code=409,
         )

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,7 +48,7 @@ def rate_limited(wait: float) -> tuple[dict[str, Any], dict[str, str]]:
     body = {
         "error": {
             "code": "rate_limited",
-            "message": f"Too many requests; retry in {seconds} s.",
+            "message": _("Too many requests; retry in %(seconds)d s.") % {"seconds": seconds},
         }
     }
     return body, {"Retry-After": str(seconds)}
@@ -73,7 +74,8 @@ def unavailable_response(dependency: str, path: str | None) -> Response:
         {
             "error": {
                 "code": "service_unavailable",
-                "message": f"A backing service ({dependency}) is unavailable; retry shortly.",
+                "message": _("A backing service (%(dependency)s) is unavailable; retry shortly.")
+                % {"dependency": dependency},
             }
         },
         status=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -103,7 +105,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {
                 "error": {
                     "code": "database_busy",
-                    "message": "The database is busy; retry shortly.",
+                    "message": _("The database is busy; retry shortly."),
                 }
             },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -131,7 +133,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {
             "error": {
                 "code": "validation_error",
-                "message": "Invalid input.",
+                "message": _("Invalid input."),
                 "fields": _flatten(exc.detail),
             }
         }

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
@@ -43,7 +44,9 @@ def organization_get_for_principal(*, principal: Any, slug: str) -> Organization
     a malformed slug, an unknown one and another tenant's)."""
     organization = organization_find_for_principal(principal=principal, slug=slug)
     if organization is None:
-        raise ApplicationError("Organization not found.", code="not_found", status_code=404)
+        raise ApplicationError(
+            gettext("Organization not found."), code="not_found", status_code=404
+        )
     return organization
 
 
@@ -73,5 +76,7 @@ def organization_scope(
     if isinstance(principal, IntegrationPrincipal):
         return principal.organization
     if required:
-        raise ApplicationError("Which organization?", fields={PARAM: ["This field is required."]})
+        raise ApplicationError(
+            gettext("Which organization?"), fields={PARAM: [gettext("This field is required.")]}
+        )
     return None

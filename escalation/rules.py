@@ -19,6 +19,7 @@ import secrets
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from core.errors import ApplicationError
 from core.logging import get_logger
@@ -48,7 +49,9 @@ def team_save(
     round-robin order. Every member must belong to the organization."""
     if team is None:
         if Team.objects.filter(organization=organization, slug=slug).exists():
-            raise ApplicationError("Team exists.", fields={"slug": ["Already used here."]})
+            raise ApplicationError(
+                gettext("Team exists."), fields={"slug": [gettext("Already used here.")]}
+            )
         team = Team(organization=organization)
     team.slug, team.name = slug, name or slug
     team.full_clean(validate_unique=False)
@@ -63,7 +66,7 @@ def team_save(
         missing = [u for u in members if u not in found]
         if missing:
             raise ApplicationError(
-                "Unknown agents.", fields={"members": [f"Not members here: {missing}."]}
+                gettext("Unknown agents."), fields={"members": [f"Not members here: {missing}."]}
             )
         TeamMember.objects.filter(team=team).delete()
         TeamMember.objects.bulk_create(
@@ -96,13 +99,16 @@ def rule_check(
     """A rule's own invariants (the API, through `rule_save`, and the admin form)."""
     if warn_after is not None and not warn_message:
         raise ApplicationError(
-            "A warning needs a message.", fields={"warn_message": ["Required with warn_after."]}
+            gettext("A warning needs a message."),
+            fields={"warn_message": [gettext("Required with warn_after.")]},
         )
     others = Rule.objects.filter(organization=organization, code=code)
     if rule is not None and rule.pk is not None:
         others = others.exclude(pk=rule.pk)
     if others.exists():
-        raise ApplicationError("Rule exists.", fields={"code": ["Already used here."]})
+        raise ApplicationError(
+            gettext("Rule exists."), fields={"code": [gettext("Already used here.")]}
+        )
 
 
 def rule_levels_check(*, organization: Organization, levels: list[dict[str, Any]]) -> None:
@@ -111,25 +117,27 @@ def rule_levels_check(*, organization: Organization, levels: list[dict[str, Any]
     numbers = [lv["level"] for lv in levels]
     if sorted(numbers) != list(range(1, len(levels) + 1)):
         raise ApplicationError(
-            "Levels must be numbered 1..n.", fields={"levels": ["Number them 1, 2, 3..."]}
+            gettext("Levels must be numbered 1..n."),
+            fields={"levels": [gettext("Number them 1, 2, 3...")]},
         )
     slugs = set(Team.objects.filter(organization=organization).values_list("slug", flat=True))
     for lv in levels:
         if lv.get("after_occurrences") is None and lv.get("after_minutes") is None:
             raise ApplicationError(
-                "A level needs a threshold.",
+                gettext("A level needs a threshold."),
                 fields={"levels": [f"Level {lv['level']}: after_occurrences or after_minutes."]},
             )
         team = lv.get("team")
         if isinstance(team, Team):
             if team.organization_id != organization.pk:
                 raise ApplicationError(
-                    "Another organization's team.",
+                    gettext("Another organization's team."),
                     fields={"levels": [f"Level {lv['level']}: team {team.slug} is not here."]},
                 )
         elif team and team not in slugs:
             raise ApplicationError(
-                "Unknown team.", fields={"levels": [f"Level {lv['level']}: no team {team}."]}
+                gettext("Unknown team."),
+                fields={"levels": [f"Level {lv['level']}: no team {team}."]},
             )
 
 
@@ -157,7 +165,9 @@ def rule_save(
     `levels` items: {"level", "after_occurrences", "after_minutes", "team"} where the
     team is a slug or a `Team` of the organization."""
     if not triggers:
-        raise ApplicationError("No triggers.", fields={"triggers": ["At least one trigger."]})
+        raise ApplicationError(
+            gettext("No triggers."), fields={"triggers": [gettext("At least one trigger.")]}
+        )
     rule_check(
         organization=organization,
         code=code,

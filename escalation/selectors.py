@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from core.access import organizations_for
 from core.errors import ApplicationError
@@ -27,7 +28,7 @@ def incident_list(
 def incident_get_for_principal(*, principal: Any, uuid: UUID | str) -> Incident:
     incident = incident_list(principal=principal).filter(uuid=uuid).first()
     if incident is None:
-        raise ApplicationError("Incident not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Incident not found."), code="not_found", status_code=404)
     return incident
 
 
@@ -41,7 +42,7 @@ def rule_list(*, principal: Any, organization_slug: str | None = None) -> QueryS
 def rule_get_for_principal(*, principal: Any, pk: int) -> Rule:
     rule = rule_list(principal=principal).filter(pk=pk).first()
     if rule is None:
-        raise ApplicationError("Rule not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Rule not found."), code="not_found", status_code=404)
     return rule
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -47,7 +48,7 @@ def _template_in(request: Request, data: dict[str, Any]) -> None:
         )
     except ApplicationError as exc:
         raise ApplicationError(
-            "Unknown template.", fields={"template": ["Template not found."]}
+            gettext("Unknown template."), fields={"template": [gettext("Template not found.")]}
         ) from exc
 
 

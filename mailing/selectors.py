@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count, Max, Min, QuerySet
+from django.utils.translation import gettext
 
 from core.access import organizations_for
 from core.errors import ApplicationError
@@ -28,7 +29,7 @@ def mailing_list(*, principal: Any, organization_slug: str | None = None) -> Que
 def mailing_get_for_principal(*, principal: Any, pk: int) -> Mailing:
     mailing = mailing_list(principal=principal).filter(pk=pk).first()
     if mailing is None:
-        raise ApplicationError("Mailing not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Mailing not found."), code="not_found", status_code=404)
     return mailing
 
 
@@ -42,7 +43,7 @@ def template_list(*, principal: Any, organization_slug: str | None = None) -> Qu
 def template_get_for_principal(*, principal: Any, pk: int) -> Template:
     template = template_list(principal=principal).filter(pk=pk).first()
     if template is None:
-        raise ApplicationError("Template not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Template not found."), code="not_found", status_code=404)
     return template
 
 

@@ -10,6 +10,7 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from chat.assistance.webhooks import assistance_webhook_queue, assistance_webhooks_sweep
 from chat.assistance_jobs import assistance_route
@@ -59,13 +60,16 @@ def assistance_request_create(
         client = Client.objects.filter(lookup, organization=organization).first()
         if client is None:
             field = "client" if client_uuid is not None else "phone"
-            raise ApplicationError("Unknown client.", fields={field: ["No such client here."]})
+            raise ApplicationError(
+                gettext("Unknown client."), fields={field: [gettext("No such client here.")]}
+            )
     help_desk: HelpDesk | None = None
     if help_desk_uuid is not None:
         help_desk = HelpDesk.objects.filter(uuid=help_desk_uuid, organization=organization).first()
         if help_desk is None or (client is not None and help_desk.client_id != client.pk):
             raise ApplicationError(
-                "Unknown help desk.", fields={"help_desk": ["No such help desk for this client."]}
+                gettext("Unknown help desk."),
+                fields={"help_desk": [gettext("No such help desk for this client.")]},
             )
         client = client or help_desk.client
     request = AssistanceRequest.objects.create(

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from chat.models import AssistanceRequest, AssistanceTopic
 from core.access import organizations_for
@@ -28,7 +29,9 @@ def assistance_request_list(
 def assistance_request_get_for_principal(*, principal: Any, uuid: UUID | str) -> AssistanceRequest:
     request = assistance_request_list(principal=principal).filter(uuid=uuid).first()
     if request is None:
-        raise ApplicationError("Assistance request not found.", code="not_found", status_code=404)
+        raise ApplicationError(
+            gettext("Assistance request not found."), code="not_found", status_code=404
+        )
     return request
 
 
@@ -44,5 +47,5 @@ def assistance_topic_list(
 def assistance_topic_get_for_principal(*, principal: Any, pk: int) -> AssistanceTopic:
     topic = assistance_topic_list(principal=principal).filter(pk=pk).first()
     if topic is None:
-        raise ApplicationError("Topic not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Topic not found."), code="not_found", status_code=404)
     return topic

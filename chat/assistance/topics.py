@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from chat.models import AssistanceRequest, AssistanceTopic
 from core.errors import ApplicationError
@@ -21,7 +22,7 @@ def _team_for(*, organization: Organization, team_slug: str | None) -> Team | No
         return None
     team = Team.objects.filter(organization=organization, slug=team_slug).first()
     if team is None:
-        raise ApplicationError("Unknown team.", fields={"team": ["No such team here."]})
+        raise ApplicationError("Unknown team.", fields={"team": [gettext("No such team here.")]})
     return team
 
 
@@ -41,7 +42,8 @@ def _topic_save(topic: AssistanceTopic) -> AssistanceTopic:
             topic.save()
     except IntegrityError as exc:
         raise ApplicationError(
-            "This topic already exists.", fields={"name": ["Already used in this organization."]}
+            gettext("This topic already exists."),
+            fields={"name": [gettext("Already used in this organization.")]},
         ) from exc
     return topic
 
@@ -86,7 +88,9 @@ def assistance_topic_update(*, topic: AssistanceTopic, data: dict[str, Any]) -> 
 def assistance_topic_delete(*, topic: AssistanceTopic) -> None:
     if AssistanceRequest.objects.filter(topic=topic).exists():
         raise ApplicationError(
-            "The topic has requests; it cannot be deleted.", code="conflict", status_code=409
+            gettext("The topic has requests; it cannot be deleted."),
+            code="conflict",
+            status_code=409,
         )
     log.info("assistance_topic_deleted", topic_id=topic.pk)
     topic.delete()

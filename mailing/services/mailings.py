@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.errors import ApplicationError
 from core.logging import get_logger
@@ -192,7 +193,9 @@ def mailing_delete(*, mailing: Mailing) -> None:
     locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
     if locked.status == Mailing.Status.RUNNING:
         raise ApplicationError(
-            "The mailing is running: cancel it first.", code="mailing_running", status_code=409
+            gettext("The mailing is running: cancel it first."),
+            code="mailing_running",
+            status_code=409,
         )
     # Its deliveries go with it (their messages cascade from them).
     Delivery.objects.filter(

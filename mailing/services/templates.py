@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from core.errors import ApplicationError
 from core.logging import get_logger
@@ -117,7 +118,7 @@ def template_update(*, template: Template, data: dict[str, Any]) -> Template:
 def template_delete(*, template: Template) -> None:
     if template.mailings.exists():
         raise ApplicationError(
-            "The template is used by mailings.", code="template_in_use", status_code=409
+            gettext("The template is used by mailings."), code="template_in_use", status_code=409
         )
     log.info("template_deleted", template_id=template.pk)
     template.delete()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.utils.translation import gettext
+
 from chat.models import Client
 from core.errors import ApplicationError
 from core.models import Organization
@@ -16,15 +18,15 @@ MAX_FILTER_VALUES = 100
 MAX_CLIENT_IDS = 10_000
 
 
-def invalid_input(
-    fields: dict[str, list[str]], message: str = "Invalid input."
-) -> ApplicationError:
-    return ApplicationError(message, code="validation_error", fields=fields)
+def invalid_input(fields: dict[str, list[str]], message: str = "") -> ApplicationError:
+    return ApplicationError(
+        message or gettext("Invalid input."), code="validation_error", fields=fields
+    )
 
 
 def _check_list(values: Any, field: str, validator: Any, errors: dict[str, list[str]]) -> list[str]:
     if not isinstance(values, list | tuple):
-        errors[field] = ["Expected a list."]
+        errors[field] = [gettext("Expected a list.")]
         return []
     if len(values) > MAX_FILTER_VALUES:
         errors[field] = [f"At most {MAX_FILTER_VALUES} values."]
@@ -44,7 +46,7 @@ def _check_list(values: Any, field: str, validator: Any, errors: dict[str, list[
 
 def _check_context(context: Any, errors: dict[str, list[str]]) -> dict[str, Any]:
     if not isinstance(context, dict):
-        errors["context"] = ["Expected an object of name -> text or number."]
+        errors["context"] = [gettext("Expected an object of name -> text or number.")]
         return {}
     bad = [
         k
@@ -68,14 +70,14 @@ def mailing_values_check(
     errors: dict[str, list[str]] = {}
     start_at, end_at = values["start_at"], values["end_at"]
     if start_at is None:
-        errors["start_at"] = ["This field is required."]
+        errors["start_at"] = [gettext("This field is required.")]
     if end_at is None:
-        errors["end_at"] = ["This field is required."]
+        errors["end_at"] = [gettext("This field is required.")]
     if start_at is not None and end_at is not None:
         if end_at <= start_at:
-            errors["end_at"] = ["The end time must be after the start time."]
+            errors["end_at"] = [gettext("The end time must be after the start time.")]
         elif creating and end_at <= now:
-            errors["end_at"] = ["The end time is in the past."]
+            errors["end_at"] = [gettext("The end time is in the past.")]
     values["operator_codes"] = _check_list(
         values["operator_codes"], "operator_codes", operator_code_validator, errors
     )
