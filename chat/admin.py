@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 
 from chat import services
 from chat.assistance import (
@@ -129,7 +130,7 @@ class MessageAdmin(ServiceAdmin):
     exclude = ["file"]
     readonly_fields = ["stored_file"]
 
-    @admin.display(description="stored file")
+    @admin.display(description=gettext_lazy("stored file"))
     def stored_file(self, obj: Message) -> str:
         return obj.file.name or "-"
 
@@ -195,7 +196,7 @@ class AssistanceTopicAdmin(ServiceAdmin):
         moved = ["organization"] if obj is not None else []  # a topic does not move
         return [*moved, "rr_next", "has_secret"]
 
-    @admin.display(boolean=True, description="secret")
+    @admin.display(boolean=True, description=gettext_lazy("secret"))
     def has_secret(self, obj: AssistanceTopic) -> bool:
         return bool(obj.webhook_secret)
 

@@ -41,6 +41,7 @@ from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils.translation import ngettext
 from prometheus_client import Counter
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -148,9 +149,15 @@ def login_rate_limited(view: Callable[..., HttpResponseBase]) -> Callable[..., H
             RATE_LIMITED.labels("login").inc()
 
             _, headers = rate_limited(wait)
+            seconds = int(headers["Retry-After"])
             messages.error(
                 request,
-                f"Too many failed logins. Try again in {headers['Retry-After']} seconds.",
+                ngettext(
+                    "Too many failed logins. Try again in %(seconds)d second.",
+                    "Too many failed logins. Try again in %(seconds)d seconds.",
+                    seconds,
+                )
+                % {"seconds": seconds},
             )
             # The page a visitor gets, with the message: the form is never bound, so
             # the password is not even looked at.

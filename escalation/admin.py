@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from core.errors import ApplicationError
 from core.models import Team, TeamMember
@@ -358,15 +359,26 @@ class IncidentAdmin(ServiceAdmin):
             except ApplicationError as exc:
                 refused.append(f"{incident.uuid}: {exc.message}")
         if done:
-            self.message_user(request, f"{verb.title()}d {done} incident(s).", messages.SUCCESS)
+            text = (
+                ngettext(
+                    "Acknowledged %(count)d incident.", "Acknowledged %(count)d incidents.", done
+                )
+                if verb == "acknowledge"
+                else ngettext("Resolved %(count)d incident.", "Resolved %(count)d incidents.", done)
+            )
+            self.message_user(request, text % {"count": done}, messages.SUCCESS)
         if refused:
-            self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
+            self.message_user(
+                request, gettext("Not changed: ") + "; ".join(refused), messages.WARNING
+            )
 
-    @admin.action(description="Acknowledge (stops escalation)", permissions=["transition"])
+    @admin.action(
+        description=gettext_lazy("Acknowledge (stops escalation)"), permissions=["transition"]
+    )
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
         self._apply(request, queryset, "acknowledge")
 
-    @admin.action(description="Resolve", permissions=["transition"])
+    @admin.action(description=gettext_lazy("Resolve"), permissions=["transition"])
     def resolve(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
         self._apply(request, queryset, "resolve")
 

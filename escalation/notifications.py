@@ -19,8 +19,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext, ngettext
 
+from core.i18n import user_language
 from core.jobs import QUEUE_ESCALATION, enqueue_now, enqueue_on_commit
 from core.logging import get_logger
 from core.outbox import (
@@ -98,22 +100,41 @@ def step_notifications_create(*, incident: Incident, step: IncidentStep) -> dict
 
 
 def _message(notification: IncidentNotification) -> tuple[str, str]:
+    """Subject and body in the recipient's saved language (English without one)."""
+    with translation.override(user_language(notification.user_id) or settings.LANGUAGE_CODE):
+        return _message_text(notification)
+
+
+def _message_text(notification: IncidentNotification) -> tuple[str, str]:
     step = notification.step
     incident = step.incident
     snap = incident.rule_snapshot
-    subject = (
-        f"[{incident.organization.slug}] Incident {snap.get('code')} escalated to "
-        f"level {step.level}"
-    )
+    subject = gettext("[%(organization)s] Incident %(code)s escalated to level %(level)d") % {
+        "organization": incident.organization.slug,
+        "code": snap.get("code"),
+        "level": step.level,
+    }
     triggers = ", ".join(f"{t['service']}/{t['status']}" for t in snap.get("triggers", []))
+    minutes = formats.number_format(round(step.elapsed_seconds / 60, 1), use_l10n=True)
     body = "\n".join(
         [
-            f"Rule {snap.get('code')} {snap.get('name') or ''}".rstrip(),
-            f"Triggers: {triggers}",
-            f"Level {step.level} ({step.reason}), team {step.team.slug if step.team else '-'}",
-            f"Occurrences: {step.occurrences}, open for {round(step.elapsed_seconds / 60, 1)} min",
-            f"Incident: {settings.PUBLIC_BASE_URL}/api/incidents/{incident.uuid}/",
-            "Acknowledge it to stop further escalation.",
+            f"{gettext('Rule')} {snap.get('code')} {snap.get('name') or ''}".rstrip(),
+            gettext("Triggers: %(triggers)s") % {"triggers": triggers},
+            gettext("Level %(level)d (%(reason)s), team %(team)s")
+            % {
+                "level": step.level,
+                "reason": step.reason,
+                "team": step.team.slug if step.team else "-",
+            },
+            ngettext(
+                "%(count)d occurrence, open for %(minutes)s min",
+                "%(count)d occurrences, open for %(minutes)s min",
+                step.occurrences,
+            )
+            % {"count": step.occurrences, "minutes": minutes},
+            gettext("Incident: %(url)s")
+            % {"url": f"{settings.PUBLIC_BASE_URL}/api/incidents/{incident.uuid}/"},
+            gettext("Acknowledge it to stop further escalation."),
         ]
     )
     return subject, body

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy, ngettext
 
 from core.errors import ApplicationError
 from core.service_admin import ReadOnlyAdmin, ServiceAdmin, add_service_errors
@@ -109,7 +110,7 @@ class MailingAdmin(ServiceAdmin):
     service_update = services.mailing_update
     service_delete = services.mailing_delete
 
-    @admin.display(description="messages by status")
+    @admin.display(description=gettext_lazy("messages by status"))
     def counts(self, obj: Mailing) -> str:
         if obj.pk is None:
             return "-"
@@ -122,13 +123,14 @@ class MailingAdmin(ServiceAdmin):
             fields[f] = fields.get(f) or empty
         return {**fields, "created_by": request.user}
 
-    @admin.action(description="Cancel the selected mailings")
+    @admin.action(description=gettext_lazy("Cancel the selected mailings"))
     def cancel(self, request: HttpRequest, queryset: QuerySet[Mailing]) -> None:
         count = 0
         for mailing in queryset:
             services.mailing_cancel(mailing=mailing)
             count += 1
-        self.message_user(request, f"Cancelled {count} mailing(s).", messages.SUCCESS)
+        text = ngettext("Cancelled %(count)d mailing.", "Cancelled %(count)d mailings.", count)
+        self.message_user(request, text % {"count": count}, messages.SUCCESS)
 
 
 @admin.register(MailingMessage)
@@ -140,7 +142,7 @@ class MailingMessageAdmin(ReadOnlyAdmin):
     raw_id_fields = ["delivery", "mailing", "client"]
     search_fields = ["=delivery__id", "=mailing__id", "=client__id"]
 
-    @admin.display(description="status")
+    @admin.display(description=gettext_lazy("status"))
     def status(self, obj: MailingMessage) -> str:
         return str(obj.delivery.status)
 
