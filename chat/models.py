@@ -80,7 +80,9 @@ class Client(TimeStamped):
 class HelpDesk(TimeStamped):
     class Status(models.TextChoices):
         OPEN = "open"
-        CLOSED = "closed"
+        PENDING = "pending"  # waiting on the client
+        SNOOZED = "snoozed"  # out of sight until `snoozed_until` (or the client writes)
+        RESOLVED = "resolved"  # the seed's `closed` (migrated; the API still accepts it)
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(
@@ -91,18 +93,90 @@ class HelpDesk(TimeStamped):
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    team = models.ForeignKey(
+        "core.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set only while status is snoozed; the unsnooze sweep reopens the desk at that time.
+    snoozed_until = models.DateTimeField(null=True, blank=True, db_index=True)
     # Denormalized so the inbox (newest activity first) is one indexed query.
     last_message = models.ForeignKey(
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True)
     unread_count = models.PositiveIntegerField(default=0)
+    # How many messages the client has sent in this desk. Each agent's unread count is
+    # this minus the `HelpDeskRead.read_count` they last acknowledged: one indexed row
+    # per (desk, agent) instead of counting messages for every row of the inbox.
+    received_count = models.PositiveIntegerField(default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["organization", "-last_activity_at"])]
+        indexes = [
+            models.Index(fields=["organization", "-last_activity_at"]),
+            models.Index(fields=["organization", "status", "assignee"]),
+        ]
 
     def __str__(self) -> str:
         return f"help desk {self.uuid} ({self.client})"
+
+
+class HelpDeskRead(models.Model):
+    """How far one agent has read one help desk (per-agent unread counts)."""
+
+    help_desk = models.ForeignKey(HelpDesk, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The desk's received_count when this agent last marked it read.
+    read_count = models.PositiveIntegerField(default=0)
+    read_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["help_desk", "user"], name="uniq_help_desk_read")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.read_count} of help desk {self.help_desk_id}"
+
+
+class HelpDeskNote(models.Model):
+    """A private note in a conversation: agents only, never sent to or shown to the client."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    help_desk = models.ForeignKey(HelpDesk, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    # User ids of the organization members `@username` named when the note was written.
+    mentions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["help_desk", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"note {self.uuid} on help desk {self.help_desk_id}"
+
+
+class CannedReply(TimeStamped):
+    """A saved answer an agent inserts with `/shortcut`; `{{ name }}`-style variables are
+    filled by the console from the desk's client, as plain text."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="canned_replies"
+    )
+    shortcut = models.CharField(max_length=49, validators=[slug_validator])
+    title = models.CharField(max_length=200)
+    text = models.TextField(max_length=4000)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "shortcut"], name="uniq_canned_shortcut"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
 
 
 _SAFE_EXTENSION = re.compile(r"\.[a-z0-9]{1,10}")

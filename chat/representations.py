@@ -38,6 +38,10 @@ class ClientSerializer(serializers.ModelSerializer[Client]):
             "timezone",
             "promo_opt_out",
             "organization",
+            "channel",
+            "email",
+            "language",
+            "email_promo_opt_out",
         ]
 
 
@@ -72,6 +76,13 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         return reverse("message-file", kwargs={"uuid": obj.uuid}) if obj.file else None
 
 
+class TeamRefSerializer(serializers.Serializer[Any]):
+    """A team as a help desk names it: {id, name}."""
+
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+
+
 class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
     client = ClientSerializer(read_only=True)
     last_message = MessageSerializer(read_only=True, allow_null=True)
@@ -81,6 +92,9 @@ class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
     assignee: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
+    team = TeamRefSerializer(read_only=True, allow_null=True)
+    # The client's channel, flat: the inbox shows it on every row.
+    channel = serializers.CharField(source="client.channel", read_only=True)
 
     class Meta:
         model = HelpDesk
@@ -95,6 +109,9 @@ class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
             "unread_count",
             "last_activity_at",
             "organization",
+            "team",
+            "snoozed_until",
+            "channel",
         ]
 
 

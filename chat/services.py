@@ -133,9 +133,12 @@ def help_desk_open(*, client: Client) -> tuple[HelpDesk, bool]:
     # Lock the client: locking the (maybe absent) open help desk does not stop two
     # concurrent callers from each opening one.
     Client.objects.select_for_update().filter(pk=client.pk).exists()
+    # Pending and snoozed desks are still the client's conversation: only a resolved one
+    # makes the next message start a new desk.
     existing = (
         HelpDesk.objects.select_for_update()
-        .filter(client=client, status=HelpDesk.Status.OPEN)
+        .exclude(status=HelpDesk.Status.RESOLVED)
+        .filter(client=client)
         .order_by("-last_activity_at")
         .first()
     )
@@ -205,20 +208,37 @@ def help_desk_mark_read(*, help_desk: HelpDesk) -> HelpDesk:
     return help_desk
 
 
-def _touch_help_desk(*, help_desk: HelpDesk, message: Message, unread: bool) -> None:
+def _touch_help_desk(
+    *, help_desk: HelpDesk, message: Message, unread: bool, assignee: Any = None
+) -> None:
+    """`unread`: the client wrote (the desk reopens, snoozed or pending or not);
+    `assignee`: an agent replied on an unassigned desk and takes it (self-assign)."""
     now = timezone.now()
+    changes: dict[str, Any] = {}
+    if unread:
+        changes.update(
+            unread_count=F("unread_count") + 1,
+            received_count=F("received_count") + 1,
+            status=HelpDesk.Status.OPEN,
+            snoozed_until=None,
+        )
+    elif help_desk.status == HelpDesk.Status.RESOLVED:
+        changes["status"] = HelpDesk.Status.OPEN  # an agent writing reopens a resolved desk
+    if assignee is not None and help_desk.assignee_id is None:
+        changes["assignee"] = assignee
     HelpDesk.objects.filter(pk=help_desk.pk).update(
-        last_message=message,
-        last_activity_at=now,
-        updated_at=now,
-        unread_count=F("unread_count") + 1 if unread else F("unread_count"),
-        status=HelpDesk.Status.OPEN,
+        last_message=message, last_activity_at=now, updated_at=now, **changes
     )
     help_desk.refresh_from_db()
     help_desk.last_message = message
 
 
 # --- messages -------------------------------------------------------------------------
+
+
+def _self_assignee(sender: Any) -> Any:
+    # Self-assign on reply: a person (not an integration key acting for its organization).
+    return sender if getattr(sender, "is_authenticated", False) and sender.pk else None
 
 
 def _file_note(message: Message) -> str:
@@ -245,7 +265,9 @@ def message_create(
         text=(text + _file_note(message)).strip(),
     )
     message.save(update_fields=["delivery"])
-    _touch_help_desk(help_desk=help_desk, message=message, unread=False)
+    _touch_help_desk(
+        help_desk=help_desk, message=message, unread=False, assignee=_self_assignee(sender)
+    )
     log.info(
         "message_created",
         message_id=message.pk,

@@ -2,11 +2,21 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chat import api, assistance_api, files_api
+from chat import api, assistance_api, files_api, workflow_api
 
 urlpatterns = [
-    path("help-desks/", api.HelpDeskListView.as_view(), name="help-desk-list"),
-    path("help-desks/<uuid:uuid>/", api.HelpDeskDetailView.as_view(), name="help-desk-detail"),
+    # The console's inbox views and workflow (issue 13) extend chat/api.py's views.
+    path("help-desks/", workflow_api.HelpDeskInboxView.as_view(), name="help-desk-list"),
+    path(
+        "help-desks/counts/",
+        workflow_api.HelpDeskCountsView.as_view(),
+        name="help-desk-counts",
+    ),
+    path(
+        "help-desks/<uuid:uuid>/",
+        workflow_api.HelpDeskWorkflowView.as_view(),
+        name="help-desk-detail",
+    ),
     path(
         "help-desks/<uuid:uuid>/history/",
         api.HelpDeskHistoryView.as_view(),

@@ -289,11 +289,12 @@ def test_patch_help_desk_status_and_assignee(agent, make_agent, help_desk):
     )
 
     assert response.status_code == 200, response.content
-    assert response.json()["status"] == "closed"
+    # `closed` is the deprecated alias of `resolved` (issue 13's workflow)
+    assert response.json()["status"] == "resolved"
     assert response.json()["assignee"] == "bob"
     help_desk.refresh_from_db()
     assert help_desk.assignee == bob.user
-    assert help_desk.status == "closed"
+    assert help_desk.status == "resolved"
 
     cleared = api.patch(f"/api/help-desks/{help_desk.uuid}/", {"assignee": None}, format="json")
     assert cleared.status_code == 200

@@ -133,7 +133,7 @@ def test_help_desk_changes_publish_update_helpdesk(org, help_desk, agent, run_on
         api.post(f"/api/help-desks/{help_desk.uuid}/read/")
 
     desks = [json.loads(f["data"]) for f in _logged(org.pk) if f["type"] == "update_helpdesk"]
-    assert (desks[0]["uuid"], desks[0]["status"]) == (str(help_desk.uuid), "closed")
+    assert (desks[0]["uuid"], desks[0]["status"]) == (str(help_desk.uuid), "resolved")
     # the closed desk was not reused: the inbound message opened (then touched) a new one
     assert {d["uuid"] for d in desks[1:]} == {desks[-1]["uuid"]} != {str(help_desk.uuid)}
     assert desks[-1]["unread_count"] == 1

@@ -1,0 +1,70 @@
+"""Input validation for the console's endpoints (issue 13): workflow, inbox filters,
+notes, canned replies, search. Beside the API, above the services (representations,
+which are also the event payloads, are in chat/representations.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chat.workflow import STATUS_INPUTS, status_normalize
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+class UserRefField(serializers.Field[Any, Any, Any, Any]):
+    """A user id (the console's pickers) or a username (the seed's form)."""
+
+    default_error_messages = {"invalid": "Give a user id or a username."}
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int):
+            return data
+        if isinstance(data, str) and 0 < len(data) <= 150:
+            return int(data) if data.isascii() and data.isdigit() else data
+        self.fail("invalid")
+        raise AssertionError  # unreachable: fail() raises
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class HelpDeskWorkflowSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(
+        choices=STATUS_INPUTS,
+        required=False,
+        help_text="open, pending, snoozed (with snoozed_until) or resolved; `closed` is a "
+        "deprecated alias of resolved.",
+    )
+    snoozed_until = serializers.DateTimeField(
+        required=False, help_text="Required with status=snoozed; in the future."
+    )
+    assignee = UserRefField(
+        required=False, allow_null=True, help_text="A member's user id (or username), or null."
+    )
+    team = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="A team id, or null."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        snoozing = status_normalize(attrs.get("status", "")) == "snoozed"
+        until = attrs.get("snoozed_until")
+        if snoozing and until is None:
+            raise serializers.ValidationError(
+                {"snoozed_until": ["Required when status is snoozed."]}
+            )
+        if until is not None and not snoozing:
+            raise serializers.ValidationError({"snoozed_until": ["Only with status snoozed."]})
+        if until is not None and until <= timezone.now():
+            raise serializers.ValidationError({"snoozed_until": ["Must be in the future."]})
+        return attrs
+
+
+class InboxFilterSerializer(serializers.Serializer[Any]):
+    view = serializers.ChoiceField(choices=["mine", "unassigned", "all"], required=False)
+    status = serializers.ChoiceField(choices=STATUS_INPUTS, required=False)
+    team = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
