@@ -279,6 +279,19 @@ RATELIMIT_REDIS_TIMEOUT = env.float("RATELIMIT_REDIS_TIMEOUT", default=0.5)
 # --- Email (daily reports) --------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="platform@localhost")
+# SMTP (EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend): mailings reuse one
+# connection per sending thread for many messages (mailing/dispatch/email.py).
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+# Concurrent SMTP connections per mailing lane (each in its own thread).
+MAILING_EMAIL_CONNECTIONS = env.int("MAILING_EMAIL_CONNECTIONS", default=4)
+# Seconds an unsubscribe link stays valid (RFC 8058 links live in old mailboxes: long).
+EMAIL_UNSUBSCRIBE_MAX_AGE = env.int("EMAIL_UNSUBSCRIBE_MAX_AGE", default=365 * 24 * 3600)
 
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

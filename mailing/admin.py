@@ -22,7 +22,16 @@ from mailing.services import MAILING_VALUES
 class TemplateForm(forms.ModelForm):
     class Meta:
         model = Template
-        fields = ["organization", "title", "code", "body", "transport", "variables"]
+        fields = [
+            "organization",
+            "title",
+            "code",
+            "transport",
+            "subject",
+            "body",
+            "html_body",
+            "variables",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

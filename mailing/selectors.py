@@ -10,7 +10,7 @@ from django.utils.translation import gettext
 from core.access import organizations_for
 from core.errors import ApplicationError
 from core.models import Delivery
-from mailing.models import Mailing, MailingMessage, Template
+from mailing.models import Mailing, MailingMessage, MailingSkip, Template, Transport
 
 STATUSES = tuple(Delivery.Status.values)
 
@@ -85,6 +85,20 @@ def mailing_stats(*, mailing: Mailing) -> dict[str, Any]:
     attempts = MailingMessage.objects.filter(mailing=mailing).aggregate(
         n=Count("delivery__attempt_rows")
     )["n"]
+    skipped = dict.fromkeys(MailingSkip.Reason.values, 0)
+    for reason, n in (
+        MailingSkip.objects.filter(mailing=mailing).values_list("reason").annotate(n=Count("pk"))
+    ):
+        skipped[reason] = n
+    skipped["total"] = sum(skipped.values())
+    transports = dict.fromkeys(Transport.values, 0)
+    for transport, n in (
+        MailingMessage.objects.filter(mailing=mailing)
+        .values_list("transport")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        transports[transport] = n
     duration = None
     throughput = None
     if mailing.started_at is not None and timing["last_sent"] is not None:
@@ -96,6 +110,9 @@ def mailing_stats(*, mailing: Mailing) -> dict[str, Any]:
         "status": mailing.status,
         "counts": counts,
         "attempts": attempts,
+        # Clients of the audience without a message (no usable address, bounced, opted out).
+        "skipped": skipped,
+        "by_transport": transports,
         "started_at": mailing.started_at,
         "finished_at": mailing.finished_at,
         "first_sent_at": timing["first_sent"],

@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from core.validators import operator_code_validator, tag_validator
-from mailing.models import Mailing, MailingMessage, Template
+from mailing.models import Mailing, MailingMessage, Template, Transport
 
 
 class TemplateSerializer(serializers.ModelSerializer[Template]):
@@ -24,6 +24,8 @@ class TemplateSerializer(serializers.ModelSerializer[Template]):
             "code",
             "body",
             "transport",
+            "subject",
+            "html_body",
             "variables",
             "created_at",
             "updated_at",
@@ -40,6 +42,15 @@ class TemplateWriteSerializer(serializers.Serializer[Any]):
         "tag, timezone) and the declared variables.",
     )
     transport = serializers.ChoiceField(choices=Template.Transport.choices, required=False)
+    subject = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="Email: the subject line."
+    )
+    html_body = serializers.CharField(
+        max_length=50_000,
+        required=False,
+        allow_blank=True,
+        help_text="Email: an optional HTML part; placeholder values are HTML-escaped.",
+    )
     variables = serializers.ListField(
         child=serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]{0,49}$"),
         required=False,
@@ -70,6 +81,7 @@ class MailingSerializer(serializers.ModelSerializer[Mailing]):
             "client_ids",
             "priority",
             "promo",
+            "transports",
             "window_start",
             "window_end",
             "started_at",
@@ -100,8 +112,19 @@ class _WithContextField(serializers.Serializer[Any]):
         return fields
 
 
+def _transports() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=Transport.choices),
+        required=False,
+        max_length=len(Transport.choices),
+        help_text="In order of preference: a client without a usable address on the first "
+        "gets the next (default: the template's transport, or sms).",
+    )
+
+
 class MailingWriteSerializer(_WithContextField):
     organization = serializers.SlugField(required=False, help_text="Required on create.")
+    transports = _transports()
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     start_at = serializers.DateTimeField()
     end_at = serializers.DateTimeField(help_text="After start_at. Nothing is sent after it.")
@@ -135,6 +158,10 @@ class MailingWriteSerializer(_WithContextField):
 
 class NotificationSerializer(_WithContextField):
     organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
+    transports = _transports()
+    send_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Send at this time instead of now."
+    )
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     template = serializers.IntegerField(required=False, allow_null=True)
@@ -166,12 +193,26 @@ class MailingCountsSerializer(MailingSerializer):
         return counts.get(obj.pk, {})
 
 
+class SkippedSerializer(serializers.Serializer[Any]):
+    no_address = serializers.IntegerField()
+    undeliverable = serializers.IntegerField()
+    opted_out = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class ByTransportSerializer(serializers.Serializer[Any]):
+    sms = serializers.IntegerField()
+    email = serializers.IntegerField()
+
+
 class MailingStatsSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     status = serializers.CharField()
     counts = CountsSerializer()
     attempts = serializers.IntegerField()
+    skipped = SkippedSerializer()
+    by_transport = ByTransportSerializer()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     first_sent_at = serializers.DateTimeField(allow_null=True)
@@ -198,6 +239,8 @@ class MailingMessageSerializer(serializers.ModelSerializer[MailingMessage]):
     mailing = serializers.IntegerField(source="mailing_id", read_only=True)
     client = serializers.IntegerField(source="client_id", read_only=True, allow_null=True)
     phone = serializers.CharField(source="delivery.phone", read_only=True)
+    transport = serializers.CharField(read_only=True)
+    address = serializers.CharField(read_only=True)
     text = serializers.CharField(source="delivery.text", read_only=True)
     sent_at = serializers.DateTimeField(source="delivery.sent_at", read_only=True)
     next_attempt_at = serializers.DateTimeField(source="delivery.next_attempt_at", read_only=True)
@@ -213,6 +256,8 @@ class MailingMessageSerializer(serializers.ModelSerializer[MailingMessage]):
             "mailing",
             "client",
             "phone",
+            "transport",
+            "address",
             "text",
             "sent_at",
             "next_attempt_at",

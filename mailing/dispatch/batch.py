@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from core.logging import get_logger
@@ -26,6 +26,8 @@ from core.outbox.batch import CLAIM_FIELDS, claim_many, record_many
 from core.sender import SendResult
 from mailing.dispatch.breaker import Breaker, breaker_update
 from mailing.dispatch.counters import DELIVERIES
+from mailing.dispatch.email import EmailParts, with_email_parts
+from mailing.models import Transport
 from mailing.windows import in_window, next_opening
 
 log = get_logger(__name__)
@@ -53,6 +55,8 @@ class Row:
     deadline: datetime
     client_id: int | None
     tz: str
+    transport: str = Transport.SMS
+    email: EmailParts | None = None  # an email row's address, subject, HTML part
 
 
 def claim(
@@ -66,9 +70,18 @@ def claim(
 
     def opted_out(ids: list[int]) -> list[int]:
         skipped = dict(
-            Delivery.objects.filter(
-                pk__in=ids, mailing_message__client__promo_opt_out=True
-            ).values_list("pk", "mailing_message__client_id")
+            Delivery.objects.filter(pk__in=ids)
+            .filter(  # each transport's own opt-out
+                Q(
+                    mailing_message__transport=Transport.SMS,
+                    mailing_message__client__promo_opt_out=True,
+                )
+                | Q(
+                    mailing_message__transport=Transport.EMAIL,
+                    mailing_message__client__email_promo_opt_out=True,
+                )
+            )
+            .values_list("pk", "mailing_message__client_id")
         )
         if not skipped:
             return ids
@@ -97,9 +110,14 @@ def claim(
         now=now,
         guard=end_guard(),
         screen=opted_out if promo else None,
-        fields=(*CLAIM_FIELDS, "mailing_message__client_id", "mailing_message__client__timezone"),
+        fields=(
+            *CLAIM_FIELDS,
+            "mailing_message__client_id",
+            "mailing_message__client__timezone",
+            "mailing_message__transport",
+        ),
     )
-    return [Row(*v) for v in values]
+    return with_email_parts([Row(*v) for v in values])
 
 
 def defer_outside_window(
@@ -140,6 +158,7 @@ def defer_outside_window(
 
 class Sender(Protocol):
     async def send(self, *, msg_id: int, phone: int, text: str) -> SendResult: ...
+    async def send_email(self, row: Row) -> SendResult: ...
 
 
 async def send_all(sender: Sender, rows: Sequence[Row]) -> list[SendResult]:
@@ -150,7 +169,10 @@ async def send_all(sender: Sender, rows: Sequence[Row]) -> list[SendResult]:
         remaining = (row.deadline - timezone.now()).total_seconds()
         if remaining <= settings.MAILING_END_GUARD:
             return SendResult("transient", None, 0, "end time reached before the call")
-        call = sender.send(msg_id=row.id, phone=row.phone, text=row.text)
+        if row.transport == Transport.EMAIL:
+            call = sender.send_email(row)
+        else:
+            call = sender.send(msg_id=row.id, phone=row.phone, text=row.text)
         if remaining > timeout + 1:
             return await call
         try:  # never let a call run past the mailing's end time

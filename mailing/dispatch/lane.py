@@ -25,6 +25,7 @@ from core.sender import SendResult
 from mailing.dispatch.batch import Row, claim, defer_outside_window, end_guard, record, send_all
 from mailing.dispatch.breaker import Breaker, breaker_state
 from mailing.dispatch.counters import BATCH_SECONDS, BATCH_SIZE
+from mailing.dispatch.email import Transports
 from mailing.dispatch.lease import lane_key, lease_acquire, lease_handover
 from mailing.dispatch.progress import expire_remaining, next_due, progress_publish_throttled
 from mailing.models import Mailing
@@ -35,13 +36,16 @@ from mailing.transport import SenderPool
 log = get_logger(__name__)
 
 
-def open_sender() -> SenderPool:
-    """The sender client of one job; build it inside the event loop that uses it."""
-    return SenderPool(
-        url=settings.SENDER_URL,
-        token=settings.SENDER_TOKEN,
-        concurrency=settings.MAILING_CONCURRENCY,
-        timeout=settings.SENDER_TIMEOUT,
+def open_sender() -> Transports:
+    """The sender clients of one job (SMS, and email on first use); build them inside
+    the event loop that uses them."""
+    return Transports(
+        SenderPool(
+            url=settings.SENDER_URL,
+            token=settings.SENDER_TOKEN,
+            concurrency=settings.MAILING_CONCURRENCY,
+            timeout=settings.SENDER_TIMEOUT,
+        )
     )
 
 

@@ -40,6 +40,7 @@ MAILING_VALUES = (
     "priority",
     "window_start",
     "window_end",
+    "transports",
     "kind",
 )
 
@@ -70,6 +71,9 @@ def mailing_create(
     name: str = "",
     kind: str = Mailing.Kind.CAMPAIGN,
     created_by: Any = None,
+    transports: Sequence[str] = (),
+    event: Any = None,
+    rule: Any = None,
 ) -> Mailing:
     now = timezone.now()
     values: dict[str, Any] = {
@@ -84,6 +88,7 @@ def mailing_create(
         "priority": priority,
         "window_start": window_start,
         "window_end": window_end,
+        "transports": list(transports or ()),
         "kind": kind,
     }
     mailing_values_check(organization=organization, values=values, now=now, creating=True)
@@ -91,6 +96,8 @@ def mailing_create(
         organization=organization,
         name=name,
         promo=promo,
+        event=event,
+        rule=rule,
         created_by=created_by if getattr(created_by, "pk", None) else None,
         **values,
     )
@@ -118,18 +125,29 @@ def notification_send(
     priority: int = 5,
     promo: bool = False,
     name: str = "",
+    transports: Sequence[str] = (),
+    send_at: datetime | None = None,
+    event: Any = None,
+    rule: Any = None,
 ) -> Mailing:
-    """A transactional send, now: explicit clients and tag-selected ones, merged.
+    """A transactional send, now or at `send_at`: explicit clients and tag-selected ones,
+    merged, over `transports` in order of preference.
 
-    Creates a mailing that starts now (ends after `MAILING_NOTIFICATION_TTL`) and
-    enqueues its dispatch on commit. `client_ids` are `chat.Client` pks of the
-    organization. Raises ApplicationError (400, field errors) on bad input.
+    Creates a mailing that starts at `send_at` (default now; ends
+    `MAILING_NOTIFICATION_TTL` later) and enqueues its start on commit (at its time:
+    the worker's scheduler, with the cron sweeper behind it). `client_ids` are
+    `chat.Client` pks of the organization. Raises ApplicationError (400, field errors)
+    on bad input.
     """
     now = timezone.now()
+    start = max(send_at, now) if send_at is not None else now
     return mailing_create(
         organization=organization,
-        start_at=now,
-        end_at=now + timedelta(seconds=settings.MAILING_NOTIFICATION_TTL),
+        start_at=start,
+        end_at=start + timedelta(seconds=settings.MAILING_NOTIFICATION_TTL),
+        transports=transports,
+        event=event,
+        rule=rule,
         text=text or "",
         template=template,
         context=context,

@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 from core.errors import ApplicationError
 from core.logging import get_logger
 from core.models import Organization
-from mailing import rendering
+from mailing import context, rendering
 from mailing.models import Mailing, Template
 from mailing.services.validation import invalid_input
 
@@ -33,17 +33,21 @@ def template_check(template: Template) -> None:
     ):
         errors["variables"] = ["A list of identifiers (letters, digits, '_')."]
         variables = []
-    try:
-        unknown = rendering.unknown_placeholders(
-            template.body, [*rendering.CLIENT_FIELDS, *variables]
-        )
-        if unknown:
-            errors["body"] = [
-                f"Unknown placeholder(s): {', '.join(unknown)}. Allowed: client fields "
-                f"({', '.join(rendering.CLIENT_FIELDS)}) and the declared variables."
-            ]
-    except ValueError as exc:
-        errors["body"] = [str(exc)]
+    allowed = [*context.allowed_placeholders(template.code), *variables]
+    for field in ("body", "subject", "html_body"):
+        try:
+            unknown = rendering.unknown_placeholders(getattr(template, field) or "", allowed)
+            if unknown:
+                errors[field] = [
+                    f"Unknown placeholder(s): {', '.join(unknown)}. Allowed: client fields "
+                    f"and the code's context ({', '.join(allowed)})."
+                ]
+        except ValueError as exc:
+            errors[field] = [str(exc)]
+    if template.transport == Template.Transport.EMAIL and not (template.subject or "").strip():
+        errors["subject"] = ["An email template needs a subject."]
+    if "\n" in (template.subject or "") or "\r" in (template.subject or ""):
+        errors["subject"] = ["One line."]
     if errors:
         raise invalid_input(errors)
 
@@ -66,6 +70,8 @@ def template_create(
     body: str,
     transport: str = Template.Transport.SMS,
     variables: Sequence[str] = (),
+    subject: str = "",
+    html_body: str = "",
 ) -> Template:
     template = _template_save(
         Template(
@@ -75,6 +81,8 @@ def template_create(
             body=body,
             transport=transport,
             variables=list(variables),
+            subject=subject,
+            html_body=html_body,
         )
     )
     log.info("template_created", template_id=template.pk, organization_id=organization.pk)
@@ -106,7 +114,7 @@ def _template_users_check(template: Template) -> None:
 
 
 def template_update(*, template: Template, data: dict[str, Any]) -> Template:
-    for field in ("title", "code", "body", "transport", "variables"):
+    for field in ("title", "code", "body", "transport", "variables", "subject", "html_body"):
         if field in data:
             setattr(template, field, list(data[field]) if field == "variables" else data[field])
     _template_users_check(template)

@@ -12,7 +12,7 @@ from core.errors import ApplicationError
 from core.models import Organization
 from core.validators import operator_code_validator, tag_validator
 from mailing import rendering
-from mailing.models import Mailing, Template
+from mailing.models import Mailing, Template, Transport
 
 MAX_FILTER_VALUES = 100
 MAX_CLIENT_IDS = 10_000
@@ -63,6 +63,30 @@ def _check_context(context: Any, errors: dict[str, list[str]]) -> dict[str, Any]
     return dict(context)
 
 
+def _check_transports(
+    transports: Any, template: Template | None, errors: dict[str, list[str]]
+) -> list[str]:
+    """Transports in order of preference: known, distinct; email needs a template with a
+    subject (a plain text has none)."""
+    if not isinstance(transports, list | tuple) or not all(isinstance(t, str) for t in transports):
+        errors["transports"] = [gettext("Expected a list.")]
+        return []
+    unknown = [t for t in transports if t not in Transport.values]
+    if unknown:
+        errors["transports"] = [
+            f"Unknown transport(s): {', '.join(map(repr, unknown[:5]))}; "
+            f"known: {', '.join(Transport.values)}."
+        ]
+        return []
+    if len(set(transports)) != len(transports):
+        errors["transports"] = ["Each transport at most once."]
+        return []
+    effective = list(transports) or ([template.transport] if template is not None else [])
+    if Transport.EMAIL in effective and (template is None or not template.subject.strip()):
+        errors["transports"] = ["Email needs a template with a subject."]
+    return list(transports)
+
+
 def mailing_values_check(
     *, organization: Organization, values: dict[str, Any], now: datetime, creating: bool
 ) -> None:
@@ -95,6 +119,7 @@ def mailing_values_check(
         errors["window_end"] = ["The window must not be empty (start equals end)."]
     template: Template | None = values["template"]
     text: str = values["text"] or ""
+    values["transports"] = _check_transports(values.get("transports") or [], template, errors)
     if template is not None and template.organization_id != organization.pk:
         errors["template"] = ["Template not found."]
     elif template is not None and text:
