@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat.workflow import STATUS_INPUTS, status_normalize
+from core.models import slug_validator
 
 
 @extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
@@ -68,3 +69,22 @@ class InboxFilterSerializer(serializers.Serializer[Any]):
     view = serializers.ChoiceField(choices=["mine", "unassigned", "all"], required=False)
     status = serializers.ChoiceField(choices=STATUS_INPUTS, required=False)
     team = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+
+
+class NoteCreateSerializer(serializers.Serializer[Any]):
+    text = serializers.CharField(max_length=4000, help_text="`@username` mentions a member.")
+
+
+class CannedReplyWriteSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Required on create.")
+    shortcut = serializers.CharField(
+        max_length=49,
+        validators=[slug_validator],
+        help_text="Typed after `/` in the reply box; unique in the organization.",
+    )
+    title = serializers.CharField(max_length=200)
+    text = serializers.CharField(
+        max_length=4000,
+        help_text="Plain text; {{ name }}, {{ phone }}, {{ email }}, {{ tag }} are filled "
+        "by the console from the conversation's client.",
+    )

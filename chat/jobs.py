@@ -33,3 +33,10 @@ def message_files_sweep() -> int:
     from chat.files import message_files_sweep_orphans
 
     return message_files_sweep_orphans()
+
+
+def help_desks_unsnooze() -> int:
+    """Cron: reopen snoozed help desks whose time has come (chat/workflow.py)."""
+    from chat.workflow import help_desks_unsnooze_due
+
+    return help_desks_unsnooze_due()

@@ -13,7 +13,14 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from chat.models import AssistanceRequest, Client, HelpDesk, Message
+from chat.models import (
+    AssistanceRequest,
+    CannedReply,
+    Client,
+    HelpDesk,
+    HelpDeskNote,
+    Message,
+)
 from core.fields import IsoDateTimeField
 
 
@@ -135,3 +142,39 @@ class AssistanceRequestSerializer(serializers.Serializer[AssistanceRequest]):
     created_at = IsoDateTimeField()
     routed_at = IsoDateTimeField(allow_null=True)
     accepted_at = IsoDateTimeField(allow_null=True)
+
+
+# --- the console (issue 13) -----------------------------------------------------------------
+
+
+class UserRefSerializer(serializers.Serializer[Any]):
+    """A person as the console shows them: {id, username, name}."""
+
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, obj: Any) -> str:
+        return str(obj.get_full_name() or obj.username)
+
+
+class NoteSerializer(serializers.ModelSerializer[HelpDeskNote]):
+    """A private note: the REST object and the `new_note` event (agents only)."""
+
+    help_desk = serializers.UUIDField(source="help_desk.uuid", read_only=True)
+    author = UserRefSerializer(read_only=True, allow_null=True)
+    mentions = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+
+    class Meta:
+        model = HelpDeskNote
+        fields = ["id", "uuid", "help_desk", "text", "author", "mentions", "created_at"]
+
+
+class CannedReplySerializer(serializers.ModelSerializer[CannedReply]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = CannedReply
+        fields = ["id", "organization", "shortcut", "title", "text", "created_at", "updated_at"]

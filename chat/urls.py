@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chat import api, assistance_api, files_api, workflow_api
+from chat import api, assistance_api, console_api, files_api, workflow_api
 
 urlpatterns = [
     # The console's inbox views and workflow (issue 13) extend chat/api.py's views.
@@ -23,6 +23,19 @@ urlpatterns = [
         name="help-desk-history",
     ),
     path("help-desks/<uuid:uuid>/read/", api.HelpDeskReadView.as_view(), name="help-desk-read"),
+    path(
+        "help-desks/<uuid:uuid>/notes/",
+        console_api.HelpDeskNotesView.as_view(),
+        name="help-desk-notes",
+    ),
+    path(
+        "canned-replies/", console_api.CannedReplyListView.as_view(), name="canned-reply-list"
+    ),
+    path(
+        "canned-replies/<int:pk>/",
+        console_api.CannedReplyDetailView.as_view(),
+        name="canned-reply-detail",
+    ),
     path("send-message/", api.SendMessageView.as_view(), name="send-message"),
     path("inbound-message/", api.InboundMessageView.as_view(), name="inbound-message"),
     path(

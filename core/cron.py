@@ -14,7 +14,10 @@ from core.jobs import QUEUE_CHAT
 
 cron.register(chat_deliveries_sweep, QUEUE_CHAT, interval=30, name="chat_deliveries_sweep")
 cron.register(assistance_sweep, QUEUE_CHAT, interval=30, name="assistance_sweep")
-from chat.jobs import message_files_sweep  # noqa: E402
+from chat.jobs import help_desks_unsnooze, message_files_sweep  # noqa: E402
+
+# A snoozed conversation comes back within this many seconds of its time.
+cron.register(help_desks_unsnooze, QUEUE_CHAT, interval=15, name="help_desks_unsnooze")
 
 # Orphans only appear after a grace period (FILE_ORPHAN_GRACE): no need to look often.
 cron.register(message_files_sweep, QUEUE_CHAT, interval=600, name="message_files_sweep")

@@ -56,6 +56,9 @@ EVENT_TYPES = frozenset(
         "incident_resolved",
         "mailing_progress",
         "mailing_finished",
+        # the console (issue 13): private notes, and one agent's read marker (their tabs)
+        "new_note",
+        "help_desk_read",
     }
 )
 EVENTS_PUBLISHED = Counter(

@@ -1,0 +1,125 @@
+"""The console's other chat endpoints (issue 13): private notes, canned replies.
+
+Thin: validate, fetch through the one authorization rule (`chat.selectors`), call one
+service, serialize. Notes are agents' only (an integration key, whatever its scopes,
+gets 403); canned replies are read by every member and written by organization admins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat import canned, notes, selectors
+from chat.console_serializers import CannedReplyWriteSerializer, NoteCreateSerializer
+from chat.models import CannedReply
+from chat.representations import CannedReplySerializer, NoteSerializer
+from core import permissions, scopes
+from core.access import organizations_for
+from core.api import ListView, slug_of
+from core.errors import ApplicationError
+from core.models import Organization
+from core.scope import ORGANIZATION_PARAM, organization_scope
+
+AGENTS_ONLY = permissions.with_default(permissions.IsAgent)
+ADMIN_WRITES = permissions.with_default(permissions.IsOrganizationAdmin)
+
+
+class HelpDeskNotesView(ListView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.AGENT}
+    permission_classes = AGENTS_ONLY
+    serializer_class = NoteSerializer
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self) -> Any:
+        help_desk = selectors.help_desk_get_for_principal(
+            principal=self.request.user, uuid=self.kwargs["uuid"]
+        )
+        return notes.note_list(help_desk=help_desk)
+
+    @extend_schema(summary="Private notes of a help desk, newest first (agents only)")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=NoteCreateSerializer, responses={201: NoteSerializer})
+    def post(self, request: Request, uuid: str) -> Response:
+        body = NoteCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        help_desk = selectors.help_desk_get_for_principal(principal=request.user, uuid=uuid)
+        note = notes.note_create(
+            help_desk=help_desk, author=request.user, text=body.validated_data["text"]
+        )
+        return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+
+def _canned_replies(principal: Any, organization_slug: str | None = None) -> Any:
+    qs = CannedReply.objects.filter(organization__in=organizations_for(principal))
+    if organization_slug is not None:
+        qs = qs.filter(organization__slug=organization_slug)
+    return qs.select_related("organization")
+
+
+class CannedReplyListView(ListView):
+    required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+    serializer_class = CannedReplySerializer
+    ordering = ("shortcut", "id")
+
+    def list_queryset(self, organization: Organization | None) -> Any:
+        return _canned_replies(self.request.user, slug_of(organization))
+
+    @extend_schema(parameters=[ORGANIZATION_PARAM], summary="Canned replies, by shortcut")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=CannedReplyWriteSerializer, responses={201: CannedReplySerializer})
+    def post(self, request: Request) -> Response:
+        body = CannedReplyWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        organization = organization_scope(
+            request, slug=data.pop("organization", None), required=True
+        )
+        self.check_object_permissions(request, organization)
+        reply = canned.canned_reply_create(organization=organization, **data)
+        return Response(CannedReplySerializer(reply).data, status=status.HTTP_201_CREATED)
+
+
+class CannedReplyDetailView(APIView):
+    required_scopes = {"GET": scopes.READ, "PATCH": scopes.ADMIN, "DELETE": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
+
+    def get_object(self) -> CannedReply:
+        reply = _canned_replies(self.request.user).filter(pk=self.kwargs["pk"]).first()
+        if reply is None:
+            raise ApplicationError(
+                gettext("Canned reply not found."), code="not_found", status_code=404
+            )
+        self.check_object_permissions(self.request, reply)
+        return reply
+
+    @extend_schema(responses=CannedReplySerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(CannedReplySerializer(self.get_object()).data)
+
+    @extend_schema(request=CannedReplyWriteSerializer, responses=CannedReplySerializer)
+    def patch(self, request: Request, pk: int) -> Response:
+        reply = self.get_object()
+        body = CannedReplyWriteSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        data.pop("organization", None)  # a reply does not move between organizations
+        return Response(
+            CannedReplySerializer(canned.canned_reply_update(reply=reply, data=data)).data
+        )
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        canned.canned_reply_delete(reply=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
