@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from core import i18n, views
+from core import i18n, people_api, views
 from core.throttles import login_rate_limited
 
 urlpatterns = [
@@ -20,6 +20,14 @@ urlpatterns = [
     path("jsi18n/", i18n.javascript_catalog, name="javascript-catalog"),
     path("metrics", views.metrics, name="metrics"),
     path("api/organizations/", views.OrganizationListView.as_view(), name="organizations"),
+    # the console's pickers and settings (issue 13)
+    path(
+        "api/organizations/<str:slug>/members/",
+        people_api.MemberListView.as_view(),
+        name="organization-members",
+    ),
+    path("api/teams/", people_api.TeamListView.as_view(), name="teams"),
+    path("api/me/preferences/", people_api.PreferenceView.as_view(), name="preferences"),
     path("api/", include("chat.urls")),
     path("", include("chat.urls_root")),
     path("api/", include("mailing.urls")),
