@@ -257,14 +257,20 @@ def message_create(
     if file is not None:
         message.file = file  # stored under a random name (chat.models.message_file_path)
         message.file_name = display_name(file.name or "")
+    # A website visitor has no SMS sender (and maybe no phone): the reply reaches them on
+    # the widget's socket through the new_message event (widget/), so no Delivery, no job.
+    web = client.channel == Client.Channel.WEB
+    if web:
+        message.status = Message.Status.SENT
     message.save()
-    message.delivery = Delivery.objects.create(
-        organization_id=help_desk.organization_id,
-        source=Delivery.Source.CHAT,
-        phone=int(client.phone),
-        text=(text + _file_note(message)).strip(),
-    )
-    message.save(update_fields=["delivery"])
+    if not web:
+        message.delivery = Delivery.objects.create(
+            organization_id=help_desk.organization_id,
+            source=Delivery.Source.CHAT,
+            phone=int(client.phone),
+            text=(text + _file_note(message)).strip(),
+        )
+        message.save(update_fields=["delivery"])
     _touch_help_desk(
         help_desk=help_desk, message=message, unread=False, assignee=_self_assignee(sender)
     )
@@ -277,9 +283,10 @@ def message_create(
     )
     _publish_message("new_message", message)
     _publish_help_desk(help_desk)
-    from chat.jobs import message_deliver
+    if not web:
+        from chat.jobs import message_deliver
 
-    enqueue_on_commit(message_deliver, message.pk, queue=QUEUE_CHAT)
+        enqueue_on_commit(message_deliver, message.pk, queue=QUEUE_CHAT)
     return message
 
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "chat",
     "mailing",
     "escalation",
+    "widget",  # the website chat widget (issue 14, docs/widget.md)
 ]
 
 MIDDLEWARE = [
@@ -221,6 +222,14 @@ FILE_LINK_MAX_AGE = env.int("FILE_LINK_MAX_AGE", default=7 * 24 * 3600)
 # The sweeper removes a file under MEDIA_ROOT/messages/ that no message points to once it
 # is older than this many seconds (younger: maybe an upload not yet committed).
 FILE_ORPHAN_GRACE = env.int("FILE_ORPHAN_GRACE", default=3600)
+
+# --- Website widget (widget/, docs/widget.md) -----------------------------------------
+# Seconds a visitor token (kept by the widget in the visitor's browser) stays valid; every
+# start renews it, so only a visitor away this long starts over (a verified one does not).
+WIDGET_VISITOR_TOKEN_MAX_AGE = env.int("WIDGET_VISITOR_TOKEN_MAX_AGE", default=90 * 24 * 3600)
+# Public widget requests and socket connects per visitor, and per client address.
+WIDGET_VISITOR_RATE = env.str("WIDGET_VISITOR_RATE", default="60/min")
+WIDGET_IP_RATE = env.str("WIDGET_IP_RATE", default="600/min")
 
 # --- Static, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"

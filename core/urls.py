@@ -31,6 +31,9 @@ urlpatterns = [
     path("api/", include("chat.urls")),
     path("", include("chat.urls_root")),
     path("api/", include("mailing.urls")),
+    path("api/", include("widget.urls")),
+    # The website widget's public API (CORS for the inbox's allowed origins only).
+    path("widget/api/<str:token>/", include("widget.urls_public")),
     path("", include("escalation.urls")),
     path("", include("core.urls_console")),
     # No /media/ route: customer files are served only to those allowed to read the

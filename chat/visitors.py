@@ -1,0 +1,124 @@
+"""Chat writes for website visitors (issue 14): a web contact, its messages, its reads.
+
+The widget app (widget/services.py) calls these; they write chat's rows and publish
+chat's events exactly as the SMS paths in chat/services.py do, so agents see a web
+conversation as any other one. Kept out of chat/services.py (already at its size limit).
+"""
+
+from __future__ import annotations
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat.files import display_name
+from chat.models import Client, HelpDesk, Message
+from chat.representations import HelpDeskSerializer, MessageSerializer
+from chat.services import help_desk_open, message_status_apply
+from core.events import publish_on_commit
+from core.logging import get_logger
+from core.models import Organization
+
+log = get_logger(__name__)
+
+
+def client_create_visitor(
+    *, organization: Organization, name: str = "", email: str = "", phone: str = ""
+) -> Client:
+    """A contact for a widget visitor: channel `web`, no phone needed."""
+    client = Client(
+        organization=organization,
+        name=name or "Website visitor",
+        email=email,
+        phone=phone,
+        operator_code=phone[1:4] if phone else "",
+        channel=Client.Channel.WEB,
+    )
+    client.full_clean(validate_unique=False, validate_constraints=False)
+    client.save()
+    log.info("client_created", client_id=client.pk, organization_id=organization.pk, channel="web")
+    return client
+
+
+@transaction.atomic
+def client_update_contact(
+    *, client: Client, name: str = "", email: str = "", phone: str = ""
+) -> Client:
+    """What the visitor typed in the pre-chat form (only the fields given)."""
+    changed = []
+    for field, value in (("name", name), ("email", email), ("phone", phone)):
+        if value and getattr(client, field) != value:
+            setattr(client, field, value)
+            changed.append(field)
+    if "phone" in changed:
+        client.operator_code = client.phone[1:4]
+    if changed:
+        client.full_clean(validate_unique=False, validate_constraints=False)
+        client.save()
+        log.info("client_updated", client_id=client.pk, fields=changed)
+        for help_desk in client.help_desks.select_related("last_message", "assignee"):
+            help_desk.client = client
+            publish_on_commit(
+                help_desk.organization_id, "update_helpdesk", HelpDeskSerializer(help_desk).data
+            )
+    return client
+
+
+@transaction.atomic
+def visitor_message_receive(
+    *, client: Client, text: str, file: UploadedFile | None = None
+) -> Message:
+    """A visitor's message: into the client's open help desk (a new one if none)."""
+    help_desk, _ = help_desk_open(client=client)
+    message = Message(
+        help_desk=help_desk,
+        message=text,
+        type=Message.Type.RECEIVED,
+        status=Message.Status.DELIVERED,
+    )
+    if file is not None:
+        message.file = file  # stored under a random name (chat.models.message_file_path)
+        message.file_name = display_name(file.name or "")
+    message.save()
+    now = timezone.now()
+    # The same bookkeeping as an SMS client's message (chat.services.message_receive).
+    HelpDesk.objects.filter(pk=help_desk.pk).update(
+        last_message=message,
+        last_activity_at=now,
+        updated_at=now,
+        unread_count=F("unread_count") + 1,
+        received_count=F("received_count") + 1,
+        status=HelpDesk.Status.OPEN,
+        snoozed_until=None,  # the client writing ends a snooze (chat.services does the same)
+    )
+    help_desk.refresh_from_db()
+    help_desk.last_message = message
+    log.info(
+        "message_received",
+        message_id=message.pk,
+        help_desk_id=help_desk.pk,
+        client_id=client.pk,
+        channel="web",
+    )
+    publish_on_commit(help_desk.organization_id, "new_message", MessageSerializer(message).data)
+    publish_on_commit(
+        help_desk.organization_id, "update_helpdesk", HelpDeskSerializer(help_desk).data
+    )
+    return message
+
+
+@transaction.atomic
+def visitor_messages_read(*, help_desk: HelpDesk) -> int:
+    """The visitor has seen the agents' messages: each moves to `read` (agents get
+    `update_message`). Returns how many moved."""
+    unread = list(
+        Message.objects.filter(
+            help_desk=help_desk,
+            type=Message.Type.SENT,
+            status__in=(Message.Status.SENDING, Message.Status.SENT, Message.Status.DELIVERED),
+        ).order_by("pk")[:200]
+    )
+    return sum(
+        1 for message in unread if message_status_apply(message=message, status=Message.Status.READ)
+    )
