@@ -13,6 +13,7 @@ monitoring key cannot read histories, edit help desks, delete clients or send ma
 | `read`       | every GET of the organization's data; listen on the websocket       |
 | `agent`      | act as an agent: send, edit help desks and clients, typing/read     |
 | `admin`      | configuration: mailings, templates, rules, teams, topics, webhooks   |
+| `email_bounces` | POST /api/email/bounces/ (the mail provider's bounce webhook)    |
 
 `admin` still needs the user to be an organization admin where the API asks for one;
 a scope never grants more than the principal behind the key has.
@@ -29,8 +30,9 @@ INBOUND = "inbound"
 READ = "read"
 AGENT = "agent"
 ADMIN = "admin"
+EMAIL_BOUNCES = "email_bounces"
 
-ALL = (TRIGGERS, ASSISTANCE, INBOUND, READ, AGENT, ADMIN)
+ALL = (TRIGGERS, ASSISTANCE, INBOUND, READ, AGENT, ADMIN, EMAIL_BOUNCES)
 CHOICES = [(scope, scope) for scope in ALL]
 
 # Least privilege by default: integrations post, they do not read or act.

@@ -264,3 +264,19 @@ class MailingMessageSerializer(serializers.ModelSerializer[MailingMessage]):
             "last_error",
             "attempts",
         ]
+
+
+class BounceSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
+    type = serializers.ChoiceField(
+        choices=["bounce", "complaint"],
+        help_text="bounce: the address is undeliverable; complaint: also no promotions.",
+    )
+    recipients = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=100)
+
+
+class BounceResultSerializer(serializers.Serializer[Any]):
+    type = serializers.CharField()
+    clients = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Ids of the clients marked."
+    )

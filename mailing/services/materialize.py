@@ -275,8 +275,8 @@ def mailing_materialize(*, mailing_id: int) -> int:
                 "mailing_messages_created",
                 mailing_id=mailing.pk,
                 count=len(pairs),
-                first_message_id=pairs[0][0],
-                last_message_id=pairs[-1][0],
+                first_message_id=pairs[0][0] if pairs else None,
+                last_message_id=pairs[-1][0] if pairs else None,
                 # Every id at INFO, so `grep <message id>` finds its creation without DEBUG.
                 message_ids=[delivery_id for delivery_id, _ in pairs],
                 deferred=sum(1 for p in planned if p.row[3] is not None),
