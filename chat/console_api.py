@@ -16,8 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import canned, notes, selectors
-from chat.console_serializers import CannedReplyWriteSerializer, NoteCreateSerializer
+from chat import canned, context, notes, selectors
+from chat.console_serializers import (
+    CannedReplyWriteSerializer,
+    ClientContextSerializer,
+    NoteCreateSerializer,
+)
 from chat.models import CannedReply
 from chat.representations import CannedReplySerializer, NoteSerializer
 from core import permissions, scopes
@@ -123,3 +127,22 @@ class CannedReplyDetailView(APIView):
     def delete(self, request: Request, pk: int) -> Response:
         canned.canned_reply_delete(reply=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ClientContextView(APIView):
+    """`GET /api/clients/<uuid>/context/`: the sidebar. Agents only: it gathers what
+    mailings and incidents say about one person."""
+
+    required_scopes = {"GET": scopes.READ}
+    permission_classes = AGENTS_ONLY
+
+    @extend_schema(responses=ClientContextSerializer, summary="A client's context (sidebar)")
+    def get(self, request: Request, uuid: str) -> Response:
+        client = selectors.client_get_for_principal(principal=request.user, uuid=uuid)
+        data = {
+            "client": client,
+            "help_desks": context.client_help_desks(client=client),
+            "mailings": context.client_mailings(client=client),
+            "incidents": context.client_incidents(client=client),
+        }
+        return Response(ClientContextSerializer(data).data)

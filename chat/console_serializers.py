@@ -10,6 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from chat.representations import ClientSerializer
 from chat.workflow import STATUS_INPUTS, status_normalize
 from core.models import slug_validator
 
@@ -88,3 +89,39 @@ class CannedReplyWriteSerializer(serializers.Serializer[Any]):
         help_text="Plain text; {{ name }}, {{ phone }}, {{ email }}, {{ tag }} are filled "
         "by the console from the conversation's client.",
     )
+
+
+# --- the customer context (responses only: plain values the read builds) -----------------
+
+
+class ContextHelpDeskSerializer(serializers.Serializer[Any]):
+    uuid = serializers.UUIDField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_activity_at = serializers.DateTimeField()
+    last_message_text = serializers.CharField()
+
+
+class ContextMailingSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    transport = serializers.CharField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    message_status = serializers.CharField()
+
+
+class ContextIncidentSerializer(serializers.Serializer[Any]):
+    uuid = serializers.UUIDField()
+    rule_code = serializers.CharField()
+    rule_name = serializers.CharField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    warned_at = serializers.DateTimeField()
+
+
+class ClientContextSerializer(serializers.Serializer[Any]):
+    client = ClientSerializer()
+    help_desks = ContextHelpDeskSerializer(many=True)
+    mailings = ContextMailingSerializer(many=True)
+    incidents = ContextIncidentSerializer(many=True)

@@ -34,6 +34,13 @@ class ClientWriteSerializer(serializers.Serializer[Any]):
     )
     timezone = serializers.CharField(max_length=64, required=False, validators=[validate_timezone])
     promo_opt_out = serializers.BooleanField(required=False)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    language = serializers.ChoiceField(
+        choices=[("", "the template's default"), *settings.LANGUAGES],
+        required=False,
+        allow_blank=True,
+    )
+    email_promo_opt_out = serializers.BooleanField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         phone = attrs.get("phone") or getattr(self.instance, "phone", "")

@@ -81,6 +81,9 @@ def client_create(
     tag: str = "",
     timezone: str = "UTC",
     promo_opt_out: bool = False,
+    email: str = "",
+    language: str = "",
+    email_promo_opt_out: bool = False,
 ) -> Client:
     client = _client_save(
         Client(
@@ -91,6 +94,9 @@ def client_create(
             tag=tag,
             timezone=timezone,
             promo_opt_out=promo_opt_out,
+            email=email,
+            language=language,
+            email_promo_opt_out=email_promo_opt_out,
         )
     )
     log.info("client_created", client_id=client.pk, organization_id=organization.pk)
@@ -99,7 +105,17 @@ def client_create(
 
 @transaction.atomic
 def client_update(*, client: Client, data: dict[str, Any]) -> Client:
-    for field in ("name", "phone", "tag", "timezone", "promo_opt_out", "operator_code"):
+    for field in (
+        "name",
+        "phone",
+        "tag",
+        "timezone",
+        "promo_opt_out",
+        "operator_code",
+        "email",
+        "language",
+        "email_promo_opt_out",
+    ):
         if field in data:
             setattr(client, field, data[field])
     if "phone" in data and "operator_code" not in data:

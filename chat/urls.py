@@ -47,6 +47,11 @@ urlpatterns = [
     path("files/<str:token>/", files_api.FileLinkView.as_view(), name="message-file-link"),
     path("clients/", api.ClientListView.as_view(), name="client-list"),
     path("clients/<uuid:uuid>/", api.ClientDetailView.as_view(), name="client-detail"),
+    path(
+        "clients/<uuid:uuid>/context/",
+        console_api.ClientContextView.as_view(),
+        name="client-context",
+    ),
     # assistance (issue #4)
     path("assistance/", assistance_api.AssistanceListView.as_view(), name="assistance-list"),
     path(

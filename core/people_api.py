@@ -34,7 +34,9 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
         return str(membership.user.get_full_name() or membership.user.username)
 
 
-class TeamSerializer(serializers.ModelSerializer[Team]):
+class TeamChoiceSerializer(serializers.ModelSerializer[Team]):
+    """A team for the assignment picker (escalation has its own, richer TeamSerializer)."""
+
     class Meta:
         model = Team
         fields = ["id", "name", "slug"]
@@ -75,7 +77,7 @@ class MemberListView(ListView):
 
 class TeamListView(ListView):
     required_scopes = {"GET": scopes.READ}
-    serializer_class = TeamSerializer
+    serializer_class = TeamChoiceSerializer
     ordering = ("name", "id")
 
     def list_queryset(self, organization: Organization | None) -> QuerySet[Team]:
