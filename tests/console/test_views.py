@@ -44,7 +44,8 @@ def test_login_then_the_console_with_its_config(client, agent):
     assert response.status_code == 200
     assert response.templates[0].name == "console/app.html"
     html = response.content.decode()
-    assert "/static/console/console.js" in html and "/static/console/panels.js" in html
+    assert '<script type="module" src="/static/console/main.js">' in html
+    assert 'rel="icon"' in html
     assert 'id="conn-status"' in html and 'id="inbox-list"' in html
     assert page_config(response) == {
         "username": "alice",

@@ -1,0 +1,133 @@
+/* Attention: opt-in desktop notifications and a sound (per agent, saved with
+ * GET/PATCH /api/me/preferences/) for a new conversation, a mention in a note, and a
+ * client writing in a conversation assigned to this agent. The tab title carries this
+ * agent's unread count (inbox.js). */
+import { api } from "./api.js";
+import { listen, on, state } from "./core.js";
+import { $ } from "./dom.js";
+import { fmt, t } from "./i18n.js";
+import { clientName, isMe, people, userName } from "./people.js";
+
+const prefs = { notify_desktop: false, notify_sound: false, loaded: false, remote: true };
+const fired = []; // what was signalled, for tests (consoleDebug.alerts())
+let audio = null;
+
+function showPrefs() {
+  $("pref-desktop").checked = !!prefs.notify_desktop;
+  $("pref-sound").checked = !!prefs.notify_sound;
+  const denied = typeof Notification !== "undefined" && Notification.permission === "denied";
+  $("pref-desktop-note").textContent = denied ? t("The browser blocks notifications for this site.") : "";
+}
+
+export function loadPreferences() {
+  return api("GET", "/api/me/preferences/")
+    .then((result) => Object.assign(prefs, result.data || {}, { loaded: true }))
+    .catch(() => {
+      prefs.remote = false; // no endpoint: kept in this browser only
+      try {
+        Object.assign(prefs, JSON.parse(localStorage.getItem("console.prefs") || "{}"));
+      } catch (e) {
+        /* private mode */
+      }
+    })
+    .then(showPrefs);
+}
+
+function savePreferences(change) {
+  Object.assign(prefs, change);
+  if (!prefs.remote) {
+    try {
+      localStorage.setItem("console.prefs", JSON.stringify({ notify_desktop: prefs.notify_desktop, notify_sound: prefs.notify_sound }));
+    } catch (e) {
+      /* private mode */
+    }
+    return Promise.resolve();
+  }
+  return api("PATCH", "/api/me/preferences/", change)
+    .then((result) => Object.assign(prefs, result.data || {}))
+    .catch((err) => {
+      $("pref-desktop-note").textContent = fmt(t("Not saved: %(error)s"), { error: err.message });
+    })
+    .then(showPrefs);
+}
+
+$("pref-desktop").addEventListener("change", (event) => {
+  const on = event.target.checked;
+  if (on && typeof Notification !== "undefined" && Notification.permission === "default") {
+    Notification.requestPermission().then(() => {
+      savePreferences({ notify_desktop: Notification.permission === "granted" });
+    });
+    return;
+  }
+  savePreferences({ notify_desktop: on });
+});
+$("pref-sound").addEventListener("change", (event) => {
+  if (event.target.checked) unlockAudio(); // a click is what lets a page play sound
+  savePreferences({ notify_sound: event.target.checked });
+});
+
+function unlockAudio() {
+  try {
+    audio = audio || new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+  } catch (e) {
+    audio = null;
+  }
+}
+
+function beep() {
+  if (!audio) unlockAudio();
+  if (!audio) return;
+  const osc = audio.createOscillator();
+  const gain = audio.createGain();
+  osc.frequency.value = 880;
+  gain.gain.setValueAtTime(0.15, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.25);
+  osc.connect(gain).connect(audio.destination);
+  osc.start();
+  osc.stop(audio.currentTime + 0.25);
+}
+
+function signal(kind, title, body, deskUuid) {
+  const record = { kind, title, body, desk: deskUuid, desktop: false, sound: false };
+  if (prefs.notify_desktop && typeof Notification !== "undefined" && Notification.permission === "granted" &&
+      (document.visibilityState === "hidden" || !document.hasFocus() || deskUuid !== state.openDesk)) {
+    const note = new Notification(title, { body, tag: deskUuid || kind });
+    note.onclick = () => {
+      window.focus();
+      if (deskUuid) window.ConsoleApp.openHelpDesk(deskUuid);
+      note.close();
+    };
+    record.desktop = true;
+  }
+  if (prefs.notify_sound) {
+    beep();
+    record.sound = true;
+  }
+  fired.push(record);
+}
+
+const RECENT_MS = 5 * 60 * 1000;
+listen("new-desk", (desk) => {
+  const created = Date.parse(desk.created_at || "");
+  if (!isNaN(created) && Date.now() - created > RECENT_MS) return; // an old one coming into view
+  signal("conversation", t("New conversation"), clientName(desk.client), desk.uuid);
+});
+
+listen("client-message", (msg) => {
+  const desk = state.desks.get(msg.help_desk);
+  if (!desk || !isMe(desk.assignee)) return;
+  signal("message", fmt(t("%(name)s wrote"), { name: clientName(desk.client) }), msg.message || t("Attachment"), desk.uuid);
+});
+
+on("new_note", (note) => {
+  if (!note || isMe(note.author)) return;
+  const mentioned = (note.mentions || []).some((id) => people.me && String(id) === String(people.me.id));
+  if (!mentioned) return;
+  signal("mention", fmt(t("%(name)s mentioned you"), { name: userName(note.author) || t("An agent") }), note.text, note.help_desk);
+});
+
+export const attentionDebug = {
+  alerts: () => fired.slice(),
+  preferences: () => Object.assign({}, prefs),
+};

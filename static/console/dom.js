@@ -1,0 +1,95 @@
+/* DOM helpers. User text reaches the DOM only through textContent and attributes
+ * (el()), never innerHTML: that is the console's whole defence against markup in
+ * client names and messages. */
+
+export function $(id) {
+  return document.getElementById(id);
+}
+
+export function el(tag, props, children) {
+  const node = document.createElement(tag);
+  if (props) {
+    for (const key of Object.keys(props)) {
+      const value = props[key];
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "text") node.textContent = value;
+      else if (key === "className") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.slice(0, 2) === "on") node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  for (const child of children || []) {
+    if (child === null || child === undefined) continue;
+    node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+export function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+}
+
+// Only same-site paths or http(s) URLs become links (never javascript: and friends).
+export function safeUrl(url) {
+  if (typeof url !== "string") return null;
+  if (url.charAt(0) === "/" && url.charAt(1) !== "/") return url;
+  try {
+    const parsed = new URL(url, location.href);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+export function ts(iso) {
+  const value = Date.parse(iso || "");
+  return isNaN(value) ? 0 : value;
+}
+
+export function formatTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  if (isNaN(date.getTime())) return "";
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+}
+
+let noticeTimer = null;
+export function notify(text, kind) {
+  const box = $("notice");
+  box.textContent = text;
+  box.dataset.kind = kind || "info";
+  box.classList.add("visible");
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    box.classList.remove("visible");
+    box.textContent = "";
+  }, 4000);
+}
+
+export function fatal(text) {
+  const box = $("fatal");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+// Polite announcements for screen readers; a fresh text each time, so the same words
+// twice are announced twice.
+export function announce(text) {
+  const region = $("announcer");
+  region.textContent = "";
+  setTimeout(() => {
+    region.textContent = text;
+  }, 50);
+}
+
+export function setBadge(node, count, label) {
+  node.hidden = !count;
+  clear(node);
+  if (count) {
+    node.appendChild(document.createTextNode(String(count)));
+    node.appendChild(el("span", { className: "visually-hidden", text: " " + label }));
+  }
+}
