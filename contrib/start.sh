@@ -9,6 +9,13 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q --require-hashes -r requirements.lock  # bash contrib/lock.sh
 .venv/bin/python contrib/generate_env.py
+# Translations (locale/*.po -> .mo): GNU msgfmt when installed, else the pure-Python
+# compiler beside the i18n check (same result; a server needs no gettext package).
+if command -v msgfmt >/dev/null; then
+  .venv/bin/python manage.py compilemessages --ignore=.venv --ignore=var -v 0
+else
+  .venv/bin/python contrib/check_i18n.py --compile
+fi
 .venv/bin/python manage.py migrate --no-input -v 0
 .venv/bin/python manage.py collectstatic --no-input -v 0
 .venv/bin/python manage.py demo_data

@@ -21,6 +21,12 @@ if [ "${REQUIRE_BROWSER:-}" = 1 ] && ! command -v "${CHROMIUM_PATH:-chromium}" >
   exit 1
 fi
 export PATH="$PWD/.venv/bin:$PATH"
+# Translations (locale/*.po -> .mo), as contrib/start.sh does: msgfmt, else pure Python.
+if command -v msgfmt >/dev/null; then
+  python manage.py compilemessages --ignore=.venv --ignore=var -v 0
+else
+  python contrib/check_i18n.py --compile
+fi
 if [ "${SKIP_LINT:-}" != 1 ]; then
   ruff check .
   ruff format --check .

@@ -118,7 +118,10 @@ def _message_text(notification: IncidentNotification) -> tuple[str, str]:
     minutes = formats.number_format(round(step.elapsed_seconds / 60, 1), use_l10n=True)
     body = "\n".join(
         [
-            f"{gettext('Rule')} {snap.get('code')} {snap.get('name') or ''}".rstrip(),
+            (
+                gettext("Rule %(code)s %(name)s")
+                % {"code": snap.get("code"), "name": snap.get("name") or ""}
+            ).rstrip(),
             gettext("Triggers: %(triggers)s") % {"triggers": triggers},
             gettext("Level %(level)d (%(reason)s), team %(team)s")
             % {

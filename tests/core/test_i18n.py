@@ -1,0 +1,351 @@
+"""Languages (issue 16): who reads what in which language, and the translations guard rail.
+
+The catalogs are compiled once per run (`compiled_catalogs`) with the same code the install
+uses when GNU msgfmt is missing, so these tests need no system package.
+"""
+
+from __future__ import annotations
+
+import gettext
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.db import transaction
+from django.test import Client as DjangoClient
+from django.test import RequestFactory
+from django.utils import timezone, translation
+from django.utils.translation import trans_real
+
+from core.i18n import language_or_default, supported_language, visitor_language
+from core.models import AgentPreference
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "contrib"))
+import check_i18n  # noqa: E402  (contrib/ is not a package)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled_catalogs() -> None:
+    """Fresh .mo files from the .po files, and Django's per-process catalogs forgotten."""
+    check_i18n.compile_all()
+    trans_real._translations = {}
+    trans_real._default = None
+
+
+def _login(user: Any, **headers: str) -> DjangoClient:
+    browser = DjangoClient(headers=headers)
+    browser.force_login(user)
+    return browser
+
+
+# --- the API ------------------------------------------------------------------------------
+
+
+def test_api_error_follows_accept_language_russian(agent):
+    # an invalid body, from an agent key, in a Russian browser
+    response = agent.client().post(
+        "/api/send-message/", {"message": "x"}, format="json", HTTP_ACCEPT_LANGUAGE="ru-RU,ru;q=0.9"
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"  # codes are never translated
+    assert error["message"] == "Некорректные данные."
+    assert error["fields"]["help_desk"] == ["Обязательное поле."]  # DRF's own catalog
+    assert response["Content-Language"] == "ru"
+
+
+def test_api_errors_in_portuguese_and_english(agent):
+    api = agent.client()
+    pt = api.get("/api/help-desks/?organization=nowhere", HTTP_ACCEPT_LANGUAGE="pt-BR")
+    assert pt.status_code == 404
+    assert pt.json()["error"]["message"] == "Organização não encontrada."
+    en = api.get("/api/help-desks/?organization=nowhere", HTTP_ACCEPT_LANGUAGE="de-DE")
+    assert en.json()["error"]["message"] == "Organization not found."  # not spoken: English
+
+
+def test_api_key_requests_follow_accept_language_not_the_saved_preference(agent):
+    AgentPreference.objects.create(user=agent.user, language="ru")
+    response = agent.client().get(
+        "/api/help-desks/?organization=nowhere", HTTP_ACCEPT_LANGUAGE="pt-BR"
+    )
+    assert response.json()["error"]["message"] == "Organização não encontrada."
+
+
+def test_session_api_error_follows_the_saved_preference(agent):
+    AgentPreference.objects.create(user=agent.user, language="ru")
+    browser = _login(agent.user, accept_language="pt-BR")
+    response = browser.get("/api/help-desks/?organization=nowhere")
+    assert response.json()["error"]["message"] == "Организация не найдена."
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang", "button"),
+    [
+        ("ru,en;q=0.5", "ru", "Войти"),
+        ("pt-BR,pt;q=0.9", "pt-br", "Entrar"),
+        ("pt-PT", "pt-br", "Entrar"),  # the Portuguese the platform speaks
+        ("en-GB", "en", "Log in"),
+        ("ja", "en", "Log in"),  # not spoken: LANGUAGE_CODE
+    ],
+)
+def test_login_page_by_accept_language(accept, lang, button):
+    page = DjangoClient(headers={"accept-language": accept}).get("/login/")
+    html = page.content.decode()
+    assert f'<html lang="{lang}">' in html
+    assert f'class="primary">{button}</button>' in html
+    assert page["Content-Language"] == lang
+    assert "Accept-Language" in page["Vary"]
+
+
+def test_console_by_saved_preference_over_the_browser(agent):
+    AgentPreference.objects.create(user=agent.user, language="pt-br")
+    html = _login(agent.user, accept_language="ru").get("/").content.decode()
+    assert '<html lang="pt-br">' in html
+    assert "Pular para o conteúdo" in html
+    assert '<script src="/jsi18n/"></script>' in html
+
+
+@pytest.mark.parametrize("saved", ["", "de", "xx-evil<script>"])
+def test_console_without_a_usable_preference_follows_the_browser(agent, saved):
+    AgentPreference.objects.create(user=agent.user, language=saved)
+    html = _login(agent.user, accept_language="ru").get("/").content.decode()
+    assert '<html lang="ru">' in html and "Перейти к содержимому" in html
+
+
+def test_wrong_password_message_is_translated(agent):
+    page = DjangoClient(headers={"accept-language": "ru"}).post(
+        "/login/", {"username": agent.user.username, "password": "nope"}
+    )
+    assert "Имя пользователя и пароль не подходят" in page.content.decode()
+
+
+# --- the JavaScript catalog ---------------------------------------------------------------
+
+
+def _js(text: str) -> str:
+    """How the catalog spells a string (JSON, non-ASCII escaped)."""
+    return json.dumps(text)[1:-1]
+
+
+def test_javascript_catalog_per_language_with_etag():
+    anonymous = DjangoClient()
+    ru = anonymous.get("/jsi18n/", headers={"accept-language": "ru"})
+    pt = anonymous.get("/jsi18n/", headers={"accept-language": "pt-BR"})
+    assert ru.status_code == pt.status_code == 200
+    assert ru["Content-Type"].startswith("text/javascript")
+    assert _js("Отправить") in ru.content.decode() and "Enviar" in pt.content.decode()
+    assert _js("Отправить") not in pt.content.decode()
+    assert "pluralidx" in ru.content.decode() and "n%10" in ru.content.decode()  # 3 forms
+    assert ru["ETag"] != pt["ETag"]
+    assert "no-cache" in ru["Cache-Control"] and "Accept-Language" in ru["Vary"]
+    # the browser's revalidation costs a 304, per language
+    again = anonymous.get(
+        "/jsi18n/", headers={"accept-language": "ru", "if-none-match": ru["ETag"]}
+    )
+    assert again.status_code == 304
+    switched = anonymous.get(
+        "/jsi18n/", headers={"accept-language": "pt-BR", "if-none-match": ru["ETag"]}
+    )
+    assert switched.status_code == 200
+
+
+def test_javascript_catalog_lang_parameter_for_the_widget():
+    pt = DjangoClient().get("/jsi18n/?lang=pt-br", headers={"accept-language": "ru"})
+    assert "Enviar" in pt.content.decode() and pt["Content-Language"] == "pt-br"
+    # an unknown or hostile value is ignored, never reflected
+    odd = DjangoClient().get("/jsi18n/?lang=</script>", headers={"accept-language": "ru"})
+    assert odd.status_code == 200 and "</script>" not in odd.content.decode()
+    assert odd["Content-Language"] == "ru"
+
+
+# --- choosing a language ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "default", "expected"),
+    [
+        ("de-DE,pt-BR;q=0.8,ru;q=0.5", "ru", "pt-br"),
+        ("de-DE,fr;q=0.8", "ru", "ru"),  # nothing spoken: the inbox's default
+        ("", "pt-br", "pt-br"),
+        ("de", "", "en"),  # no default either: LANGUAGE_CODE
+        ("*", "ru", "ru"),
+    ],
+)
+def test_visitor_language(header, default, expected):
+    request = RequestFactory().get("/", headers={"accept-language": header} if header else {})
+    assert visitor_language(request, default) == expected
+
+
+def test_supported_language_normalizes():
+    assert supported_language("pt_BR") == "pt-br"
+    assert supported_language("RU-ru") == "ru"
+    assert supported_language("de") is None and supported_language("") is None
+    assert language_or_default("de", "pt-BR") == "pt-br"
+
+
+def test_russian_has_three_plural_forms():
+    forms = {}
+    with translation.override("ru"):
+        for n in (1, 3, 5, 11, 21, 22, 25):
+            forms[n] = translation.ngettext(
+                "Cancelled %(count)d mailing.", "Cancelled %(count)d mailings.", n
+            ) % {"count": n}
+    assert forms[1] == "Отменена 1 рассылка." and forms[21] == "Отменена 21 рассылка."
+    assert forms[3] == "Отменено 3 рассылки." and forms[22] == "Отменено 22 рассылки."
+    assert forms[5] == "Отменено 5 рассылок." and forms[11] == "Отменено 11 рассылок."
+    with translation.override("pt-br"):
+        assert translation.ngettext("Cancelled %(count)d mailing.", "x", 1) % {"count": 1} == (
+            "1 disparo cancelado."
+        )
+
+
+# --- emails -------------------------------------------------------------------------------
+
+
+def test_incident_email_in_each_recipients_language(org, make_agent, settings):
+    from escalation.incidents import incident_record_occurrences
+    from escalation.jobs import incident_step_notify
+    from escalation.models import IncidentStep
+    from escalation.rules import rule_save, team_save
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    for name, language in (("ann", "ru"), ("bia", "pt-br"), ("cal", "")):
+        user = make_agent(name, org).user
+        user.email = f"{name}@example.com"
+        user.save()
+        AgentPreference.objects.create(user=user, language=language)
+    team_save(organization=org, slug="oncall", members=["ann", "bia", "cal"])
+    rule = rule_save(
+        organization=org,
+        code="r1",
+        triggers=[{"service": "api", "status": 500}],
+        levels=[{"level": 1, "after_occurrences": 1, "team": "oncall"}],
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        incident = incident_record_occurrences(rule_id=rule.pk, count=3, first_at=now, last_at=now)
+    assert incident is not None
+    step = IncidentStep.objects.get(incident=incident, kind="level")
+
+    assert incident_step_notify(step.pk) == 3
+
+    sent = {m.to[0]: m for m in mail.outbox}
+    assert sent["ann@example.com"].subject == "[acme] Инцидент r1 эскалирован до уровня 1"
+    assert "3 срабатывания" in sent["ann@example.com"].body
+    assert sent["bia@example.com"].subject == "[acme] Incidente r1 escalado para o nível 1"
+    assert "3 ocorrências" in sent["bia@example.com"].body
+    assert sent["cal@example.com"].subject == "[acme] Incident r1 escalated to level 1"
+    assert "3 occurrences" in sent["cal@example.com"].body
+
+
+# --- the guard rail (contrib/check_i18n.py) -------------------------------------------------
+
+
+def _template_problems(tmp_path: Path, source: str) -> list[str]:
+    path = check_i18n.ROOT / "var" / f"check-{tmp_path.name}.html"
+    path.write_text(source, encoding="utf-8")
+    try:
+        return check_i18n.template_problems(path)
+    finally:
+        path.unlink()
+
+
+def test_check_finds_unmarked_template_text(tmp_path):
+    problems = _template_problems(
+        tmp_path,
+        '{% load i18n %}<h1>{% translate "Inbox" %}</h1>\n<p>Hello {{ name }}</p>\n'
+        '<input placeholder="Search">\n'
+        '<button aria-label="{% translate "Close" %}">&times;</button>',
+    )
+    assert len(problems) == 2
+    assert ":2: " in problems[0] and "Hello" in problems[0]
+    assert ":3: " in problems[1] and "Search" in problems[1]
+
+
+def test_check_accepts_marked_text_scripts_and_punctuation(tmp_path):
+    source = (
+        '{% extends "base.html" %}{% load i18n %}outside every block\n'
+        "{% block body_class %}page-x{% endblock %}{% block body %}\n"
+        "<p>{% blocktranslate with n=count %}{{ n }} new messages{% endblocktranslate %}</p>\n"
+        "<script>const x = 'not text';</script><style>p::after{content:'x'}</style>\n"
+        "{# a comment #}{% comment %}Draft text{% endcomment %}<p>&larr; · 42 — {{ x }}</p>\n"
+        "{% endblock %}"
+    )
+    assert _template_problems(tmp_path, source) == []
+
+
+def _po(tmp_path: Path, body: str) -> Path:
+    path = check_i18n.ROOT / "var" / f"check-{tmp_path.name}.po"
+    header = (
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n'
+        '"Plural-Forms: nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && '
+        'n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);\\n"\n\n'
+    )
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('msgid "Send"\nmsgstr ""\n', "has no translation"),
+        ('#, fuzzy\nmsgid "Send"\nmsgstr "Отправить"\n', "is fuzzy"),
+        (
+            'msgid "%(n)d file"\nmsgid_plural "%(n)d files"\n'
+            'msgstr[0] "%(n)d файл"\nmsgstr[1] "%(n)d файла"\nmsgstr[2] ""\n',
+            "has no translation",
+        ),
+        ('msgid "Hi %(name)s"\nmsgstr "Привет %(nom)s"\n', "placeholders"),
+    ],
+)
+def test_check_refuses_incomplete_po(tmp_path, body, problem):
+    path = _po(tmp_path, body)
+    try:
+        problems = check_i18n.po_problems(path)
+    finally:
+        path.unlink()
+    assert problems and all(problem in p for p in problems)
+
+
+def test_compiled_catalog_reads_back_with_plurals(tmp_path):
+    path = _po(
+        tmp_path,
+        'msgid "Send"\nmsgstr "Отправить"\n\n'
+        'msgid "%(n)d file"\nmsgid_plural "%(n)d files"\n'
+        'msgstr[0] "%(n)d файл"\nmsgstr[1] "%(n)d файла"\nmsgstr[2] "%(n)d файлов"\n',
+    )
+    try:
+        assert check_i18n.po_problems(path) == []
+        check_i18n.mo_write(check_i18n.po_parse(path), tmp_path / "x.mo")
+    finally:
+        path.unlink()
+    with open(tmp_path / "x.mo", "rb") as handle:
+        catalog = gettext.GNUTranslations(handle)
+    assert catalog.gettext("Send") == "Отправить"
+    assert [catalog.ngettext("%(n)d file", "%(n)d files", n) for n in (1, 2, 5)] == [
+        "%(n)d файл",
+        "%(n)d файла",
+        "%(n)d файлов",
+    ]
+
+
+def test_check_command_exits_nonzero_on_problems(tmp_path):
+    # the lint step runs the script: a problem must fail it (exit 1), nothing printed = 0
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "contrib" / "check_i18n.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == (1 if result.stdout.strip() else 0), result.stdout
