@@ -48,9 +48,7 @@ class Widget:
 
     def post(self, what: str, body: Any = None, **kwargs: Any) -> Any:
         kwargs.setdefault("format", "json")
-        return self.api.post(
-            self.url(what), body or {}, HTTP_X_VISITOR_TOKEN=self.token, **kwargs
-        )
+        return self.api.post(self.url(what), body or {}, HTTP_X_VISITOR_TOKEN=self.token, **kwargs)
 
 
 @pytest.fixture

@@ -46,7 +46,15 @@ def test_visitor_writes_agent_replies_on_the_socket_not_sms(widget, agent):
     ]
     assert history[1]["agent"] == "alice"
     assert set(history[0]) == {
-        "uuid", "help_desk", "text", "file", "file_name", "from", "agent", "status", "created_at"
+        "uuid",
+        "help_desk",
+        "text",
+        "file",
+        "file_name",
+        "from",
+        "agent",
+        "status",
+        "created_at",
     }
     # and agents see the visitor's context
     context = agent.client().get(f"/api/help-desks/{desk.uuid}/visitor/")
@@ -200,15 +208,23 @@ def test_inbox_crud_admins_only(agent, make_agent, make_org):
     assert "secret" not in listed["results"][0] if "results" in listed else listed[0]
     bad = api.post(
         "/api/web-inboxes/",
-        {"organization": "acme", "name": "X", "allowed_origins": ["javascript:alert(1)"],
-         "business_hours": [{"weekday": 9}], "timezone": "Mars/Base"},
+        {
+            "organization": "acme",
+            "name": "X",
+            "allowed_origins": ["javascript:alert(1)"],
+            "business_hours": [{"weekday": 9}],
+            "timezone": "Mars/Base",
+        },
         format="json",
     )
     assert bad.status_code == 400
     member = make_agent("bob", agent.organization, role="agent")
-    assert member.client().patch(
-        f"/api/web-inboxes/{body['id']}/", {"name": "Mine"}, format="json"
-    ).status_code == 403
+    assert (
+        member.client()
+        .patch(f"/api/web-inboxes/{body['id']}/", {"name": "Mine"}, format="json")
+        .status_code
+        == 403
+    )
     outsider = make_agent("mallory", make_org("evil"))
     assert outsider.client().get(f"/api/web-inboxes/{body['id']}/").status_code == 404
     rotated = api.post(f"/api/web-inboxes/{body['id']}/rotate/", {}, format="json")

@@ -1,0 +1,134 @@
+"""The visitor's socket through a real daphne with real websocket clients: each visitor
+gets only its own conversation (never another visitor's, never an agent-only frame),
+with the log's ids, resume and resync_required; Origin and token checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.widget.conftest import ORIGIN
+from tests.wsclient import WS, data
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RATES = {"WIDGET_IP_RATE": "1000000/min", "WIDGET_VISITOR_RATE": "1000000/min"}
+VISITOR_TYPES = {"hello", "message", "conversation", "typing", "pong", "resync_required"}
+
+
+class Visitor:
+    def __init__(self, web: Any, inbox: Any) -> None:
+        self.web, self.inbox = web, inbox
+        self.http = httpx.Client(base_url=web.url, headers={"Origin": ORIGIN}, timeout=30)
+        started = self.post("start", {})
+        self.token = started["visitor_token"]
+        self.last_event_id = started["last_event_id"]
+
+    def post(self, what: str, body: dict[str, Any]) -> Any:
+        response = self.http.post(
+            f"/widget/api/{self.inbox.token}/{what}/",
+            json=body,
+            headers={"X-Visitor-Token": getattr(self, "token", "")},
+        )
+        assert response.status_code in (200, 201, 204), response.text
+        return response.json() if response.content else None
+
+    def socket(self, last_event_id: int | None = None, origin: str = ORIGIN) -> WS:
+        ws = WS(f"{self.web.ws_url}/ws/widget/{self.inbox.token}/", origin=origin)
+        auth: dict[str, Any] = {"type": "auth", "token": self.token}
+        if last_event_id is not None:
+            auth["last_event_id"] = last_event_id
+        ws.send(auth)
+        return ws
+
+
+def _quiet(ws: WS) -> list[dict[str, Any]]:
+    """Frames the socket got before answering a ping sent now (nothing else may come)."""
+    ws.send({"type": "ping"})
+    before = len(ws.frames)
+    ws.recv_until(lambda f: f["type"] == "pong")
+    return ws.frames[before:-1]
+
+
+def test_each_visitor_sees_only_its_own_conversation(start_web, inbox, agent):
+    web = start_web(**RATES)
+    alice, bob = Visitor(web, inbox), Visitor(web, inbox)
+    a, b = alice.socket(), bob.socket()
+    assert a.recv()["type"] == "hello" and b.recv()["type"] == "hello"
+    staff = WS(f"{web.ws_url}/ws/chat/acme/?token={agent.key}")
+    assert staff.recv()["type"] == "hello"
+    api = agent.http(web.url)
+
+    # the visitor writes: the agents get it as any message, the visitor its own copy
+    sent = alice.post("messages", {"text": "Hello from Alice"})
+    desk = sent["help_desk"]
+    new = staff.recv_until(lambda f: f["type"] == "new_message")
+    assert data(new)["message"] == "Hello from Alice"
+    mine = a.recv_until(lambda f: f["type"] == "message")
+    assert mine["id"] == new["id"] and mine["data"]["from"] == "visitor"
+
+    # an agent types and replies: live on the visitor's socket, with the agent's name
+    staff.send({"type": "typing", "help_desk": desk})
+    typing = a.recv_until(lambda f: f["type"] == "typing")
+    assert typing["data"] == {"help_desk": desk, "agent": "alice"}
+    reply = api.post("/api/send-message/", data={"help_desk": desk, "message": "Hi Alice"})
+    assert reply.status_code == 201, reply.text
+    got = a.recv_until(lambda f: f["type"] == "message" and f["data"]["from"] == "agent")
+    assert got["data"]["text"] == "Hi Alice" and got["data"]["agent"] == "alice"
+
+    # the visitor types and reads: the agents see both
+    a.send({"type": "typing"})
+    visitor_typing = staff.recv_until(lambda f: f["type"] == "typing" and "visitor" in data(f))
+    assert data(visitor_typing)["help_desk"] == desk
+    a.send({"type": "read"})
+    read = staff.recv_until(lambda f: f["type"] == "update_message")
+    assert data(read)["status"] == "read"
+
+    # agent-only changes (assignment) reach the agents, never the visitor as such
+    patched = api.patch(f"/api/help-desks/{desk}/", json={"assignee": None, "status": "pending"})
+    assert patched.status_code == 200, patched.text
+    conv = a.recv_until(lambda f: f["type"] == "conversation" and f["data"]["status"] == "pending")
+    assert set(conv["data"]) == {"help_desk", "status", "seen"}
+
+    # the second visitor got nothing of it; the first only visitor frames
+    assert _quiet(b) == []
+    assert {f["type"] for f in a.frames} <= VISITOR_TYPES
+    assert all("assignee" not in str(f.get("data")) for f in a.frames)
+    for ws in (a, b, staff):
+        ws.close()
+
+
+def test_resume_and_resync(start_web, inbox, agent):
+    web = start_web(**RATES)
+    visitor = Visitor(web, inbox)
+    desk = visitor.post("messages", {"text": "first"})["help_desk"]
+    ws = visitor.socket()
+    last = ws.recv()["last_event_id"]
+    ws.close()
+    # missed while away: one reply for this visitor, one message of another visitor
+    api = agent.http(web.url)
+    assert api.post("/api/send-message/", data={"help_desk": desk, "message": "missed"}).is_success
+    Visitor(web, inbox).post("messages", {"text": "someone else"})
+    again = visitor.socket(last_event_id=last)
+    replayed = again.recv_until(lambda f: f["type"] == "hello")
+    texts = [f["data"]["text"] for f in again.frames if f["type"] == "message"]
+    assert texts == ["missed"]
+    assert replayed["last_event_id"] > last
+    again.close()
+    stale = visitor.socket(last_event_id=1)
+    assert stale.recv()["type"] == "resync_required"
+    assert stale.recv()["type"] == "hello"
+    stale.close()
+
+
+def test_refusals(start_web, inbox):
+    web = start_web(**RATES)
+    visitor = Visitor(web, inbox)
+    assert visitor.socket(origin="https://evil.example").close_code() == 4403
+    forged = WS(f"{web.ws_url}/ws/widget/{inbox.token}/", origin=ORIGIN)
+    forged.send({"type": "auth", "token": visitor.token[:-3] + "abc"})
+    assert forged.close_code() == 4401
+    unknown = WS(f"{web.ws_url}/ws/widget/{'z' * 24}/", origin=ORIGIN)
+    assert unknown.close_code() == 4403
