@@ -35,15 +35,12 @@ from django.urls import re_path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
 from widget.consumers import VisitorConsumer  # noqa: E402
-from widget.consumers import VisitorConsumer  # noqa: E402
 
 websocket_urlpatterns = [
     # Any segment reaches the consumer, which checks credentials first and answers an
     # unknown organization like someone else's, 4403 (a route miss would be a bare
     # handshake failure that tells the two apart).
     re_path(r"^ws/chat/(?P<organization>[^/]{1,100})/$", ChatConsumer.as_asgi()),
-    # The website widget's visitors (widget/consumers.py): Origin and token checked there.
-    re_path(r"^ws/widget/(?P<token>[^/]{1,100})/$", VisitorConsumer.as_asgi()),
     # The website widget's visitors (widget/consumers.py): Origin and token checked there.
     re_path(r"^ws/widget/(?P<token>[^/]{1,100})/$", VisitorConsumer.as_asgi()),
 ]

@@ -231,14 +231,6 @@ WIDGET_VISITOR_TOKEN_MAX_AGE = env.int("WIDGET_VISITOR_TOKEN_MAX_AGE", default=9
 WIDGET_VISITOR_RATE = env.str("WIDGET_VISITOR_RATE", default="60/min")
 WIDGET_IP_RATE = env.str("WIDGET_IP_RATE", default="600/min")
 
-# --- Website widget (widget/, docs/widget.md) -----------------------------------------
-# Seconds a visitor token (kept by the widget in the visitor's browser) stays valid; every
-# start renews it, so only a visitor away this long starts over (a verified one does not).
-WIDGET_VISITOR_TOKEN_MAX_AGE = env.int("WIDGET_VISITOR_TOKEN_MAX_AGE", default=90 * 24 * 3600)
-# Public widget requests and socket connects per visitor, and per client address.
-WIDGET_VISITOR_RATE = env.str("WIDGET_VISITOR_RATE", default="60/min")
-WIDGET_IP_RATE = env.str("WIDGET_IP_RATE", default="600/min")
-
 # --- Static, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
