@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -19,6 +20,7 @@ from core.logging import get_logger
 from core.models import Organization
 from core.scope import ORGANIZATION_PARAM, organization_scope
 from mailing import selectors, services
+from mailing.context import template_preview
 from mailing.models import Mailing, Template
 from mailing.serializers import (
     MailingCountsSerializer,
@@ -27,6 +29,8 @@ from mailing.serializers import (
     MailingStatsSerializer,
     MailingWriteSerializer,
     NotificationSerializer,
+    PreviewRequestSerializer,
+    PreviewSerializer,
     TemplateSerializer,
     TemplateWriteSerializer,
 )
@@ -103,6 +107,29 @@ class TemplateDetailView(APIView):
     def delete(self, request: Request, pk: int) -> Response:
         services.template_delete(template=self._get(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TemplatePreviewView(APIView):
+    """A real client's rendering of a template (the console's preview): the same renderer
+    and context provider as the mailing itself."""
+
+    required_scopes = {"POST": scopes.READ}
+
+    @extend_schema(request=PreviewRequestSerializer, responses=PreviewSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        template = selectors.template_get_for_principal(principal=request.user, pk=pk)
+        body = PreviewRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        values = {str(k): str(v) for k, v in (data.get("context") or {}).items()}
+        preview = template_preview(
+            template=template, client_id=data["client"], values=values, now=timezone.now()
+        )
+        if preview is None:
+            raise ApplicationError(
+                gettext("Unknown client."), fields={"client": [gettext("Client not found.")]}
+            )
+        return Response(PreviewSerializer(preview).data)
 
 
 # --- mailings -------------------------------------------------------------------------

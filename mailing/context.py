@@ -25,7 +25,7 @@ from typing import Any
 
 from django.db.models import Count, Max
 
-from chat.models import HelpDesk, Message
+from chat.models import Client, HelpDesk, Message
 from core.models import Delivery
 from mailing import rendering
 from mailing.models import MailingMessage
@@ -111,3 +111,27 @@ def provider_for(code: str | None) -> ContextProvider:
 
 def allowed_placeholders(code: str | None) -> list[str]:
     return [*rendering.CLIENT_FIELDS, *provider_for(code).fields]
+
+
+def template_preview(
+    *, template: Any, client_id: int, values: dict[str, str], now: datetime
+) -> dict[str, str] | None:
+    """What the client would receive from `template` with the mailing's `values`, rendered
+    exactly as the materializer renders it; None if the client is not of the template's
+    organization (another tenant's client is as unknown as a missing one)."""
+    client = (
+        Client.objects.filter(organization_id=template.organization_id, pk=client_id)
+        .values("pk", *rendering.CLIENT_FIELDS)
+        .first()
+    )
+    if client is None:
+        return None
+    provider = provider_for(template.code)
+    merged = {**values, **provider.collect(template.organization_id, [client], now)[client["pk"]]}
+    return {
+        "transport": template.transport,
+        "subject": rendering.render(template.subject, merged)[:255],
+        "text": rendering.render(template.body, merged),
+        "html": rendering.render_html(template.html_body, merged),
+        "provider": provider.name,
+    }

@@ -280,3 +280,17 @@ class BounceResultSerializer(serializers.Serializer[Any]):
     clients = serializers.ListField(
         child=serializers.IntegerField(), help_text="Ids of the clients marked."
     )
+
+
+class PreviewRequestSerializer(_WithContextField):
+    client = serializers.IntegerField(
+        min_value=1, help_text="A client of the template's organization."
+    )
+
+
+class PreviewSerializer(serializers.Serializer[Any]):
+    transport = serializers.CharField()
+    provider = serializers.CharField(help_text="The context provider the template's code chose.")
+    subject = serializers.CharField()
+    text = serializers.CharField()
+    html = serializers.CharField()

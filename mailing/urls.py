@@ -13,6 +13,7 @@ urlpatterns = [
     path("mailings/<int:pk>/messages/", api.MailingMessagesView.as_view(), name="mailing-messages"),
     path("templates/", api.TemplateListView.as_view(), name="template-list"),
     path("templates/<int:pk>/", api.TemplateDetailView.as_view(), name="template-detail"),
+    path("templates/<int:pk>/preview/", api.TemplatePreviewView.as_view(), name="template-preview"),
     path("notifications/", api.NotificationView.as_view(), name="notification-send"),
     path("email/bounces/", email_api.EmailBounceView.as_view(), name="email-bounces"),
 ]
