@@ -21,10 +21,11 @@ from chat.models import (
     HelpDeskNote,
     Message,
 )
+from core.api import PlainRepresentation
 from core.fields import IsoDateTimeField
 
 
-class ClientSerializer(serializers.ModelSerializer[Client]):
+class ClientSerializer(PlainRepresentation, serializers.ModelSerializer[Client]):
     organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
@@ -52,7 +53,7 @@ class ClientSerializer(serializers.ModelSerializer[Client]):
         ]
 
 
-class MessageSerializer(serializers.ModelSerializer[Message]):
+class MessageSerializer(PlainRepresentation, serializers.ModelSerializer[Message]):
     help_desk = serializers.UUIDField(source="help_desk.uuid", read_only=True)
     file = serializers.SerializerMethodField()
     # The agent who wrote an outgoing message (null for a client's message): with several
@@ -90,7 +91,7 @@ class TeamRefSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(read_only=True)
 
 
-class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
+class HelpDeskSerializer(PlainRepresentation, serializers.ModelSerializer[HelpDesk]):
     client = ClientSerializer(read_only=True)
     last_message = MessageSerializer(read_only=True, allow_null=True)
     organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
@@ -102,6 +103,14 @@ class HelpDeskSerializer(serializers.ModelSerializer[HelpDesk]):
     team = TeamRefSerializer(read_only=True, allow_null=True)
     # The client's channel, flat: the inbox shows it on every row.
     channel = serializers.CharField(source="client.channel", read_only=True)
+
+    def to_representation(self, instance: HelpDesk) -> dict[str, Any]:
+        # The nested last message names its help desk (`help_desk.uuid`): that is this
+        # one, so say so instead of letting each row of a list load it again (N+1).
+        last = instance.last_message if instance.last_message_id is not None else None
+        if last is not None and last.help_desk_id == instance.pk:
+            last.help_desk = instance
+        return super().to_representation(instance)
 
     class Meta:
         model = HelpDesk

@@ -245,7 +245,13 @@ def _touch_help_desk(
     HelpDesk.objects.filter(pk=help_desk.pk).update(
         last_message=message, last_activity_at=now, updated_at=now, **changes
     )
-    help_desk.refresh_from_db()
+    # One query for the row and what its event nests (a bare refresh drops them, and
+    # serializing it then loaded each again, inside the write transaction).
+    help_desk.refresh_from_db(
+        from_queryset=HelpDesk.objects.select_related(
+            "client__organization", "organization", "assignee"
+        )
+    )
     help_desk.last_message = message
 
 

@@ -1,0 +1,92 @@
+"""The REST request path does no per-row work it can avoid (issue 12 item 4).
+
+The help-desk list made one query per row for its nested last message's help desk, and
+`POST /api/send-message/` loaded the desk's client and organization again, one query
+each, inside its write transaction. `core.api.PlainRepresentation` writes the same
+representation as DRF's own `to_representation`, with less work per field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework import serializers
+
+from chat.models import HelpDesk, Message
+from chat.representations import ClientSerializer, HelpDeskSerializer, MessageSerializer
+from chat.services import message_create
+from core import api
+
+pytestmark = pytest.mark.django_db
+
+
+def _desks_with_messages(org: Any, make_client: Any, agent: Any, count: int) -> list[Any]:
+    desks = []
+    for n in range(count):
+        desk = HelpDesk.objects.create(organization=org, client=make_client(org))
+        message_create(help_desk=desk, text=f"hello {n}", sender=agent.user)
+        desks.append(desk)
+    return desks
+
+
+def _list_queries(agent: Any) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = agent.client().get("/api/help-desks/?organization=acme")
+    assert response.status_code == 200
+    return len(captured)
+
+
+def test_the_help_desk_list_costs_the_same_queries_for_1_or_6_rows(agent, org, make_client):
+    _desks_with_messages(org, make_client, agent, 1)
+    _list_queries(agent)  # the key's first use writes its last_used_at
+    one = _list_queries(agent)
+    _desks_with_messages(org, make_client, agent, 5)
+    six = _list_queries(agent)
+    assert six == one, f"{one} queries for 1 row, {six} for 6: a query per row"
+
+
+def test_send_message_loads_nothing_twice(agent, help_desk):
+    api_client = agent.client()
+    api_client.post("/api/send-message/", {"help_desk": str(help_desk.uuid), "message": "warm"})
+    with CaptureQueriesContext(connection) as captured:
+        response = api_client.post(
+            "/api/send-message/", {"help_desk": str(help_desk.uuid), "message": "hi"}
+        )
+    assert response.status_code == 201
+    selects = [q["sql"] for q in captured if q["sql"].startswith("SELECT")]
+    tables = [sql.split(" FROM ", 1)[1].split()[0] for sql in selects]
+    # The key, the desk (with what it nests), the desk again after its update: no
+    # separate client or organization lookups.
+    assert '"chat_client"' not in tables, selects
+    assert '"core_organization"' not in tables, selects
+    assert len(selects) <= 3, selects
+
+
+def _drf(serializer: Any, instance: Any) -> Any:
+    return serializers.Serializer.to_representation(serializer, instance)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Moscow"])
+def test_plain_representation_is_drfs(agent, org, make_client, monkeypatch, zone):
+    desks = _desks_with_messages(org, make_client, agent, 2)
+    HelpDesk.objects.filter(pk=desks[0].pk).update(last_message=None, assignee=agent.user)
+    HelpDesk.objects.create(organization=org, client=make_client(org))  # never written to
+    rows = list(HelpDesk.objects.select_related("client", "last_message", "organization"))
+    messages = list(Message.objects.select_related("help_desk", "sender"))
+
+    def everything() -> list[Any]:
+        with timezone.override(zone):
+            return [
+                HelpDeskSerializer(rows, many=True).data,
+                MessageSerializer(messages, many=True).data,
+                ClientSerializer([r.client for r in rows], many=True).data,
+            ]
+
+    plain = everything()
+    monkeypatch.setattr(api.PlainRepresentation, "to_representation", _drf)
+    assert everything() == plain
+    assert plain[0][0]["created_at"].endswith("Z" if zone == "UTC" else "+03:00")
