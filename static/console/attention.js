@@ -104,7 +104,7 @@ function signal(kind, title, body, deskUuid) {
     beep();
     record.sound = true;
   }
-  fired.push(record);
+  if (record.desktop || record.sound) fired.push(record); // opt-in: nothing is signalled otherwise
 }
 
 const RECENT_MS = 5 * 60 * 1000;

@@ -42,7 +42,6 @@ function detailsForm(client) {
     if (!(name in client)) continue;
     children.push(el("p", { className: "check" }, [el("label", {}, [el("input", { type: "checkbox", name, id: "ctx-" + name, checked: client[name] ? true : null }), " " + label])]));
   }
-  children.push(el("p", { className: "muted ctx-phone", text: [client.phone, client.channel].filter(Boolean).join(" · ") }));
   children.push(el("button", { type: "submit", className: "primary", text: t("Save details") }));
   children.push(el("p", { className: "form-error", id: "ctx-error", role: "alert" }));
   const form = el("form", { id: "ctx-form", className: "ctx-form", novalidate: true }, children);
@@ -92,6 +91,7 @@ function render(data, visitor) {
   clear(body);
   const client = data.client || {};
   body.appendChild(el("h2", { id: "context-title", text: clientName(client) }));
+  body.appendChild(el("p", { className: "muted ctx-phone", text: [client.phone, client.email, client.channel].filter(Boolean).join(" · ") }));
   body.appendChild(el("p", { id: "ctx-saved", className: "ok", role: "status" }));
   body.appendChild(section(t("Details"), [detailsForm(client)]));
   if (visitor) {

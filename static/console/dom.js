@@ -47,13 +47,28 @@ export function ts(iso) {
   return isNaN(value) ? 0 : value;
 }
 
+// Formatters built once: toLocale*String() builds one per call, which dominated the
+// time to draw a long inbox.
+const TIME = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+const DAY = new Intl.DateTimeFormat([], { month: "short", day: "numeric" });
+let today = "";
+let todayUntil = 0;
+
 export function formatTime(iso) {
   if (!iso) return "";
   const date = new Date(iso);
-  if (isNaN(date.getTime())) return "";
-  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  if (date.toDateString() === new Date().toDateString()) return time;
-  return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+  const ms = date.getTime();
+  if (isNaN(ms)) return "";
+  const now = Date.now();
+  if (now >= todayUntil) {
+    const midnight = new Date();
+    midnight.setHours(24, 0, 0, 0);
+    todayUntil = midnight.getTime();
+    today = new Date().toDateString();
+  }
+  const time = TIME.format(date);
+  if (date.toDateString() === today) return time;
+  return DAY.format(date) + " " + time;
 }
 
 let noticeTimer = null;

@@ -466,6 +466,15 @@ export const inboxDebug = {
     const step = () => loadMore().then((more) => (more ? step() : inbox.order.length));
     return loadInbox().then(step);
   },
+  // The cost of the old way (rebuilding every row), for the benchmark's baseline: the
+  // script alone, then with the layout it forces.
+  rebuildTiming: () => {
+    const started = performance.now();
+    renderAll();
+    const script = performance.now() - started;
+    void $("inbox-list").offsetHeight;
+    return { script, withLayout: performance.now() - started };
+  },
   orderMatchesDom: () => {
     const dom = Array.from($("inbox-list").children, (li) => li.dataset.desk);
     return dom.length === inbox.order.length && dom.every((uuid, i) => uuid === inbox.order[i]);
