@@ -11,6 +11,8 @@ the command line or at run time with `POST /control` (JSON, any subset):
     error_rate   share of requests answered 500 (0..1)
     garbage_rate share of requests answered 200 with a body that is not JSON
     down         true: every connection is closed without an answer
+    keep_texts   true: remember each accepted message's text, for `GET /messages/{id}`
+                 (off by default: a benchmark's million texts would fill the memory)
 
 `GET /stats` reports what was accepted: total, unique ids, and ids accepted more
 than once (duplicates: the same msgId replayed, harmless since the msgId is the
@@ -58,8 +60,10 @@ class State:
             "error_rate": error_rate,
             "garbage_rate": garbage_rate,
             "down": down,
+            "keep_texts": False,
         }
         self.accepted: Counter[int] = Counter()
+        self.texts: dict[int, str] = {}
         self.phones: dict[int, set[int]] = {}
         self.requests = 0
         self.errors = 0
@@ -70,6 +74,7 @@ class State:
     def reset(self) -> None:
         self.accepted.clear()
         self.phones.clear()
+        self.texts.clear()
         self.requests = self.errors = self.garbage = self.refused = 0
 
     def stats(self) -> dict[str, Any]:
@@ -160,6 +165,8 @@ async def handle_send(
         return _response(200, b"<html>gateway hiccup</html>", "text/html")
     state.accepted[msg_id] += 1
     state.phones.setdefault(data["phone"], set()).add(msg_id)
+    if s["keep_texts"]:
+        state.texts[msg_id] = data["text"]
     return OK
 
 
@@ -190,6 +197,7 @@ async def handle(state: State, reader: asyncio.StreamReader, writer: asyncio.Str
                         {
                             "id": int(path.rsplit("/", 1)[1]),
                             "accepted": state.accepted[int(path.rsplit("/", 1)[1])],
+                            "text": state.texts.get(int(path.rsplit("/", 1)[1])),
                         },
                     )
                 except ValueError:

@@ -111,12 +111,14 @@ def javascript_catalog(request: HttpRequest) -> HttpResponse:
     key = (language, _catalog_version())
     if key not in _catalogs:
         with translation.override(language):
-            response = _catalog_view(request)
-        etag = '"' + hashlib.sha256(response.content).hexdigest()[:20] + '"'
+            built = _catalog_view(request)
+        assert isinstance(built, HttpResponse)  # JavaScriptCatalog renders, never streams
+        etag = '"' + hashlib.sha256(built.content).hexdigest()[:20] + '"'
         for stale in [k for k in _catalogs if k[1] != key[1]]:
             del _catalogs[stale]  # catalogs of an older compilation
-        _catalogs[key] = (response.content, etag)
+        _catalogs[key] = (built.content, etag)
     content, etag = _catalogs[key]
+    response: HttpResponse
     if etag in request.headers.get("If-None-Match", ""):
         response = HttpResponseNotModified()
     else:

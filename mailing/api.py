@@ -20,7 +20,6 @@ from core.logging import get_logger
 from core.models import Organization
 from core.scope import ORGANIZATION_PARAM, organization_scope
 from mailing import selectors, services
-from mailing.context import template_preview
 from mailing.models import Mailing, Template
 from mailing.serializers import (
     MailingCountsSerializer,
@@ -34,6 +33,7 @@ from mailing.serializers import (
     TemplateSerializer,
     TemplateWriteSerializer,
 )
+from mailing.services.variants import template_preview_all
 
 log = get_logger(__name__)
 
@@ -122,7 +122,7 @@ class TemplatePreviewView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         values = {str(k): str(v) for k, v in (data.get("context") or {}).items()}
-        preview = template_preview(
+        preview = template_preview_all(
             template=template, client_id=data["client"], values=values, now=timezone.now()
         )
         if preview is None:

@@ -52,6 +52,29 @@ class Template(models.Model):
         return f"{self.title} ({self.code})"
 
 
+class TemplateVariant(models.Model):
+    """The template in one more language (issue 16): a client whose `language` is this one
+    receives these texts; anyone else the template's own (its default). Same placeholders
+    and checks as the template (mailing/services/variants.py)."""
+
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="variants")
+    # A code of settings.LANGUAGES ("ru", "pt-br"), normalized by the service.
+    language = models.CharField(max_length=10)
+    body = models.TextField()
+    subject = models.CharField(max_length=200, blank=True, default="")
+    html_body = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["language"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "language"], name="uniq_template_language")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} [{self.language}]"
+
+
 class Mailing(models.Model):
     class Status(models.TextChoices):
         SCHEDULED = "scheduled"

@@ -37,7 +37,8 @@ def template_list(*, principal: Any, organization_slug: str | None = None) -> Qu
     qs = Template.objects.filter(organization__in=organizations_for(principal))
     if organization_slug is not None:
         qs = qs.filter(organization__slug=organization_slug)
-    return qs.select_related("organization")
+    # variants: listed in the template's representation, one query for the page.
+    return qs.select_related("organization").prefetch_related("variants")
 
 
 def template_get_for_principal(*, principal: Any, pk: int) -> Template:

@@ -7,12 +7,30 @@ from typing import Any
 from rest_framework import serializers
 
 from core.validators import operator_code_validator, tag_validator
-from mailing.models import Mailing, MailingMessage, Template, Transport
+from mailing.models import Mailing, MailingMessage, Template, TemplateVariant, Transport
+
+
+class TemplateVariantSerializer(serializers.ModelSerializer[TemplateVariant]):
+    class Meta:
+        model = TemplateVariant
+        fields = ["language", "subject", "body", "html_body", "updated_at"]
+
+
+class TemplateVariantWriteSerializer(serializers.Serializer[Any]):
+    body = serializers.CharField(max_length=2000)
+    subject = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    html_body = serializers.CharField(max_length=100_000, required=False, allow_blank=True)
 
 
 class TemplateSerializer(serializers.ModelSerializer[Template]):
     organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
+    )
+    variants = TemplateVariantSerializer(
+        many=True,
+        read_only=True,
+        help_text="The texts in other languages (PUT /api/templates/<id>/variants/<language>/); "
+        "a client whose language has one receives it, anyone else the template's own.",
     )
 
     class Meta:
@@ -27,6 +45,7 @@ class TemplateSerializer(serializers.ModelSerializer[Template]):
             "subject",
             "html_body",
             "variables",
+            "variants",
             "created_at",
             "updated_at",
         ]
@@ -288,9 +307,22 @@ class PreviewRequestSerializer(_WithContextField):
     )
 
 
-class PreviewSerializer(serializers.Serializer[Any]):
-    transport = serializers.CharField()
-    provider = serializers.CharField(help_text="The context provider the template's code chose.")
+class PreviewVariantSerializer(serializers.Serializer[Any]):
+    language = serializers.CharField(help_text='"" for the template\'s own texts.')
     subject = serializers.CharField()
     text = serializers.CharField()
     html = serializers.CharField()
+
+
+class PreviewSerializer(serializers.Serializer[Any]):
+    transport = serializers.CharField()
+    provider = serializers.CharField(help_text="The context provider the template's code chose.")
+    language = serializers.CharField(
+        help_text='The variant this client receives (its language), "" for the template\'s own.'
+    )
+    subject = serializers.CharField()
+    text = serializers.CharField()
+    html = serializers.CharField()
+    variants = PreviewVariantSerializer(
+        many=True, help_text="The same client in the template's own texts and every variant."
+    )

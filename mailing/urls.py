@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from mailing import api, email_api
+from mailing import api, email_api, variants_api
 
 urlpatterns = [
     path("mailings/", api.MailingListView.as_view(), name="mailing-list"),
@@ -14,6 +14,11 @@ urlpatterns = [
     path("templates/", api.TemplateListView.as_view(), name="template-list"),
     path("templates/<int:pk>/", api.TemplateDetailView.as_view(), name="template-detail"),
     path("templates/<int:pk>/preview/", api.TemplatePreviewView.as_view(), name="template-preview"),
+    path(
+        "templates/<int:pk>/variants/<str:language>/",
+        variants_api.TemplateVariantView.as_view(),
+        name="template-variant",
+    ),
     path("notifications/", api.NotificationView.as_view(), name="notification-send"),
     path("email/bounces/", email_api.EmailBounceView.as_view(), name="email-bounces"),
 ]

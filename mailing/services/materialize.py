@@ -25,6 +25,7 @@ from mailing.services.lifecycle import (
     mailing_schedule_start,
     mailings_start,
 )
+from mailing.services.variants import template_variants, variant_for
 from mailing.windows import next_opening
 
 log = get_logger(__name__)
@@ -76,6 +77,7 @@ _CLIENT_VALUES = (
     "promo_opt_out",
     "email_promo_opt_out",
     "email_undeliverable",
+    "language",  # picks the template's variant (mailing/services/variants.py)
 )
 
 
@@ -137,6 +139,7 @@ def _message_rows(
     transports = mailing_transports(mailing)
     provider = context.provider_for(template.code if template is not None else None)
     per_client = provider.collect(mailing.organization_id, clients, now)
+    variants = template_variants(template)
     planned: list[_Planned] = []
     skipped: list[tuple[int, str]] = []
     for client in clients:
@@ -146,7 +149,9 @@ def _message_rows(
             continue
         values = {**base_values, **per_client[client["pk"]]}
         opening = next_opening(now, client["timezone"], mailing.window_start, mailing.window_end)
-        text = rendering.render(body, values)
+        # The client's language's texts, else the template's own (issue 16).
+        texts = variant_for(template, variants, client["language"]) if template else None
+        text = rendering.render(texts.body if texts is not None else body, values)
         key = int(client["phone"]) if client["phone"] else -client["pk"]
         if opening >= mailing.end_at:
             row = (
@@ -158,15 +163,15 @@ def _message_rows(
             )
         else:
             row = (key, text, Delivery.Status.PENDING, None if opening == now else opening, "")
-        email = transport == Transport.EMAIL and template is not None
+        email = transport == Transport.EMAIL and texts is not None
         planned.append(
             _Planned(
                 client_id=client["pk"],
                 key=key,
                 transport=transport,
                 address=client["email"] if transport == Transport.EMAIL else "",
-                subject=rendering.render(template.subject, values)[:255] if email else "",
-                html=rendering.render_html(template.html_body, values) if email else "",
+                subject=rendering.render(texts.subject, values)[:255] if texts and email else "",
+                html=rendering.render_html(texts.html_body, values) if texts and email else "",
                 row=row,
             )
         )

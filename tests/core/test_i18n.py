@@ -10,9 +10,11 @@ import gettext
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.core import mail
 from django.db import transaction
@@ -349,3 +351,126 @@ def test_check_command_exits_nonzero_on_problems(tmp_path):
         cwd=ROOT,
     )
     assert result.returncode == (1 if result.stdout.strip() else 0), result.stdout
+
+
+# --- what clients receive: a template's variant per language -------------------------------
+
+
+def _promo_template(org: Any) -> Any:
+    from mailing.services import template_create
+    from mailing.services.variants import template_variant_save
+
+    template = template_create(
+        organization=org, title="Order", code="order", body="Hello {{ name }}, your order is ready."
+    )
+    template_variant_save(
+        template=template, language="ru", body="Здравствуйте, {{ name }}! Ваш заказ готов."
+    )
+    template_variant_save(
+        template=template, language="pt_BR", body="Olá, {{ name }}! Seu pedido está pronto."
+    )
+    return template
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mailing_reaches_each_client_in_its_language_at_the_sender(
+    org, make_client, sender, start_worker
+):
+    from mailing.models import MailingMessage
+    from mailing.services import mailing_create
+    from tests.conftest import wait_until
+
+    # given: a template in English (its own texts), Russian and Brazilian Portuguese, and
+    # clients reading each of them, one in a language the platform does not speak
+    template = _promo_template(org)
+    clients = {
+        make_client(org, name="Olga", language="ru").pk: "Здравствуйте, Olga! Ваш заказ готов.",
+        make_client(org, name="João", language="pt-BR").pk: "Olá, João! Seu pedido está pronto.",
+        make_client(org, name="Ann", language="").pk: "Hello Ann, your order is ready.",
+        make_client(org, name="Hans", language="de").pk: "Hello Hans, your order is ready.",
+    }
+    sender.control(keep_texts=True)
+    start_worker()
+    try:
+        # when the mailing runs through a real worker and the simulator
+        now = timezone.now()
+        mailing = mailing_create(
+            organization=org,
+            template=template,
+            start_at=now,
+            end_at=now + timedelta(minutes=10),
+        )
+        wait_until(lambda: sender.stats()["unique"] == len(clients), timeout=60)
+        # then the sender received each client's text in its language, once
+        messages = MailingMessage.objects.filter(mailing=mailing)
+        received = {
+            m.client_id: httpx.get(f"{sender.url}/messages/{m.pk}").json() for m in messages
+        }
+    finally:
+        sender.control(keep_texts=False)
+    assert {pk: r["text"] for pk, r in received.items()} == clients
+    assert all(r["accepted"] == 1 for r in received.values())
+
+
+def test_variant_api_and_the_preview_showing_each(agent, make_client, make_agent, make_org):
+    template = _promo_template(agent.organization)
+    api = agent.client()
+    url = f"/api/templates/{template.pk}/variants/"
+    # the representation lists the variants
+    listed = api.get(f"/api/templates/{template.pk}/").json()["variants"]
+    assert [(v["language"], v["body"][:5]) for v in listed] == [
+        ("pt-br", "Olá, "),
+        ("ru", "Здрав"),
+    ]
+    # PUT replaces one (its language normalized), DELETE removes it
+    put = api.put(url + "ru/", {"body": "Привет, {{ name }}!"}, format="json")
+    assert put.status_code == 200 and put.json()["language"] == "ru"
+    # the preview: what this client receives (its language) and every language beside
+    olga = make_client(agent.organization, name="Olga", language="ru")
+    preview = api.post(f"/api/templates/{template.pk}/preview/", {"client": olga.pk}).json()
+    assert (preview["language"], preview["text"]) == ("ru", "Привет, Olga!")
+    assert {v["language"]: v["text"] for v in preview["variants"]} == {
+        "": "Hello Olga, your order is ready.",
+        "pt-br": "Olá, Olga! Seu pedido está pronto.",
+        "ru": "Привет, Olga!",
+    }
+    assert api.delete(url + "ru/").status_code == 204
+    preview = api.post(f"/api/templates/{template.pk}/preview/", {"client": olga.pk}).json()
+    assert (preview["language"], preview["text"]) == ("", "Hello Olga, your order is ready.")
+
+
+def test_variant_api_refuses_attackers_and_bad_input(agent, make_agent, make_org):
+    from rest_framework.test import APIClient
+
+    from core.services import api_key_create
+
+    template = _promo_template(agent.organization)
+    url = f"/api/templates/{template.pk}/variants/ru/"
+    good = {"body": "Привет"}
+    # anonymous
+    assert APIClient().put(url, good, format="json").status_code == 401
+    # another tenant's agent: the template does not exist for them
+    mallory = make_agent("mallory", make_org("evil"))
+    assert mallory.client().put(url, good, format="json").status_code == 404
+    assert mallory.client().delete(url).status_code == 404
+    # an integration key without the admin scope
+    _, raw = api_key_create(name="bot", organization=agent.organization, scopes=["read"])
+    bot = APIClient()
+    bot.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert bot.put(url, good, format="json").status_code == 403
+    # hostile or wrong bodies: 400 with field errors, in the caller's language
+    api = agent.client()
+    for body, field in [
+        ({}, "body"),
+        ({"body": "x" * 2001}, "body"),
+        ({"body": "Привет {{ password }}"}, "body"),  # a placeholder nobody gives
+        ({"body": "Привет {{ name"}, "body"),
+        ({"body": ["a"]}, "body"),
+    ]:
+        response = api.put(url, body, format="json", HTTP_ACCEPT_LANGUAGE="ru")
+        assert response.status_code == 400, (body, response.content)
+        assert field in response.json()["error"]["fields"]
+    bad_language = api.put(f"/api/templates/{template.pk}/variants/xx-evil/", good, format="json")
+    assert bad_language.status_code == 400
+    assert "language" in bad_language.json()["error"]["fields"]
+    assert api.delete(f"/api/templates/{template.pk}/variants/de/").status_code == 404
