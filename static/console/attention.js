@@ -43,8 +43,12 @@ function savePreferences(change) {
     }
     return Promise.resolve();
   }
+  // Only the fields this change sent come back into the page: an answer to an earlier
+  // change must not undo a later click.
   return api("PATCH", "/api/me/preferences/", change)
-    .then((result) => Object.assign(prefs, result.data || {}))
+    .then((result) => {
+      for (const key of Object.keys(change)) if (result.data && key in result.data) prefs[key] = result.data[key];
+    })
     .catch((err) => {
       $("pref-desktop-note").textContent = fmt(t("Not saved: %(error)s"), { error: err.message });
     })
@@ -78,6 +82,14 @@ function unlockAudio() {
 function beep() {
   if (!audio) unlockAudio();
   if (!audio) return;
+  try {
+    playTone();
+  } catch (e) {
+    /* no audio device: the desktop notification (if on) still says it */
+  }
+}
+
+function playTone() {
   const osc = audio.createOscillator();
   const gain = audio.createGain();
   osc.frequency.value = 880;
@@ -88,10 +100,13 @@ function beep() {
   osc.stop(audio.currentTime + 0.25);
 }
 
+// A mention is always worth a notification; the rest only when the agent is not
+// already looking at that conversation.
 function signal(kind, title, body, deskUuid) {
   const record = { kind, title, body, desk: deskUuid, desktop: false, sound: false };
+  const looking = document.visibilityState !== "hidden" && document.hasFocus() && deskUuid === state.openDesk;
   if (prefs.notify_desktop && typeof Notification !== "undefined" && Notification.permission === "granted" &&
-      (document.visibilityState === "hidden" || !document.hasFocus() || deskUuid !== state.openDesk)) {
+      (kind === "mention" || !looking)) {
     const note = new Notification(title, { body, tag: deskUuid || kind });
     note.onclick = () => {
       window.focus();

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import wait_until
 from tests.console.conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,4 +99,127 @@ def test_status_assignment_and_views_follow_live_on_every_agents_page(
     expect(row(bob, olga).locator(".chip")).to_have_text("Resolved")
     expect(bob.locator("#inbox-list button[data-desk]")).to_have_count(1)
     assert HelpDesk.objects.get(pk=olga.pk).status == "resolved"
+    assert alice.errors == [] and bob.errors == []
+
+
+# The OS notification is outside the product: the page's calls are recorded instead.
+FAKE_NOTIFICATION = """
+window.__notifications = [];
+window.Notification = class {
+    static permission = "granted";
+    static requestPermission() { return Promise.resolve("granted"); }
+    constructor(title, options) { window.__notifications.push([title, options.body]); }
+    close() {}
+};
+"""
+
+
+def test_notes_canned_replies_context_and_a_mention_alert(
+    agent, make_agent, org, make_client, web, new_page
+):
+    from chat.models import CannedReply, Client, Message
+    from chat.services import help_desk_open
+    from core.models import AgentPreference
+
+    make_agent("bob", org, role="agent")
+    olga, _ = help_desk_open(client=make_client(org, name="Olga Older"))
+    inbound(web, agent, olga.client.phone, "where is my refund?")
+    alice = new_page("alice", viewport=DESKTOP)
+    bob = new_page()
+    bob.add_init_script(FAKE_NOTIFICATION)
+    from tests.console.conftest import login
+
+    login(bob, "bob")
+
+    # bob opts in to desktop notifications and sound: saved for him on the server
+    bob.get_by_text("Alerts").click()
+    bob.get_by_label("Desktop notifications").check()
+    bob.get_by_label("Sound").check()
+    wait_until(
+        lambda: AgentPreference.objects.filter(
+            user__username="bob", notify_desktop=True, notify_sound=True
+        ).exists(),
+        timeout=10,
+    )
+    bob.get_by_text("Alerts").click()
+
+    # alice (an admin) adds a canned reply in the console
+    row(alice, olga).click()
+    alice.get_by_role("button", name="Canned replies…").click()
+    dialog = alice.locator("#canned-dialog")
+    dialog.get_by_label("Shortcut").fill("refund")
+    dialog.get_by_label("Title").fill("Refund under way")
+    dialog.get_by_label("Message").fill("Hello {{ name }}, your refund is on its way.")
+    dialog.get_by_role("button", name="Add canned reply").click()
+    expect(dialog.locator('#canned-manage-list li[data-shortcut="refund"]')).to_be_visible()
+    dialog.get_by_label("Shortcut").fill("bad shortcut!")
+    dialog.get_by_label("Message").fill("x")
+    dialog.get_by_role("button", name="Add canned reply").click()
+    expect(dialog.locator("#canned-shortcut-error")).not_to_be_empty()
+    dialog.get_by_role("button", name="Close").click()
+    assert CannedReply.objects.filter(organization=org).count() == 1
+
+    # ... and uses it: "/ref", arrows and Enter insert it, filled for this client
+    row(bob, olga).click()
+    reply = alice.get_by_label("Reply")
+    reply.press_sequentially("/ref")
+    picker = alice.locator("#canned-list")
+    expect(picker.get_by_role("option")).to_have_count(1)
+    expect(picker.get_by_role("option").first).to_have_attribute("aria-selected", "true")
+    screenshot(alice, "canned-picker.png")
+    reply.press("Enter")
+    expect(reply).to_have_value("Hello Olga Older, your refund is on its way.")
+    expect(picker).to_be_hidden()
+    reply.press("Enter")
+    sent = "Hello Olga Older, your refund is on its way."
+    mine = alice.locator("#message-list li.msg-out").filter(has_text=sent)
+    expect(mine.locator(".msg-by")).to_have_text("You")
+    # the other agent sees who answered, on the bubble itself
+    expect(
+        bob.locator("#message-list li.msg-out").filter(has_text=sent).locator(".msg-by")
+    ).to_have_text("alice")
+
+    # a private note mentioning bob: agents see it in its own look, the client never does
+    alice.get_by_role("button", name="Note", exact=True).click()
+    alice.get_by_label("Private note").fill("@bob can you check the refund?")
+    alice.get_by_role("button", name="Add note").click()
+    for page in (alice, bob):
+        note = page.locator("#message-list li.note").filter(has_text="can you check the refund")
+        expect(note).to_be_visible()
+        expect(note.locator(".msg-by")).to_contain_text("only agents see this")
+    wait_until(lambda: any(a["kind"] == "mention" for a in bob.evaluate("consoleDebug.alerts()")))
+    mention = next(a for a in bob.evaluate("consoleDebug.alerts()") if a["kind"] == "mention")
+    assert mention["desktop"] and mention["sound"], mention
+    assert bob.evaluate("window.__notifications")[-1] == [
+        "alice mentioned you",
+        "@bob can you check the refund?",
+    ]
+    history = alice.evaluate(
+        "uuid => fetch(`/api/help-desks/${uuid}/history/`).then(r => r.json())", str(olga.uuid)
+    )
+    assert "check the refund" not in str(history)
+    assert not Message.objects.filter(message__contains="check the refund").exists()
+    screenshot(alice, "notes.png")
+
+    # bob (an agent) reads canned replies but cannot change them
+    bob.get_by_role("button", name="Canned replies…").click()
+    expect(bob.locator("#canned-readonly")).to_be_visible()
+    expect(bob.locator("#canned-form")).to_be_hidden()
+    bob.get_by_role("button", name="Close").click()
+
+    # the customer context: details edited beside the conversation
+    context = alice.locator("#context")
+    expect(context.get_by_label("Name")).to_have_value("Olga Older")
+    context.get_by_label("Name").fill("Olga O. <b>Older</b>")
+    context.get_by_label("Tag").fill("vip")
+    context.get_by_label("No promotional SMS").check()
+    context.get_by_role("button", name="Save details").click()
+    expect(alice.locator("#conv-title")).to_have_text("Olga O. <b>Older</b>")
+    expect(row(bob, olga).locator(".desk-name")).to_have_text("Olga O. <b>Older</b>")
+    client = Client.objects.get(pk=olga.client.pk)
+    assert (client.name, client.tag, client.promo_opt_out) == ("Olga O. <b>Older</b>", "vip", True)
+    context.get_by_label("Email", exact=True).fill("not an email")
+    context.get_by_role("button", name="Save details").click()
+    expect(context.locator("#ctx-email-error")).not_to_be_empty()
+    screenshot(alice, "context.png")
     assert alice.errors == [] and bob.errors == []
