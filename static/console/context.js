@@ -147,7 +147,8 @@ function load() {
   render({ client }, null); // what the inbox knows, at once
   Promise.all([
     client.uuid ? api("GET", "/api/clients/" + client.uuid + "/context/").catch(() => null) : null,
-    api("GET", "/api/help-desks/" + desk.uuid + "/visitor/").catch(() => null),
+    // only a web widget's visitor has one (asking for others would log a 404 each time)
+    (desk.channel || client.channel) === "web" ? api("GET", "/api/help-desks/" + desk.uuid + "/visitor/").catch(() => null) : null,
   ]).then(([context, visitor]) => {
     if (token !== ctx.token) return;
     render(context ? context.data : { client }, visitor ? visitor.data : null);

@@ -63,7 +63,7 @@ addLoader(() =>
     if (state.wantDesk) {
       const uuid = state.wantDesk;
       state.wantDesk = null;
-      return openHelpDesk(uuid, { keepHash: true, keepFocus: true }).catch(() => {
+      return openHelpDesk(uuid, { keepFocus: true }).catch(() => {
         notify(t("That conversation could not be opened."));
       });
     }

@@ -223,3 +223,69 @@ def test_notes_canned_replies_context_and_a_mention_alert(
     expect(context.locator("#ctx-email-error")).not_to_be_empty()
     screenshot(alice, "context.png")
     assert alice.errors == [] and bob.errors == []
+
+
+NO_OVERFLOW = """() => {
+    const doc = document.documentElement;
+    const panel = document.querySelector("main > .tab:not([hidden])");
+    return {doc: doc.scrollWidth - doc.clientWidth,
+            body: document.body.scrollWidth - document.body.clientWidth,
+            panel: panel.scrollWidth - panel.clientWidth};
+}"""
+
+
+def test_phone_deep_link_through_login_one_line_top_bar_and_forms_that_fit(
+    agent, org, make_client, web, new_page
+):
+    from chat.services import help_desk_open
+
+    olga, _ = help_desk_open(client=make_client(org, name="Olga Older"))
+    long_name = "Maximiliana Konstantinopolskaya-Wolfeschlegelsteinhausen " * 2
+    make_client(org, name=long_name.strip(), tag="vip")
+    inbound(web, agent, olga.client.phone, "hello from the phone test")
+    page = new_page(viewport=PHONE)
+    missing = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+
+    # a deep link opened while logged out lands on that conversation after the login
+    page.goto(f"/#{org.slug}/{olga.uuid}")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("pw-alice")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#conv-title")).to_have_text("Olga Older")
+    expect(page.locator("#message-list")).to_contain_text("hello from the phone test")
+    assert page.evaluate("location.hash") == f"#{org.slug}/{olga.uuid}"
+
+    # the top bar is one line and all four tabs show whole
+    bar = page.locator(".topbar").bounding_box()
+    assert bar["height"] < 56, bar
+    for tab in page.locator(".tab-button").all():
+        box = tab.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    assert page.evaluate(NO_OVERFLOW) == {"doc": 0, "body": 0, "panel": 0}
+    screenshot(page, "phone-deeplink-conversation.png")
+    page.get_by_role("button", name="Details").click()
+    expect(page.locator("#context").get_by_label("Name")).to_have_value("Olga Older")
+    assert page.evaluate(NO_OVERFLOW) == {"doc": 0, "body": 0, "panel": 0}
+    screenshot(page, "phone-details.png")
+    page.get_by_role("button", name="← Conversation").click()
+    page.get_by_role("button", name="← Inbox").click()
+    expect(page.locator("#inbox-views")).to_be_visible()
+    screenshot(page, "phone-inbox.png")
+
+    # one heading per section (the tab names it; no "Inbox"/"Mailings" twice)
+    expect(page.get_by_role("heading", name="Inbox")).to_have_count(0)
+    page.get_by_role("button", name="Mailings").click()
+    expect(page.get_by_role("heading", name="Mailings", exact=True)).to_have_count(1)
+    # the mailing form fits 390 px, even with a long client in its preview picker
+    page.get_by_label("Client tags").fill("vip")
+    page.get_by_label("Client tags").press("Tab")
+    expect(page.get_by_label("Client", exact=True)).to_contain_text("Maximiliana")
+    assert page.evaluate(NO_OVERFLOW) == {"doc": 0, "body": 0, "panel": 0}
+    screenshot(page, "phone-mailing-form.png")
+
+    # the favicon is served, and no page asks for a missing one
+    href = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.request.get(href).status == 200
+    assert missing == []
+    assert page.errors == []
