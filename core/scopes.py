@@ -14,6 +14,7 @@ monitoring key cannot read histories, edit help desks, delete clients or send ma
 | `agent`      | act as an agent: send, edit help desks and clients, typing/read     |
 | `admin`      | configuration: mailings, templates, rules, teams, topics, webhooks   |
 | `email_bounces` | POST /api/email/bounces/ (the mail provider's bounce webhook)    |
+| `events`     | POST /api/events/ (external services' events -> notifications)      |
 
 `admin` still needs the user to be an organization admin where the API asks for one;
 a scope never grants more than the principal behind the key has.
@@ -31,8 +32,9 @@ READ = "read"
 AGENT = "agent"
 ADMIN = "admin"
 EMAIL_BOUNCES = "email_bounces"
+EVENTS = "events"
 
-ALL = (TRIGGERS, ASSISTANCE, INBOUND, READ, AGENT, ADMIN, EMAIL_BOUNCES)
+ALL = (TRIGGERS, ASSISTANCE, INBOUND, READ, AGENT, ADMIN, EMAIL_BOUNCES, EVENTS)
 CHOICES = [(scope, scope) for scope in ALL]
 
 # Least privilege by default: integrations post, they do not read or act.

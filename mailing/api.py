@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import scopes
-from core.access import is_agent
+from core.access import is_admin, is_agent
 from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.logging import get_logger
@@ -56,6 +56,19 @@ def _template_in(request: Request, data: dict[str, Any]) -> None:
         ) from exc
 
 
+def _html_check(request: Request, organization: Organization, data: dict[str, Any]) -> None:
+    """A template's HTML part is markup sent as is to every recipient (only placeholder
+    values are escaped): only an organization admin may write it, not an agent or an
+    integration key (a leaked key must not be able to mail arbitrary HTML)."""
+    if data.get("html_body") and not is_admin(user=request.user, organization=organization):
+        raise ApplicationError(
+            gettext("Only an organization admin may write a template's HTML."),
+            code="forbidden",
+            status_code=403,
+            fields={"html_body": [gettext("Only an organization admin may write HTML.")]},
+        )
+
+
 # --- templates ------------------------------------------------------------------------
 
 
@@ -78,6 +91,7 @@ class TemplateListView(ListView):
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         organization = _organization_for_create(request, data)
+        _html_check(request, organization, data)
         template = services.template_create(organization=organization, **data)
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
@@ -99,6 +113,7 @@ class TemplateDetailView(APIView):
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         data.pop("organization", None)
+        _html_check(request, template.organization, data)
         return Response(
             TemplateSerializer(services.template_update(template=template, data=data)).data
         )

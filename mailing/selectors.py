@@ -10,7 +10,15 @@ from django.utils.translation import gettext
 from core.access import organizations_for
 from core.errors import ApplicationError
 from core.models import Delivery
-from mailing.models import Mailing, MailingMessage, MailingSkip, Template, Transport
+from mailing.models import (
+    Event,
+    EventRule,
+    Mailing,
+    MailingMessage,
+    MailingSkip,
+    Template,
+    Transport,
+)
 
 STATUSES = tuple(Delivery.Status.values)
 
@@ -129,3 +137,24 @@ def message_list(*, mailing: Mailing) -> QuerySet[MailingMessage]:
         .select_related("delivery", "client")
         .prefetch_related("delivery__attempt_rows")
     )
+
+
+def event_list(*, principal: Any, organization_slug: str | None = None) -> QuerySet[Event]:
+    qs = Event.objects.filter(organization__in=organizations_for(principal))
+    if organization_slug is not None:
+        qs = qs.filter(organization__slug=organization_slug)
+    return qs.select_related("organization", "client").prefetch_related("mailings")
+
+
+def event_rule_list(*, principal: Any, organization_slug: str | None = None) -> QuerySet[EventRule]:
+    qs = EventRule.objects.filter(organization__in=organizations_for(principal))
+    if organization_slug is not None:
+        qs = qs.filter(organization__slug=organization_slug)
+    return qs.select_related("organization")
+
+
+def event_rule_get_for_principal(*, principal: Any, pk: int) -> EventRule:
+    rule = event_rule_list(principal=principal).filter(pk=pk).first()
+    if rule is None:
+        raise ApplicationError(gettext("Rule not found."), code="not_found", status_code=404)
+    return rule

@@ -7,7 +7,15 @@ from typing import Any
 from rest_framework import serializers
 
 from core.validators import operator_code_validator, tag_validator
-from mailing.models import Mailing, MailingMessage, Template, TemplateVariant, Transport
+from mailing.models import (
+    Event,
+    EventRule,
+    Mailing,
+    MailingMessage,
+    Template,
+    TemplateVariant,
+    Transport,
+)
 
 
 class TemplateVariantSerializer(serializers.ModelSerializer[TemplateVariant]):
@@ -326,3 +334,110 @@ class PreviewSerializer(serializers.Serializer[Any]):
     variants = PreviewVariantSerializer(
         many=True, help_text="The same client in the template's own texts and every variant."
     )
+
+
+# --- events (issue 15 item 5) ---------------------------------------------------------------
+
+
+class EventRuleSerializer(serializers.ModelSerializer[EventRule]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = EventRule
+        fields = [
+            "id",
+            "organization",
+            "event",
+            "template",
+            "transports",
+            "delay_seconds",
+            "priority",
+            "promo",
+            "cancel_events",
+            "active",
+            "created_at",
+        ]
+
+
+class EventRuleWriteSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
+    event = serializers.SlugField(max_length=50)
+    template = serializers.IntegerField(help_text="Template id.")
+    transports = _transports()
+    delay_seconds = serializers.IntegerField(min_value=0, required=False)
+    priority = serializers.IntegerField(min_value=1, max_value=10, required=False)
+    promo = serializers.BooleanField(required=False)
+    cancel_events = serializers.ListField(
+        child=serializers.SlugField(max_length=50),
+        required=False,
+        max_length=20,
+        help_text="Events that cancel this rule's delayed notification for the client.",
+    )
+
+
+def _scalar_map(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(value) > 50:
+        raise serializers.ValidationError("An object of at most 50 names.")
+    bad = [
+        str(k)[:50]
+        for k, v in value.items()
+        if not isinstance(k, str)
+        or not k.isidentifier()
+        or len(k) > 50
+        or not isinstance(v, str | int | float | bool)
+        or len(str(v)) > 1000
+    ]
+    if bad:
+        raise serializers.ValidationError(
+            f"Invalid entries: {', '.join(bad[:10])} (names are identifiers, values text or "
+            "numbers up to 1000 characters)."
+        )
+    return value
+
+
+class EventInSerializer(serializers.Serializer[Any]):
+    organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
+    event = serializers.SlugField(max_length=50, help_text="The event's name: user_registered.")
+    client = serializers.CharField(
+        max_length=254, help_text="The client: its uuid, phone (7XXXXXXXXXX) or email."
+    )
+    data = serializers.JSONField(
+        required=False,
+        default=dict,
+        validators=[_scalar_map],
+        help_text="Values for the templates' variables.",
+    )
+    idempotency_key = serializers.CharField(
+        max_length=100, help_text="Unique per organization: a repeated key is not processed again."
+    )
+
+
+class EventMailingSerializer(serializers.ModelSerializer[Mailing]):
+    class Meta:
+        model = Mailing
+        fields = ["id", "status", "start_at", "rule", "template"]
+
+
+class EventSerializer(serializers.ModelSerializer[Event]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    event = serializers.CharField(source="name", read_only=True)
+    client = serializers.UUIDField(source="client.uuid", read_only=True, allow_null=True)
+    mailings = EventMailingSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "organization",
+            "event",
+            "client",
+            "data",
+            "idempotency_key",
+            "created_at",
+            "mailings",
+            "cancelled",
+        ]

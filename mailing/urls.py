@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from mailing import api, email_api, variants_api
+from mailing import api, email_api, events_api, variants_api
 
 urlpatterns = [
     path("mailings/", api.MailingListView.as_view(), name="mailing-list"),
@@ -21,4 +21,9 @@ urlpatterns = [
     ),
     path("notifications/", api.NotificationView.as_view(), name="notification-send"),
     path("email/bounces/", email_api.EmailBounceView.as_view(), name="email-bounces"),
+    path("events/", events_api.EventListView.as_view(), name="event-list"),
+    path("event-rules/", events_api.EventRuleListView.as_view(), name="event-rule-list"),
+    path(
+        "event-rules/<int:pk>/", events_api.EventRuleDetailView.as_view(), name="event-rule-detail"
+    ),
 ]

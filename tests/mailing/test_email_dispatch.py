@@ -57,6 +57,14 @@ def _template(org: Any, **fields: Any) -> Any:
     return template_create(organization=org, **fields)
 
 
+def _worker_ready() -> bool:
+    from rq import Worker
+
+    from core.redis import get_redis
+
+    return Worker.count(connection=get_redis()) > 0
+
+
 def _finished(mailing: Any) -> bool:
     mailing.refresh_from_db()
     return mailing.status == "finished"
@@ -142,3 +150,70 @@ def test_promo_email_mailing_each_client_once_through_smtp_failures(
         assert outcomes == ["transient"] * (tries - 1) + ["ok"]
     # one connection carried several messages (reused, not one per message)
     assert smtp.connections < len(emails) + 3
+
+
+def test_end_time_passing_expires_what_the_server_keeps_refusing(
+    org: Any, make_client: Any, smtp: SinkHandler, start_worker: Any
+) -> None:
+    from core.models import Delivery, DeliveryAttempt
+    from mailing.services import mailing_create
+
+    # given: one address the server answers 451 for as long as the mailing lasts
+    ok = _client(make_client, org, email="ok@example.test")
+    _client(make_client, org, email="stuck@example.test")
+    smtp.fail("stuck@example.test", *["451"] * 1000)
+    start_worker(**_smtp_env(smtp.port))
+    wait_until(_worker_ready, timeout=30)  # the mailing's 6 s must not go by in its start-up
+    now = timezone.now()
+    mailing = mailing_create(
+        organization=org,
+        start_at=now,
+        end_at=now + timedelta(seconds=6),
+        template=_template(org),
+        context={"discount": "5%"},
+        transports=["email"],
+    )
+    # when the end time has passed
+    wait_until(lambda: _finished(mailing), timeout=40)
+    # then: the working address got its message once, the refused one nothing and its
+    # message expired after several tries, none of which started in the end guard
+    assert [m["To"] for m in smtp.to(ok.email)] == [ok.email]
+    assert smtp.to("stuck@example.test") == []
+    stuck = Delivery.objects.get(mailing_message__address="stuck@example.test")
+    assert stuck.status == "expired" and stuck.attempts >= 2
+    last_start = (
+        DeliveryAttempt.objects.filter(delivery=stuck).order_by("-number").first().created_at
+    )
+    assert last_start < mailing.end_at
+
+
+def test_a_scheduled_email_notification_starts_at_its_send_at(
+    org: Any, make_client: Any, agent: Any, smtp: SinkHandler, start_worker: Any
+) -> None:
+    from mailing.models import Mailing
+
+    client = _client(make_client, org, email="later@example.test")
+    template = _template(org, code="later", html_body="")
+    start_worker(**_smtp_env(smtp.port))
+    send_at = timezone.now() + timedelta(seconds=3)
+    response = agent.client().post(
+        "/api/notifications/",
+        {
+            "organization": "acme",
+            "template": template.pk,
+            "context": {"discount": "1%"},
+            "client_ids": [client.pk],
+            "transports": ["email"],
+            "send_at": send_at.isoformat(),
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    mailing = Mailing.objects.get(pk=response.json()["id"])
+    assert mailing.status == "scheduled" and mailing.start_at == send_at
+    wait_until(lambda: _finished(mailing), timeout=30)
+    # started by the worker's scheduler at its time, not before (the lateness is measured
+    # by contrib/bench/mailing_email.py --schedule, not asserted here)
+    assert mailing.started_at is not None and mailing.started_at >= send_at
+    got = smtp.to(client.email)
+    assert len(got) == 1 and "List-Unsubscribe" not in got[0]

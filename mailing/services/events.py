@@ -1,0 +1,193 @@
+"""Event-driven notifications: an organization's rules, and the events external services post.
+
+An `EventRule` says: when event `event` arrives for a client, send `template` over
+`transports` after `delay_seconds` (0: now) with `priority`, unless an event named in
+`cancel_events` arrives for that client first (a welcome now; a reminder after 3 days
+unless the client did the thing). A delayed action is a scheduled notification
+(`notification_send(send_at=...)`): it is started by the worker's scheduler at its time
+(within a second), with the cron sweeper behind it, so it survives restarts.
+
+`event_receive` processes an event exactly once: the `Event` row, unique per
+(organization, idempotency_key), is inserted in the same transaction that cancels and
+creates the notifications. A second post with the same key (a retry after a timeout,
+two workers of the caller) finds the row and changes nothing; of two concurrent posts
+one inserts and the other waits for its commit, then finds it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from chat.models import Client
+from core.errors import ApplicationError
+from core.logging import get_logger
+from core.models import Organization
+from mailing.models import Event, EventRule, Mailing, Template
+from mailing.services.lifecycle import mailing_cancel
+from mailing.services.mailings import notification_send
+from mailing.services.validation import invalid_input
+
+log = get_logger(__name__)
+
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+
+
+def event_rule_create(
+    *,
+    organization: Organization,
+    event: str,
+    template: Template,
+    transports: list[str] | None = None,
+    delay_seconds: int = 0,
+    priority: int = 5,
+    promo: bool = False,
+    cancel_events: list[str] | None = None,
+) -> EventRule:
+    errors: dict[str, list[str]] = {}
+    if template.organization_id != organization.pk:
+        errors["template"] = ["Template not found."]
+    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+        errors["delay_seconds"] = [f"From 0 to {MAX_DELAY_SECONDS}."]
+    if cancel_events and not delay_seconds:
+        errors["cancel_events"] = ["Only a delayed action can be cancelled."]
+    if errors:
+        raise invalid_input(errors)
+    rule = EventRule.objects.create(
+        organization=organization,
+        event=event,
+        template=template,
+        transports=list(transports or []),
+        delay_seconds=delay_seconds,
+        priority=priority,
+        promo=promo,
+        cancel_events=sorted(set(cancel_events or [])),
+    )
+    log.info("event_rule_created", event_rule_id=rule.pk, organization_id=organization.pk)
+    return rule
+
+
+def event_rule_delete(*, rule: EventRule) -> None:
+    log.info("event_rule_deleted", event_rule_id=rule.pk, organization_id=rule.organization_id)
+    rule.delete()
+
+
+def _client_find(organization: Organization, reference: str) -> Client | None:
+    """A client by its uuid, phone (7XXXXXXXXXX) or email address."""
+    clients = Client.objects.filter(organization=organization)
+    try:
+        return clients.filter(uuid=uuid.UUID(reference)).first()
+    except ValueError:
+        pass
+    if "@" in reference:
+        return clients.filter(email__iexact=reference).order_by("pk").first()
+    return clients.filter(phone=reference).first() if reference else None
+
+
+def event_receive(
+    *,
+    organization: Organization,
+    name: str,
+    client: str,
+    data: dict[str, Any],
+    idempotency_key: str,
+) -> tuple[Event, bool]:
+    """Record and process an event once. Returns (event, created): `created` is False
+    when the key was seen before (nothing processed again). Raises ApplicationError
+    (400 with field errors: unknown client, data a rule's template lacks; 409: the key
+    was used for another event)."""
+    found = _client_find(organization, client)
+    if found is None:
+        raise invalid_input({"client": ["Client not found (a uuid, phone or email)."]})
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(
+                organization=organization,
+                name=name,
+                client=found,
+                data=data,
+                idempotency_key=idempotency_key,
+            )
+            _process(event)
+    except IntegrityError:
+        event = Event.objects.filter(
+            organization=organization, idempotency_key=idempotency_key
+        ).first()
+        if event is None:  # not the key's constraint: a real error
+            raise
+        if event.name != name or event.client_id != found.pk:
+            raise ApplicationError(
+                "This idempotency key was used for another event.",
+                code="idempotency_key_reused",
+                status_code=409,
+                fields={"idempotency_key": ["Already used for another event."]},
+            ) from None
+        log.info("event_duplicate", event_id=event.pk, organization_id=organization.pk)
+        return event, False
+    return event, True
+
+
+def _process(event: Event) -> None:
+    """Cancel what this event cancels, then run the rules of its name. Inside the
+    transaction that inserted the event."""
+    assert event.client is not None
+    now = timezone.now()
+    waiting = (
+        Mailing.objects.select_related("rule")
+        .filter(
+            organization_id=event.organization_id,
+            event__client=event.client,
+            rule__isnull=False,
+            status=Mailing.Status.SCHEDULED,
+        )
+        .filter(~Q(event=event))
+    )
+    cancelled = []
+    for mailing in waiting:
+        if mailing.rule is not None and event.name in (mailing.rule.cancel_events or []):
+            mailing_cancel(mailing=mailing)
+            cancelled.append(mailing.pk)
+    context = {str(k): v for k, v in event.data.items()}
+    created = []
+    for rule in EventRule.objects.filter(
+        organization_id=event.organization_id, event=event.name, active=True
+    ).select_related("template"):
+        try:
+            with transaction.atomic():
+                mailing = notification_send(
+                    organization=event.organization,
+                    template=rule.template,
+                    client_ids=[event.client.pk],
+                    context=context,
+                    priority=rule.priority,
+                    promo=rule.promo,
+                    transports=rule.transports,
+                    send_at=now + timedelta(seconds=rule.delay_seconds)
+                    if rule.delay_seconds
+                    else None,
+                    name=f"{event.name}: {rule.template.title}",
+                    event=event,
+                    rule=rule,
+                )
+        except ApplicationError as exc:
+            # The event's data does not give what a rule's template needs: refuse the
+            # whole event (nothing recorded), so the caller can fix it and post again.
+            detail = "; ".join(str(m) for msgs in (exc.fields or {}).values() for m in msgs)
+            raise invalid_input({"data": [f"rule {rule.pk}: {detail or exc}"]}) from exc
+        created.append(mailing.pk)
+    event.cancelled = cancelled
+    event.save(update_fields=["cancelled"])
+    log.info(
+        "event_processed",
+        event_id=event.pk,
+        organization_id=event.organization_id,
+        client_id=event.client.pk,
+        name=event.name,
+        mailing_ids=created,
+        cancelled_mailing_ids=cancelled,
+    )

@@ -1,0 +1,259 @@
+"""Event-driven notifications: rules, POST /api/events/ processed exactly once, delayed
+reminders cancelled by a later event, and what other tenants and hostile bodies get."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+DAYS_3 = 3 * 24 * 3600
+
+
+def _integration(org: Any, scopes: list[str]) -> APIClient:
+    from core.services import api_key_create
+
+    _, raw = api_key_create(name="shop", organization=org, scopes=scopes)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return api
+
+
+@pytest.fixture
+def rules(org: Any, agent: Any) -> dict[str, int]:
+    """A welcome email now and a reminder after 3 days unless the profile is completed."""
+    from mailing.services import template_create
+
+    api = agent.client()
+    ids = {}
+    for code, delay, cancel in (("welcome", 0, []), ("reminder", DAYS_3, ["profile_completed"])):
+        template = template_create(
+            organization=org,
+            title=code,
+            code=code,
+            transport="email",
+            subject=f"{code} {{{{ name }}}}",
+            body="Hi {{ name }}, code {{ promo_code }}",
+            variables=["promo_code"],
+        )
+        response = api.post(
+            "/api/event-rules/",
+            {
+                "organization": "acme",
+                "event": "user_registered",
+                "template": template.pk,
+                "transports": ["email", "sms"],
+                "delay_seconds": delay,
+                "priority": 9 if not delay else 3,
+                "cancel_events": cancel,
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        ids[code] = response.json()["id"]
+    return ids
+
+
+def _client(make_client: Any, org: Any, email: str) -> Any:
+    from chat.models import Client
+
+    client = make_client(org)
+    Client.objects.filter(pk=client.pk).update(email=email)
+    client.refresh_from_db()
+    return client
+
+
+def _event(name: str, client: str, key: str, **data: Any) -> dict[str, Any]:
+    return {"event": name, "client": client, "data": data, "idempotency_key": key}
+
+
+def test_an_event_runs_the_rules_once_and_a_later_event_cancels_the_reminder(
+    org: Any, make_client: Any, rules: dict[str, int]
+) -> None:
+    from mailing.models import Mailing
+
+    client = _client(make_client, org, "new@example.test")
+    shop = _integration(org, ["events"])
+    # when: the shop posts the registration (by email address), twice (a retry)
+    body = _event("user_registered", "NEW@example.test", "reg-1", promo_code="W10")
+    first = shop.post("/api/events/", body, format="json")
+    again = shop.post("/api/events/", body, format="json")
+    # then: processed once; the retry gets the same event and nothing new
+    assert first.status_code == 201, first.content
+    assert again.status_code == 200 and again.json() == first.json()
+    produced = {m["rule"]: m for m in first.json()["mailings"]}
+    assert set(produced) == {rules["welcome"], rules["reminder"]}
+    assert Mailing.objects.filter(event__isnull=False).count() == 2
+    welcome = Mailing.objects.get(pk=produced[rules["welcome"]]["id"])
+    reminder = Mailing.objects.get(pk=produced[rules["reminder"]]["id"])
+    assert welcome.start_at <= timezone.now() and welcome.priority == 9
+    assert welcome.client_ids == [client.pk] and welcome.context == {"promo_code": "W10"}
+    assert welcome.transports == ["email", "sms"]
+    delay = (reminder.start_at - welcome.start_at).total_seconds()
+    assert abs(delay - DAYS_3) < 5 and reminder.status == "scheduled"
+    # when: the profile is completed (by the client's uuid)
+    done = shop.post(
+        "/api/events/", _event("profile_completed", str(client.uuid), "done-1"), format="json"
+    )
+    # then: the reminder is cancelled, the welcome is not
+    assert done.status_code == 201
+    assert done.json()["cancelled"] == [reminder.pk] and done.json()["mailings"] == []
+    reminder.refresh_from_db()
+    welcome.refresh_from_db()
+    assert reminder.status == "cancelled" and welcome.status != "cancelled"
+    # the API lists both events with what each produced
+    listed = shop_reader(org).get("/api/events/", {"organization": "acme"}).json()
+    assert [e["idempotency_key"] for e in listed] == ["done-1", "reg-1"]
+    assert listed[1]["client"] == str(client.uuid)
+
+
+def shop_reader(org: Any) -> APIClient:
+    return _integration(org, ["read"])
+
+
+def test_an_uncancelled_reminder_starts_at_its_time(
+    org: Any, make_client: Any, rules: dict[str, int]
+) -> None:
+    from mailing.models import Mailing, MailingMessage
+    from mailing.services import mailing_start
+
+    client = _client(make_client, org, "late@example.test")
+    shop = _integration(org, ["events"])
+    shop.post(
+        "/api/events/",
+        _event("user_registered", client.phone, "reg-2", promo_code="R5"),
+        format="json",
+    )
+    reminder = Mailing.objects.get(rule_id=rules["reminder"])
+    # before its time, a start does nothing; at its time it goes to the client
+    assert mailing_start(mailing_id=reminder.pk) is False
+    with time_machine.travel(reminder.start_at + timedelta(seconds=1)):
+        mailing_start(mailing_id=reminder.pk)
+    message = MailingMessage.objects.select_related("delivery").get(mailing=reminder)
+    assert message.transport == "email" and message.address == "late@example.test"
+    assert message.delivery.text == f"Hi {client.name}, code R5"
+
+
+def test_a_reused_key_for_another_event_is_a_conflict(
+    org: Any, make_client: Any, rules: dict[str, int]
+) -> None:
+    client = _client(make_client, org, "a@example.test")
+    shop = _integration(org, ["events"])
+    ok = shop.post(
+        "/api/events/", _event("user_registered", client.email, "k", promo_code="x"), format="json"
+    )
+    assert ok.status_code == 201
+    clash = shop.post("/api/events/", _event("profile_completed", client.email, "k"), format="json")
+    assert clash.status_code == 409
+    assert "idempotency_key" in clash.json()["error"]["fields"]
+
+
+def test_data_a_rules_template_needs_is_a_field_error_and_nothing_is_recorded(
+    org: Any, make_client: Any, rules: dict[str, int]
+) -> None:
+    from mailing.models import Event, Mailing
+
+    client = _client(make_client, org, "a@example.test")
+    shop = _integration(org, ["events"])
+    response = shop.post(
+        "/api/events/", _event("user_registered", client.email, "k2"), format="json"
+    )
+    assert response.status_code == 400
+    assert "data" in response.json()["error"]["fields"]
+    assert not Event.objects.exists() and not Mailing.objects.exists()
+
+
+def test_another_tenants_client_key_and_rules(
+    org: Any, make_org: Any, make_client: Any, make_agent: Any, rules: dict[str, int]
+) -> None:
+    from mailing.models import Event, Mailing
+
+    other = make_org("other")
+    theirs = _client(make_client, other, "theirs@example.test")
+    mine = _client(make_client, org, "mine@example.test")
+    their_shop = _integration(other, ["events", "read"])
+    # a client of another organization, by uuid, phone or email, is unknown
+    for ref in (str(mine.uuid), mine.phone, mine.email):
+        response = their_shop.post(
+            "/api/events/",
+            _event("user_registered", ref, f"x-{ref}", promo_code="1"),
+            format="json",
+        )
+        assert response.status_code == 400, ref
+        assert "client" in response.json()["error"]["fields"]
+    # their own client: their rules (none), not ours
+    response = their_shop.post(
+        "/api/events/",
+        _event("user_registered", theirs.email, "t-1", promo_code="1"),
+        format="json",
+    )
+    assert response.status_code == 201 and response.json()["mailings"] == []
+    assert not Mailing.objects.filter(organization=other).exists()
+    # they cannot list ours
+    listed = their_shop.get("/api/events/", {"organization": "acme"})
+    assert listed.status_code == 404
+    assert Event.objects.filter(organization=org).count() == 0
+    # the same idempotency key in another organization is another event
+    mine_shop = _integration(org, ["events"])
+    ours = mine_shop.post(
+        "/api/events/", _event("user_registered", mine.email, "t-1", promo_code="1"), format="json"
+    )
+    assert ours.status_code == 201
+    # a rule on another tenant's template; a non-admin member; an unscoped key
+    from mailing.services import template_create
+
+    foreign = template_create(organization=other, title="t", code="t", body="hi")
+    admin = make_agent("root", org)
+    bad = admin.client().post(
+        "/api/event-rules/",
+        {"organization": "acme", "event": "x", "template": foreign.pk},
+        format="json",
+    )
+    assert bad.status_code == 400 and "template" in bad.json()["error"]["fields"]
+    member = make_agent("bob", org, role="agent")
+    refused = member.client().post(
+        "/api/event-rules/",
+        {"organization": "acme", "event": "x", "template": foreign.pk},
+        format="json",
+    )
+    assert refused.status_code == 403
+    unscoped = _integration(org, ["inbound"])
+    body = _event("user_registered", mine.email, "u-1", promo_code="1")
+    assert unscoped.post("/api/events/", body, format="json").status_code == 403
+    assert APIClient().post("/api/events/", body, format="json").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"event": "has space", "client": "a@x.test", "idempotency_key": "k"}, "event"),
+        ({"event": "e", "idempotency_key": "k"}, "client"),
+        ({"event": "e", "client": "a@x.test"}, "idempotency_key"),
+        ({"event": "e", "client": "a@x.test", "idempotency_key": "k" * 101}, "idempotency_key"),
+        ({"event": "e", "client": "a@x.test", "idempotency_key": "k", "data": []}, "data"),
+        (
+            {"event": "e", "client": "a@x.test", "idempotency_key": "k", "data": {"a": {"b": 1}}},
+            "data",
+        ),
+        (
+            {
+                "event": "e",
+                "client": "a@x.test",
+                "idempotency_key": "k",
+                "data": {f"v{i}": i for i in range(51)},
+            },
+            "data",
+        ),
+        ({"event": "e", "client": ["a@x.test"], "idempotency_key": "k"}, "client"),
+    ],
+)
+def test_hostile_event_bodies_are_400_with_field_errors(org: Any, body: Any, field: str) -> None:
+    response = _integration(org, ["events"]).post("/api/events/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
