@@ -8,8 +8,8 @@ The check fails when
 1. a template under templates/ shows a person text that is not inside `{% translate %}` /
    `{% blocktranslate %}`: text between tags and the attributes people read (title,
    placeholder, alt, aria-label, ...), parsed with Django's own template lexer; whitespace,
-   punctuation, symbols, template variables and tags, comments, and <script>/<style> bodies
-   are ignored;
+   punctuation, symbols, template variables and tags, comments, and the bodies of <script>,
+   <style>, <code>, <kbd> and <samp> are ignored;
 2. a language of settings.LANGUAGES (English aside) lacks a django.po or djangojs.po, or a
    .po file has an entry that is empty (any plural form included), fuzzy, or whose
    %(name)s placeholders differ from the English text's (a crash at format time).
@@ -43,6 +43,8 @@ LANGUAGES = ("ru", "pt_BR")  # locale names of settings.LANGUAGES besides Englis
 DOMAINS = ("django", "djangojs")
 # Attributes whose values a person reads or hears (screen readers: aria-*).
 VISIBLE_ATTRIBUTES = {"title", "placeholder", "alt", "aria-label", "aria-description", "label"}
+# Not prose: scripts, styles, and code a person types as is (<code>{{ name }}</code>).
+HIDDEN_TAGS = {"script", "style", "code", "kbd", "samp"}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdif]|%[sdif]")
 MARK = "\ue000"  # stands for a template tag or variable inside the HTML text
 
@@ -184,14 +186,14 @@ class _Visible(HTMLParser):
         self.hidden = 0  # inside <script> or <style>
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
+        if tag in HIDDEN_TAGS:
             self.hidden += 1
         for name, value in attrs:
             if name in VISIBLE_ATTRIBUTES and value:
                 self.found.append((self.getpos()[0], value))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style") and self.hidden:
+        if tag in HIDDEN_TAGS and self.hidden:
             self.hidden -= 1
 
     def handle_data(self, data: str) -> None:

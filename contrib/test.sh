@@ -34,6 +34,7 @@ if [ "${SKIP_LINT:-}" != 1 ]; then
   # Guard rails (pyproject.toml says what each checks and why):
   lint-imports --no-cache --no-logo  # the layering contracts
   python contrib/check_private_imports.py  # no module imports another's _private names
+  python contrib/check_i18n.py  # template text marked for translation; .po files complete
   vulture  # dead code; framework hooks in contrib/vulture_whitelist.py
   deptry .  # unused, missing and transitive-only dependencies
   bash contrib/lock.sh --check  # the locks hold exactly the lists' pins

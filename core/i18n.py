@@ -101,13 +101,18 @@ _catalogs: dict[tuple[str, str], tuple[bytes, str]] = {}
 
 
 def javascript_catalog(request: HttpRequest) -> HttpResponse:
-    """`GET /jsi18n/[?lang=ru]`: Django's JavaScript catalog (window.gettext, ngettext,
-    interpolate, get_format) in the request's language, or in `lang` when the platform
-    speaks it (the widget passes its inbox's choice). Public: translations are no secret.
+    """`GET /jsi18n/[?lang=ru | ?default=pt-br]`: Django's JavaScript catalog
+    (window.gettext, ngettext, interpolate, get_format) in the request's language; in
+    `lang` when the platform speaks it; with `default` (the widget: its inbox's language),
+    in the browser's language if spoken, else `default`. Public: translations are no secret.
 
     Cached per language in the process; answered with an ETag and `no-cache`, so a
     browser revalidates (a 304) and never keeps an old language after a switch."""
-    language = supported_language(request.GET.get("lang")) or translation.get_language()
+    language = supported_language(request.GET.get("lang"))
+    if language is None and "default" in request.GET:
+        # The widget: the visitor's browser language if spoken, else its inbox's default.
+        language = visitor_language(request, request.GET["default"])
+    language = language or translation.get_language()
     key = (language, _catalog_version())
     if key not in _catalogs:
         with translation.override(language):

@@ -164,6 +164,11 @@ def test_javascript_catalog_per_language_with_etag():
 def test_javascript_catalog_lang_parameter_for_the_widget():
     pt = DjangoClient().get("/jsi18n/?lang=pt-br", headers={"accept-language": "ru"})
     assert "Enviar" in pt.content.decode() and pt["Content-Language"] == "pt-br"
+    # the widget: the browser's language when spoken, else the inbox's default
+    both = DjangoClient().get("/jsi18n/?default=pt-br", headers={"accept-language": "ru"})
+    assert both["Content-Language"] == "ru"
+    fallback = DjangoClient().get("/jsi18n/?default=pt-br", headers={"accept-language": "de"})
+    assert fallback["Content-Language"] == "pt-br" and "Enviar" in fallback.content.decode()
     # an unknown or hostile value is ignored, never reflected
     odd = DjangoClient().get("/jsi18n/?lang=</script>", headers={"accept-language": "ru"})
     assert odd.status_code == 200 and "</script>" not in odd.content.decode()
