@@ -96,7 +96,7 @@ function render(data, visitor) {
   body.appendChild(section(t("Details"), [detailsForm(client)]));
   if (visitor) {
     const local = visitor.timezone
-      ? new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZone: visitor.timezone })
+      ? new Date().toLocaleTimeString(document.documentElement.lang || undefined, { hour: "2-digit", minute: "2-digit", timeZone: visitor.timezone })
       : null;
     body.appendChild(
       section(t("Web visitor"), [

@@ -49,8 +49,10 @@ export function ts(iso) {
 
 // Formatters built once: toLocale*String() builds one per call, which dominated the
 // time to draw a long inbox.
-const TIME = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
-const DAY = new Intl.DateTimeFormat([], { month: "short", day: "numeric" });
+// In the page's language (<html lang>, the one Django chose), not the browser's.
+const LOCALE = document.documentElement.lang || undefined;
+const TIME = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit" });
+const DAY = new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric" });
 let today = "";
 let todayUntil = 0;
 

@@ -38,7 +38,7 @@ function render() {
   const snoozed = $("snoozed-note");
   snoozed.hidden = status !== "snoozed" || !desk.snoozed_until;
   if (!snoozed.hidden) {
-    snoozed.textContent = fmt(t("Snoozed until %(time)s"), { time: new Date(desk.snoozed_until).toLocaleString() });
+    snoozed.textContent = fmt(t("Snoozed until %(time)s"), { time: new Date(desk.snoozed_until).toLocaleString(document.documentElement.lang || undefined) });
   }
   // Assignee: nobody, me, then the other members (the current one even if not listed).
   const assignee = $("conv-assignee");
