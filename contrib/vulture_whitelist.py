@@ -278,3 +278,16 @@ _.user_agent
 _.utc_offset
 _.get_verified  # widget/representations.py: DRF's SerializerMethodField calls get_<field>
 _.verified
+
+# --- email (issue 15): read by name -----------------------------------------------------------
+_.EMAIL_HOST  # Django's smtp EmailBackend reads the EMAIL_* settings by name
+_.EMAIL_PORT
+_.EMAIL_HOST_USER
+_.EMAIL_HOST_PASSWORD
+_.EMAIL_USE_TLS
+_.EMAIL_USE_SSL
+_.EMAIL_TIMEOUT
+_.email_undeliverable  # chat.Client: read by mailing in values() and filters by name
+_.no_address  # mailing.serializers.SkippedSerializer / ByTransportSerializer: DRF fields
+_.undeliverable
+_.by_transport

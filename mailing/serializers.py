@@ -16,6 +16,7 @@ from mailing.models import (
     TemplateVariant,
     Transport,
 )
+from mailing.services.contacts import BOUNCE, COMPLAINT, MAX_BOUNCE_ADDRESSES
 
 
 class TemplateVariantSerializer(serializers.ModelSerializer[TemplateVariant]):
@@ -296,10 +297,12 @@ class MailingMessageSerializer(serializers.ModelSerializer[MailingMessage]):
 class BounceSerializer(serializers.Serializer[Any]):
     organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
     type = serializers.ChoiceField(
-        choices=["bounce", "complaint"],
+        choices=[BOUNCE, COMPLAINT],
         help_text="bounce: the address is undeliverable; complaint: also no promotions.",
     )
-    recipients = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=100)
+    recipients = serializers.ListField(
+        child=serializers.EmailField(), min_length=1, max_length=MAX_BOUNCE_ADDRESSES
+    )
 
 
 class BounceResultSerializer(serializers.Serializer[Any]):
@@ -377,7 +380,7 @@ class EventRuleWriteSerializer(serializers.Serializer[Any]):
     )
 
 
-def _scalar_map(value: Any) -> dict[str, Any]:
+def _scalar_map(value: Any) -> None:
     if not isinstance(value, dict) or len(value) > 50:
         raise serializers.ValidationError("An object of at most 50 names.")
     bad = [
@@ -394,20 +397,24 @@ def _scalar_map(value: Any) -> dict[str, Any]:
             f"Invalid entries: {', '.join(bad[:10])} (names are identifiers, values text or "
             "numbers up to 1000 characters)."
         )
-    return value
 
 
 class EventInSerializer(serializers.Serializer[Any]):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        # Added here: a `data` attribute would shadow the serializer's own `.data`.
+        fields["data"] = serializers.JSONField(
+            required=False,
+            default=dict,
+            validators=[_scalar_map],
+            help_text="Values for the templates' variables.",
+        )
+        return fields
+
     organization = serializers.SlugField(required=False, help_text="Required for agent keys.")
     event = serializers.SlugField(max_length=50, help_text="The event's name: user_registered.")
     client = serializers.CharField(
         max_length=254, help_text="The client: its uuid, phone (7XXXXXXXXXX) or email."
-    )
-    data = serializers.JSONField(
-        required=False,
-        default=dict,
-        validators=[_scalar_map],
-        help_text="Values for the templates' variables.",
     )
     idempotency_key = serializers.CharField(
         max_length=100, help_text="Unique per organization: a repeated key is not processed again."

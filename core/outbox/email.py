@@ -25,7 +25,7 @@ from typing import Any
 
 from django.core.mail import EmailMessage, get_connection, send_mail
 
-from core.sender import SendResult
+from core.sender import Outcome, SendResult
 
 
 def _elapsed(start: float) -> int:
@@ -34,7 +34,7 @@ def _elapsed(start: float) -> int:
 
 def _reply(code: int, text: Any, start: float) -> SendResult:
     detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-    outcome = "permanent" if 500 <= code < 600 else "transient"
+    outcome: Outcome = "permanent" if 500 <= code < 600 else "transient"
     return SendResult(outcome, code, _elapsed(start), f"SMTP {code}: {detail}"[:500])
 
 

@@ -115,20 +115,20 @@ def event_receive(
             )
             _process(event)
     except IntegrityError:
-        event = Event.objects.filter(
+        seen = Event.objects.filter(
             organization=organization, idempotency_key=idempotency_key
         ).first()
-        if event is None:  # not the key's constraint: a real error
+        if seen is None:  # not the key's constraint: a real error
             raise
-        if event.name != name or event.client_id != found.pk:
+        if seen.name != name or seen.client_id != found.pk:
             raise ApplicationError(
                 "This idempotency key was used for another event.",
                 code="idempotency_key_reused",
                 status_code=409,
                 fields={"idempotency_key": ["Already used for another event."]},
             ) from None
-        log.info("event_duplicate", event_id=event.pk, organization_id=organization.pk)
-        return event, False
+        log.info("event_duplicate", event_id=seen.pk, organization_id=organization.pk)
+        return seen, False
     return event, True
 
 

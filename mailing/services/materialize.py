@@ -153,6 +153,7 @@ def _message_rows(
         texts = variant_for(template, variants, client["language"]) if template else None
         text = rendering.render(texts.body if texts is not None else body, values)
         key = int(client["phone"]) if client["phone"] else -client["pk"]
+        row: tuple[int, str, str, datetime | None, str]
         if opening >= mailing.end_at:
             row = (
                 key,
