@@ -87,7 +87,7 @@ def visitor_message_receive(
         last_message=message,
         last_activity_at=now,
         updated_at=now,
-        unread_count=F("unread_count") + 1,
+        # Each agent's unread count is measured from this (chat/reads.py).
         received_count=F("received_count") + 1,
         status=HelpDesk.Status.OPEN,
         snoozed_until=None,  # the client writing ends a snooze (chat.services does the same)

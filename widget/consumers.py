@@ -305,9 +305,12 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=json.dumps({"type": "pong", "last_event_id": self.last_sent}))
         elif kind == "typing":
             now = time.monotonic()
-            if now - self.typing_at >= settings.WS_TYPING_INTERVAL:
+            # Counted only once told: typing before the first message (no conversation
+            # yet) must not hold back the first real one.
+            if now - self.typing_at >= settings.WS_TYPING_INTERVAL and await sync_to_async(
+                services.visitor_typing
+            )(visitor=self.visitor):
                 self.typing_at = now
-                await sync_to_async(services.visitor_typing)(visitor=self.visitor)
         elif kind == "read":
             await sync_to_async(services.visitor_read)(visitor=self.visitor)
         else:

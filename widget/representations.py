@@ -39,13 +39,9 @@ def visitor_message(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def visitor_conversation(data: dict[str, Any]) -> dict[str, Any]:
-    """A help desk (HelpDeskSerializer's data) as its visitor sees it: its status and
-    whether the agents have read everything; never the assignee, tags or counts."""
-    return {
-        "help_desk": str(data["uuid"]),
-        "status": data.get("status"),
-        "seen": not data.get("unread_count"),
-    }
+    """A help desk (HelpDeskSerializer's data) as its visitor sees it: its status only;
+    never the assignee, team, tags or counts."""
+    return {"help_desk": str(data["uuid"]), "status": data.get("status")}
 
 
 class WebInboxSerializer(serializers.ModelSerializer[WebInbox]):
