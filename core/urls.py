@@ -31,9 +31,6 @@ urlpatterns = [
     path("api/", include("chat.urls")),
     path("", include("chat.urls_root")),
     path("api/", include("mailing.urls")),
-    path("api/", include("widget.urls")),
-    # The website widget's public API (CORS for the inbox's allowed origins only).
-    path("widget/api/<str:token>/", include("widget.urls_public")),
     path("", include("mailing.urls_root")),  # /u/<token>/: email unsubscribe (RFC 8058)
     path("api/", include("widget.urls")),
     # The website widget's public API (CORS for the inbox's allowed origins only).
