@@ -81,7 +81,7 @@ class HelpDeskAdmin(ServiceAdmin):
         "organization",
         "status",
         "assignee",
-        "unread_count",
+        "received_count",
         "last_activity_at",
     ]
     list_filter = ["organization", "status"]
@@ -91,8 +91,8 @@ class HelpDeskAdmin(ServiceAdmin):
     service_create = help_desk_open_new
     service_update = services.help_desk_update
     service_delete = services.help_desk_delete
-    # Written by the messages that arrive and the agents who read them.
-    activity = ["last_message", "unread_count", "last_activity_at"]
+    # Written by the messages that arrive (each agent's reads are HelpDeskRead rows).
+    activity = ["last_message", "received_count", "last_activity_at"]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:

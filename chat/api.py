@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services
+from chat import reads, selectors, services
 from chat.representations import ClientSerializer, HelpDeskSerializer, MessageSerializer
 from chat.serializers import (
     ClientWriteSerializer,
@@ -117,7 +117,9 @@ class HelpDeskReadView(APIView):
     @extend_schema(request=None, responses=HelpDeskSerializer, summary="Mark a help desk read")
     def post(self, request: Request, uuid: str) -> Response:
         help_desk = selectors.help_desk_get_for_principal(principal=request.user, uuid=uuid)
-        return Response(HelpDeskSerializer(services.help_desk_mark_read(help_desk=help_desk)).data)
+        # For this agent only (issue 13): other agents' unread counts do not move.
+        reads.help_desk_mark_read(help_desk=help_desk, agent=request.user)
+        return Response(HelpDeskSerializer(help_desk).data)
 
 
 class SendMessageView(APIView):

@@ -45,7 +45,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 
-from chat import selectors, services, ws_auth
+from chat import reads, selectors, ws_auth
 from core import scopes
 from core.access import is_agent
 from core.daphne_support import SCOPE_KEY, DirectSocket
@@ -359,7 +359,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if help_desk.organization_id != self.organization_id:
             return False
         if kind == "read":
-            services.help_desk_mark_read(help_desk=help_desk)
+            reads.help_desk_mark_read(help_desk=help_desk, agent=principal)
         else:
             ephemeral_publish(
                 organization_id=help_desk.organization_id,

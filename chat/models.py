@@ -103,7 +103,6 @@ class HelpDesk(TimeStamped):
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    unread_count = models.PositiveIntegerField(default=0)
     # How many messages the client has sent in this desk. Each agent's unread count is
     # this minus the `HelpDeskRead.read_count` they last acknowledged: one indexed row
     # per (desk, agent) instead of counting messages for every row of the inbox.

@@ -103,6 +103,12 @@ class HelpDeskSerializer(PlainRepresentation, serializers.ModelSerializer[HelpDe
     team = TeamRefSerializer(read_only=True, allow_null=True)
     # The client's channel, flat: the inbox shows it on every row.
     channel = serializers.CharField(source="client.channel", read_only=True)
+    # The requesting agent's own count (chat/reads.py); null in events, which go to every
+    # agent: the console counts the new_message events of type received itself.
+    unread_count = serializers.SerializerMethodField()
+
+    def get_unread_count(self, help_desk: HelpDesk) -> int | None:
+        return getattr(help_desk, "agent_unread", None)
 
     def to_representation(self, instance: HelpDesk) -> dict[str, Any]:
         # The nested last message names its help desk (`help_desk.uuid`): that is this

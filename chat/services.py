@@ -215,15 +215,6 @@ def message_delete(*, message: Message) -> None:
     _publish_help_desk(help_desk)
 
 
-@transaction.atomic
-def help_desk_mark_read(*, help_desk: HelpDesk) -> HelpDesk:
-    if help_desk.unread_count:
-        HelpDesk.objects.filter(pk=help_desk.pk).update(unread_count=0)
-        help_desk.unread_count = 0
-        _publish_help_desk(help_desk)
-    return help_desk
-
-
 def _touch_help_desk(
     *, help_desk: HelpDesk, message: Message, unread: bool, assignee: Any = None
 ) -> None:
@@ -233,7 +224,7 @@ def _touch_help_desk(
     changes: dict[str, Any] = {}
     if unread:
         changes.update(
-            unread_count=F("unread_count") + 1,
+            # Each agent's unread count is measured from this (chat/reads.py).
             received_count=F("received_count") + 1,
             status=HelpDesk.Status.OPEN,
             snoozed_until=None,

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import api, inbox, selectors, workflow
+from chat import api, inbox, reads, selectors, workflow
 from chat.console_serializers import HelpDeskWorkflowSerializer, InboxFilterSerializer
 from chat.representations import HelpDeskSerializer
 from core import scopes
@@ -38,6 +38,7 @@ class HelpDeskInboxView(api.HelpDeskListView):
         filters.is_valid(raise_exception=True)
         given = filters.validated_data
         qs = super().list_queryset(organization).select_related("team")
+        qs = inbox.with_agent_unread(qs, principal=self.request.user)
         return inbox.help_desk_filter(
             qs,
             principal=self.request.user,
@@ -58,6 +59,12 @@ class HelpDeskWorkflowView(api.HelpDeskDetailView):
     """`PATCH /api/help-desks/<uuid>/`: status (snoozed with snoozed_until), assignee
     (user id or username, a member of the desk's organization), team."""
 
+    @extend_schema(responses=HelpDeskSerializer)
+    def get(self, request: Request, uuid: str) -> Response:
+        help_desk = selectors.help_desk_get_for_principal(principal=request.user, uuid=uuid)
+        reads.help_desk_agent_unread(help_desk=help_desk, agent=request.user)
+        return Response(HelpDeskSerializer(help_desk).data)
+
     @extend_schema(request=HelpDeskWorkflowSerializer, responses=HelpDeskSerializer)
     def patch(self, request: Request, uuid: str) -> Response:
         body = HelpDeskWorkflowSerializer(data=request.data)
@@ -69,6 +76,7 @@ class HelpDeskWorkflowView(api.HelpDeskDetailView):
             help_desk = workflow.help_desk_workflow_update(
                 help_desk=help_desk, data=body.validated_data
             )
+        reads.help_desk_agent_unread(help_desk=help_desk, agent=request.user)
         return Response(HelpDeskSerializer(help_desk).data)
 
 

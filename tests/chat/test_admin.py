@@ -111,10 +111,10 @@ def test_help_desk_add_and_change_publish_and_refusals_are_form_errors(
     assert desk.assignee is None
 
     with published(django_capture_on_commit_callbacks, org.pk) as events:
-        ok = staff.post(change, {"status": "closed", "assignee": agent.user.pk, **inline})
+        ok = staff.post(change, {"status": "resolved", "assignee": agent.user.pk, **inline})
     assert ok.status_code == 302 and events == ["update_helpdesk"]
     desk.refresh_from_db()
-    assert (desk.status, desk.assignee) == ("closed", agent.user)
+    assert (desk.status, desk.assignee) == ("resolved", agent.user)
 
 
 def _topic_post(topic_org: Any, **fields: Any) -> dict[str, Any]:

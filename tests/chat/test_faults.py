@@ -317,4 +317,4 @@ def test_concurrent_inbound_messages_open_one_help_desk(org, make_client):
     assert isinstance(outcome["second"], Message), outcome["second"]
     [desk] = HelpDesk.objects.filter(client=client)
     assert sorted(desk.messages.values_list("message", flat=True)) == ["one", "two"]
-    assert desk.unread_count == 2
+    assert desk.received_count == 2

@@ -119,17 +119,18 @@ def test_typing_and_read_frames(start_web, agent, make_agent, help_desk, make_or
         frame = ws.recv_until(lambda f: f["type"] in ("pong", "typing"))
         assert frame["type"] == "pong", frame
 
-    # when alice reads the acme desk, everybody's copy of it shows 0 unread
+    # when alice reads the acme desk, it is read for alice only (per-agent unread, issue 13):
+    # the event names her, so her other tabs clear it, and bob's count does not move
     from chat.services import message_receive
 
     message_receive(organization=agent.organization, phone=help_desk.client.phone, text="hey")
-    unread = bob_ws.recv_until(lambda f: f["type"] == "update_helpdesk" and data(f)["unread_count"])
-    assert data(unread)["unread_count"] == 1
+    bob_ws.recv_until(lambda f: f["type"] == "update_helpdesk")
     alice_ws.send({"type": "read", "help_desk": str(help_desk.uuid)})
-    read = bob_ws.recv_until(
-        lambda f: f["type"] == "update_helpdesk" and not data(f)["unread_count"]
-    )
-    assert data(read)["uuid"] == str(help_desk.uuid)
+    read = bob_ws.recv_until(lambda f: f["type"] == "help_desk_read")
+    assert data(read) == {"help_desk": str(help_desk.uuid), "agent": agent.user.pk}
+    desk_url = f"/api/help-desks/{help_desk.uuid}/"
+    assert agent.client().get(desk_url).json()["unread_count"] == 0
+    assert bob.client().get(desk_url).json()["unread_count"] == 1
 
 
 def test_two_web_processes_see_each_others_events(start_web, agent, help_desk, sender):
