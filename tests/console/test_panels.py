@@ -137,8 +137,9 @@ def test_only_my_teams_hides_other_teams_requests(agent, make_client, web, worke
 
 
 def test_panels_fit_a_phone_width(agent, make_client, web, worker, new_page):
+    # the page is open first: the mailing and the incident are created elsewhere, live
+    page = new_page("alice", viewport={"width": 390, "height": 844})
     acme = panel_activity(web, agent, make_client)
-    page = new_page("alice", viewport={"width": 390, "height": 800})
     no_overflow = """() => {
         const doc = document.documentElement;
         const panel = document.querySelector("main > .tab:not([hidden])");
@@ -156,6 +157,12 @@ def test_panels_fit_a_phone_width(agent, make_client, web, worker, new_page):
         if tab == "Mailings":
             page.get_by_role("button", name=re.compile("^Statistics of")).click()
             expect(page.locator(ready).get_by_role("img")).to_be_visible()
+        if tab == "Mailings":  # named and dated without a reload, not "Mailing #1"
+            card = page.locator(ready)
+            expect(card.locator("h3")).to_contain_text("acme campaign")
+            expect(card.locator(".mailing-dates")).to_contain_text("From")
+        if tab == "Incidents":  # the rule's name, not its code
+            expect(page.locator("#incident-list li .rule-name")).to_have_text("Login failing")
         overflow = page.evaluate(no_overflow)
         # neither the page nor the panel (which would scroll sideways inside) overflows
         assert overflow == {"doc": 0, "body": 0, "panel": 0}, (tab, overflow)

@@ -9,19 +9,32 @@ import { $, clear, el, formatTime, notify, setBadge } from "../dom.js";
 import { fmt, t, tn } from "../i18n.js";
 import { unavailable } from "./common.js";
 
-const incidents = { items: new Map(), available: true };
+const incidents = { items: new Map(), available: true, ruleNames: new Map(), asked: new Set() };
 const RANK = { open: 0, acknowledged: 1, resolved: 2 };
 
+// The rule's name: from the incident when the server gives it (its snapshot), else the
+// organization's rule of that code (GET /api/escalation/rules/), else the code itself.
 export function ruleName(item) {
   const rule = item.rule;
   if (rule && typeof rule === "object") return rule.name || rule.code || t("incident");
-  return item.rule_name || rule || t("incident");
+  return item.rule_name || incidents.ruleNames.get(ruleCode(item)) || rule || t("incident");
 }
 
 function ruleCode(item) {
   const rule = item.rule;
   if (rule && typeof rule === "object") return rule.code || null;
-  return item.rule_name ? rule : item.rule_code || null; // `rule` is the code beside a name
+  return item.rule_code || rule || null;
+}
+
+function loadRuleNames(org) {
+  return api("GET", "/api/escalation/rules/?" + orgQuery(org) + "&page_size=200")
+    .then((result) => {
+      if (org !== state.org) return;
+      incidents.ruleNames = new Map(result.data.filter((r) => r.name).map((r) => [r.code, r.name]));
+    })
+    .catch(() => {
+      /* codes it is */
+    });
 }
 
 function card(item) {
@@ -72,8 +85,9 @@ function render() {
 function load() {
   const org = state.org;
   const base = "/api/incidents/?" + orgQuery(org) + "&page_size=100&status=";
-  return Promise.all([api("GET", base + "open"), api("GET", base + "acknowledged")])
+  return Promise.all([api("GET", base + "open"), api("GET", base + "acknowledged"), loadRuleNames(org)])
     .then((results) => {
+      results = results.slice(0, 2);
       if (org !== state.org) return;
       incidents.items = new Map();
       incidents.available = true;
@@ -89,6 +103,11 @@ function load() {
 
 function upsert(item) {
   if (!item || !item.id || (item.organization && item.organization !== state.org)) return;
+  const code = ruleCode(item);
+  if (code && !item.rule_name && !incidents.ruleNames.has(code) && !incidents.asked.has(code)) {
+    incidents.asked.add(code); // once per code
+    loadRuleNames(state.org).then(render);
+  }
   const known = incidents.items.get(item.id);
   if (known && RANK[known.status] > RANK[item.status]) return; // forward only
   if (known && known.status === item.status && (known.level || 0) > (item.level || 0)) return;
