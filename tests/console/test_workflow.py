@@ -4,6 +4,8 @@ and deep links, as agents use them; screenshots at 1280x800 and 390x844."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -289,3 +291,27 @@ def test_phone_deep_link_through_login_one_line_top_bar_and_forms_that_fit(
     assert page.request.get(href).status == 200
     assert missing == []
     assert page.errors == []
+
+
+def test_each_agents_own_unread_count(agent, make_agent, org, make_client, web, new_page):
+    from chat.services import help_desk_open
+
+    make_agent("bob", org, role="agent")
+    olga, _ = help_desk_open(client=make_client(org, name="Olga Older", tag="vip"))
+    nina, _ = help_desk_open(client=make_client(org, name="Nina <i>Newer</i>"))
+    inbound(web, agent, nina.client.phone, "the <b>invoice</b> total is wrong")
+    first, second = new_page("alice", viewport=DESKTOP), new_page("alice")
+    bob = new_page("bob")
+
+    # unread is each agent's own: alice reading in one tab clears her other tab, not bob's
+    inbound(web, agent, olga.client.phone, "are you there?")
+    for page in (first, second, bob):
+        expect(row(page, olga).locator(".unread-count")).to_have_attribute("data-count", "1")
+    row(first, olga).click()
+    expect(row(first, olga).locator(".unread-count")).to_have_count(0)
+    expect(row(second, olga).locator(".unread-count")).to_have_count(0)
+    expect(second).to_have_title(re.compile(r"^\(1\) "))  # nina's only
+    expect(bob).to_have_title(re.compile(r"^\(2\) "))  # olga's and nina's
+    expect(row(bob, olga).locator(".unread-count")).to_have_attribute("data-count", "1")
+
+    assert first.errors == [] and second.errors == [] and bob.errors == []
