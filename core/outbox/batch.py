@@ -4,12 +4,19 @@ The same protocol as the single-row `delivery_claim` / `delivery_record`, for ow
 that send in batches (mailing dispatch):
 
 1. `claim_many` locks up to `size` due `pending` rows of a queryset (`SELECT ... FOR
-   UPDATE SKIP LOCKED` on PostgreSQL, so concurrent claimers take different rows)
-   and moves them to `sending` with one claim token, in one conditional UPDATE;
+   UPDATE SKIP LOCKED` on PostgreSQL, so concurrent claimers take different rows),
+   moves them to `sending` with one claim token, in one conditional UPDATE, and writes
+   their `in_flight` attempt rows (one INSERT ... SELECT) in the same transaction;
 2. the owner sends them, with no transaction open;
-3. `record_many` writes every attempt (one multi-row INSERT) and the new statuses
-   (one UPDATE per outcome), each UPDATE fenced by the claim token: a row reclaimed
-   meanwhile (`delivery_reclaim_stale`) is not overwritten by a late worker.
+3. `record_many` writes every attempt's outcome on its row (one UPDATE ... FROM
+   VALUES) and the new statuses (one UPDATE per outcome), each status UPDATE fenced by
+   the claim token: a row reclaimed meanwhile (`delivery_reclaim_stale`) is not
+   overwritten by a late worker, whose attempt row still gets its real outcome.
+
+A worker killed between 1 and 3 leaves its rows `sending` with their attempts
+`in_flight`: the owner's sweeper (`delivery_reclaim_stale`) puts them back and marks
+those attempts `lost`, as for every channel. Rows the owner gives back unsent
+(`release_many`: outside a client's window) lose their claim and their attempt row.
 
 What follows each attempt is `retry_decision`, as for every owner. The owner may
 *refund* the retries (the attempt row stays, the count goes back down): mailing does
@@ -26,8 +33,15 @@ from typing import Any, Protocol
 from django.db import transaction
 from django.db.models import Case, CharField, DateTimeField, F, Q, QuerySet, Value, When
 
-from core.models import Delivery
-from core.outbox import chain_error, delivery_attempts_insert, outcome_of, retry_decision
+from core.models import Delivery, DeliveryAttempt, OutboxAttemptOutcome
+from core.outbox import (
+    ATTEMPT_IN_FLIGHT,
+    chain_error,
+    delivery_attempts_insert,
+    outcome_of,
+    retry_decision,
+)
+from core.outbox.bulk import delivery_attempts_finish, delivery_attempts_start
 from core.sender import SendResult
 
 _PENDING, _SENDING = Delivery.Status.PENDING, Delivery.Status.SENDING
@@ -70,7 +84,39 @@ def claim_many(
             attempts=F("attempts") + 1,
             updated_at=now,
         )
+        # With the claim, so a worker killed during the calls leaves each try recorded
+        # (the sweeper makes it `lost`), as the single-row claim does.
+        delivery_attempts_start(ids=ids, token=token, error=ATTEMPT_IN_FLIGHT)
     return list(Delivery.objects.filter(pk__in=ids, claim_token=token).values_list(*fields))
+
+
+def release_many(
+    *, ids: Sequence[int], token: str, now: datetime, next_attempt_at: datetime
+) -> int:
+    """Give claimed rows back unsent, for `next_attempt_at`: the attempt is refunded
+    (the count goes back down) and its `in_flight` row deleted, since no call was made.
+    Only rows `token` still holds. Returns how many were given back."""
+    with transaction.atomic():
+        held = list(
+            Delivery.objects.select_for_update(of=("self",))
+            .filter(pk__in=ids, claim_token=token, status=_SENDING)
+            .values_list("pk", flat=True)
+        )
+        if not held:
+            return 0
+        # A claimed row's only in-flight attempt is this claim's (a reclaim makes the
+        # earlier ones `lost`, a record gives them their outcome).
+        DeliveryAttempt.objects.filter(
+            delivery_id__in=held, outcome=OutboxAttemptOutcome.IN_FLIGHT
+        ).delete()
+        Delivery.objects.filter(pk__in=held).update(
+            status=_PENDING,
+            claim_token="",
+            attempts=F("attempts") - 1,
+            next_attempt_at=next_attempt_at,
+            updated_at=now,
+        )
+    return len(held)
 
 
 class ClaimedRow(Protocol):
@@ -136,7 +182,8 @@ def record_many(
             .filter(pk__in=[row.id for row in rows])
             .values_list("pk", flat=True)
         )
-        delivery_attempts_insert(rows=attempts)
+        # Rows claimed without an attempt row (before claims wrote them) get one now.
+        delivery_attempts_insert(rows=delivery_attempts_finish(rows=attempts))
         if out.sent:
             fenced.filter(pk__in=out.sent).update(
                 status=Delivery.Status.SENT,

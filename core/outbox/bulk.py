@@ -1,7 +1,7 @@
-"""Bulk inserts of deliveries and their attempt rows (mailing materialize and dispatch).
+"""Bulk writes of deliveries and their attempt rows (mailing materialize and dispatch).
 
 Django's bulk_create spends most of its time compiling per-value SQL (about 25 µs a
-value); these build one multi-row INSERT with plain parameters instead. Values are
+value); these build one multi-row statement with plain parameters instead. Values are
 adapted once per distinct datetime, which is what makes them fast.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from core.models import Delivery, DeliveryAttempt
+from core.models import Delivery, DeliveryAttempt, OutboxAttemptOutcome
 
 
 def _adapt_datetime(value: datetime | None, cache: dict[datetime, object]) -> object:
@@ -95,3 +95,78 @@ def delivery_attempts_insert(
                 params += [*row, stamp]
             values = ", ".join(["(" + ", ".join(["%s"] * 7) + ")"] * len(part))
             cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
+
+
+def delivery_attempts_start(*, ids: Sequence[int], token: str, error: str) -> None:
+    """Write the `in_flight` attempt row of each delivery in `ids` claimed by `token`.
+
+    One INSERT ... SELECT: the attempt number is the delivery's count as the claim just
+    incremented it, read by the database itself (no round trip with the values). Call
+    in the claiming transaction, after the claim's UPDATE.
+    """
+    if not ids:
+        return
+    attempts = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
+    deliveries = connection.ops.quote_name(Delivery._meta.db_table)
+    stamp = _adapt_datetime(timezone.now(), {})
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            marks = ", ".join(["%s"] * len(part))
+            params: list[Any] = [OutboxAttemptOutcome.IN_FLIGHT, error, stamp, *part, token]
+            cursor.execute(
+                f"INSERT INTO {attempts} "
+                "(delivery_id, number, outcome, status_code, duration_ms, error, created_at) "
+                f"SELECT id, attempts, %s, NULL, 0, %s, %s FROM {deliveries} "
+                f"WHERE id IN ({marks}) AND claim_token = %s",
+                params,
+            )
+
+
+def delivery_attempts_finish(
+    *, rows: Sequence[tuple[int, int, str, int | None, int, str]], chunk: int = 500
+) -> list[tuple[int, int, str, int | None, int, str]]:
+    """Write each attempt's outcome on its row written at the claim: rows of
+    (delivery_id, number, outcome, status_code, duration_ms, error).
+
+    One UPDATE ... FROM (VALUES ...) per chunk (PostgreSQL, and SQLite since 3.33). Only
+    an attempt still without an outcome (`in_flight`, or `lost` if a sweeper reclaimed
+    it meanwhile: the call did happen, and this is how it went) is written: a refunded
+    attempt keeps its number, so an earlier row may carry the same one. Returns the
+    rows that found no attempt row to update (claimed without one), for the caller to
+    insert.
+    """
+    table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
+    pending = (OutboxAttemptOutcome.IN_FLIGHT, OutboxAttemptOutcome.LOST)
+    missing: list[tuple[int, int, str, int | None, int, str]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            params: list[Any] = []
+            for row in part:
+                params += row
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
+            # VALUES columns are column1..column6 on both databases; the casts type the
+            # parameters (a NULL status code would otherwise be text on PostgreSQL).
+            cursor.execute(
+                f"UPDATE {table} SET outcome = v.column3, "
+                "status_code = CAST(v.column4 AS integer), "
+                "duration_ms = CAST(v.column5 AS integer), error = v.column6 "
+                f"FROM (VALUES {values}) AS v "
+                f"WHERE {table}.delivery_id = CAST(v.column1 AS bigint) "
+                f"AND {table}.number = CAST(v.column2 AS integer) "
+                f"AND {table}.outcome IN (%s, %s)",
+                [*params, *pending],
+            )
+            if cursor.rowcount == len(part):
+                continue
+            # Rare (rows claimed before claims wrote attempt rows, or by hand in a
+            # test): find which had no row.
+            cursor.execute(
+                f"SELECT delivery_id, number FROM {table} "
+                f"WHERE delivery_id IN ({', '.join(['%s'] * len(part))})",
+                [row[0] for row in part],
+            )
+            found = set(cursor.fetchall())
+            missing += [row for row in part if (row[0], row[1]) not in found]
+    return missing

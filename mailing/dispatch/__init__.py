@@ -7,17 +7,19 @@ parallel on different workers). A lane (`lane.py`) loops, for up to
 1. claim up to `MAILING_BATCH_SIZE` due `pending` deliveries of the mailing in one
    short transaction (`batch.claim` on `core.outbox.batch.claim_many`: `SELECT ...
    FOR UPDATE SKIP LOCKED` on PostgreSQL, then one conditional UPDATE to `sending`
-   with a fresh claim token); clients outside their sending window are given back;
+   with a fresh claim token, and the `in_flight` attempt rows); clients outside their
+   sending window are given back (`release_many`: refunded, attempt row deleted);
 2. send them with bounded concurrency (`mailing.transport.SenderPool` under
    asyncio, in a thread of its own), with no transaction open;
 3. record every attempt and every new status in one short transaction
-   (`batch.record` on `core.outbox.batch.record_many`: bulk INSERT of attempts, one
-   UPDATE per outcome, fenced by the claim token);
+   (`batch.record` on `core.outbox.batch.record_many`: each attempt row's outcome in
+   one bulk UPDATE, one UPDATE per outcome, fenced by the claim token);
 
 then re-enqueues itself (now, or at the next due retry / window opening). A lane
 holds a Redis lease (`lease.py`) while it runs; if its worker dies, the lease
 expires, the cron sweeper (`sweep.py`) reclaims the stale `sending` rows (same
-msgId, so a resend is harmless) and enqueues the lane again.
+msgId, so a resend is harmless; their `in_flight` attempts become `lost`) and enqueues
+the lane again.
 
 A circuit breaker shared by all lanes (`breaker.py`, Redis) stops the whole dispatch
 when a batch fails mostly with transient errors: the batch's messages go back to

@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.logging import get_logger
 from core.models import Delivery
-from core.outbox.batch import CLAIM_FIELDS, claim_many, record_many
+from core.outbox.batch import CLAIM_FIELDS, claim_many, record_many, release_many
 from core.sender import SendResult
 from mailing.dispatch.breaker import Breaker, breaker_update
 from mailing.dispatch.counters import DELIVERIES
@@ -32,7 +32,7 @@ from mailing.windows import in_window, next_opening
 
 log = get_logger(__name__)
 
-_PENDING, _SENDING = Delivery.Status.PENDING, Delivery.Status.SENDING
+_PENDING = Delivery.Status.PENDING
 
 
 def end_guard() -> timedelta:
@@ -145,13 +145,7 @@ def defer_outside_window(
     if later:
         with transaction.atomic():
             for opening, ids in later.items():
-                Delivery.objects.filter(pk__in=ids, claim_token=token, status=_SENDING).update(
-                    status=_PENDING,
-                    claim_token="",
-                    attempts=F("attempts") - 1,
-                    next_attempt_at=opening,
-                    updated_at=now,
-                )
+                release_many(ids=ids, token=token, now=now, next_attempt_at=opening)
         DELIVERIES.labels("deferred").inc(sum(len(v) for v in later.values()))
     return keep
 

@@ -329,6 +329,12 @@ def test_killed_worker_is_resumed_by_another_without_duplicate_or_loss(
     # Nothing of the first worker survives: what it left is frozen from here on.
     sent_by_first = deliveries.filter(status="sent").count()
     abandoned = set(deliveries.filter(status="sending").values_list("pk", flat=True))
+    # the tries under way when it died: written `in_flight` with the claim
+    in_flight = set(
+        DeliveryAttempt.objects.filter(delivery__in=abandoned, outcome="in_flight").values_list(
+            "delivery_id", "number"
+        )
+    )
     assert sent_by_first < total
     start_worker(MAILING_BATCH_SIZE="50", MAILING_LANES="1")
 
@@ -354,6 +360,12 @@ def test_killed_worker_is_resumed_by_another_without_duplicate_or_loss(
     assert DeliveryAttempt.objects.filter(delivery__in=abandoned, number__gte=2).count() == len(
         abandoned
     )
+    # each try the kill interrupted is recorded, as lost (the sweeper's reclaim), and no
+    # try of the mailing is left without an outcome
+    assert {d for d, _ in in_flight} == abandoned
+    lost = DeliveryAttempt.objects.filter(delivery__in=abandoned, outcome="lost")
+    assert set(lost.values_list("delivery_id", "number")) == in_flight
+    assert not DeliveryAttempt.objects.filter(delivery__in=deliveries, outcome="in_flight").exists()
     stats = sender.stats()
     assert stats["phones"] == total  # no loss
     assert stats["phones_several_ids"] == 0  # no second msgId for a client
