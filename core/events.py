@@ -59,6 +59,8 @@ EVENT_TYPES = frozenset(
         # the console (issue 13): private notes, and one agent's read marker (their tabs)
         "new_note",
         "help_desk_read",
+        # a mailing created or edited, whole (mailing/representations.py)
+        "update_mailing",
     }
 )
 EVENTS_PUBLISHED = Counter(

@@ -131,7 +131,11 @@ def _warn_customers(incident: Incident, step: IncidentStep) -> None:
                 organization=incident.organization,
                 text=snap["warn_message"],
                 tags=snap.get("warn_tags") or [],
-                name=f"incident {incident.uuid} warning",
+                # What an agent recognizes in the mailings list: the rule and the time.
+                name=(
+                    f"{snap.get('name') or snap.get('code') or 'incident'} warning, "
+                    f"{incident.opened_at:%Y-%m-%d %H:%M} UTC"
+                ),
                 priority=1,
             )
         step.mailing_id = mailing.pk

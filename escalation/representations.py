@@ -52,6 +52,9 @@ class IncidentSerializer(serializers.Serializer[Incident]):
     id = serializers.UUIDField(source="uuid", read_only=True)
     organization = serializers.CharField(source="organization.slug", read_only=True)
     rule = serializers.SerializerMethodField(help_text="The rule's code when it opened.")
+    rule_name = serializers.SerializerMethodField(
+        help_text="The rule's name when it opened (its code if it had none)."
+    )
     triggers = serializers.SerializerMethodField(help_text="The rule's triggers when it opened.")
     status = serializers.ChoiceField(choices=Incident.Status.choices, read_only=True)
     occurrences = serializers.IntegerField(read_only=True)
@@ -72,6 +75,9 @@ class IncidentSerializer(serializers.Serializer[Incident]):
 
     def get_rule(self, incident: Incident) -> str | None:
         return incident.rule_snapshot.get("code")
+
+    def get_rule_name(self, incident: Incident) -> str | None:
+        return incident.rule_snapshot.get("name") or incident.rule_snapshot.get("code")
 
     @extend_schema_field(serializers.ListField(child=serializers.JSONField()))
     def get_triggers(self, incident: Incident) -> list[Any]:

@@ -16,6 +16,8 @@ from mailing.models import (
     TemplateVariant,
     Transport,
 )
+from mailing.representations import MailingCountsSerializer as MailingCountsSerializer
+from mailing.representations import MailingSerializer as MailingSerializer
 from mailing.services.contacts import BOUNCE, COMPLAINT, MAX_BOUNCE_ADDRESSES
 
 
@@ -84,40 +86,6 @@ class TemplateWriteSerializer(serializers.Serializer[Any]):
         required=False,
         max_length=50,
     )
-
-
-class MailingSerializer(serializers.ModelSerializer[Mailing]):
-    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-
-    class Meta:
-        model = Mailing
-        fields = [
-            "id",
-            "organization",
-            "name",
-            "kind",
-            "status",
-            "start_at",
-            "end_at",
-            "text",
-            "template",
-            "context",
-            "operator_codes",
-            "tags",
-            "client_ids",
-            "priority",
-            "promo",
-            "transports",
-            "window_start",
-            "window_end",
-            "started_at",
-            "materialized_at",
-            "finished_at",
-            "created_at",
-            "updated_at",
-        ]
 
 
 def _filter_list(validator: Any, help_text: str) -> serializers.ListField:
@@ -208,17 +176,6 @@ class CountsSerializer(serializers.Serializer[Any]):
     failed = serializers.IntegerField()
     expired = serializers.IntegerField()
     total = serializers.IntegerField()
-
-
-class MailingCountsSerializer(MailingSerializer):
-    counts = serializers.SerializerMethodField()
-
-    class Meta(MailingSerializer.Meta):
-        fields = [*MailingSerializer.Meta.fields, "counts"]
-
-    def get_counts(self, obj: Mailing) -> dict[str, int]:
-        counts: dict[int, dict[str, int]] = self.context.get("counts", {})
-        return counts.get(obj.pk, {})
 
 
 class SkippedSerializer(serializers.Serializer[Any]):

@@ -16,6 +16,8 @@ from core.models import Delivery
 from core.redis import get_redis
 from mailing.dispatch.batch import mailing_deliveries
 from mailing.dispatch.counters import DELIVERIES
+from mailing.models import Mailing
+from mailing.representations import mailing_event_data
 from mailing.selectors import mailing_counts
 
 log = get_logger(__name__)
@@ -28,10 +30,14 @@ def progress_publish_throttled(mailing_id: int, organization_id: int) -> None:
     interval_ms = int(settings.MAILING_PROGRESS_INTERVAL * 1000)
     if not get_redis().set(f"mailing:progress:{int(mailing_id)}", 1, nx=True, px=interval_ms):
         return
+    # The whole mailing (its name and dates), so a console that never listed it can show it.
+    mailing = Mailing.objects.select_related("organization").filter(pk=mailing_id).first()
+    if mailing is None:
+        return
     publish_on_commit(
         organization_id,
         "mailing_progress",
-        {"id": mailing_id, "status": "running", "counts": mailing_counts(mailing_id=mailing_id)},
+        mailing_event_data(mailing, mailing_counts(mailing_id=mailing_id)),
     )
 
 

@@ -24,6 +24,7 @@ from core.models import Delivery
 from mailing.jobs import mailing_start
 from mailing.models import Mailing, MailingMessage
 from mailing.queues import mailing_queue
+from mailing.representations import mailing_event_data
 from mailing.selectors import mailing_counts
 
 log = get_logger(__name__)
@@ -75,12 +76,17 @@ def mailing_publish_finished(mailing: Mailing) -> None:
     publish_on_commit(
         mailing.organization_id,
         "mailing_finished",
-        {
-            "id": mailing.pk,
-            "status": mailing.status,
-            "finished_at": mailing.finished_at.isoformat() if mailing.finished_at else None,
-            "counts": mailing_counts(mailing_id=mailing.pk),
-        },
+        mailing_event_data(mailing, mailing_counts(mailing_id=mailing.pk)),
+    )
+
+
+def mailing_publish_updated(mailing: Mailing) -> None:
+    """Publish `update_mailing` (after commit): a mailing created or edited, whole, so
+    every console shows its name and dates without reloading."""
+    publish_on_commit(
+        mailing.organization_id,
+        "update_mailing",
+        mailing_event_data(mailing, mailing_counts(mailing_id=mailing.pk)),
     )
 
 

@@ -18,7 +18,7 @@ from core.errors import ApplicationError
 from core.logging import get_logger
 from core.models import Delivery, Organization
 from mailing.models import Mailing, MailingMessage, Template
-from mailing.services.lifecycle import mailing_schedule_start
+from mailing.services.lifecycle import mailing_publish_updated, mailing_schedule_start
 from mailing.services.validation import invalid_input, mailing_values_check
 
 log = get_logger(__name__)
@@ -111,6 +111,7 @@ def mailing_create(
         client_ids=mailing.client_ids[:50] or None,
     )
     mailing_schedule_start(mailing, now)
+    mailing_publish_updated(mailing)
     return mailing
 
 
@@ -203,6 +204,7 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
     log.info("mailing_updated", mailing_id=locked.pk, fields=sorted(data))
     if locked.status == Mailing.Status.SCHEDULED and "start_at" in data:
         mailing_schedule_start(locked, now)
+    mailing_publish_updated(locked)
     return locked
 
 

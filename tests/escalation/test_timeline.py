@@ -57,6 +57,11 @@ def test_seed_timeline_warns_once_at_5_level_1_at_10_level_2_at_20_level_3_by_ti
         mailing = Mailing.objects.get(pk=warning.mailing_id)
         assert sorted(mailing.tags) == ["regular", "vip"]
         assert mailing.text == rule.warn_message
+        # named for people (issue 13): the rule's name and the incident's time, no uuid
+        assert mailing.name == f"{rule.name or rule.code} warning, {T0:%Y-%m-%d %H:%M} UTC"
+        from escalation.representations import IncidentSerializer
+
+        assert IncidentSerializer(incident).data["rule_name"] == (rule.name or rule.code)
 
         post(monitoring, org, times=4)  # 6..9: nothing new
         assert steps(incident) == [("warning", 0, "occurrences")]

@@ -53,7 +53,7 @@ def test_adding_a_mailing_schedules_its_start_after_commit_only(
     assert added.status_code == 302
     mailing = Mailing.objects.get()
     assert (mailing.status, mailing.name) == ("scheduled", "spring")
-    assert len(callbacks) == 1  # its start, enqueued by mailing_create
+    assert len(callbacks) == 2  # its start and update_mailing, both from mailing_create
 
 
 def test_cancel_action_publishes_each_mailing_finished_once(

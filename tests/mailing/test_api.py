@@ -223,7 +223,7 @@ def test_notification_endpoint_merges_ids_and_tags(
     assert response.status_code == 201, response.content
     mailing = Mailing.objects.get(pk=response.json()["id"])
     assert set(audience(mailing).values_list("pk", flat=True)) == {by_id.pk, tagged.pk}
-    assert len(callbacks) == 1  # dispatch enqueued after commit
+    assert len(callbacks) == 2  # dispatch enqueued, update_mailing published, after commit
 
     bad = agent.client().post(
         "/api/notifications/", {"organization": "acme", "text": "x"}, format="json"

@@ -37,7 +37,7 @@ def test_notification_send_merges_ids_and_tags(
         by_id.pk,
         *(c.pk for c in tagged),
     }
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the dispatch job and the update_mailing event
 
 
 def test_notification_send_rejects_unknown_client(org: Any) -> None:
@@ -123,3 +123,38 @@ def test_window_helpers_handle_overnight_windows() -> None:
     assert next_opening(late, "Europe/Moscow", time(9, 0), time(21, 0)) == datetime(
         2026, 1, 2, 6, 0, tzinfo=UTC
     )
+
+
+def test_mailing_events_carry_the_whole_mailing(
+    org: Any, make_client: Any, redis_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Issue 13 item 7: a console that never listed the mailing shows its name and dates
+    from its events alone (update_mailing on create/edit, mailing_finished)."""
+    import json
+
+    from core.events import _keys
+    from mailing.representations import MailingSerializer
+    from mailing.services import mailing_cancel, mailing_update, notification_send
+
+    redis_client.delete(*_keys(org.pk)[:3])  # ids repeat between tests; the log does not
+    client = make_client(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        mailing = notification_send(
+            organization=org, text="hi", client_ids=[client.pk], name="Spring sale"
+        )
+        mailing_update(mailing=mailing, data={"name": "Spring sale!"})
+        mailing_cancel(mailing=mailing)
+    entries = redis_client.xrange(log_key(org.pk))
+    events = [json.loads(fields[b"f"]) for _, fields in entries]
+    mine = [
+        (e["type"], json.loads(e["data"]))
+        for e in events
+        if e["type"] in ("update_mailing", "mailing_finished")
+        and json.loads(e["data"])["id"] == mailing.pk
+    ]
+    assert [t for t, _ in mine] == ["update_mailing", "update_mailing", "mailing_finished"]
+    assert [d["name"] for _, d in mine] == ["Spring sale", "Spring sale!", "Spring sale!"]
+    mailing.refresh_from_db()
+    final = mine[-1][1]
+    assert {k: v for k, v in final.items() if k != "counts"} == MailingSerializer(mailing).data
+    assert "total" in final["counts"] and final["start_at"] and final["end_at"]

@@ -1,0 +1,66 @@
+"""One representation per mailing: the REST body, its OpenAPI schema and the payload of
+the mailing events (`update_mailing`, `mailing_progress`, `mailing_finished`).
+
+Below the services in the layering (they publish `mailing_event_data(...)`; this module
+imports only models and core), so an event carries what the REST API shows (name,
+dates, ...): the console renders a mailing created elsewhere from its event alone.
+Input validation is in `mailing/serializers.py`, beside the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from mailing.models import Mailing
+
+
+class MailingSerializer(serializers.ModelSerializer[Mailing]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = Mailing
+        fields = [
+            "id",
+            "organization",
+            "name",
+            "kind",
+            "status",
+            "start_at",
+            "end_at",
+            "text",
+            "template",
+            "context",
+            "operator_codes",
+            "tags",
+            "client_ids",
+            "priority",
+            "promo",
+            "transports",
+            "window_start",
+            "window_end",
+            "started_at",
+            "materialized_at",
+            "finished_at",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class MailingCountsSerializer(MailingSerializer):
+    counts = serializers.SerializerMethodField()
+
+    class Meta(MailingSerializer.Meta):
+        fields = [*MailingSerializer.Meta.fields, "counts"]
+
+    def get_counts(self, obj: Mailing) -> dict[str, int]:
+        counts: dict[int, dict[str, int]] = self.context.get("counts", {})
+        return counts.get(obj.pk, {})
+
+
+def mailing_event_data(mailing: Mailing, counts: dict[str, int]) -> dict[str, Any]:
+    """The payload of a mailing event: the REST object with its message counts."""
+    return dict(MailingCountsSerializer(mailing, context={"counts": {mailing.pk: counts}}).data)
