@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
+from core.i18n import language_or_default
 from core.logging import get_logger
 from core.models import Membership, Organization
 from core.redis import get_redis
@@ -31,7 +33,8 @@ def mailing_report_build(*, organization: Organization, since: datetime) -> str 
         return None
     counts = mailings_counts(mailing_ids=[m.pk for m in mailings])
     lines = [
-        f"Mailing statistics for {organization.name} since {since:%Y-%m-%d %H:%M} UTC",
+        gettext("Mailing statistics for %(organization)s since %(since)s UTC")
+        % {"organization": organization.name, "since": f"{since:%Y-%m-%d %H:%M}"},
         "",
         "id\tstatus\t" + "\t".join(STATUSES) + "\ttotal\tname",
     ]
@@ -46,21 +49,22 @@ def mailing_report_build(*, organization: Organization, since: datetime) -> str 
 
 
 def mailing_report_send(*, organization: Organization, now: datetime | None = None) -> bool:
-    """Email the report to the organization's admins (once per day). True if sent."""
+    """Email the report to the organization's admins (once per day), each in the language
+    saved in their preferences (one email per language). True if sent."""
     now = now or timezone.now()
-    recipients = sorted(
-        {
-            email
-            for email in get_user_model()
-            .objects.filter(
-                memberships__organization=organization,
-                memberships__role=Membership.Role.ADMIN,
-                is_active=True,
-            )
-            .exclude(email="")
-            .values_list("email", flat=True)
-        }
-    )
+    by_language: dict[str, set[str]] = {}
+    for email, saved in (
+        get_user_model()
+        .objects.filter(
+            memberships__organization=organization,
+            memberships__role=Membership.Role.ADMIN,
+            is_active=True,
+        )
+        .exclude(email="")
+        .values_list("email", "preference__language")
+    ):
+        by_language.setdefault(language_or_default(saved), set()).add(email)
+    recipients = sorted(set().union(*by_language.values()))
     if not recipients:
         return False
     body = mailing_report_build(organization=organization, since=now - timedelta(days=1))
@@ -69,12 +73,18 @@ def mailing_report_send(*, organization: Organization, now: datetime | None = No
     key = f"mailing:report:{organization.pk}:{now:%Y-%m-%d}"
     if not get_redis().set(key, 1, nx=True, ex=2 * 86400):
         return False  # already sent today (the job ran twice)
-    send_mail(
-        subject=f"[{organization.slug}] Daily mailing statistics {now:%Y-%m-%d}",
-        message=body,
-        from_email=None,
-        recipient_list=recipients,
-    )
+    for language, emails in sorted(by_language.items()):
+        with translation.override(language):
+            send_mail(
+                subject=gettext("[%(organization)s] Daily mailing statistics %(day)s")
+                % {"organization": organization.slug, "day": f"{now:%Y-%m-%d}"},
+                message=mailing_report_build(
+                    organization=organization, since=now - timedelta(days=1)
+                )
+                or body,
+                from_email=None,
+                recipient_list=sorted(emails),
+            )
     log.info("mailing_report_sent", organization_id=organization.pk, recipients=len(recipients))
     return True
 

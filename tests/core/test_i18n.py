@@ -479,3 +479,37 @@ def test_variant_api_refuses_attackers_and_bad_input(agent, make_agent, make_org
     assert bad_language.status_code == 400
     assert "language" in bad_language.json()["error"]["fields"]
     assert api.delete(f"/api/templates/{template.pk}/variants/de/").status_code == 404
+
+
+def test_daily_report_email_in_each_admins_language(
+    org, make_client, mailoutbox, redis_client, django_capture_on_commit_callbacks
+):
+    from core.models import Membership
+    from core.services import agent_create, membership_add
+    from mailing.services import mailing_report_send_all, notification_send
+
+    for name, language in (("olga", "ru"), ("ana", "pt-br"), ("ann", ""), ("ted", "")):
+        user = agent_create(username=name, password="pw", email=f"{name}@example.com")
+        membership_add(organization=org, user=user, role=Membership.Role.ADMIN)
+        AgentPreference.objects.create(user=user, language=language)
+    with django_capture_on_commit_callbacks(execute=False):
+        notification_send(organization=org, text="hi", client_ids=[make_client(org).pk])
+
+    try:
+        assert mailing_report_send_all() == 1
+    finally:  # the once-a-day key would keep another test's report (same org id) from going
+        redis_client.delete(*redis_client.keys("mailing:report:*"))
+
+    by_recipients = {tuple(m.to): m for m in mailoutbox}
+    assert set(by_recipients) == {
+        ("olga@example.com",),
+        ("ana@example.com",),
+        ("ann@example.com", "ted@example.com"),  # one email per language
+    }
+    ru = by_recipients[("olga@example.com",)]
+    assert ru.subject.startswith("[acme] Ежедневная статистика рассылок")
+    assert ru.body.startswith("Статистика рассылок Acme \u0441 ")  # Russian "since"
+    assert by_recipients[("ana@example.com",)].body.startswith("Estatísticas de disparos de Acme")
+    assert by_recipients[("ann@example.com", "ted@example.com")].body.startswith(
+        "Mailing statistics for Acme since "
+    )
