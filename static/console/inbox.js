@@ -12,7 +12,10 @@ import { api, orgQuery } from "./api.js";
 import { emit, listen, on, state } from "./core.js";
 import { $, announce, clear, el, formatTime, ts } from "./dom.js";
 import { fmt, t, tn } from "./i18n.js";
-import { clientName, isMe, isMeById, people, teamName, userName } from "./people.js";
+import { clientName, isMe, isMeById, teamName, userName } from "./people.js";
+import { countsSoon, loadCounts, matches, normalStatus, renderCounts, viewQuery, views } from "./views.js";
+
+export { normalStatus };
 
 export const STATUS_LABEL = {
   open: t("Open"),
@@ -28,47 +31,8 @@ const inbox = {
   next: null, // cursor of the next page
   unread: new Map(), // uuid -> this agent's unread count
   unreadTotal: 0,
-  counts: null,
-  countsTimer: null,
   pageSize: 50,
-  filter: loadFilter(),
 };
-
-function loadFilter() {
-  try {
-    const saved = JSON.parse(localStorage.getItem("console.inboxFilter") || "null");
-    if (saved && ["mine", "unassigned", "all"].includes(saved.view)) {
-      return { view: saved.view, status: saved.status || "", team: saved.team || "" };
-    }
-  } catch (e) {
-    /* private mode or a bad value */
-  }
-  return { view: "all", status: "", team: "" };
-}
-
-function saveFilter() {
-  try {
-    localStorage.setItem("console.inboxFilter", JSON.stringify(inbox.filter));
-  } catch (e) {
-    /* private mode */
-  }
-}
-
-export function normalStatus(status) {
-  return status === "closed" ? "resolved" : status || "open";
-}
-
-// The view's rule, applied on the page too: a desk an event moves out of the view
-// leaves the list (and one moved into it appears) without asking the server.
-function matches(desk) {
-  const f = inbox.filter;
-  if (f.view === "mine" && !isMe(desk.assignee)) return false;
-  if (f.view === "unassigned" && desk.assignee) return false;
-  const status = normalStatus(desk.status);
-  if (f.status ? status !== f.status : status === "resolved") return false;
-  if (f.team && !(desk.team && String(desk.team.id !== undefined ? desk.team.id : desk.team) === f.team)) return false;
-  return true;
-}
 
 function before(a, b) {
   // newest activity first; the uuid breaks ties so the order is total
@@ -278,11 +242,7 @@ export function readingNow() {
 }
 
 function listUrl() {
-  const f = inbox.filter;
-  let url = "/api/help-desks/?" + orgQuery(state.org) + "&page_size=" + inbox.pageSize + "&view=" + f.view;
-  if (f.status) url += "&status=" + encodeURIComponent(f.status);
-  if (f.team) url += "&team=" + encodeURIComponent(f.team);
-  return url;
+  return "/api/help-desks/?" + orgQuery(state.org) + "&page_size=" + inbox.pageSize + viewQuery();
 }
 
 function takePage(result) {
@@ -336,78 +296,16 @@ export function resetInbox() {
   inbox.next = null;
   inbox.unread = new Map();
   inbox.unreadTotal = 0;
-  inbox.counts = null;
+  views.counts = null;
   clear($("inbox-list"));
   renderCounts();
 }
 
-// ------------------------------------------------------------------- counts --
-
-function loadCounts() {
-  const org = state.org;
-  clearTimeout(inbox.countsTimer);
-  inbox.countsTimer = null;
-  return api("GET", "/api/help-desks/counts/?" + orgQuery(org))
-    .then((result) => {
-      if (org !== state.org) return;
-      inbox.counts = result.data;
-      renderCounts();
-    })
-    .catch(() => {
-      inbox.counts = null; // a server without counts: the views work without numbers
-      renderCounts();
-    });
-}
-
-// Counts follow events, at most once a second (a busy inbox sends many).
-function countsSoon() {
-  if (!inbox.countsTimer) inbox.countsTimer = setTimeout(loadCounts, 1000);
-}
-
-function renderCounts() {
-  const counts = inbox.counts || {};
-  document.querySelectorAll("#inbox-views button[data-view]").forEach((button) => {
-    const view = button.dataset.view;
-    button.setAttribute("aria-pressed", String(view === inbox.filter.view));
-    const badge = button.querySelector(".count");
-    const n = counts[view];
-    badge.textContent = typeof n === "number" ? String(n) : "";
-  });
-  const status = $("filter-status");
-  const byStatus = counts.status || {};
-  for (const option of status.options) {
-    const n = byStatus[option.value];
-    option.textContent = option.dataset.label + (typeof n === "number" ? " (" + n + ")" : "");
-  }
-  status.value = inbox.filter.status;
-  const team = $("filter-team");
-  const teams = (counts.teams || people.teams || []).slice();
-  if (inbox.filter.team && !teams.some((x) => String(x.id) === inbox.filter.team)) teams.push({ id: inbox.filter.team, name: "#" + inbox.filter.team });
-  clear(team);
-  team.appendChild(el("option", { value: "", text: t("All teams") }));
-  for (const item of teams) {
-    const n = item.count;
-    team.appendChild(el("option", { value: String(item.id), text: teamName(item) + (typeof n === "number" ? " (" + n + ")" : "") }));
-  }
-  team.value = inbox.filter.team;
-  team.parentNode.hidden = teams.length === 0;
-}
-
-function setFilter(change) {
-  Object.assign(inbox.filter, change);
-  saveFilter();
-  renderCounts();
+listen("view-changed", () => {
   inbox.next = null;
   renderAll(); // what the page has, at once; the server's answer follows
   loadInbox();
-}
-
-document.querySelectorAll("#inbox-views button[data-view]").forEach((button) => {
-  button.addEventListener("click", () => setFilter({ view: button.dataset.view }));
 });
-$("filter-status").addEventListener("change", (event) => setFilter({ status: event.target.value }));
-$("filter-team").addEventListener("change", (event) => setFilter({ team: event.target.value }));
-for (const option of $("filter-status").options) option.dataset.label = option.textContent;
 
 $("inbox-more").addEventListener("click", () => loadMore());
 $("inbox-list").addEventListener("click", (event) => {
@@ -434,6 +332,11 @@ on("update_helpdesk", (desk) => {
 on("new_message", (msg) => {
   if (!msg || msg.type !== "received" || !msg.help_desk) return;
   if (msg.help_desk === state.openDesk && readingNow()) return; // read as it arrives
+  // Queued while the inbox loaded, it may be in the REST count already: the loaded desk's
+  // last message is then this one or a newer one.
+  const known = state.desks.get(msg.help_desk);
+  const last = known && known.last_message;
+  if (last && (last.uuid === msg.uuid || ts(last.created_at) > ts(msg.created_at))) return;
   setUnread(msg.help_desk, unreadOf(msg.help_desk) + 1);
   emit("client-message", msg);
 });
