@@ -97,6 +97,14 @@ def _current_event_id(organization_id: int) -> int:
     return int(value) if value is not None else 0
 
 
+def _current_event_ids(organization_ids: list[int]) -> list[int]:
+    """`_current_event_id` of each, one read per distinct organization: the sockets of a
+    reconnect storm that joined meanwhile share it (ws_auth.batched: each read starts
+    after its sockets joined the hub, so none misses an event)."""
+    current = {o: _current_event_id(o) for o in set(organization_ids)}
+    return [current[o] for o in organization_ids]
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     # Events come from the hub (one pub/sub per process), not a per-socket channel.
     channel_layer_alias = "__none__"
@@ -126,7 +134,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.typing_sent: dict[str, float] = {}
         # Accept first: a close code can only be sent on an accepted socket.
         await self.accept()
-        admission = await sync_to_async(ws_auth.admit)(self.scope)
+        admission = await ws_auth.admit_async(self.scope)
         if admission.code:
             log.info("ws_refused", path=self.scope.get("path"), code=admission.code)
             if admission.code == CLOSE_RATE_LIMITED:
@@ -155,7 +163,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.direct = None
         ws_auth.get_guard().watch(self)
         try:
-            await get_hub().join(organization_id, self)
+            async with ws_auth.join_gate():
+                await get_hub().join(organization_id, self)
             await self._catch_up(organization_id, resume)
         except Exception:
             # Redis gone during the join or the replay, or anything unexpected: leave the
@@ -189,14 +198,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=json.dumps({"type": "resync_required"}))
                 # Also when `resume` is ahead of the counter: keeping it as last_sent
                 # would silently drop every live frame below it.
-                self.last_sent = await sync_to_async(_current_event_id)(organization_id)
+                self.last_sent = await ws_auth.batched(_current_event_ids).submit(organization_id)
             else:
                 self.last_sent = resume
                 for event_id, frame in replay.frames:
                     await self.send(text_data=frame)
                     self.last_sent = event_id
         else:
-            self.last_sent = await sync_to_async(_current_event_id)(organization_id)
+            self.last_sent = await ws_auth.batched(_current_event_ids).submit(organization_id)
         await self.send(text_data=json.dumps({"type": "hello", "last_event_id": self.last_sent}))
 
     # --- hub side (called from the hub's reader, must not block) -----------------------
