@@ -144,6 +144,15 @@ def test_notes_canned_replies_context_and_a_mention_alert(
         timeout=10,
     )
     bob.get_by_text("Alerts").click()
+    # a new conversation: bob is told (desktop and sound), alice (no alerts chosen) is not
+    inbound(web, agent, "79990000001", "first contact")
+    wait_until(lambda: bob.evaluate("consoleDebug.alerts()"), timeout=10)
+    assert [
+        (a["kind"], a["body"], a["desktop"], a["sound"])
+        for a in bob.evaluate("consoleDebug.alerts()")
+    ] == [("conversation", "79990000001", True, True)]
+    expect(alice.locator("#inbox-list")).to_contain_text("first contact")
+    assert alice.evaluate("consoleDebug.alerts()") == []
 
     # alice (an admin) adds a canned reply in the console
     row(alice, olga).click()
