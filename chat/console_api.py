@@ -10,17 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import canned, context, notes, selectors
+from chat import canned, context, notes, search, selectors
 from chat.console_serializers import (
     CannedReplyWriteSerializer,
     ClientContextSerializer,
     NoteCreateSerializer,
+    SearchQuerySerializer,
+    SearchResultSerializer,
 )
 from chat.models import CannedReply
 from chat.representations import CannedReplySerializer, NoteSerializer
@@ -146,3 +148,32 @@ class ClientContextView(APIView):
             "incidents": context.client_incidents(client=client),
         }
         return Response(ClientContextSerializer(data).data)
+
+
+class SearchView(APIView):
+    """`GET /api/search/?organization=&q=`: clients and messages of the organization (of
+    every organization the caller belongs to without `organization`). chat/search."""
+
+    required_scopes = {"GET": scopes.READ}
+
+    @extend_schema(
+        parameters=[
+            ORGANIZATION_PARAM,
+            OpenApiParameter("q", str, required=True, description="2-200 characters."),
+        ],
+        responses=SearchResultSerializer,
+        summary="Search clients (name, phone, tag, email) and message text",
+    )
+    def get(self, request: Request) -> Response:
+        query = SearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data["q"]
+        organization = organization_scope(request, required=False)
+        organizations = organizations_for(request.user)
+        if organization is not None:
+            organizations = organizations.filter(pk=organization.pk)
+        result = {
+            "clients": search.search_clients(organizations=organizations, q=q),
+            "messages": search.search_messages(organizations=organizations, q=q),
+        }
+        return Response(SearchResultSerializer(result).data)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chat.representations import ClientSerializer
+from chat.representations import ClientSerializer, MessageSerializer
 from chat.workflow import STATUS_INPUTS, status_normalize
 from core.models import slug_validator
 
@@ -125,3 +125,23 @@ class ClientContextSerializer(serializers.Serializer[Any]):
     help_desks = ContextHelpDeskSerializer(many=True)
     mailings = ContextMailingSerializer(many=True)
     incidents = ContextIncidentSerializer(many=True)
+
+
+class SearchQuerySerializer(serializers.Serializer[Any]):
+    q = serializers.CharField(min_length=2, max_length=200, trim_whitespace=True)
+
+
+class SearchMessageSerializer(serializers.Serializer[Any]):
+    message = MessageSerializer()
+    help_desk = serializers.UUIDField(source="message.help_desk.uuid")
+    client = serializers.SerializerMethodField()
+    snippet = serializers.CharField(help_text="Plain text around the match (no markup).")
+
+    def get_client(self, hit: dict[str, Any]) -> dict[str, str]:
+        client = hit["message"].help_desk.client
+        return {"uuid": str(client.uuid), "name": client.name}
+
+
+class SearchResultSerializer(serializers.Serializer[Any]):
+    clients = ClientSerializer(many=True)
+    messages = SearchMessageSerializer(many=True)

@@ -31,6 +31,7 @@ urlpatterns = [
     path(
         "canned-replies/", console_api.CannedReplyListView.as_view(), name="canned-reply-list"
     ),
+    path("search/", console_api.SearchView.as_view(), name="search"),
     path(
         "canned-replies/<int:pk>/",
         console_api.CannedReplyDetailView.as_view(),
