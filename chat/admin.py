@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from chat import services
 from chat.assistance import (
@@ -67,7 +67,7 @@ def help_desk_open_new(*, client: Client) -> HelpDesk:
     help_desk, created = services.help_desk_open(client=client)
     if not created:
         raise ApplicationError(
-            "The client already has an open help desk.",
+            gettext("The client already has an open help desk."),
             fields={"client": [f"Already open: {help_desk.uuid}."]},
         )
     return help_desk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -60,7 +61,8 @@ class AssistanceListView(ListView):
         wanted = self.request.query_params.get("status")
         if wanted and wanted not in AssistanceRequest.Status.values:
             raise ApplicationError(
-                "Unknown status.", fields={"status": [f"One of {AssistanceRequest.Status.values}."]}
+                gettext("Unknown status."),
+                fields={"status": [f"One of {AssistanceRequest.Status.values}."]},
             )
         return assistance.assistance_request_list(
             principal=self.request.user, organization_slug=slug_of(organization), status=wanted

@@ -185,7 +185,8 @@ def help_desk_update(*, help_desk: HelpDesk, data: dict[str, Any]) -> HelpDesk:
             )
             if user is None:
                 raise ApplicationError(
-                    "Unknown agent.", fields={"assignee": ["Not an agent of this organization."]}
+                    gettext("Unknown agent."),
+                    fields={"assignee": [gettext("Not an agent of this organization.")]},
                 )
             help_desk.assignee = user
     help_desk.save()

@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from chat.models import HelpDesk
 from chat.representations import HelpDeskSerializer
@@ -50,7 +51,8 @@ def _member(*, organization_id: int, ref: int | str) -> Any:
     )
     if user is None:
         raise ApplicationError(
-            "Unknown agent.", fields={"assignee": ["Not an agent of this organization."]}
+            gettext("Unknown agent."),
+            fields={"assignee": [gettext("Not an agent of this organization.")]},
         )
     return user
 
@@ -59,7 +61,7 @@ def _team(*, organization_id: int, team_id: int) -> Team:
     team = Team.objects.filter(organization_id=organization_id, pk=team_id).first()
     if team is None:
         raise ApplicationError(
-            "Unknown team.", fields={"team": ["Not a team of this organization."]}
+            gettext("Unknown team."), fields={"team": [gettext("Not a team of this organization.")]}
         )
     return team
 

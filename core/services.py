@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils.translation import gettext
 
 from core.auth import generate_key, hash_key
 from core.errors import ApplicationError
@@ -65,8 +66,8 @@ def membership_update(*, membership: Membership, data: dict[str, Any]) -> Member
     moved = sorted({"user", "organization"} & set(data))
     if moved:
         raise ApplicationError(
-            "A membership does not move: remove it and add another.",
-            fields={field: ["Cannot be changed."] for field in moved},
+            gettext("A membership does not move: remove it and add another."),
+            fields={field: [gettext("Cannot be changed.")] for field in moved},
         )
     for field in ("role", "is_available"):
         if field in data:

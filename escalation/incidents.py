@@ -20,6 +20,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.errors import ApplicationError
 from core.events import publish_on_commit
@@ -291,7 +292,9 @@ def incident_acknowledge(*, incident: Incident, user: Any) -> Incident:
     assert locked is not None
     if locked.status != Incident.Status.OPEN:
         raise ApplicationError(
-            f"The incident is {locked.status}.", code="conflict", status_code=409
+            gettext("The incident is %(status)s.") % {"status": locked.status},
+            code="conflict",
+            status_code=409,
         )
     locked.status = Incident.Status.ACKNOWLEDGED
     locked.acknowledged_at, locked.acknowledged_by = timezone.now(), user
@@ -307,7 +310,9 @@ def incident_resolve(*, incident: Incident, user: Any = None, reason: str = "age
     locked = _locked(incident.pk)
     assert locked is not None
     if locked.status == Incident.Status.RESOLVED:
-        raise ApplicationError("The incident is resolved.", code="conflict", status_code=409)
+        raise ApplicationError(
+            gettext("The incident is resolved."), code="conflict", status_code=409
+        )
     locked.status = Incident.Status.RESOLVED
     locked.resolved_at, locked.resolve_reason = timezone.now(), reason
     if user is not None and getattr(user, "pk", None) is not None:

@@ -66,7 +66,8 @@ def team_save(
         missing = [u for u in members if u not in found]
         if missing:
             raise ApplicationError(
-                gettext("Unknown agents."), fields={"members": [f"Not members here: {missing}."]}
+                gettext("Unknown agents."),
+                fields={"members": [gettext("Not members here: %(names)s.") % {"names": missing}]},
             )
         TeamMember.objects.filter(team=team).delete()
         TeamMember.objects.bulk_create(
@@ -125,19 +126,34 @@ def rule_levels_check(*, organization: Organization, levels: list[dict[str, Any]
         if lv.get("after_occurrences") is None and lv.get("after_minutes") is None:
             raise ApplicationError(
                 gettext("A level needs a threshold."),
-                fields={"levels": [f"Level {lv['level']}: after_occurrences or after_minutes."]},
+                fields={
+                    "levels": [
+                        gettext("Level %(level)s: after_occurrences or after_minutes.")
+                        % {"level": lv["level"]}
+                    ]
+                },
             )
         team = lv.get("team")
         if isinstance(team, Team):
             if team.organization_id != organization.pk:
                 raise ApplicationError(
                     gettext("Another organization's team."),
-                    fields={"levels": [f"Level {lv['level']}: team {team.slug} is not here."]},
+                    fields={
+                        "levels": [
+                            gettext("Level %(level)s: team %(team)s is not here.")
+                            % {"level": lv["level"], "team": team.slug}
+                        ]
+                    },
                 )
         elif team and team not in slugs:
             raise ApplicationError(
                 gettext("Unknown team."),
-                fields={"levels": [f"Level {lv['level']}: no team {team}."]},
+                fields={
+                    "levels": [
+                        gettext("Level %(level)s: no team %(team)s.")
+                        % {"level": lv["level"], "team": team}
+                    ]
+                },
             )
 
 

@@ -56,7 +56,7 @@ def team_list(*, principal: Any, organization_slug: str | None = None) -> QueryS
 def team_get_for_principal(*, principal: Any, pk: int) -> Team:
     team = team_list(principal=principal).filter(pk=pk).first()
     if team is None:
-        raise ApplicationError("Team not found.", code="not_found", status_code=404)
+        raise ApplicationError(gettext("Team not found."), code="not_found", status_code=404)
     return team
 
 

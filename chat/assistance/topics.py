@@ -22,7 +22,9 @@ def _team_for(*, organization: Organization, team_slug: str | None) -> Team | No
         return None
     team = Team.objects.filter(organization=organization, slug=team_slug).first()
     if team is None:
-        raise ApplicationError("Unknown team.", fields={"team": [gettext("No such team here.")]})
+        raise ApplicationError(
+            gettext("Unknown team."), fields={"team": [gettext("No such team here.")]}
+        )
     return team
 
 

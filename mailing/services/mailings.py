@@ -169,17 +169,20 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
         frozen = sorted(set(data) - _EDITABLE_WHEN_STARTED)
         if frozen:
             raise ApplicationError(
-                f"The mailing is {locked.status}: only name, priority and end_at can change.",
+                gettext("The mailing is %(status)s: only name, priority and end_at can change.")
+                % {"status": locked.status},
                 code="mailing_started",
                 status_code=409,
-                fields={f: ["Cannot change once the mailing has started."] for f in frozen},
+                fields={
+                    f: [gettext("Cannot change once the mailing has started.")] for f in frozen
+                },
             )
         if locked.status != Mailing.Status.RUNNING and "end_at" in data:
             raise ApplicationError(
-                f"The mailing is {locked.status}.",
+                gettext("The mailing is %(status)s.") % {"status": locked.status},
                 code="mailing_over",
                 status_code=409,
-                fields={"end_at": ["Cannot change once the mailing is over."]},
+                fields={"end_at": [gettext("Cannot change once the mailing is over.")]},
             )
     now = timezone.now()
     values: dict[str, Any] = {f: data.get(f, getattr(locked, f)) for f in MAILING_VALUES}
@@ -189,7 +192,7 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
         values["template"] = None
     mailing_values_check(organization=locked.organization, values=values, now=now, creating=False)
     if "end_at" in data and values["end_at"] <= now:
-        raise invalid_input({"end_at": ["The end time is in the past."]})
+        raise invalid_input({"end_at": [gettext("The end time is in the past.")]})
     for field, value in values.items():
         setattr(locked, field, value)
     for field in ("name", "promo"):

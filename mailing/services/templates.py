@@ -22,7 +22,7 @@ log = get_logger(__name__)
 def template_check(template: Template) -> None:
     errors: dict[str, list[str]] = {}
     if not template.title.strip():
-        errors["title"] = ["This field may not be blank."]
+        errors["title"] = [gettext("This field may not be blank.")]
     if template.transport not in Template.Transport.values:
         errors["transport"] = [
             f"Unsupported transport {template.transport!r}; one of {Template.Transport.values}."
@@ -31,7 +31,7 @@ def template_check(template: Template) -> None:
     if not isinstance(variables, list) or not all(
         isinstance(v, str) and rendering.IDENTIFIER.match(v) for v in variables
     ):
-        errors["variables"] = ["A list of identifiers (letters, digits, '_')."]
+        errors["variables"] = [gettext("A list of identifiers (letters, digits, '_').")]
         variables = []
     allowed = [*context.allowed_placeholders(template.code), *variables]
     for field in ("body", "subject", "html_body"):
@@ -39,15 +39,18 @@ def template_check(template: Template) -> None:
             unknown = rendering.unknown_placeholders(getattr(template, field) or "", allowed)
             if unknown:
                 errors[field] = [
-                    f"Unknown placeholder(s): {', '.join(unknown)}. Allowed: client fields "
-                    f"and the code's context ({', '.join(allowed)})."
+                    gettext(
+                        "Unknown placeholder(s): %(names)s. Allowed: client fields and the "
+                        "code's context (%(allowed)s)."
+                    )
+                    % {"names": ", ".join(unknown), "allowed": ", ".join(allowed)}
                 ]
         except ValueError as exc:
             errors[field] = [str(exc)]
     if template.transport == Template.Transport.EMAIL and not (template.subject or "").strip():
-        errors["subject"] = ["An email template needs a subject."]
+        errors["subject"] = [gettext("An email template needs a subject.")]
     if "\n" in (template.subject or "") or "\r" in (template.subject or ""):
-        errors["subject"] = ["One line."]
+        errors["subject"] = [gettext("One line.")]
     if errors:
         raise invalid_input(errors)
 
@@ -58,7 +61,9 @@ def _template_save(template: Template) -> Template:
         with transaction.atomic():
             template.save()
     except IntegrityError as exc:
-        raise invalid_input({"code": ["A template with this code already exists."]}) from exc
+        raise invalid_input(
+            {"code": [gettext("A template with this code already exists.")]}
+        ) from exc
     return template
 
 
@@ -108,8 +113,13 @@ def _template_users_check(template: Template) -> None:
     if lacking:
         detail = "; ".join(f"mailing {pk} lacks {', '.join(n)}" for pk, n in lacking.items())
         raise invalid_input(
-            {"variables": [f"Mailings using this template do not give them: {detail}."]},
-            "The template is used by mailings that lack its variables.",
+            {
+                "variables": [
+                    gettext("Mailings using this template do not give them: %(detail)s.")
+                    % {"detail": detail}
+                ]
+            },
+            gettext("The template is used by mailings that lack its variables."),
         )
 
 

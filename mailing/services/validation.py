@@ -29,7 +29,7 @@ def _check_list(values: Any, field: str, validator: Any, errors: dict[str, list[
         errors[field] = [gettext("Expected a list.")]
         return []
     if len(values) > MAX_FILTER_VALUES:
-        errors[field] = [f"At most {MAX_FILTER_VALUES} values."]
+        errors[field] = [gettext("At most %(count)d values.") % {"count": MAX_FILTER_VALUES}]
         return []
     bad = []
     for value in values:
@@ -79,11 +79,11 @@ def _check_transports(
         ]
         return []
     if len(set(transports)) != len(transports):
-        errors["transports"] = ["Each transport at most once."]
+        errors["transports"] = [gettext("Each transport at most once.")]
         return []
     effective = list(transports) or ([template.transport] if template is not None else [])
     if Transport.EMAIL in effective and (template is None or not template.subject.strip()):
-        errors["transports"] = ["Email needs a template with a subject."]
+        errors["transports"] = [gettext("Email needs a template with a subject.")]
     return list(transports)
 
 
@@ -109,27 +109,29 @@ def mailing_values_check(
     values["context"] = _check_context(values["context"], errors)
     priority = values["priority"]
     if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 10:
-        errors["priority"] = ["An integer from 1 (lowest) to 10 (highest)."]
+        errors["priority"] = [gettext("An integer from 1 (lowest) to 10 (highest).")]
     ws, we = values["window_start"], values["window_end"]
     if (ws is None) != (we is None):
         errors["window_end" if we is None else "window_start"] = [
-            "Give both window_start and window_end, or neither."
+            gettext("Give both window_start and window_end, or neither.")
         ]
     elif ws is not None and ws == we:
-        errors["window_end"] = ["The window must not be empty (start equals end)."]
+        errors["window_end"] = [gettext("The window must not be empty (start equals end).")]
     template: Template | None = values["template"]
     text: str = values["text"] or ""
     values["transports"] = _check_transports(values.get("transports") or [], template, errors)
     if template is not None and template.organization_id != organization.pk:
-        errors["template"] = ["Template not found."]
+        errors["template"] = [gettext("Template not found.")]
     elif template is not None and text:
-        errors["text"] = ["Give a text or a template, not both."]
+        errors["text"] = [gettext("Give a text or a template, not both.")]
     elif template is not None:
         missing = [v for v in template.variables if v not in values["context"]]
         if missing:
-            errors["context"] = [f"The template needs: {', '.join(missing)}."]
+            errors["context"] = [
+                gettext("The template needs: %(names)s.") % {"names": ", ".join(missing)}
+            ]
     elif not text.strip():
-        errors["text"] = ["Give a text or a template."]
+        errors["text"] = [gettext("Give a text or a template.")]
     else:
         try:
             unknown = rendering.unknown_placeholders(
@@ -137,8 +139,8 @@ def mailing_values_check(
             )
             if unknown:
                 errors["text"] = [
-                    f"Unknown placeholder(s): {', '.join(unknown)} "
-                    "(client fields or context names)."
+                    gettext("Unknown placeholder(s): %(names)s (client fields or context names).")
+                    % {"names": ", ".join(unknown)}
                 ]
         except ValueError as exc:
             errors["text"] = [str(exc)]
@@ -146,9 +148,9 @@ def mailing_values_check(
     if not isinstance(client_ids, list | tuple) or not all(
         isinstance(i, int) and not isinstance(i, bool) for i in client_ids
     ):
-        errors["client_ids"] = ["A list of client ids."]
+        errors["client_ids"] = [gettext("A list of client ids.")]
     elif len(client_ids) > MAX_CLIENT_IDS:
-        errors["client_ids"] = [f"At most {MAX_CLIENT_IDS} ids."]
+        errors["client_ids"] = [gettext("At most %(count)d ids.") % {"count": MAX_CLIENT_IDS}]
     else:
         ids = list(dict.fromkeys(client_ids))
         known = set(
@@ -158,11 +160,13 @@ def mailing_values_check(
         )
         unknown_ids = [i for i in ids if i not in known]
         if unknown_ids:
-            errors["client_ids"] = [f"Unknown client id(s): {unknown_ids[:20]}."]
+            errors["client_ids"] = [
+                gettext("Unknown client id(s): %(ids)s.") % {"ids": unknown_ids[:20]}
+            ]
         values["client_ids"] = ids
     if values["kind"] == Mailing.Kind.NOTIFICATION and not (
         values["client_ids"] or values["tags"] or values["operator_codes"]
     ):
-        errors["client_ids"] = ["Give client ids and/or tags."]
+        errors["client_ids"] = [gettext("Give client ids and/or tags.")]
     if errors:
         raise invalid_input(errors)
