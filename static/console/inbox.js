@@ -10,9 +10,9 @@
  */
 import { api, orgQuery } from "./api.js";
 import { emit, listen, on, state } from "./core.js";
-import { $, announce, clear, el, formatTime, ts } from "./dom.js";
+import { $, announce, clear, el, formatTime, setBadge, ts } from "./dom.js";
 import { fmt, t, tn } from "./i18n.js";
-import { clientName, isMe, isMeById, teamName, userName } from "./people.js";
+import { clientName, isMe, isMeById, people, teamName, userName } from "./people.js";
 import { countsSoon, loadCounts, matches, normalStatus, renderCounts, viewQuery, views } from "./views.js";
 
 export { normalStatus };
@@ -83,7 +83,9 @@ export function markedRead(uuid) {
 export function senderLabel(msg) {
   const sender = msg.sender;
   if (isMe(sender) || (!sender && ownMessages.has(msg.uuid))) return t("You");
-  return userName(sender) || t("Agent");
+  // a username: the members list gives the name people know
+  const member = typeof sender === "string" && people.members.find((m) => m.username === sender);
+  return (member && member.name) || userName(sender) || t("Agent");
 }
 export const ownMessages = new Set(); // uuids of messages sent from this page
 
@@ -357,7 +359,7 @@ on("delete_helpdesk", (gone) => {
 
 listen("unread", (total) => {
   document.title = (total ? "(" + total + ") " : "") + t("Agent console");
-  $("inbox-unread").textContent = total ? tn("%(n)s unread", "%(n)s unread", total).replace("%(n)s", total) : "";
+  setBadge($("inbox-unread"), total, tn("unread message", "unread messages", total));
 });
 
 

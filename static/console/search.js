@@ -129,11 +129,6 @@ $("search-q").addEventListener("keydown", (event) => {
     run();
   }
 });
-$("search-clear").addEventListener("click", () => {
-  $("search-q").value = "";
-  run();
-  $("search-q").focus();
-});
 listen("org-changed", () => {
   $("search-q").value = "";
   showResults(false);

@@ -324,3 +324,34 @@ def test_each_agents_own_unread_count(agent, make_agent, org, make_client, web, 
     expect(row(bob, olga).locator(".unread-count")).to_have_attribute("data-count", "1")
 
     assert first.errors == [] and second.errors == [] and bob.errors == []
+
+
+def test_search_finds_clients_and_messages_and_opens_them(agent, org, make_client, web, new_page):
+    from chat.services import help_desk_open
+
+    olga, _ = help_desk_open(client=make_client(org, name="Olga Older", tag="vip"))
+    nina, _ = help_desk_open(client=make_client(org, name="Nina <i>Newer</i>"))
+    inbound(web, agent, nina.client.phone, "the <b>invoice</b> total is wrong")
+    first = new_page("alice", viewport=DESKTOP)
+    expect(row(first, olga)).to_be_visible()
+
+    # search: message text, marked where it matched; markup stays text
+    first.get_by_label("Search clients and messages").fill("invoice")
+    hits = first.locator("#search-messages li")
+    expect(hits).to_have_count(1)
+    expect(hits.locator("mark")).to_have_text(["invoice"])
+    expect(hits).to_contain_text("<b>")
+    assert first.locator("#search-results b, #search-results i").count() == 0
+    expect(first.locator("#inbox-list")).to_be_hidden()
+    screenshot(first, "search.png")
+    hits.first.click()
+    expect(first.locator("#conv-title")).to_have_text("Nina <i>Newer</i>")
+    # clients by tag; Escape brings the inbox back
+    box = first.get_by_label("Search clients and messages")
+    box.fill("vip")
+    expect(first.locator("#search-clients li")).to_have_count(1)
+    expect(first.locator("#search-clients li")).to_contain_text("Olga Older")
+    box.press("Escape")
+    expect(first.locator("#inbox-list")).to_be_visible()
+    expect(first.locator("#search-results")).to_be_hidden()
+    assert first.errors == []
