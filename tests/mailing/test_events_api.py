@@ -257,3 +257,46 @@ def test_hostile_event_bodies_are_400_with_field_errors(org: Any, body: Any, fie
     response = _integration(org, ["events"]).post("/api/events/", body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_posts_of_one_event_process_it_once(
+    org: Any, make_client: Any, rules: dict[str, int]
+) -> None:
+    """Two callers race with the same key (PostgreSQL: real concurrent transactions; the
+    second INSERT waits for the first's commit, then conflicts)."""
+    import threading
+
+    from django.db import connection, connections
+
+    from mailing.models import Event, Mailing
+    from mailing.services.events import event_receive
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent transactions need PostgreSQL")
+    client = _client(make_client, org, "race@example.test")
+    barrier = threading.Barrier(2)
+    created: list[bool] = []
+
+    def post() -> None:
+        try:
+            barrier.wait(5)
+            _, new = event_receive(
+                organization=org,
+                name="user_registered",
+                client=client.email,
+                data={"promo_code": "R"},
+                idempotency_key="race-1",
+            )
+            created.append(new)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(created) == [False, True]
+    assert Event.objects.filter(idempotency_key="race-1").count() == 1
+    assert Mailing.objects.filter(event__idempotency_key="race-1").count() == len(rules)
