@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import canned, context, notes, search, selectors
+from chat import canned, notes, search, selectors, sidebar
 from chat.console_serializers import (
     CannedReplyWriteSerializer,
     ClientContextSerializer,
@@ -143,9 +143,9 @@ class ClientContextView(APIView):
         client = selectors.client_get_for_principal(principal=request.user, uuid=uuid)
         data = {
             "client": client,
-            "help_desks": context.client_help_desks(client=client),
-            "mailings": context.client_mailings(client=client),
-            "incidents": context.client_incidents(client=client),
+            "help_desks": sidebar.client_help_desks(client=client),
+            "mailings": sidebar.client_mailings(client=client),
+            "incidents": sidebar.client_incidents(client=client),
         }
         return Response(ClientContextSerializer(data).data)
 
