@@ -7,8 +7,10 @@
 3. A widget visitor: the browser's language when the platform speaks it, else the
    inbox's default (`visitor_language`); what a client receives by SMS or email follows
    `Client.language` (`language_or_default`).
-4. An email to an agent (incident notices) is rendered in that agent's saved language
-   (`user_language`), since no request is there to say.
+4. An email to an agent (incident notices, the daily report) is rendered in that agent's
+   saved language (`user_language`), since no request is there to say.
+5. Times the server renders read in the viewer's time zone when the browser sent it (the
+   `tz` cookie), else in TIME_ZONE; the console formats its own with Intl in the browser's.
 
 JavaScript gets its strings from `/jsi18n/` (`javascript_catalog`): one catalog per
 language, built once per process and answered with an ETag, so a page load costs a 304.
@@ -16,13 +18,15 @@ language, built once per process and answered with an ETag, so a page load costs
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.i18n import JavaScriptCatalog
 
@@ -84,7 +88,29 @@ class AgentLanguageMiddleware:
             if language:
                 translation.activate(language)
                 request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
-        return self.get_response(request)
+        # The viewer's time zone, as the browser reports it (a `tz` cookie the console sets
+        # from Intl): server-rendered times (the admin's) then read in it; else TIME_ZONE.
+        zone = viewer_time_zone(request.COOKIES.get(TZ_COOKIE, ""))
+        if zone is None:
+            return self.get_response(request)
+        with timezone.override(zone):
+            return self.get_response(request)
+
+
+TZ_COOKIE = "tz"
+
+
+@functools.lru_cache(maxsize=256)
+def viewer_time_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone `name` names, or None (empty, unknown or malformed: never an error)."""
+    if not name or len(name) > 64 or name not in _zone_names():
+        return None
+    return zoneinfo.ZoneInfo(name)
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def _catalog_version() -> str:

@@ -513,3 +513,33 @@ def test_daily_report_email_in_each_admins_language(
     assert by_recipients[("ann@example.com", "ted@example.com")].body.startswith(
         "Mailing statistics for Acme since "
     )
+
+
+@pytest.mark.parametrize(
+    ("cookie", "zone"),
+    [
+        ("America/Sao_Paulo", "America/Sao_Paulo"),
+        ("Europe/Moscow", "Europe/Moscow"),
+        ("", "UTC"),
+        ("Mars/Olympus_Mons", "UTC"),  # unknown: the default, never an error
+        ("../../etc/passwd", "UTC"),
+    ],
+)
+def test_viewer_time_zone_from_the_browser(cookie, zone):
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpResponse
+
+    from core.i18n import AgentLanguageMiddleware
+
+    seen = []
+
+    def view(request):
+        seen.append(timezone.get_current_timezone_name())
+        return HttpResponse()
+
+    request = RequestFactory().get("/")
+    request.COOKIES["tz"] = cookie
+    request.user = AnonymousUser()
+    AgentLanguageMiddleware(view)(request)
+    assert seen == [zone]
+    assert timezone.get_current_timezone_name() == "UTC"  # nothing leaks past the request
