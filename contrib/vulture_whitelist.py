@@ -291,3 +291,21 @@ _.email_undeliverable  # chat.Client: read by mailing in values() and filters by
 _.no_address  # mailing.serializers.SkippedSerializer / ByTransportSerializer: DRF fields
 _.undeliverable
 _.by_transport
+
+# --- the console (issue 13): DRF fields and get_<field> methods read by name, model fields
+# --- set through update()/setattr(), response serializers' fields (chat/console_serializers.py)
+_.snoozed_until
+_.read_at  # chat.HelpDeskRead: auto_now, shown in the admin and kept for audits
+_.unread_count  # chat/representations.py: SerializerMethodField -> get_unread_count
+_.get_unread_count
+_.get_name  # UserRefSerializer / MemberSerializer: SerializerMethodField
+_.get_client  # SearchMessageSerializer
+_.last_message_text
+_.message_status
+_.rule_code
+_.rule_name
+_.warned_at
+_.unassigned  # HelpDeskCountsSerializer (the OpenAPI schema of the counts)
+_.notify_desktop  # core.AgentPreference: written through setattr by field name
+_.notify_sound
+_.get_rule_name  # escalation/representations.py IncidentSerializer: rule_name
