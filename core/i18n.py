@@ -23,6 +23,7 @@ import hashlib
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
@@ -90,7 +91,7 @@ class AgentLanguageMiddleware:
                 request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
         # The viewer's time zone, as the browser reports it (a `tz` cookie the console sets
         # from Intl): server-rendered times (the admin's) then read in it; else TIME_ZONE.
-        zone = viewer_time_zone(request.COOKIES.get(TZ_COOKIE, ""))
+        zone = viewer_time_zone(unquote(request.COOKIES.get(TZ_COOKIE, "")))
         if zone is None:
             return self.get_response(request)
         with timezone.override(zone):

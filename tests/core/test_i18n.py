@@ -520,6 +520,7 @@ def test_daily_report_email_in_each_admins_language(
     [
         ("America/Sao_Paulo", "America/Sao_Paulo"),
         ("Europe/Moscow", "Europe/Moscow"),
+        ("America%2FSao_Paulo", "America/Sao_Paulo"),  # encodeURIComponent's spelling
         ("", "UTC"),
         ("Mars/Olympus_Mons", "UTC"),  # unknown: the default, never an error
         ("../../etc/passwd", "UTC"),
