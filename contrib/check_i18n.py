@@ -12,7 +12,11 @@ The check fails when
    <style>, <code>, <kbd> and <samp> are ignored;
 2. a language of settings.LANGUAGES (English aside) lacks a django.po or djangojs.po, or a
    .po file has an entry that is empty (any plural form included), fuzzy, or whose
-   %(name)s placeholders differ from the English text's (a crash at format time).
+   %(name)s placeholders differ from the English text's (a crash at format time);
+3. a string the product marks (gettext & co. in Python, {% translate %} in templates, t()
+   and tn() in static/**/*.js) is not in the catalogs yet: someone forgot makemessages /
+   --extract-js. This part needs GNU xgettext (contrib/test.sh installs it like Chromium);
+   without it the check says it skipped it.
 
 --compile exists so `contrib/start.sh` needs no system package: `manage.py
 compilemessages` wants GNU msgfmt, which a minimal server or container may lack; the .mo
@@ -24,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -281,14 +287,80 @@ def extract_js() -> int:
     return 0
 
 
+# What `makemessages` scans (README "Languages"): the product, not its tests or tools.
+SKIPPED_DIRS = {".venv", "var", "tests", "contrib", "static", "node_modules", "migrations"}
+PY_KEYWORDS = ["gettext_lazy", "ngettext_lazy:1,2", "pgettext:1c,2", "pgettext_lazy:1c,2"]
+
+
+def _xgettext(language: str, keywords: list[str], files: list[str], cwd: Path) -> set[tuple]:
+    """(msgctxt, msgid) of the strings marked in `files` (GNU xgettext)."""
+    if not files:
+        return set()
+    with tempfile.TemporaryDirectory() as tmp:
+        pot = Path(tmp) / "out.pot"
+        subprocess.run(
+            ["xgettext", f"--language={language}", "--from-code=UTF-8",
+             *(f"--keyword={k}" for k in keywords), "-o", str(pot), *files],
+            check=True, cwd=cwd, capture_output=True,
+        )  # fmt: skip
+        if not pot.exists():
+            return set()
+        return {(e.msgctxt, e.msgid) for e in po_parse(pot) if e.msgid}
+
+
+def marked_strings() -> dict[str, set[tuple]] | None:
+    """Per domain, every string the sources mark for translation; None without xgettext.
+    Templates go through Django's `templatize`, as makemessages does."""
+    if not shutil.which("xgettext"):
+        return None
+    from django.utils.translation.template import templatize
+
+    py_files, templates = [], []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.endswith(".py"):
+                py_files.append(str(path.relative_to(ROOT)))
+            elif name.endswith(".html") and "templates" in path.parts:
+                templates.append(path)
+    django_ids = _xgettext("Python", PY_KEYWORDS, py_files, ROOT)
+    with tempfile.TemporaryDirectory() as tmp:
+        converted = []
+        for number, template in enumerate(templates):
+            target = Path(tmp) / f"t{number}.py"
+            target.write_text(
+                templatize(template.read_text(encoding="utf-8"), origin=str(template))
+            )
+            converted.append(target.name)
+        django_ids |= _xgettext("Python", PY_KEYWORDS, converted, Path(tmp))
+    js_files = sorted(
+        str(p.relative_to(ROOT)) for d in JS_SOURCES for p in (ROOT / d).rglob("*.js")
+    )
+    js_keywords = ["t", "tn:1,2", "gettext", "ngettext:1,2"]
+    return {"django": django_ids, "djangojs": _xgettext("JavaScript", js_keywords, js_files, ROOT)}
+
+
 def check() -> int:
     problems = []
     for template in sorted(p for d in TEMPLATE_DIRS for p in d.rglob("*.html")):
         problems += template_problems(template)
+    marked = marked_strings()
+    if marked is None:
+        print("check_i18n: xgettext missing: marked strings not compared with the catalogs")
     for language in LANGUAGES:
         for domain in DOMAINS:
             po = LOCALE / language / "LC_MESSAGES" / f"{domain}.po"
-            problems += po_problems(po) if po.exists() else [f"{po.relative_to(ROOT)}: missing"]
+            if not po.exists():
+                problems.append(f"{po.relative_to(ROOT)}: missing")
+                continue
+            problems += po_problems(po)
+            known = {(e.msgctxt, e.msgid) for e in po_parse(po)}
+            for _context, msgid in sorted((marked or {}).get(domain, set()) - known, key=str):
+                problems.append(
+                    f"{po.relative_to(ROOT)}: {msgid[:60]!r} is marked in the sources but not "
+                    "in the catalog (run makemessages / --extract-js, then translate it)"
+                )
     for line in problems:
         print(line)
     print(f"check_i18n: {len(problems)} problem(s)", file=sys.stderr)

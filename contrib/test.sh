@@ -16,6 +16,12 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; browser tests will be skipped (or fail with REQUIRE_BROWSER=1)"
 fi
+# GNU gettext: the i18n check compares the strings the sources mark with the catalogs
+# (xgettext); without it that comparison is skipped (contrib/check_i18n.py says so).
+if ! command -v xgettext >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null) \
+    || echo "warning: could not install gettext; the i18n check will not compare sources and catalogs"
+fi
 if [ "${REQUIRE_BROWSER:-}" = 1 ] && ! command -v "${CHROMIUM_PATH:-chromium}" >/dev/null 2>&1; then
   echo "error: REQUIRE_BROWSER=1 but chromium is missing (install it, or set CHROMIUM_PATH)" >&2
   exit 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gettext
 import json
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
@@ -544,3 +545,34 @@ def test_viewer_time_zone_from_the_browser(cookie, zone):
     AgentLanguageMiddleware(view)(request)
     assert seen == [zone]
     assert timezone.get_current_timezone_name() == "UTC"  # nothing leaks past the request
+
+
+@pytest.mark.skipif(not shutil.which("xgettext"), reason="GNU gettext's xgettext not installed")
+def test_check_finds_marked_strings_missing_from_the_catalogs(tmp_path, monkeypatch, capsys):
+    # given a small product: a marked Python string, template string and JS string, and
+    # catalogs that translate only the Python one
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "x.py").write_text('gettext("Known")\ngettext("New in Python")\n')
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "t.html").write_text(
+        '{% load i18n %}<p>{% translate "New in a template" %}</p>'
+    )
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "a.js").write_text('t("New in JS"); tn("one", "many", 2);\n')
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.py").write_text('gettext("A test string is not the product")\n')
+    header = 'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+    for language in check_i18n.LANGUAGES:
+        folder = tmp_path / "locale" / language / "LC_MESSAGES"
+        folder.mkdir(parents=True)
+        (folder / "django.po").write_text(header + 'msgid "Known"\nmsgstr "Известно"\n')
+        (folder / "djangojs.po").write_text(header)
+    monkeypatch.setattr(check_i18n, "ROOT", tmp_path)
+    monkeypatch.setattr(check_i18n, "LOCALE", tmp_path / "locale")
+    monkeypatch.setattr(check_i18n, "TEMPLATE_DIRS", [tmp_path / "templates"])
+    # when / then
+    assert check_i18n.check() == 1
+    out = capsys.readouterr().out
+    for text in ("New in Python", "New in a template", "New in JS", "'one'"):
+        assert out.count(repr(text) if text != "'one'" else text) == 2, (text, out)  # ru, pt_BR
+    assert "Known" not in out and "A test string" not in out
