@@ -270,6 +270,7 @@ _.log_key  # core/events.py: the stream's key (tests read the log; operators cle
 _.event_log_open  # core/events.py: the synchronous twin of event_log_open_async
 _.subscriber_count  # core/realtime.py: how many sockets a hub holds for an organization
 _.rules_cache_clear  # escalation/rules.py: a rolled-back test transaction never bumps the token
+_.admit  # chat/ws_auth.py: admit_async's one-by-one twin (same steps); the admission tests use it
 
 # --- widget (issue 14): fields set through setattr by name or read by serializers' Meta ---------
 _.OPTIONAL  # widget.models.WebInbox.Field: a pre-chat field's choice, stored, never compared
