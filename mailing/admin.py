@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from core.errors import ApplicationError
 from core.service_admin import ReadOnlyAdmin, ServiceAdmin, add_service_errors
 from mailing import services
-from mailing.models import Mailing, MailingMessage, Template
+from mailing.models import Event, EventRule, Mailing, MailingMessage, MailingSkip, Template
 from mailing.selectors import mailing_counts
 from mailing.services import MAILING_VALUES
 
@@ -157,3 +157,31 @@ class MailingMessageAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MailingMessage]:
         return super().get_queryset(request).select_related("delivery", "mailing", "client")
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    """Read-only: events are written by `POST /api/events/` only (once per key)."""
+
+    list_display = ["id", "organization", "name", "client", "idempotency_key", "created_at"]
+    list_filter = ["organization", "name"]
+    raw_id_fields = ["client"]
+    search_fields = ["=id", "idempotency_key", "=client__id"]
+    readonly_fields = ["cancelled"]
+
+
+@admin.register(EventRule)
+class EventRuleAdmin(ReadOnlyAdmin):
+    """Read-only here: rules are written through `/api/event-rules/` (admins)."""
+
+    list_display = ["id", "organization", "event", "template", "delay_seconds", "active"]
+    list_filter = ["organization", "event"]
+
+
+@admin.register(MailingSkip)
+class MailingSkipAdmin(ReadOnlyAdmin):
+    """Clients a mailing skipped (no usable address, bounced, opted out): counted, read-only."""
+
+    list_display = ["mailing", "client", "reason", "created_at"]
+    list_filter = ["reason", "mailing__organization"]
+    raw_id_fields = ["mailing", "client"]
