@@ -10,6 +10,7 @@ a `post` for the collection's create.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -59,6 +60,16 @@ class PlainRepresentation:
     middle of a source, a missing related row, `source="*"`, a naive datetime) takes
     DRF's own path for that field, so the output is the same.
     """
+
+    def get_fields(self) -> dict[str, Any]:
+        # A ModelSerializer builds its fields from the model on every instance (about a
+        # third of a help-desk page's serialization): build them once per class and hand
+        # each instance copies, which is what DRF does with declared fields anyway.
+        built: dict[str, Any] | None = type(self).__dict__.get("_plain_fields")
+        if built is None:
+            built = super().get_fields()  # type: ignore[misc]
+            type.__setattr__(type(self), "_plain_fields", built)
+        return copy.deepcopy(built)
 
     def to_representation(self, instance: Any) -> Any:
         if isinstance(instance, Mapping):
