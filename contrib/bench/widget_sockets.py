@@ -106,6 +106,7 @@ class Sockets:
         self.ready = 0
         self.lat: dict[bytes, list[float]] = {b"v2a": [], b"a2v": []}
         self.open: list[rawws.RawWS] = []
+        self.errors: list[str] = []
 
     def on_text(self, ws: rawws.RawWS, payload: bytes, length: int) -> None:
         if payload.startswith(b'{"type": "hello"') or payload.startswith(b'{"type":"hello"'):
@@ -138,8 +139,15 @@ class Sockets:
         gate = asyncio.Semaphore(32)
 
         async def one(path: str, auth: str | None) -> None:
-            async with gate:
-                await self.connect(port, path, auth)
+            # A loaded server occasionally refuses an upgrade: retry, as ws_fanout does.
+            for attempt in range(3):
+                async with gate:
+                    try:
+                        await self.connect(port, path, auth)
+                        return
+                    except (TimeoutError, ConnectionError, OSError) as exc:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.5 * (attempt + 1))
 
         await asyncio.gather(*(one(p, a) for p, a in items))
         deadline = time.monotonic() + 120
@@ -163,6 +171,8 @@ async def idle(port: int, pid: int, items: list[tuple[str, str | None]], seconds
     await asyncio.sleep(seconds)
     cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - w0)
     rss1 = rss_mb(pid)
+    if sockets.errors:
+        print(f"# {len(sockets.errors)} connect errors, first: {sockets.errors[0]}")
     result = {
         "sockets": len(items),
         "ready": sockets.ready,
@@ -173,6 +183,7 @@ async def idle(port: int, pid: int, items: list[tuple[str, str | None]], seconds
         "kib": (rss1 - rss0) * 1024 / max(1, len(items)),
     }
     sockets.close()
+    await asyncio.sleep(2)  # let the closes reach the server before the next phase
     return result
 
 
@@ -280,29 +291,36 @@ def main() -> None:
         )
         setup = json.loads(out.stdout.decode().strip().splitlines()[-1])
         tokens = [t for t, _ in setup["visitors"]]
-        server, port = start_server("hub", db, redis_url)
-        time.sleep(1)
         print(
             f"{'sockets':<26}{'n':>7}{'ready':>7}{'connect s':>10}{'idle CPU':>9}"
             f"{'RSS before':>11}{'RSS after':>10}{'KiB/socket':>11}"
         )
+        agent_path = f"/ws/chat/bench/?token={setup['key']}"
         rows = [
-            (
-                "agents' (reference)",
-                [(f"/ws/chat/bench/?token={setup['key']}", None)] * args.sockets,
-            ),
+            ("agents' (reference)", [(agent_path, None)] * args.sockets),
             (
                 "visitors' (widget)",
                 [(f"/ws/widget/{setup['inbox']}/", t) for t in tokens[: args.sockets]],
             ),
         ]
         for name, items in rows:
+            # A fresh process per row, as ws_idle does: memory freed by one row is reused
+            # by the next and would hide its growth.
+            server, port = start_server("hub", db, redis_url)
+            time.sleep(1)
             r = asyncio.run(idle(port, server.pid, items, args.idle))
             print(
                 f"{name:<26}{r['sockets']:>7}{r['ready']:>7}{r['connect_s']:>10.1f}"
                 f"{r['idle_cpu']:>9.1%}{r['rss0']:>9.0f}MB{r['rss1']:>8.0f}MB{r['kib']:>11.1f}",
                 flush=True,
             )
+            if r["ready"] < r["sockets"] or server.poll() is not None:
+                log = (tmp / f"hub-{port}.log").read_text(errors="replace")
+                raise SystemExit(f"{name}: {r['ready']} of {r['sockets']} ready:\n{log[-3000:]}")
+            stop_server(server)
+            server = None
+        server, port = start_server("hub", db, redis_url)
+        time.sleep(1)
         lat = asyncio.run(latency(port, setup, args, tokens[: args.sockets]))
         print(
             f"# latency at {args.rate:g} msg/s for {args.seconds:g} s across {args.visitors} "
