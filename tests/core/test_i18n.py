@@ -118,7 +118,7 @@ def test_console_by_saved_preference_over_the_browser(agent):
     assert '<script src="/jsi18n/"></script>' in html
 
 
-@pytest.mark.parametrize("saved", ["", "de", "xx-evil<script>"])
+@pytest.mark.parametrize("saved", ["", "de", "<script>"])
 def test_console_without_a_usable_preference_follows_the_browser(agent, saved):
     AgentPreference.objects.create(user=agent.user, language=saved)
     html = _login(agent.user, accept_language="ru").get("/").content.decode()
