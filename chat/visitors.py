@@ -23,10 +23,25 @@ from core.models import Organization
 log = get_logger(__name__)
 
 
+def _phone_taken(*, organization_id: int, phone: str, client_pk: int | None = None) -> bool:
+    return (
+        Client.objects.filter(organization_id=organization_id, phone=phone)
+        .exclude(pk=client_pk)
+        .exists()
+    )
+
+
 def client_create_visitor(
     *, organization: Organization, name: str = "", email: str = "", phone: str = ""
 ) -> Client:
-    """A contact for a widget visitor: channel `web`, no phone needed."""
+    """A contact for a widget visitor: channel `web`, no phone needed.
+
+    A phone another client of the organization already has is left out (the caller keeps
+    it elsewhere): a visitor types what they like, and must neither take over that
+    client's contact nor learn, from a different answer, that the number is a customer's.
+    """
+    if phone and _phone_taken(organization_id=organization.pk, phone=phone):
+        phone = ""
     client = Client(
         organization=organization,
         name=name or "Website visitor",
@@ -47,6 +62,10 @@ def client_update_contact(
 ) -> Client:
     """What the visitor typed in the pre-chat form (only the fields given)."""
     changed = []
+    if phone and _phone_taken(
+        organization_id=client.organization_id, phone=phone, client_pk=client.pk
+    ):
+        phone = ""  # as in client_create_visitor: never another client's number
     for field, value in (("name", name), ("email", email), ("phone", phone)):
         if value and getattr(client, field) != value:
             setattr(client, field, value)

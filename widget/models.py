@@ -67,6 +67,9 @@ class Visitor(models.Model):
     client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="visitor")
     # Set only for a verified identity (user_hash checked): unique per inbox.
     user_id = models.CharField(max_length=200, blank=True, default="")
+    # The phone the visitor gave when another client of the organization already has it
+    # (chat.visitors.client_create_visitor leaves it off the contact): shown to agents.
+    phone = models.CharField(max_length=20, blank=True, default="")
     # The latest page context, shown to agents beside the conversation.
     page_url = models.CharField(max_length=2000, blank=True, default="")
     user_agent = models.CharField(max_length=500, blank=True, default="")

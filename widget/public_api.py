@@ -144,7 +144,7 @@ class StartView(WidgetView):
                 "contact": {
                     "name": visitor.client.name,
                     "email": visitor.client.email,
-                    "phone": visitor.client.phone,
+                    "phone": visitor.client.phone or visitor.phone,
                 },
                 "conversation": visitor_conversation(HelpDeskSerializer(desk).data)
                 if desk

@@ -88,6 +88,7 @@ class VisitorContextSerializer(serializers.ModelSerializer[Visitor]):
             "inbox",
             "verified",
             "user_id",
+            "phone",
             "page_url",
             "user_agent",
             "utc_offset",

@@ -153,6 +153,8 @@ def visitor_start(
         created = True
     elif contact:
         client_update_contact(client=visitor.client, **contact)
+    if contact.get("phone") and visitor.client.phone != contact["phone"]:
+        visitor.phone = contact["phone"]  # kept off the contact (see chat.visitors)
     if context:
         for field in ("page_url", "user_agent", "utc_offset"):
             if field in context:
@@ -171,7 +173,10 @@ def _missing_prechat(visitor: Visitor) -> dict[str, list[str]]:
     missing = {}
     for field in ("name", "email", "phone"):
         required = getattr(inbox, f"prechat_{field}") == WebInbox.Field.REQUIRED
-        has = client.name != "Website visitor" if field == "name" else getattr(client, field)
+        if field == "name":
+            has = client.name != "Website visitor"
+        else:
+            has = bool(getattr(client, field) or (field == "phone" and visitor.phone))
         if required and not has:
             missing[field] = ["Required by this inbox before the first message."]
     return missing

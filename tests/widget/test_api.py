@@ -229,3 +229,22 @@ def test_inbox_crud_admins_only(agent, make_agent, make_org):
     assert outsider.client().get(f"/api/web-inboxes/{body['id']}/").status_code == 404
     rotated = api.post(f"/api/web-inboxes/{body['id']}/rotate/", {}, format="json")
     assert rotated.status_code == 200 and rotated.json()["secret"] != body["secret"]
+
+
+def test_a_visitor_cannot_take_a_customers_phone(widget, org, make_client, agent):
+    # given an SMS client of the organization
+    customer = make_client(org, phone="79161234567")
+    # when a visitor gives that number (and another visitor a fresh one)
+    taken = widget.start(phone="79161234567")
+    fresh = Widget(widget.inbox).start(phone="79167654321")
+    # then both are accepted alike (no oracle), the customer's contact is untouched and
+    # the number is kept on the visitor for the agents
+    assert taken.status_code == fresh.status_code == 201
+    assert taken.json()["contact"]["phone"] == "79161234567"
+    sent = widget.post("messages", {"text": "hi"}).json()
+    desk = HelpDesk.objects.get(uuid=sent["help_desk"])
+    assert desk.client_id != customer.pk and desk.client.phone == ""
+    assert not customer.help_desks.exists()
+    context = agent.client().get(f"/api/help-desks/{desk.uuid}/visitor/").json()
+    assert context["phone"] == "79161234567"
+    assert Client.objects.get(phone="79167654321").channel == Client.Channel.WEB
