@@ -26,6 +26,16 @@ the bottleneck. Redis: an embedded Valkey started here, or `--redis-url`.
 
     .venv/bin/python contrib/bench/ws_fanout.py              # full run (~6 minutes)
     .venv/bin/python contrib/bench/ws_fanout.py --sizes 1000 --duration 10 --burst 4
+
+To compare two versions on a loaded machine, alternate them (old code from a `git
+worktree`, run with this venv) on the rate phase and compare the server's CPU per posted
+message, printed under each row with the slowest messages: with ~100 messages a phase,
+the p99 is the last frame of one or two of them, and their POST time says whether the
+request or the fan-out held them up. `--server-profile DIR` runs daphne under cProfile
+(its main thread: the reactor, where the hub fans out) and prints its GC pauses.
+
+    .venv/bin/python contrib/bench/ws_fanout.py --sizes 1000 --servers hub --duration 10 \
+        --phases rate
 """
 
 from __future__ import annotations
@@ -99,6 +109,7 @@ async def _client(conn: Connection, port: int, paths: list[str]) -> None:
     state: dict[str, Any] = {
         "lat": [],
         "seen": {},
+        "worst": {},  # seq -> the latest arrival of that message at this process's sockets
         "last": 0,
         "ready": 0,
         "other": 0,
@@ -117,6 +128,9 @@ async def _client(conn: Connection, port: int, paths: list[str]) -> None:
             if int(seq) < state["floor"]:
                 return  # a late frame of an earlier phase
             state["lat"].append(now - int(sent))
+            worst = state["worst"]
+            if now - int(sent) > worst.get(seq, 0):
+                worst[seq] = now - int(sent)
             seen = state["seen"]
             seen[seq] = seen.get(seq, 0) + 1
             state["last"] = now
@@ -165,13 +179,14 @@ async def _client(conn: Connection, port: int, paths: list[str]) -> None:
                     }
                 )
             elif isinstance(cmd, tuple) and cmd[0] == "reset":
-                state.update(lat=[], seen={}, last=0, other=0, floor=cmd[1])
+                state.update(lat=[], seen={}, worst={}, last=0, other=0, floor=cmd[1])
                 conn.send("ok")
             elif cmd == "report":
                 conn.send(
                     {
                         "lat": state["lat"],
                         "seen": {int(k): v for k, v in state["seen"].items()},
+                        "worst": {int(k): v for k, v in state["worst"].items()},
                         "last": state["last"],
                         "frames": sum(s.frames for s in sockets),
                         "bytes": sum(s.bytes for s in sockets),
@@ -290,11 +305,40 @@ def server_env(kind: str, db_path: Path, redis_url: str) -> dict[str, str]:
     return env
 
 
-def start_server(kind: str, db_path: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+# daphne under cProfile (its main thread: the reactor and event loop, where the hub fans
+# out; Django's sync views run in asgiref's thread, see contrib/bench/post_profile.py),
+# with every garbage-collector pause timed: `--server-profile DIR`.
+PROFILED_DAPHNE = """
+import cProfile, gc, json, sys, time
+out = sys.argv.pop(1)
+pauses, started = [], [0.0]
+def timed(phase, info):
+    if phase == "start":
+        started[0] = time.perf_counter()
+    else:
+        pauses.append((info["generation"], time.perf_counter() - started[0], time.time()))
+gc.callbacks.append(timed)
+from daphne.cli import CommandLineInterface
+profile = cProfile.Profile()
+profile.enable()
+try:
+    CommandLineInterface.entrypoint()
+finally:
+    profile.disable()
+    profile.dump_stats(out + ".prof")
+    with open(out + ".gc.json", "w") as f:
+        json.dump(pauses, f)
+"""
+
+
+def start_server(
+    kind: str, db_path: Path, redis_url: str, profile: str = ""
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     app = "core.asgi:application" if kind == "hub" else "contrib.bench.baseline.asgi:application"
+    daphne = ["-m", "daphne"] if not profile else ["-c", PROFILED_DAPHNE, profile]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+        [sys.executable, *daphne, "-b", "127.0.0.1", "-p", str(port), app],
         cwd=ROOT,
         env=server_env(kind, db_path, redis_url),
         stdout=subprocess.DEVNULL,
@@ -306,7 +350,10 @@ def start_server(kind: str, db_path: Path, redis_url: str) -> tuple[subprocess.P
         f"{kind} server",
     )
     if proc.poll() is not None:
-        raise SystemExit(f"{kind} server exited; see {db_path.parent}")
+        # The run's directory is removed on exit: show why here.
+        log = (db_path.parent / f"{kind}-{port}.log").read_text(errors="replace")
+        print(log[-3000:], file=sys.stderr)
+        raise SystemExit(f"{kind} server exited (code {proc.returncode})")
     return proc, port
 
 
@@ -365,6 +412,7 @@ class Posted:
     last_ns: int = 0
     seqs: list[int] = field(default_factory=list)
     post_ms: list[float] = field(default_factory=list)
+    post_ms_by_seq: dict[int, float] = field(default_factory=dict)
 
 
 async def _post(client: Any, url: str, desk: str, seq: int, posted: Posted) -> None:
@@ -378,6 +426,7 @@ async def _post(client: Any, url: str, desk: str, seq: int, posted: Posted) -> N
         ok = False
     posted.last_ns = time.time_ns()
     posted.post_ms.append((posted.last_ns - sent) / 1e6)
+    posted.post_ms_by_seq[seq] = posted.post_ms[-1]
     if ok:
         posted.ok += 1
         posted.seqs.append(seq)
@@ -484,7 +533,9 @@ def run_phase(
     while time.monotonic() < deadline and not drained():
         time.sleep(0.2)
     wall = time.monotonic() - t0
-    cpu = (cpu_seconds(server.pid) - cpu0) / wall
+    cpu_spent = cpu_seconds(server.pid) - cpu0
+    window = (time.time() - wall, time.time())
+    cpu = cpu_spent / wall
     ccpu = [(c1 - c0) / wall for c0, c1 in zip(ccpu0, clients.cpu_each(), strict=True)]
     fan1 = fanout_totals(url)
     batches = fan1[1] - fan0[1]
@@ -498,6 +549,17 @@ def run_phase(
     for r in reports:
         for k, v in r["seen"].items():
             seen[k] = seen.get(k, 0) + v
+    worst: dict[int, int] = {}
+    for r in reports:
+        for k, v in r["worst"].items():
+            worst[k] = max(worst.get(k, 0), v)
+    # The messages whose last frame arrived latest: with ~100 messages a phase, the p99
+    # is one or two of them, so whether it is the first (a cold server) or a random one
+    # (a pause) tells where the tail comes from.
+    slowest = [
+        (seq - seq0, ms / 1e6, posted.post_ms_by_seq.get(seq, float("nan")))
+        for seq, ms in sorted(worst.items(), key=lambda kv: -kv[1])[:3]
+    ]
     frames = sum(r["frames"] for r in reports)
     nbytes = sum(r["bytes"] for r in reports)
     return {
@@ -516,7 +578,12 @@ def run_phase(
         "p99_ms": percentile(lat, 0.99),
         "max_ms": lat[-1] if lat else float("nan"),
         "post_p50_ms": percentile(sorted(posted.post_ms), 0.5),
+        "slowest": slowest,
+        "window": window,
         "server_cpu": cpu,
+        # CPU time, unlike latency, barely moves with the machine's load: the figure to
+        # compare two versions by on a shared machine.
+        "server_cpu_ms_per_msg": cpu_spent * 1000 / posted.ok if posted.ok else float("nan"),
         "clients_cpu_max": max(ccpu, default=0.0),
         "server_rss_mb": rss_mb(server.pid),
         "avg_frame_bytes": nbytes / frames if frames else 0,
@@ -551,7 +618,12 @@ def measure_server(
     backlog behind (the baseline's runs to minutes), which must not leak into the next."""
     if kind == "baseline":
         clear_baseline_keys(redis_url)
-    server, port = start_server(kind, db_path, redis_url)
+    profile = ""
+    row: dict[str, Any] | None = None
+    if args.server_profile:
+        Path(args.server_profile).mkdir(parents=True, exist_ok=True)
+        profile = str(Path(args.server_profile).resolve() / f"{kind}-{n}-{phase}")
+    server, port = start_server(kind, db_path, redis_url, profile)
     print(f"# {kind} server: pid {server.pid}, port {port}", file=sys.stderr, flush=True)
     clients: Clients | None = None
     try:
@@ -591,11 +663,33 @@ def measure_server(
         row["closed"] = st["closed"]
         row["close_codes"] = st["close_codes"]
         print(_line(row), flush=True)
+        print(
+            f"#   server CPU {row['server_cpu_ms_per_msg']:.1f} ms per posted message; "
+            "slowest messages (index in phase: last frame ms, POST ms): "
+            + ", ".join(f"#{i}: {ms:.0f}, {post:.0f}" for i, ms, post in row["slowest"]),
+            flush=True,
+        )
         return row
     finally:
         if clients is not None:
             clients.stop()
         stop_server(server)
+        if profile and row is not None:
+            print_gc_pauses(Path(profile + ".gc.json"), row["window"])
+
+
+def print_gc_pauses(path: Path, window: tuple[float, float]) -> None:
+    """One line: the server's garbage-collector pauses during the phase, by generation."""
+    if not path.exists():
+        print(f"#   no GC record at {path} (the server did not stop cleanly)")
+        return
+    pauses = [p for p in json.loads(path.read_text()) if window[0] <= p[2] <= window[1]]
+    parts = []
+    for gen in (0, 1, 2):
+        own = [seconds * 1000 for g, seconds, _ in pauses if g == gen]
+        if own:
+            parts.append(f"gen{gen} {len(own)} x, max {max(own):.1f} ms, sum {sum(own):.0f} ms")
+    print(f"#   server GC pauses: {'; '.join(parts) or 'none'} (profile: {path.stem[:-3]}.prof)")
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -680,6 +774,17 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of the rate phase")
     parser.add_argument("--burst", type=float, default=5.0, help="seconds of the max phase")
     parser.add_argument("--posters", type=int, default=4, help="concurrent POSTs (max phase)")
+    parser.add_argument(
+        "--phases",
+        type=lambda s: [p for p in s.split(",") if p in ("rate", "max")],
+        default=["rate", "max"],
+        help="which phases to run (rate,max)",
+    )
+    parser.add_argument(
+        "--server-profile",
+        metavar="DIR",
+        help="run each server under cProfile and time its GC pauses; files written to DIR",
+    )
     parser.add_argument("--drain", type=float, default=20.0, help="max seconds to wait for frames")
     parser.add_argument("--clients", type=int, default=4, help="websocket client processes")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
@@ -710,7 +815,7 @@ def main() -> None:
         seq = 0
         for n in args.sizes:
             for kind in args.servers.split(","):
-                for phase in ("rate", "max"):
+                for phase in args.phases:
                     rows.append(measure_server(kind, n, phase, args, db_path, redis_url, data, seq))
                     seq += 1_000_000
         ok = summary(rows, args)
