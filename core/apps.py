@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class CoreConfig(AppConfig):
     name = "core"
-    verbose_name = "Platform"
+    verbose_name = gettext_lazy("Platform")
 
     def ready(self) -> None:
         # Registers the outbound-policy deploy check and says at startup when it is relaxed.
