@@ -7,6 +7,7 @@ import { listen, on, state } from "./core.js";
 import { $ } from "./dom.js";
 import { fmt, t } from "./i18n.js";
 import { clientName, isMe, people, userName } from "./people.js";
+import { openHelpDesk } from "./nav.js";
 
 const prefs = { notify_desktop: false, notify_sound: false, loaded: false, remote: true };
 const fired = []; // what was signalled, for tests (consoleDebug.alerts())
@@ -110,7 +111,7 @@ function signal(kind, title, body, deskUuid) {
     const note = new Notification(title, { body, tag: deskUuid || kind });
     note.onclick = () => {
       window.focus();
-      if (deskUuid) window.ConsoleApp.openHelpDesk(deskUuid);
+      if (deskUuid) openHelpDesk(deskUuid);
       note.close();
     };
     record.desktop = true;

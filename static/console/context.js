@@ -8,6 +8,7 @@ import { $, clear, el, formatTime } from "./dom.js";
 import { fmt, t } from "./i18n.js";
 import { STATUS_LABEL, normalStatus, upsertDesk } from "./inbox.js";
 import { clientName } from "./people.js";
+import { openHelpDesk } from "./nav.js";
 
 const ctx = { token: 0, client: null };
 const FIELDS = [
@@ -81,6 +82,28 @@ function saveDetails(event, client) {
     });
 }
 
+// "Firefox on Windows" from a User-Agent: enough to picture the visitor's screen.
+export function browserName(agent) {
+  if (!agent) return "—";
+  const browser = /Edg\//.test(agent) ? "Edge" : /OPR\//.test(agent) ? "Opera" : /Firefox\//.test(agent) ? "Firefox"
+    : /Chrome\//.test(agent) ? "Chrome" : /Safari\//.test(agent) ? "Safari" : null;
+  const os = /Android/.test(agent) ? "Android" : /iPhone|iPad/.test(agent) ? "iOS" : /Windows/.test(agent) ? "Windows"
+    : /Mac OS X/.test(agent) ? "macOS" : /Linux/.test(agent) ? "Linux" : null;
+  if (!browser) return agent.slice(0, 80);
+  return os ? fmt(t("%(browser)s on %(os)s"), { browser, os }) : browser;
+}
+
+// The visitor's clock: `utc_offset` is minutes east of UTC (the widget sends
+// -getTimezoneOffset()).
+function localTime(offset) {
+  if (typeof offset !== "number") return "—";
+  const shifted = new Date(Date.now() + offset * 60000);
+  const time = shifted.toLocaleTimeString(document.documentElement.lang || undefined, { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });
+  const sign = offset < 0 ? "−" : "+";
+  const abs = Math.abs(offset);
+  return time + " (UTC" + sign + Math.floor(abs / 60) + (abs % 60 ? ":" + String(abs % 60).padStart(2, "0") : "") + ")";
+}
+
 function listOf(items, empty, render) {
   if (!items || !items.length) return [el("p", { className: "muted", text: empty })];
   return [el("ul", { className: "ctx-list" }, items.map((item) => el("li", {}, render(item))))];
@@ -93,29 +116,26 @@ function render(data, visitor) {
   body.appendChild(el("h2", { id: "context-title", text: clientName(client) }));
   body.appendChild(el("p", { className: "muted ctx-phone", text: [client.phone, client.email, client.channel].filter(Boolean).join(" · ") }));
   body.appendChild(el("p", { id: "ctx-saved", className: "ok", role: "status" }));
-  body.appendChild(section(t("Details"), [detailsForm(client)]));
   if (visitor) {
-    const local = visitor.timezone
-      ? new Date().toLocaleTimeString(document.documentElement.lang || undefined, { hour: "2-digit", minute: "2-digit", timeZone: visitor.timezone })
-      : null;
     body.appendChild(
       section(t("Web visitor"), [
         el("dl", { className: "ctx-visitor" }, [
           el("dt", { text: t("Page") }),
-          el("dd", { text: visitor.page_url || visitor.url || "—" }),
+          el("dd", { className: "visitor-page", text: visitor.page_url || "—" }),
           el("dt", { text: t("Browser") }),
-          el("dd", { text: visitor.browser || visitor.user_agent || "—" }),
+          el("dd", { className: "visitor-browser", title: visitor.user_agent || null, text: browserName(visitor.user_agent) }),
           el("dt", { text: t("Local time") }),
-          el("dd", { text: local ? local + " (" + visitor.timezone + ")" : visitor.local_time || "—" }),
+          el("dd", { className: "visitor-time", text: localTime(visitor.utc_offset) }),
         ]),
       ])
     );
   }
+  body.appendChild(section(t("Details"), [detailsForm(client)]));
   if (data.help_desks) {
     const others = data.help_desks.filter((d) => d.uuid !== state.openDesk);
     body.appendChild(
       section(t("Previous conversations"), listOf(others, t("None."), (desk) => [
-        el("button", { type: "button", className: "link", text: formatTime(desk.last_activity_at || desk.created_at) + " · " + (STATUS_LABEL[normalStatus(desk.status)] || desk.status), onclick: () => window.ConsoleApp.openHelpDesk(desk.uuid) }),
+        el("button", { type: "button", className: "link", text: formatTime(desk.last_activity_at || desk.created_at) + " · " + (STATUS_LABEL[normalStatus(desk.status)] || desk.status), onclick: () => openHelpDesk(desk.uuid) }),
         desk.last_message_text ? el("span", { className: "muted ctx-snippet", text: desk.last_message_text }) : null,
       ]))
     );

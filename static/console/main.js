@@ -102,6 +102,25 @@ function loadOrganizations() {
 
 $("org-select").addEventListener("change", (event) => selectOrg(event.target.value, null));
 
+// A deep link followed while the console is open (a link in a note, a notification):
+// only the fragment changes, so the page is not loaded again.
+window.addEventListener("hashchange", () => {
+  let parts;
+  try {
+    parts = decodeURIComponent(location.hash.slice(1)).split("/");
+  } catch (e) {
+    return;
+  }
+  const [slug, uuid] = parts;
+  if (!state.orgs.some((org) => org.slug === slug)) return;
+  if (slug !== state.org) {
+    $("org-select").value = slug;
+    selectOrg(slug, uuid || null);
+  } else if (uuid && uuid !== state.openDesk) {
+    openHelpDesk(uuid, { keepHash: true }).catch(() => notify(t("That conversation could not be opened.")));
+  }
+});
+
 // The older plug-in interface (panels used it before the modules); kept small.
 window.ConsoleApp = {
   api,

@@ -7,6 +7,7 @@ import { listen, state } from "./core.js";
 import { $, clear, el, formatTime } from "./dom.js";
 import { fmt, t } from "./i18n.js";
 import { clientName } from "./people.js";
+import { openHelpDesk } from "./nav.js";
 
 const search = { token: 0, timer: null };
 
@@ -40,11 +41,11 @@ function openClient(client) {
   const known = Array.from(state.desks.values())
     .filter((d) => d.client && d.client.uuid === client.uuid)
     .sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : -1))[0];
-  if (known) return window.ConsoleApp.openHelpDesk(known.uuid);
+  if (known) return openHelpDesk(known.uuid);
   return api("GET", "/api/clients/" + client.uuid + "/context/")
     .then((result) => {
       const desks = (result.data && result.data.help_desks) || [];
-      if (desks.length) return window.ConsoleApp.openHelpDesk(desks[0].uuid);
+      if (desks.length) return openHelpDesk(desks[0].uuid);
       $("search-status").textContent = t("This client has no conversation yet.");
     })
     .catch((err) => ($("search-status").textContent = err.message));
@@ -76,7 +77,7 @@ function render(data, query) {
     box.appendChild(
       el("ul", { className: "search-list", id: "search-messages" }, messages.map((hit) =>
         el("li", {}, [
-          el("button", { type: "button", className: "desk", dataset: { helpDesk: hit.help_desk }, onclick: () => window.ConsoleApp.openHelpDesk(hit.help_desk) }, [
+          el("button", { type: "button", className: "desk", dataset: { helpDesk: hit.help_desk }, onclick: () => openHelpDesk(hit.help_desk) }, [
             el("span", { className: "desk-top" }, [
               el("span", { className: "desk-name", text: clientName(hit.client) }),
               el("time", { className: "desk-time", text: formatTime(hit.message && hit.message.created_at) }),

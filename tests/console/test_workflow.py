@@ -15,7 +15,8 @@ from tests.console.conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SHARED_WORKER = False  # nothing here needs the sender: replies are not checked for delivery
+# The module's worker (the default) runs what the tests enqueue (deliveries of replies):
+# without one, each test's teardown waits its full 15 s for the queues to drain.
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -299,6 +300,31 @@ def test_phone_deep_link_through_login_one_line_top_bar_and_forms_that_fit(
     href = page.locator("link[rel=icon]").get_attribute("href")
     assert page.request.get(href).status == 200
     assert missing == []
+
+    # a web widget visitor's conversation: the details say where and when they are
+    from chat.models import Client
+    from widget.inboxes import web_inbox_create
+    from widget.models import Visitor
+
+    shop = web_inbox_create(organization=org, name="Shop", allowed_origins=["https://shop.example"])
+    web_client = Client.objects.create(
+        organization=org, name="Website visitor", channel=Client.Channel.WEB
+    )
+    Visitor.objects.create(
+        inbox=shop,
+        client=web_client,
+        page_url="https://shop.example/cart",
+        user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Firefox/128.0",
+        utc_offset=180,
+    )
+    web_desk, _ = help_desk_open(client=web_client)
+    page.goto(f"/#{org.slug}/{web_desk.uuid}")
+    expect(page.locator("#conv-title")).to_have_text("Website visitor")
+    page.get_by_role("button", name="Details").click()
+    expect(page.locator(".visitor-page")).to_have_text("https://shop.example/cart")
+    expect(page.locator(".visitor-browser")).to_have_text("Firefox on Windows")
+    expect(page.locator(".visitor-time")).to_contain_text("(UTC+3)")
+    screenshot(page, "phone-visitor-details.png")
     assert page.errors == []
 
 

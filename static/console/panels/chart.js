@@ -1,6 +1,9 @@
 /* Messages by status over time: one step line per status, drawn as inline SVG
  * (role="img" with an aria-label; no library). */
+import { t } from "../i18n.js";
+
 export const STATUSES = ["pending", "sending", "sent", "failed", "expired"];
+export const STATUS_NAMES = { pending: t("pending"), sending: t("sending"), sent: t("sent"), failed: t("failed"), expired: t("expired"), total: t("total") };
 const COLORS = { pending: "#8a94a6", sending: "#0b5cad", sent: "#1e7a3c", failed: "#b3261e", expired: "#b86e00" };
 
 function svg(tag, attrs, children) {
@@ -44,7 +47,7 @@ export function drawChart(samples, label) {
     nodes.push(svg("polyline", { points, fill: "none", stroke: COLORS[status], "stroke-width": 2, "data-status": status }));
     const ly = top + 14 + i * 18;
     nodes.push(svg("rect", { x: left + plotW + 14, y: ly - 9, width: 10, height: 10, fill: COLORS[status] }));
-    nodes.push(svg("text", { x: left + plotW + 30, y: ly, "font-size": 12 }, [status]));
+    nodes.push(svg("text", { x: left + plotW + 30, y: ly, "font-size": 12 }, [STATUS_NAMES[status]]));
   });
   return svg("svg", { viewBox: "0 0 " + width + " " + height, width, height, role: "img", "aria-label": label }, nodes);
 }

@@ -7,7 +7,7 @@ import { api, orgQuery } from "../api.js";
 import { addLoader, listen, on, state } from "../core.js";
 import { $, clear, el, formatTime, notify } from "../dom.js";
 import { fmt, t } from "../i18n.js";
-import { STATUSES, drawChart } from "./chart.js";
+import { STATUSES, STATUS_NAMES, drawChart } from "./chart.js";
 import { buildForm, loadPreviewClients, mailingForm } from "./mailing-form.js";
 
 const DONE = ["sent", "failed", "expired"];
@@ -26,7 +26,7 @@ function countsTable(counts) {
   const keys = STATUSES.concat(["total"]);
   return el("table", { className: "stats" }, [
     el("caption", { className: "visually-hidden", text: t("Messages by status") }),
-    el("tr", {}, keys.map((status) => el("th", { scope: "col", text: status }))),
+    el("tr", {}, keys.map((status) => el("th", { scope: "col", text: STATUS_NAMES[status] }))),
     el("tr", {}, keys.map((status) => el("td", { dataset: { status }, text: String((counts || {})[status] || 0) }))),
   ]);
 }
