@@ -100,7 +100,8 @@ def test_each_visitor_sees_only_its_own_conversation(start_web, inbox, agent):
         ws.close()
 
 
-def test_resume_and_resync(start_web, inbox, agent):
+def test_resume_resync_and_refusals(start_web, inbox, agent):
+    # one daphne for both halves: its start is most of what a socket test costs
     web = start_web(**RATES)
     visitor = Visitor(web, inbox)
     desk = visitor.post("messages", {"text": "first"})["help_desk"]
@@ -122,10 +123,7 @@ def test_resume_and_resync(start_web, inbox, agent):
     assert stale.recv()["type"] == "hello"
     stale.close()
 
-
-def test_refusals(start_web, inbox):
-    web = start_web(**RATES)
-    visitor = Visitor(web, inbox)
+    # refusals: a foreign Origin, a forged token, an unknown inbox
     # refused at connect, before any frame (so none is sent: the socket may be closed)
     evil = WS(f"{web.ws_url}/ws/widget/{inbox.token}/", origin="https://evil.example")
     assert evil.close_code() == 4403
