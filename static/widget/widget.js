@@ -18,8 +18,13 @@
   var STORE = "cw-visitor:" + INBOX;
   var identity = { user_id: script.dataset.userId || "", user_hash: script.dataset.userHash || "" };
 
+  // A token issued to a verified user is dropped once the page no longer names a user
+  // (they logged out): the next person on this browser must not see their history.
+  var stored = {};
+  try { stored = JSON.parse(safeGet(STORE) || "{}") || {}; } catch (e) { stored = {}; }
+  if (stored.verified && !identity.user_id) stored = {};
   var state = {
-    token: safeGet(STORE), lastEventId: null, messages: {}, order: [], conversation: null,
+    token: stored.token || "", lastEventId: null, messages: {}, order: [], conversation: null,
     config: null, contact: {}, open: false, socket: null, retry: 0, started: null, typingAt: 0,
   };
 
@@ -81,7 +86,8 @@
       utc_offset: -new Date().getTimezoneOffset() }, contact || {});
     if (identity.user_id) { body.user_id = identity.user_id; body.user_hash = identity.user_hash; }
     state.started = call("start", body).then(function (j) {
-      state.token = j.visitor_token; safeSet(STORE, j.visitor_token);
+      state.token = j.visitor_token;
+      safeSet(STORE, JSON.stringify({ token: j.visitor_token, verified: j.verified }));
       state.config = j.config; state.contact = j.contact; state.conversation = j.conversation;
       state.messages = {}; state.order = [];
       j.messages.forEach(upsert);
@@ -245,6 +251,16 @@
       .then(function () { state.rated = true; rating.hidden = true; say("Thank you!"); })
       .catch(function (err) { say(err.message); });
   });
+
+  // For the site: `ChatWidget.reset()` at logout forgets this browser's visitor.
+  window.ChatWidget = {
+    reset: function () {
+      safeSet(STORE, ""); state.token = ""; state.started = null; state.lastEventId = null;
+      state.messages = {}; state.order = []; identity = { user_id: "", user_hash: "" };
+      if (state.socket) { var ws = state.socket; ws.onclose = null; state.socket = null; ws.close(); }
+      renderAll();
+    },
+  };
 
   // A returning visitor (a token kept) resumes at once, to see replies that came while away.
   if (state.token || identity.user_id) start();
