@@ -589,3 +589,39 @@ def test_admin_in_russian(staff, org):
     assert "Рассылки" in index and "Эскалация" in index and "Платформа" in index
     mailings = staff.get("/admin/mailing/mailing/", headers={"accept-language": "ru"})
     assert "Отменить выбранные рассылки" in mailings.content.decode()
+
+
+def test_email_variant_subject_text_and_html_per_client(org, make_client, redis_client):
+    from mailing.models import MailingMessage
+    from mailing.services import mailing_create, mailing_start, template_create
+    from mailing.services.variants import template_variant_save
+
+    template = template_create(
+        organization=org,
+        title="Welcome",
+        code="welcome",
+        transport="email",
+        subject="Welcome, {{ name }}",
+        body="Hello {{ name }}",
+        html_body="<p>Hello <b>{{ name }}</b></p>",
+    )
+    template_variant_save(
+        template=template,
+        language="pt-br",
+        subject="Bem-vindo, {{ name }}",
+        body="Olá {{ name }}",
+        html_body="<p>Olá <b>{{ name }}</b></p>",
+    )
+    ana = make_client(org, name="Ana <3", email="ana@example.com", language="pt-br")
+    bob = make_client(org, name="Bob", email="bob@example.com", language="ru")  # no ru variant
+    now = timezone.now()
+    mailing = mailing_create(
+        organization=org, template=template, start_at=now, end_at=now + timedelta(hours=1)
+    )
+    mailing_start(mailing_id=mailing.pk)
+    rows = {
+        m.client_id: (m.subject, m.delivery.text, m.html)
+        for m in MailingMessage.objects.filter(mailing=mailing).select_related("delivery")
+    }
+    assert rows[ana.pk] == ("Bem-vindo, Ana <3", "Olá Ana <3", "<p>Olá <b>Ana &lt;3</b></p>")
+    assert rows[bob.pk] == ("Welcome, Bob", "Hello Bob", "<p>Hello <b>Bob</b></p>")
