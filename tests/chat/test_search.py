@@ -121,6 +121,13 @@ def test_the_index_exists_for_the_engine_in_use():
             )
             [(definition,)] = cursor.fetchall()
             assert "gin" in definition.lower() and "to_tsvector" in definition
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'chat_client'")
+            assert {
+                "chat_client_name_trgm",
+                "chat_client_email_trgm",
+                "chat_client_phone_trgm",
+                "chat_client_tag_upper",
+            } <= {row[0] for row in cursor.fetchall()}
         else:
             cursor.execute(
                 "SELECT name FROM sqlite_master"
