@@ -60,6 +60,7 @@ function saveDetails(event, client) {
   api("PATCH", "/api/clients/" + client.uuid + "/", body)
     .then((result) => {
       ctx.client = result.data;
+      $("context-title").textContent = clientName(result.data);
       // the inbox and header show the new name at once (the event follows)
       for (const desk of state.desks.values()) {
         if (desk.client && desk.client.uuid === result.data.uuid) upsertDesk(Object.assign({}, desk, { client: result.data }));

@@ -227,6 +227,7 @@ def test_notes_canned_replies_context_and_a_mention_alert(
     context.get_by_label("No promotional SMS").check()
     context.get_by_role("button", name="Save details").click()
     expect(alice.locator("#conv-title")).to_have_text("Olga O. <b>Older</b>")
+    expect(alice.locator("#context-title")).to_have_text("Olga O. <b>Older</b>")
     expect(row(bob, olga).locator(".desk-name")).to_have_text("Olga O. <b>Older</b>")
     client = Client.objects.get(pk=olga.client.pk)
     assert (client.name, client.tag, client.promo_opt_out) == ("Olga O. <b>Older</b>", "vip", True)
