@@ -24,11 +24,10 @@ log = get_logger(__name__)
 
 
 def _phone_taken(*, organization_id: int, phone: str, client_pk: int | None = None) -> bool:
-    return (
-        Client.objects.filter(organization_id=organization_id, phone=phone)
-        .exclude(pk=client_pk)
-        .exists()
-    )
+    taken = Client.objects.filter(organization_id=organization_id, phone=phone)
+    if client_pk is not None:
+        taken = taken.exclude(pk=client_pk)
+    return taken.exists()
 
 
 def client_create_visitor(

@@ -16,6 +16,9 @@
    log, at most one per WS_TYPING_INTERVAL), `read` (the agents' messages become `read`).
    At most WS_FRAME_RATE per socket, as for agents.
 
+While open, widget/guard.py re-checks every WS_AUTH_RECHECK_SECONDS that the inbox (with
+the same public token) and the visitor still exist: else 4403 / 4401.
+
 Close codes: 4400 bad frame or last_event_id, 4401, 4403, 4408 fell behind, 4429,
 4500 event stream interrupted (resume with last_event_id).
 """
@@ -42,6 +45,7 @@ from core.ratelimit import hit, rate
 from core.realtime import Batch, Frame
 from core.throttles import client_address
 from widget import frames, selectors, services
+from widget.guard import get_visitor_guard
 from widget.hub import get_visitor_hub
 from widget.models import Visitor, WebInbox
 
@@ -161,6 +165,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             await self._refuse(code, retry_after)
             return
         self.visitor, self.client_key, self.desks = visitor, str(visitor.client.uuid), set(desks)
+        get_visitor_guard().watch(self)
         if self.direct is not None and not self.direct.install():
             self.direct = None
         organization_id = self.inbox.organization_id
@@ -276,6 +281,21 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         code = CLOSE_SLOW if reason == "slow" else CLOSE_STREAM
         asyncio.get_running_loop().create_task(self._drop(code))
 
+    def grant(self) -> tuple[int, str, int]:
+        """What the socket was admitted on (widget/guard.py re-checks it)."""
+        assert self.inbox is not None and self.visitor is not None
+        return self.inbox.pk, self.inbox.token, self.visitor.pk
+
+    def revoke(self, code: int) -> None:
+        """The inbox or the visitor is gone (widget/guard.py): close like a drop."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.live = False
+        self.pending.clear()
+        log.info("widget_socket_revoked", code=code, web_inbox_id=self.grant()[0])
+        asyncio.get_running_loop().create_task(self._drop(code))
+
     async def _drop(self, code: int) -> None:
         await self._leave()
         await self.close(code=code)
@@ -339,6 +359,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         )
 
     async def _leave(self) -> None:
+        if self.visitor is not None:
+            get_visitor_guard().forget(self)
         if self.joined and self.inbox is not None:
             self.joined = False
             await get_visitor_hub().leave(self.inbox.organization_id, self.client_key, self)

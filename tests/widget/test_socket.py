@@ -14,7 +14,11 @@ from tests.wsclient import WS, data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-RATES = {"WIDGET_IP_RATE": "1000000/min", "WIDGET_VISITOR_RATE": "1000000/min"}
+RATES = {
+    "WIDGET_IP_RATE": "1000000/min",
+    "WIDGET_VISITOR_RATE": "1000000/min",
+    "WS_AUTH_RECHECK_SECONDS": "1",
+}
 VISITOR_TYPES = {"hello", "message", "conversation", "typing", "pong", "resync_required"}
 
 
@@ -132,3 +136,11 @@ def test_resume_resync_and_refusals(start_web, inbox, agent):
     assert forged.close_code() == 4401
     unknown = WS(f"{web.ws_url}/ws/widget/{'z' * 24}/", origin=ORIGIN)
     assert unknown.close_code() == 4403
+
+    # an open socket whose inbox token is rotated (the old snippet) is closed
+    from widget.inboxes import web_inbox_rotate
+
+    open_ws = visitor.socket()
+    assert open_ws.recv()["type"] == "hello"
+    web_inbox_rotate(web_inbox=inbox, secret=False, token=True)
+    assert open_ws.close_code(timeout=10) == 4403
