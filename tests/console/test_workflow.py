@@ -43,8 +43,10 @@ def test_status_assignment_and_views_follow_live_on_every_agents_page(
 ):
     from chat.models import HelpDesk
     from chat.services import help_desk_open
+    from core.models import Team
 
     make_agent("bob", org, role="agent")
+    billing = Team.objects.create(organization=org, slug="billing", name="Billing")
     olga, _ = help_desk_open(client=make_client(org, name="Olga Older"))
     nina, _ = help_desk_open(client=make_client(org, name="Nina Newer"))
     inbound(web, agent, olga.client.phone, "my order is late")
@@ -74,6 +76,14 @@ def test_status_assignment_and_views_follow_live_on_every_agents_page(
     expect(row(bob, nina)).to_be_visible()
     expect(view(bob, "mine").locator(".count")).to_have_text("1")
     assert HelpDesk.objects.get(pk=nina.pk).assignee.username == "bob"
+    # ... and to the Billing team: the team filter finds it, with its count
+    alice.locator("#conv-team").select_option(label="Billing")
+    expect(alice.locator("#filter-team")).to_contain_text("Billing (1)")
+    alice.locator("#filter-team").select_option(str(billing.pk))
+    expect(alice.locator("#inbox-list button[data-desk]")).to_have_count(1)
+    expect(row(alice, nina)).to_be_visible()
+    alice.locator("#filter-team").select_option("")
+    assert HelpDesk.objects.get(pk=nina.pk).team == billing
 
     # pending, then snoozed until a time, then resolved: each shown everywhere
     row(alice, olga).click()
