@@ -125,4 +125,12 @@ class HelpDeskVisitorView(APIView):
     @extend_schema(responses=VisitorContextSerializer, summary="The web visitor's context")
     def get(self, request: Request, uuid: str) -> Response:
         visitor = selectors.visitor_get_for_help_desk(principal=request.user, uuid=uuid)
-        return Response(VisitorContextSerializer(visitor).data)
+        rating = selectors.rating_of_help_desk(help_desk_uuid=uuid)
+        body = dict(VisitorContextSerializer(visitor).data)
+        # The conversation's satisfaction rating, once the visitor left one.
+        body["rating"] = (
+            {"score": rating.score, "comment": rating.comment, "created_at": rating.created_at}
+            if rating is not None
+            else None
+        )
+        return Response(body)

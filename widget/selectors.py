@@ -62,3 +62,8 @@ def visitor_history(*, visitor: Visitor, limit: int = 200) -> list[Any]:
         .order_by("-created_at", "-pk")[:limit]
     )
     return list(reversed(rows))
+
+
+def rating_of_help_desk(*, help_desk_uuid: str) -> Rating | None:
+    """The rating of a help desk; call once the caller may see the desk."""
+    return Rating.objects.filter(help_desk__uuid=help_desk_uuid).first()

@@ -167,6 +167,8 @@ def test_rating_after_resolution_and_statistics(widget, agent, make_agent, make_
         "average": 4.0,
         "distribution": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0},
     }
+    shown = agent.client().get(f"/api/help-desks/{desk.uuid}/visitor/").json()["rating"]
+    assert (shown["score"], shown["comment"]) == (4, "quick")
     outsider = make_agent("mallory", make_org("evil"))
     assert outsider.client().get("/api/web-inboxes/ratings/").json()["count"] == 0
     assert outsider.client().get(f"/api/help-desks/{desk.uuid}/visitor/").status_code == 404
