@@ -9,14 +9,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from core.errors import ApplicationError
-from core.service_admin import ReadOnlyAdmin, ServiceAdmin, add_service_errors
+from core.service_admin import ReadOnlyAdmin, ServiceAdmin, ServiceInline, add_service_errors
 from mailing import services
-from mailing.models import Event, EventRule, Mailing, MailingMessage, MailingSkip, Template
+from mailing.models import (
+    Event,
+    EventRule,
+    Mailing,
+    MailingMessage,
+    MailingSkip,
+    Template,
+    TemplateVariant,
+)
 from mailing.selectors import mailing_counts
 from mailing.services import MAILING_VALUES
+from mailing.services.variants import template_variant_delete, template_variant_save
 
 
 class TemplateForm(forms.ModelForm):
@@ -47,15 +56,42 @@ class TemplateForm(forms.ModelForm):
         return data
 
 
+class TemplateVariantInline(ServiceInline):
+    """The template in other languages (issue 16), one row per language, saved by the
+    variant services (an existing row's language is fixed: delete it and add another)."""
+
+    model = TemplateVariant
+    fields = ["language", "subject", "body", "html_body"]
+    service_create = template_variant_save
+    service_update = template_variant_save
+    service_delete = template_variant_delete
+    service_object_arg = "variant"
+
+    def service_update_kwargs(
+        self, request: HttpRequest, obj: Any, form: Any, formsets: list[Any]
+    ) -> dict[str, Any]:
+        data = form.cleaned_data
+        if "language" in form.changed_data:
+            message = gettext("A text's language does not change: delete it and add another.")
+            raise ApplicationError(message, fields={"language": [message]})
+        fields = {f: data.get(f, getattr(obj, f)) for f in ("body", "subject", "html_body")}
+        return {"template": obj.template, "language": obj.language, **fields}
+
+
 @admin.register(Template)
 class TemplateAdmin(ServiceAdmin):
     form = TemplateForm
+    inlines = [TemplateVariantInline]
     list_display = ["title", "code", "transport", "organization", "updated_at"]
     list_filter = ["organization", "transport"]
     search_fields = ["title", "code", "body"]
     service_create = services.template_create
     service_update = services.template_update
     service_delete = services.template_delete
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        # Texts in other languages once the template exists (its checks apply to them).
+        return self.inlines if obj is not None else []
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # template_update keeps the organization: a template does not move.

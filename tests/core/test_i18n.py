@@ -625,3 +625,38 @@ def test_email_variant_subject_text_and_html_per_client(org, make_client, redis_
     }
     assert rows[ana.pk] == ("Bem-vindo, Ana <3", "Olá Ana <3", "<p>Olá <b>Ana &lt;3</b></p>")
     assert rows[bob.pk] == ("Welcome, Bob", "Hello Bob", "<p>Hello <b>Bob</b></p>")
+
+
+def test_admin_edits_a_templates_variants_through_the_services(staff, org):
+    from mailing.models import TemplateVariant
+    from mailing.services import template_create
+
+    template = template_create(organization=org, title="Order", code="order", body="Hi {{ name }}")
+    url = f"/admin/mailing/template/{template.pk}/change/"
+    assert "variants-TOTAL_FORMS" in staff.get(url).content.decode()
+    form = {
+        "title": "Order",
+        "code": "order",
+        "transport": "sms",
+        "subject": "",
+        "body": "Hi {{ name }}",
+        "html_body": "",
+        "variables": "[]",
+        "variants-TOTAL_FORMS": "1",
+        "variants-INITIAL_FORMS": "0",
+        "variants-MIN_NUM_FORMS": "0",
+        "variants-MAX_NUM_FORMS": "1000",
+        "variants-0-language": "pt_BR",
+        "variants-0-subject": "",
+        "variants-0-body": "Oi {{ name }}",
+        "variants-0-html_body": "",
+    }
+    assert staff.post(url, form).status_code == 302
+    assert list(TemplateVariant.objects.values_list("language", "body")) == [
+        ("pt-br", "Oi {{ name }}")
+    ]
+    # a variant the service refuses (a placeholder nobody gives) is a form error, not a 500
+    bad = {**form, "variants-0-language": "ru", "variants-0-body": "Привет {{ password }}"}
+    refused = staff.post(url, bad)
+    assert refused.status_code == 200 and "password" in refused.content.decode()
+    assert TemplateVariant.objects.count() == 1
