@@ -84,3 +84,22 @@ def test_hostile_bodies_are_400(agent, help_desk, body):
     response = api.post(_notes(api, help_desk), body, format="json")
     assert response.status_code == 400
     assert "text" in response.json()["error"]["fields"]
+
+
+def test_the_widget_never_forwards_a_note_to_a_visitor(
+    agent, org, help_desk, redis_client, django_capture_on_commit_callbacks
+):
+    """The contract's "never on the widget's socket": the frame as logged is not one the
+    visitor translation (widget/frames.py) lets through."""
+    from core.events import _keys, log_key
+    from widget.frames import relevant, translate
+
+    redis_client.delete(*_keys(org.pk)[:3])
+    with django_capture_on_commit_callbacks(execute=True):
+        api = agent.client()
+        api.post(_notes(api, help_desk), {"text": "internal only"}, format="json")
+    raws = [fields[b"f"].decode() for _, fields in redis_client.xrange(log_key(org.pk))]
+    notes = [raw for raw in raws if '"new_note"' in raw[:40]]
+    assert len(notes) == 1 and "internal only" in notes[0]
+    assert not relevant(notes[0])
+    assert translate(1, notes[0]) is None
