@@ -45,7 +45,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 
-from chat import reads, selectors, ws_auth
+from chat import reads, selectors, ws_auth, ws_batches
 from core import scopes
 from core.access import is_agent
 from core.daphne_support import SCOPE_KEY, DirectSocket
@@ -99,10 +99,14 @@ def _current_event_id(organization_id: int) -> int:
 
 def _current_event_ids(organization_ids: list[int]) -> list[int]:
     """`_current_event_id` of each, one read per distinct organization: the sockets of a
-    reconnect storm that joined meanwhile share it (ws_auth.batched: each read starts
+    reconnect storm that joined meanwhile share it (ws_batches.batched: each read starts
     after its sockets joined the hub, so none misses an event)."""
     current = {o: _current_event_id(o) for o in set(organization_ids)}
     return [current[o] for o in organization_ids]
+
+
+async def _current_event_id_batched(organization_id: int) -> int:
+    return await ws_batches.batched(_current_event_ids).submit(organization_id)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -163,7 +167,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.direct = None
         ws_auth.get_guard().watch(self)
         try:
-            async with ws_auth.join_gate():
+            async with ws_batches.join_gate():
                 await get_hub().join(organization_id, self)
             await self._catch_up(organization_id, resume)
         except Exception:
@@ -198,14 +202,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=json.dumps({"type": "resync_required"}))
                 # Also when `resume` is ahead of the counter: keeping it as last_sent
                 # would silently drop every live frame below it.
-                self.last_sent = await ws_auth.batched(_current_event_ids).submit(organization_id)
+                self.last_sent = await _current_event_id_batched(organization_id)
             else:
                 self.last_sent = resume
                 for event_id, frame in replay.frames:
                     await self.send(text_data=frame)
                     self.last_sent = event_id
         else:
-            self.last_sent = await ws_auth.batched(_current_event_ids).submit(organization_id)
+            self.last_sent = await _current_event_id_batched(organization_id)
         await self.send(text_data=json.dumps({"type": "hello", "last_event_id": self.last_sent}))
 
     # --- hub side (called from the hub's reader, must not block) -----------------------

@@ -21,10 +21,13 @@ A reconnect storm (every client of a process coming back after a deploy or a Red
 failover) is admitted in batches (`admit_async`, the consumer's entry): connects that
 arrive while a batch is being decided wait for the next one, and a batch looks each
 distinct token up once and each distinct (principal, organization) once, in one trip
-to the database thread; the connect-rate counts go to Redis coalesced per bucket
-(`core.ratelimit.ahit`). Nothing is cached between batches, so a revoked key is refused
-by the next batch exactly as by `admit`. 5,000 sockets of 100 agents cost a few hundred
-queries instead of 10,000, and a few thread hops instead of 5,000.
+to the database thread, and the batches of the last `RECENT_SECONDS` (1 s) reuse those
+answers; the connect-rate counts go to Redis coalesced per bucket
+(`core.ratelimit.ahit`). 5,000 sockets of 100 agents cost a few hundred queries instead
+of 10,000, and a few thread hops instead of 5,000. A key revoked less than a second ago
+may admit one more socket: the next recheck closes it, as it closes the sockets opened
+before the revocation, and a recheck that closes anything makes the next batch look
+everything up again.
 
 While open (`Guard`): every `WS_AUTH_RECHECK_SECONDS` each web process re-validates
 every principal holding one of its sockets in a handful of batched queries (keys,
@@ -47,13 +50,12 @@ open until the next check succeeds: a database blip must not disconnect everyone
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -62,6 +64,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from prometheus_client import Counter
 
+from chat.ws_batches import batched
 from core import scopes
 from core.access import organization_find_for_principal
 from core.auth import IntegrationPrincipal, api_key_lookup
@@ -72,8 +75,6 @@ from core.throttles import client_address
 
 log = get_logger(__name__)
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -176,12 +177,17 @@ def _credentials(scope: dict[str, Any], keys: dict[str, ApiKey | None]) -> tuple
     return admission, f"ws-connect:user:{user.pk}"
 
 
-def _decide_many(scopes: list[dict[str, Any]]) -> list[tuple[Admission, str]]:
+def _decide_many(
+    scopes: list[dict[str, Any]],
+    keys: dict[str, ApiKey | None] | None = None,
+    organizations: dict[tuple[str, int, str], Organization | None] | None = None,
+) -> list[tuple[Admission, str]]:
     """Steps 1 and 3 for several connects (blocking: database): each distinct token is
-    looked up once, each distinct (principal, organization slug) once. Returns each
-    connect's admission (before the connect rate) and its rate-limit bucket."""
-    keys: dict[str, ApiKey | None] = {}
-    organizations: dict[tuple[str, int, str], Organization | None] = {}
+    looked up once, each distinct (principal, organization slug) once (`keys` and
+    `organizations`: what is known already). Returns each connect's admission (before
+    the connect rate) and its rate-limit bucket."""
+    keys = {} if keys is None else keys
+    organizations = {} if organizations is None else organizations
     out = []
     for scope in scopes:
         admission, bucket = _credentials(scope, keys)
@@ -228,78 +234,33 @@ def admit(scope: dict[str, Any]) -> Admission:
     return _verdict(admission, hit(bucket, limit=limit, window=window))
 
 
+# How long the batches of one process reuse what they looked up (a token's key, a
+# principal's organization). A key revoked within this second may admit one more socket,
+# which the next recheck closes (as it closes one opened just before the revocation);
+# any recheck that closes a socket also drops everything remembered.
+RECENT_SECONDS = 1.0
+_recent: dict[str, Any] = {"since": 0.0, "keys": {}, "organizations": {}}
+
+
+def _decide_recent(scopes: list[dict[str, Any]]) -> list[tuple[Admission, str]]:
+    """`_decide_many` with what the batches of the last RECENT_SECONDS looked up (runs
+    only in the database thread, one batch at a time)."""
+    now = time.monotonic()
+    if now - _recent["since"] > RECENT_SECONDS:
+        _recent.update(since=now, keys={}, organizations={})
+    return _decide_many(scopes, _recent["keys"], _recent["organizations"])
+
+
+def forget_recent() -> None:
+    """Someone lost access: the next batch looks everything up again."""
+    _recent["since"] = 0.0
+
+
 async def admit_async(scope: dict[str, Any]) -> Admission:
     """`admit` for the consumer: decided with the connects around it (module docstring)."""
-    admission, bucket = await batched(_decide_many).submit(scope)
+    admission, bucket = await batched(_decide_recent).submit(scope)
     limit, window = rate("WS_CONNECT_RATE")
     return _verdict(admission, await ahit(bucket, limit=limit, window=window))
-
-
-class Batches(Generic[T, R]):
-    """Calls of a blocking `fn(items) -> results` from one event loop, batched: one batch
-    runs in the database thread at a time, and the calls arriving meanwhile go together
-    in the next (at most `size`). A call never shares a batch that started before it
-    was made, so it sees the state as of its own call or later."""
-
-    size = 1000
-
-    def __init__(self, fn: Callable[[list[T]], list[R]]) -> None:
-        self._fn = fn
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._running: asyncio.Task[None] | None = None
-
-    def submit(self, item: T) -> asyncio.Future[R]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
-        self._waiting.append((item, future))
-        if self._running is None or self._running.done():
-            self._running = loop.create_task(self._drain())
-        return future
-
-    async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self.size], self._waiting[self.size :]
-            try:
-                results = await sync_to_async(self._fn)([item for item, _ in batch])
-            except Exception as exc:  # e.g. the database is down: each call fails as alone
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # the socket went away meanwhile: cancelled
-                    future.set_result(result)
-
-
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Batches[Any, Any]]]
-_by_loop = weakref.WeakKeyDictionary()
-
-
-def batched(fn: Callable[[list[T]], list[R]]) -> Batches[T, R]:
-    """The running event loop's batches of `fn` (one daphne process: one loop)."""
-    per_loop = _by_loop.setdefault(asyncio.get_running_loop(), {})
-    batches = per_loop.get(fn)
-    if batches is None:
-        batches = per_loop[fn] = Batches(fn)
-    return batches
-
-
-# At most this many hub joins run at once in a process. Each join's log-open round trip
-# takes a connection of the hub's Redis pool, which grows without bound: a storm admitted
-# in one batch opened one connection per socket, and Redis refused some (every socket of
-# the process then closed, 4500).
-JOINS_IN_FLIGHT = 32
-_join_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-_join_gates = weakref.WeakKeyDictionary()
-
-
-def join_gate() -> asyncio.Semaphore:
-    """The running loop's bound on concurrent hub joins (`async with join_gate(): ...`)."""
-    loop = asyncio.get_running_loop()
-    gate = _join_gates.get(loop)
-    if gate is None:
-        gate = _join_gates[loop] = asyncio.Semaphore(JOINS_IN_FLIGHT)
-    return gate
 
 
 # --- while open ------------------------------------------------------------------------------
@@ -414,6 +375,8 @@ class Guard:
             # Database down: keep the sockets (the check runs again), say so once per tick.
             log.warning("ws_auth_recheck_failed", error=f"{type(exc).__name__}: {exc}")
             return
+        if result.closes:
+            forget_recent()
         for socket in sockets:
             grant = socket.grant
             if grant is None or socket not in self._sockets:

@@ -1,6 +1,7 @@
 """A reconnect storm is admitted in batches (chat/ws_auth.py `admit_async`): the same
 verdicts as `admit`, each distinct token and (principal, organization) looked up once per
-batch, not once per socket (issue 12 item 5; the figures: contrib/bench/ws_reconnect.py)."""
+batch, and reused by the batches of the next second (issue 12 item 5; the figures:
+contrib/bench/ws_reconnect.py)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def test_a_storm_is_admitted_as_one_by_one_with_one_lookup_per_distinct_token(
     async def storm() -> list[ws_auth.Admission]:
         return await asyncio.gather(*(ws_auth.admit_async(s) for s in scopes))
 
+    ws_auth.forget_recent()  # nothing from another test's batches
     admitted = asyncio.run(storm())
 
     assert [(a.code, a.grant and a.grant.organization_id) for a in admitted] == expected
@@ -70,3 +72,13 @@ def test_a_storm_is_admitted_as_one_by_one_with_one_lookup_per_distinct_token(
     # (3 agents, the integration key, the bad one) and per distinct (principal, slug)
     assert sorted(set(lookups)) == sorted(lookups) and len(lookups) == 5
     assert len(organizations) == 6  # 3 agents in acme, agent0 in globex, the key twice
+
+    # the next storm within RECENT_SECONDS reuses those answers; once a recheck closed a
+    # socket (forget_recent), everything is looked up again
+    monkeypatch.setattr(ws_auth, "RECENT_SECONDS", 60.0)
+    again = asyncio.run(storm())
+    assert [(a.code, a.grant and a.grant.organization_id) for a in again] == expected
+    assert len(lookups) == 5 and len(organizations) == 6
+    ws_auth.forget_recent()
+    asyncio.run(storm())
+    assert len(lookups) == 10 and len(organizations) == 12
