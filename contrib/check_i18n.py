@@ -171,7 +171,10 @@ def mo_write(entries: list[Entry], target: Path) -> None:
             tables[column] += struct.pack("<II", len(s), data_at + len(blob))
             blob += s + b"\0"
     header = struct.pack("<7I", 0x950412DE, 0, count, originals_at, translations_at, 0, 0)
-    target.write_bytes(header + tables[0] + tables[1] + blob)
+    # Whole or not at all: a server (or a parallel test run) may be reading the old file.
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_bytes(header + tables[0] + tables[1] + blob)
+    os.replace(partial, target)
 
 
 def compile_all() -> int:
