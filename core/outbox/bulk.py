@@ -126,8 +126,8 @@ def delivery_attempts_start(*, ids: Sequence[int], token: str, error: str) -> No
 def delivery_attempts_finish(
     *, rows: Sequence[tuple[int, int, str, int | None, int, str]], chunk: int = 500
 ) -> list[tuple[int, int, str, int | None, int, str]]:
-    """Write each attempt's outcome on its row written at the claim: rows of
-    (delivery_id, number, outcome, status_code, duration_ms, error).
+    """Write each attempt's outcome (and the time) on its row written at the claim: rows
+    of (delivery_id, number, outcome, status_code, duration_ms, error).
 
     One UPDATE ... FROM (VALUES ...) per chunk (PostgreSQL, and SQLite since 3.33). Only
     an attempt still without an outcome (`in_flight`, or `lost` if a sweeper reclaimed
@@ -138,6 +138,11 @@ def delivery_attempts_finish(
     """
     table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
     pending = (OutboxAttemptOutcome.IN_FLIGHT, OutboxAttemptOutcome.LOST)
+    # A batch attempt's created_at is when its outcome was written, after the call (the
+    # claim's time while it is in flight or lost), as when the record inserted the
+    # rows: created_at - duration_ms bounds when the call started (the end-time test
+    # in tests/mailing/test_dispatch_e2e.py relies on it).
+    stamp: Any = _adapt_datetime(timezone.now(), {})
     missing: list[tuple[int, int, str, int | None, int, str]] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
@@ -154,13 +159,14 @@ def delivery_attempts_finish(
             cursor.execute(
                 f"UPDATE {table} SET outcome = v.column3, "
                 "status_code = CAST(v.column4 AS integer), "
-                "duration_ms = CAST(v.column5 AS integer), error = v.column6 "
+                "duration_ms = CAST(v.column5 AS integer), error = v.column6, "
+                "created_at = %s "
                 f"FROM (VALUES {values}) AS v "
                 f"WHERE {table}.delivery_id IN ({', '.join(['%s'] * len(ids))}) "
                 f"AND {table}.delivery_id = CAST(v.column1 AS bigint) "
                 f"AND {table}.number = CAST(v.column2 AS integer) "
                 f"AND {table}.outcome IN (%s, %s)",
-                [*params, *ids, *pending],
+                [stamp, *params, *ids, *pending],
             )
             if cursor.rowcount == len(part):
                 continue

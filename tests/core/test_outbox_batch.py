@@ -222,3 +222,16 @@ def test_a_claim_made_without_attempt_rows_is_still_recorded(org: Any) -> None:
     DeliveryAttempt.objects.filter(delivery_id=ids[1]).delete()
     record_many(rows=rows, results=[OK, BAD], token="A", now=timezone.now())
     assert _attempts(ids) == [(ids[0], 1, "ok"), (ids[1], 1, "permanent")]
+
+
+def test_the_record_stamps_the_attempt_after_the_call(org: Any) -> None:
+    # created_at - duration_ms bounds when the call started (as when the record inserted
+    # the rows), so the record stamps the row written at the claim
+    ids = _deliveries(org, 1)
+    rows = _claim(ids, "A")
+    DeliveryAttempt.objects.filter(delivery_id=ids[0]).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
+    before = timezone.now()
+    record_many(rows=rows, results=[OK], token="A", now=timezone.now())
+    assert DeliveryAttempt.objects.get(delivery_id=ids[0]).created_at >= before
