@@ -172,8 +172,10 @@ def test_a_stale_worker_records_nothing_over_the_new_claimant(org: Any, make_cli
     # a very late record by A changes nothing either
     record(mailing_id=mailing_id, rows=[stale], results=[TRANSIENT], token="A", breaker=CLOSED)
     assert _status(pk)[:2] == ("sent", "")
-    # every attempt is on record, A's included
-    assert DeliveryAttempt.objects.filter(delivery_id=pk).count() == 3
+    # every try is on record, A's included, each once (one row per try, written at its
+    # claim: A's repeated record of its one try does not add a row)
+    attempts = DeliveryAttempt.objects.filter(delivery_id=pk).order_by("number")
+    assert list(attempts.values_list("number", "outcome")) == [(1, "permanent"), (2, "ok")]
 
 
 def test_a_tripped_breaker_refunds_the_attempts(org: Any, make_client: Any, settings: Any) -> None:
