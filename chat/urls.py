@@ -28,9 +28,7 @@ urlpatterns = [
         console_api.HelpDeskNotesView.as_view(),
         name="help-desk-notes",
     ),
-    path(
-        "canned-replies/", console_api.CannedReplyListView.as_view(), name="canned-reply-list"
-    ),
+    path("canned-replies/", console_api.CannedReplyListView.as_view(), name="canned-reply-list"),
     path("search/", console_api.SearchView.as_view(), name="search"),
     path(
         "canned-replies/<int:pk>/",

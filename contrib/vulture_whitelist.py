@@ -281,6 +281,8 @@ _.get_verified  # widget/representations.py: DRF's SerializerMethodField calls g
 _.verified
 
 # --- email (issue 15): read by name -----------------------------------------------------------
+_.WIDGET_VISITOR_RATE  # core.throttles.rate("WIDGET_...") reads the widget limits by name
+_.WIDGET_IP_RATE
 _.EMAIL_HOST  # Django's smtp EmailBackend reads the EMAIL_* settings by name
 _.EMAIL_PORT
 _.EMAIL_HOST_USER
