@@ -48,8 +48,26 @@ class ClientAdmin(ServiceAdmin):
     service_update = services.client_update
     service_delete = services.client_delete
 
+    fields = [
+        "organization",
+        "name",
+        "phone",
+        "operator_code",
+        "email",
+        "tag",
+        "timezone",
+        "language",
+        "promo_opt_out",
+        "email_promo_opt_out",
+        "channel",
+        "email_undeliverable",
+    ]
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["organization"] if obj is not None else []  # a client does not move
+        # The channel is where the contact came from (a widget visitor, an email-only
+        # contact) and undeliverable is set by bounces: neither is an admin's choice.
+        fixed = ["channel", "email_undeliverable"]
+        return ["organization", *fixed] if obj is not None else fixed  # a client does not move
 
 
 MESSAGE_FIELDS = ("created_at", "type", "status", "message", "file_name")

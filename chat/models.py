@@ -7,6 +7,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from core.models import Delivery, Organization, OutboxAttempt, OutboxItem, slug_validator
@@ -75,6 +76,8 @@ class Client(TimeStamped):
         # Here, not only in the API serializer: the admin and the services save through
         # full_clean too, so a mismatched operator code cannot enter any other way.
         validate_operator_code_matches(self.phone or "", self.operator_code or "")
+        if self.channel == self.Channel.SMS and not self.phone:
+            raise ValidationError({"phone": ["A client reached by SMS needs a phone."]})
 
 
 class HelpDesk(TimeStamped):

@@ -1,5 +1,6 @@
 """Who is who, for the console's pickers and settings (issue 13): an organization's
-members, its teams, and the caller's own preferences."""
+members and the caller's own preferences. Teams are listed by escalation's `/api/teams/`
+(id, slug, name, members), which the console's team picker reads."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import permissions, scopes
-from core.access import organizations_for
-from core.api import ListView, slug_of
-from core.models import AgentPreference, Membership, Organization, Team
+from core.api import ListView
+from core.models import AgentPreference, Membership, Organization
 from core.preferences import agent_preference_get, agent_preference_update
-from core.scope import ORGANIZATION_PARAM, organization_get_for_principal
+from core.scope import organization_get_for_principal
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):
@@ -32,14 +32,6 @@ class MemberSerializer(serializers.ModelSerializer[Membership]):
 
     def get_name(self, membership: Membership) -> str:
         return str(membership.user.get_full_name() or membership.user.username)
-
-
-class TeamChoiceSerializer(serializers.ModelSerializer[Team]):
-    """A team for the assignment picker (escalation has its own, richer TeamSerializer)."""
-
-    class Meta:
-        model = Team
-        fields = ["id", "name", "slug"]
 
 
 class PreferenceSerializer(serializers.ModelSerializer[AgentPreference]):
@@ -71,22 +63,6 @@ class MemberListView(ListView):
         return Membership.objects.filter(organization=organization).select_related("user")
 
     @extend_schema(summary="Members of an organization (the assignment picker)")
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
-
-
-class TeamListView(ListView):
-    required_scopes = {"GET": scopes.READ}
-    serializer_class = TeamChoiceSerializer
-    ordering = ("name", "id")
-
-    def list_queryset(self, organization: Organization | None) -> QuerySet[Team]:
-        teams = Team.objects.filter(organization__in=organizations_for(self.request.user))
-        if (slug := slug_of(organization)) is not None:
-            teams = teams.filter(organization__slug=slug)
-        return teams
-
-    @extend_schema(parameters=[ORGANIZATION_PARAM], summary="Teams (the assignment picker)")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 

@@ -348,6 +348,8 @@ SPECTACULAR_SETTINGS = {
         "AssistanceStatusEnum": "chat.models.AssistanceRequest.Status",
         "IncidentStepKindEnum": "escalation.models.IncidentStep.Kind",
         "MailingKindEnum": "mailing.models.Mailing.Kind",
+        "TransportEnum": "mailing.models.Transport",
+        "PrechatFieldEnum": "widget.models.WebInbox.Field",
         "AlertStatusEnum": [("firing", "firing"), ("resolved", "resolved")],
     },
 }

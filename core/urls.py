@@ -26,7 +26,6 @@ urlpatterns = [
         people_api.MemberListView.as_view(),
         name="organization-members",
     ),
-    path("api/teams/", people_api.TeamListView.as_view(), name="teams"),
     path("api/me/preferences/", people_api.PreferenceView.as_view(), name="preferences"),
     path("api/", include("chat.urls")),
     path("", include("chat.urls_root")),

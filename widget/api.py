@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -110,7 +110,18 @@ class WebInboxRotateView(APIView):
 class RatingStatisticsView(APIView):
     required_scopes = {"GET": scopes.READ}
 
-    @extend_schema(parameters=[ORGANIZATION_PARAM], summary="Satisfaction: count, average")
+    @extend_schema(
+        parameters=[ORGANIZATION_PARAM],
+        responses=inline_serializer(
+            "RatingStatistics",
+            {
+                "count": serializers.IntegerField(),
+                "average": serializers.FloatField(allow_null=True),
+                "distribution": serializers.DictField(child=serializers.IntegerField()),
+            },
+        ),
+        summary="Satisfaction: count, average",
+    )
     def get(self, request: Request) -> Response:
         organization = organization_scope(request)
         ratings = selectors.rating_list(

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from rest_framework import exceptions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -100,14 +102,29 @@ def _config(web_inbox: WebInbox) -> dict[str, Any]:
     }
 
 
+# The visitor API's answers are documented field by field in docs/widget.md; the schema
+# names their request bodies and, for the two nested ones, says "object" (a gap: the
+# conversation and message inside are the agents' representations minus agent-only fields).
+_VISITOR = "Widget visitor API (docs/widget.md): inbox token + Origin + visitor token."
+
+
 class ConfigView(WidgetView):
     methods = "GET"
 
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, summary="The inbox's public settings", description=_VISITOR
+    )
     def get(self, request: Request, token: str) -> Response:
         return Response(_config(self.web_inbox))
 
 
 class StartView(WidgetView):
+    @extend_schema(
+        request=StartSerializer,
+        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
+        summary="Start or resume the visitor's conversation",
+        description=_VISITOR,
+    )
     def post(self, request: Request, token: str) -> Response:
         body = StartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -160,6 +177,12 @@ class StartView(WidgetView):
 class MessageView(WidgetView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
+    @extend_schema(
+        request=SendSerializer,
+        responses={201: OpenApiTypes.OBJECT},
+        summary="The visitor sends a message",
+        description=_VISITOR,
+    )
     def post(self, request: Request, token: str) -> Response:
         visitor = self.visitor(request)
         body = SendSerializer(data=request.data)
@@ -173,18 +196,34 @@ class MessageView(WidgetView):
 
 
 class TypingView(WidgetView):
+    @extend_schema(request=None, responses={204: None}, summary="The visitor is typing")
     def post(self, request: Request, token: str) -> Response:
         services.visitor_typing(visitor=self.visitor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ReadView(WidgetView):
+    @extend_schema(
+        request=None,
+        responses=inline_serializer("WidgetRead", {"read": serializers.IntegerField()}),
+        summary="The visitor read the agents' messages",
+    )
     def post(self, request: Request, token: str) -> Response:
         count = services.visitor_read(visitor=self.visitor(request))
         return Response({"read": count})
 
 
 class RatingView(WidgetView):
+    @extend_schema(
+        request=RatingWriteSerializer,
+        responses={
+            201: inline_serializer(
+                "WidgetRating",
+                {"score": serializers.IntegerField(), "comment": serializers.CharField()},
+            )
+        },
+        summary="The visitor rates the resolved conversation",
+    )
     def post(self, request: Request, token: str) -> Response:
         visitor = self.visitor(request)
         body = RatingWriteSerializer(data=request.data)

@@ -42,6 +42,14 @@ OWN_PERMISSIONS = {
     "drf_spectacular.views.SpectacularSwaggerSplitView",
     # a signed, expiring file link: the signature is the credential (chat/files.py)
     "chat.files_api.FileLinkView",
+    # the website widget's public API: the inbox's public token, the Origin allow-list and
+    # the visitor's signed token are the credentials (widget/public_api.py, docs/widget.md)
+    "widget.public_api.ConfigView",
+    "widget.public_api.StartView",
+    "widget.public_api.MessageView",
+    "widget.public_api.TypingView",
+    "widget.public_api.ReadView",
+    "widget.public_api.RatingView",
 }
 _CONVERTERS = {"uuid": lambda: str(uuid.uuid4()), "int": lambda: "987654", "str": lambda: "x"}
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -474,5 +482,6 @@ def test_the_openapi_schema_names_each_operations_scope(agent):
         assert operation["x-api-key-scope"] == scope, (path, method)
         assert f"`{scope}` scope" in operation["description"]
     # every operation says so, but the signed file link's (its signature is the credential)
+    # and the widget's public API (the inbox token and the visitor's signed token are)
     silent = [p for p, ops in paths.items() for op in ops.values() if "x-api-key-scope" not in op]
-    assert silent == ["/api/files/{token}/"]
+    assert [p for p in silent if not p.startswith("/widget/api/")] == ["/api/files/{token}/"]
