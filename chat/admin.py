@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext, gettext_lazy
 
-from chat import services
+from chat import clients, services
 from chat.assistance import (
     assistance_topic_create,
     assistance_topic_delete,
@@ -44,9 +44,9 @@ class ClientAdmin(ServiceAdmin):
     ]
     list_filter = ["organization", "tag", "operator_code"]
     search_fields = ["name", "phone", "=uuid"]
-    service_create = services.client_create
-    service_update = services.client_update
-    service_delete = services.client_delete
+    service_create = clients.client_create
+    service_update = clients.client_update
+    service_delete = clients.client_delete
 
     fields = [
         "organization",

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import reads, selectors, services
+from chat import clients, reads, selectors, services
 from chat.representations import ClientSerializer, HelpDeskSerializer, MessageSerializer
 from chat.serializers import (
     ClientWriteSerializer,
@@ -229,7 +229,7 @@ class ClientListView(ListView):
         organization = organization_scope(
             request, slug=data.pop("organization", None), required=True
         )
-        client = services.client_create(organization=organization, **data)
+        client = clients.client_create(organization=organization, **data)
         return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
 
 
@@ -255,7 +255,7 @@ class ClientDetailView(APIView):
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         data.pop("organization", None)  # a client does not move between organizations
-        return Response(ClientSerializer(services.client_update(client=client, data=data)).data)
+        return Response(ClientSerializer(clients.client_update(client=client, data=data)).data)
 
     @extend_schema(request=ClientWriteSerializer, responses=ClientSerializer)
     def put(self, request: Request, uuid: str) -> Response:
@@ -267,7 +267,7 @@ class ClientDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, uuid: str) -> Response:
-        services.client_delete(
+        clients.client_delete(
             client=selectors.client_get_for_principal(principal=request.user, uuid=uuid)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat import services
+from chat import clients, services
 from core.models import Organization
 
 CLIENTS = [
@@ -14,7 +14,7 @@ CLIENTS = [
 
 def create(*, organization: Organization) -> None:
     for name, phone, tag, tz in CLIENTS:
-        client = services.client_create(
+        client = clients.client_create(
             organization=organization, name=name, phone=phone, tag=tag, timezone=tz
         )
         services.message_receive(

@@ -6,16 +6,16 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from chat.clients import client_create
 from chat.files import display_name, file_link_url, files_delete_on_commit, message_files
 from chat.models import Client, HelpDesk, Message
-from chat.representations import HelpDeskSerializer, MessageSerializer
+from chat.publish import help_desk_publish, help_desk_publish_deleted, message_publish
 from core.errors import ApplicationError
-from core.events import publish_on_commit
 from core.jobs import QUEUE_CHAT, enqueue_on_commit
 from core.logging import get_logger
 from core.models import Delivery, Organization
@@ -32,112 +32,6 @@ _NEXT: dict[str, frozenset[str]] = {
     Message.Status.READ: frozenset(),
     Message.Status.FAILED: frozenset(),
 }
-
-
-def _publish_help_desk(help_desk: HelpDesk) -> None:
-    publish_on_commit(
-        help_desk.organization_id, "update_helpdesk", HelpDeskSerializer(help_desk).data
-    )
-
-
-def _publish_help_desk_deleted(help_desk: HelpDesk) -> None:
-    publish_on_commit(
-        help_desk.organization_id,
-        "delete_helpdesk",
-        {"uuid": str(help_desk.uuid), "client": str(help_desk.client.uuid)},
-    )
-
-
-def _publish_message(event_type: str, message: Message) -> None:
-    publish_on_commit(
-        message.help_desk.organization_id, event_type, MessageSerializer(message).data
-    )
-
-
-# --- clients ------------------------------------------------------------------------
-
-
-def _client_save(client: Client) -> Client:
-    # Uniqueness is left to the database (the IntegrityError below): full_clean's own
-    # constraint check would answer a bare "__all__" error instead of one on `phone`.
-    client.full_clean(validate_unique=False, validate_constraints=False)
-    try:
-        with transaction.atomic():
-            client.save()
-    except IntegrityError as exc:
-        raise ApplicationError(
-            gettext("A client with this phone already exists in the organization."),
-            fields={"phone": [gettext("Already used by another client of this organization.")]},
-        ) from exc
-    return client
-
-
-def client_create(
-    *,
-    organization: Organization,
-    name: str,
-    phone: str,
-    operator_code: str | None = None,
-    tag: str = "",
-    timezone: str = "UTC",
-    promo_opt_out: bool = False,
-    email: str = "",
-    language: str = "",
-    email_promo_opt_out: bool = False,
-) -> Client:
-    client = _client_save(
-        Client(
-            organization=organization,
-            name=name,
-            phone=phone,
-            operator_code=operator_code or phone[1:4],
-            tag=tag,
-            timezone=timezone,
-            promo_opt_out=promo_opt_out,
-            email=email,
-            language=language,
-            email_promo_opt_out=email_promo_opt_out,
-        )
-    )
-    log.info("client_created", client_id=client.pk, organization_id=organization.pk)
-    return client
-
-
-@transaction.atomic
-def client_update(*, client: Client, data: dict[str, Any]) -> Client:
-    for field in (
-        "name",
-        "phone",
-        "tag",
-        "timezone",
-        "promo_opt_out",
-        "operator_code",
-        "email",
-        "language",
-        "email_promo_opt_out",
-    ):
-        if field in data:
-            setattr(client, field, data[field])
-    if "phone" in data and "operator_code" not in data:
-        client.operator_code = client.phone[1:4]
-    _client_save(client)
-    log.info("client_updated", client_id=client.pk, fields=sorted(data))
-    # Help desks carry the client nested: every open copy of them is now stale.
-    for help_desk in client.help_desks.select_related("last_message", "assignee"):
-        help_desk.client = client
-        _publish_help_desk(help_desk)
-    return client
-
-
-@transaction.atomic
-def client_delete(*, client: Client) -> None:
-    log.info("client_deleted", client_id=client.pk, organization_id=client.organization_id)
-    for help_desk in client.help_desks.all():
-        help_desk.client = client
-        _publish_help_desk_deleted(help_desk)  # its help desks go with it (cascade)
-    # Named before the cascade: afterwards no query finds them.
-    files_delete_on_commit(message_files(Message.objects.filter(help_desk__client=client)))
-    client.delete()
 
 
 # --- help desks -----------------------------------------------------------------------
@@ -163,7 +57,7 @@ def help_desk_open(*, client: Client) -> tuple[HelpDesk, bool]:
     help_desk = HelpDesk.objects.create(organization_id=client.organization_id, client=client)
     help_desk.client = client
     log.info("help_desk_opened", help_desk_id=help_desk.pk, client_id=client.pk)
-    _publish_help_desk(help_desk)
+    help_desk_publish(help_desk)
     return help_desk, True
 
 
@@ -191,14 +85,14 @@ def help_desk_update(*, help_desk: HelpDesk, data: dict[str, Any]) -> HelpDesk:
             help_desk.assignee = user
     help_desk.save()
     log.info("help_desk_updated", help_desk_id=help_desk.pk, fields=sorted(data))
-    _publish_help_desk(help_desk)
+    help_desk_publish(help_desk)
     return help_desk
 
 
 @transaction.atomic
 def help_desk_delete(*, help_desk: HelpDesk) -> None:
     log.info("help_desk_deleted", help_desk_id=help_desk.pk, client_id=help_desk.client_id)
-    _publish_help_desk_deleted(help_desk)
+    help_desk_publish_deleted(help_desk)
     files_delete_on_commit(message_files(Message.objects.filter(help_desk=help_desk)))
     help_desk.delete()
 
@@ -213,7 +107,7 @@ def message_delete(*, message: Message) -> None:
     message.delete()
     help_desk.last_message = help_desk.messages.order_by("-created_at", "-pk").first()
     help_desk.save(update_fields=["last_message", "updated_at"])
-    _publish_help_desk(help_desk)
+    help_desk_publish(help_desk)
 
 
 def _touch_help_desk(
@@ -295,8 +189,8 @@ def message_create(
         client_id=client.pk,
         delivery_id=message.delivery_id,
     )
-    _publish_message("new_message", message)
-    _publish_help_desk(help_desk)
+    message_publish("new_message", message)
+    help_desk_publish(help_desk)
     if not web:
         from chat.jobs import message_deliver
 
@@ -328,8 +222,8 @@ def message_receive(
     log.info(
         "message_received", message_id=message.pk, help_desk_id=help_desk.pk, client_id=client.pk
     )
-    _publish_message("new_message", message)
-    _publish_help_desk(help_desk)
+    message_publish("new_message", message)
+    help_desk_publish(help_desk)
     return message
 
 
@@ -353,12 +247,12 @@ def message_status_apply(*, message: Message, status: str, reason: str = "") -> 
     locked.save(update_fields=["status", "updated_at"])
     message.status, message.updated_at = locked.status, locked.updated_at
     log.info("message_status", message_id=locked.pk, status=status, reason=reason or None)
-    _publish_message("update_message", locked)
+    message_publish("update_message", locked)
     help_desk = locked.help_desk
     if help_desk.last_message_id == locked.pk:
         # The help desk shows this message nested as `last_message`: keep it current.
         help_desk.last_message = locked
-        _publish_help_desk(help_desk)
+        help_desk_publish(help_desk)
     return True
 
 
@@ -449,7 +343,7 @@ def message_retry(*, message: Message) -> Message:
     locked.status = Message.Status.SENDING
     locked.save(update_fields=["delivery", "status", "updated_at"])
     log.info("message_retry", message_id=locked.pk, delivery_id=locked.delivery_id)
-    _publish_message("update_message", locked)
+    message_publish("update_message", locked)
     from chat.jobs import message_deliver
 
     enqueue_on_commit(message_deliver, locked.pk, queue=QUEUE_CHAT)

@@ -390,7 +390,7 @@ def agent(make_agent: Callable[..., Agent], org: Any) -> Agent:
 
 @pytest.fixture
 def make_client() -> Callable[..., Any]:
-    from chat.services import client_create
+    from chat.clients import client_create
 
     counter = iter(range(10_000_000))
 

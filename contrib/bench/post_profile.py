@@ -93,7 +93,8 @@ def measure(root: str, args: argparse.Namespace) -> None:
     from django.test.utils import CaptureQueriesContext
 
     import core
-    from chat.services import client_create, help_desk_open
+    from chat.clients import client_create
+    from chat.services import help_desk_open
     from core.redis import get_redis
     from core.services import agent_create, api_key_create, membership_add, organization_create
 

@@ -151,8 +151,9 @@ class Bench:
         connections.close_all()
 
     def _data(self) -> None:
+        from chat.clients import client_create
         from chat.models import HelpDesk
-        from chat.services import client_create, message_create
+        from chat.services import message_create
         from core.scopes import ALL
         from core.services import agent_create, api_key_create, membership_add, organization_create
 

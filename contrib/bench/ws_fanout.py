@@ -374,7 +374,8 @@ django.setup()
 from django.core.management import call_command
 from django.db import transaction
 call_command("migrate", verbosity=0)
-from chat.services import client_create, help_desk_open
+from chat.clients import client_create
+from chat.services import help_desk_open
 from core.services import agent_create, api_key_create, membership_add, organization_create
 n = int(sys.argv[1])
 with transaction.atomic():

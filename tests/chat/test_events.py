@@ -9,7 +9,7 @@ import msgpack
 import pytest
 from django.db import transaction
 
-from chat import services
+from chat import clients, services
 from chat.models import Message
 from chat.representations import HelpDeskSerializer, MessageSerializer
 from core.events import _keys, log_key, seq_key
@@ -175,12 +175,12 @@ def test_status_change_of_an_older_message_leaves_the_help_desk_alone(
 def test_client_changes_reach_its_help_desks(org, help_desk, agent, run_on_commit):
     client = help_desk.client
     with run_on_commit():
-        services.client_update(client=client, data={"name": "Renamed"})
+        clients.client_update(client=client, data={"name": "Renamed"})
     [frame] = [f for f in _logged(org.pk) if f["type"] == "update_helpdesk"][-1:]
     assert json.loads(frame["data"])["client"]["name"] == "Renamed"
 
     with run_on_commit():
-        services.client_delete(client=client)
+        clients.client_delete(client=client)
     last = _logged(org.pk)[-1]
     assert last["type"] == "delete_helpdesk"
     assert json.loads(last["data"]) == {"uuid": str(help_desk.uuid), "client": str(client.uuid)}
