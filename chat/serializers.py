@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +10,7 @@ from rest_framework import serializers
 
 from chat.models import AssistanceTopic, HelpDesk, Message
 from chat.representations import AssistanceRequestSerializer, MessageSerializer
-from core.validators import phone_validator, tag_validator, validate_timezone
+from core.validators import phone_validator, tag_validator, validate_timezone, validate_upload
 
 # `\d` in phone_validator also matches non-ASCII digits (Arabic-Indic...), which int() then
 # accepts too; the API only takes ASCII. (Here rather than in phone_validator, whose
@@ -64,33 +63,7 @@ class HelpDeskUpdateSerializer(serializers.Serializer[Any]):
 class SendMessageSerializer(serializers.Serializer[Any]):
     help_desk = serializers.UUIDField()
     message = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
-    file = serializers.FileField(required=False, allow_null=True)
-
-    def validate_file(self, value: Any) -> Any:
-        if value is None:
-            return value
-        if value.size > settings.MAX_UPLOAD_SIZE:
-            raise serializers.ValidationError(
-                f"File is {value.size} bytes; the limit is {settings.MAX_UPLOAD_SIZE}."
-            )
-        content_type = getattr(value, "content_type", "") or ""
-        if content_type not in settings.ALLOWED_UPLOAD_TYPES:
-            raise serializers.ValidationError(
-                f"File type {content_type or 'unknown'!r} is not allowed; "
-                f"allowed: {', '.join(settings.ALLOWED_UPLOAD_TYPES)}."
-            )
-        # The name becomes a path component on disk (255 bytes at most on most file
-        # systems, and Django may add a 8-character suffix): a longer one was a 500.
-        if len((value.name or "").encode()) > 200:
-            raise serializers.ValidationError("File name is too long (200 bytes at most).")
-        # Files are served with the type their name says, not the declared one:
-        # "x.html" declared text/plain would come back as text/html (stored XSS).
-        guessed, _ = mimetypes.guess_type(value.name or "")
-        if guessed != content_type:
-            raise serializers.ValidationError(
-                f"File name {value.name!r} does not match its type {content_type!r}."
-            )
-        return value
+    file = serializers.FileField(required=False, allow_null=True, validators=[validate_upload])
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("message", "").strip() and not attrs.get("file"):

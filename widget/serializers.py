@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
-from core.validators import phone_validator
+from core.validators import phone_validator, validate_upload
 from widget.models import WebInbox
 
 
@@ -48,33 +46,7 @@ class StartSerializer(serializers.Serializer[Any]):
 
 class SendSerializer(serializers.Serializer[Any]):
     text = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
-    file = serializers.FileField(required=False, allow_null=True)
-
-    def validate_file(self, value: Any) -> Any:
-        # The limits of agents' attachments (a copy of chat.serializers.SendMessageSerializer's:
-        # other apps may not import chat's serializers).
-        if value is None:
-            return value
-        if value.size > settings.MAX_UPLOAD_SIZE:
-            raise serializers.ValidationError(
-                f"File is {value.size} bytes; the limit is {settings.MAX_UPLOAD_SIZE}."
-            )
-        content_type = getattr(value, "content_type", "") or ""
-        if content_type not in settings.ALLOWED_UPLOAD_TYPES:
-            raise serializers.ValidationError(
-                f"File type {content_type or 'unknown'!r} is not allowed; "
-                f"allowed: {', '.join(settings.ALLOWED_UPLOAD_TYPES)}."
-            )
-        if len((value.name or "").encode()) > 200:
-            raise serializers.ValidationError("File name is too long (200 bytes at most).")
-        # Files are served with the type their name says: "x.html" declared text/plain
-        # would come back as text/html (stored XSS).
-        guessed, _ = mimetypes.guess_type(value.name or "")
-        if guessed != content_type:
-            raise serializers.ValidationError(
-                f"File name {value.name!r} does not match its type {content_type!r}."
-            )
-        return value
+    file = serializers.FileField(required=False, allow_null=True, validators=[validate_upload])
 
 
 class RatingWriteSerializer(serializers.Serializer[Any]):
