@@ -294,6 +294,9 @@ def test_phone_deep_link_through_login_one_line_top_bar_and_forms_that_fit(
     page.get_by_role("button", name="← Conversation").click()
     page.get_by_role("button", name="← Inbox").click()
     expect(page.locator("#inbox-views")).to_be_visible()
+    # the inbox takes the whole width (no empty conversation column beside it)
+    inbox = page.locator(".inbox").bounding_box()
+    assert inbox["width"] >= PHONE["width"] - 2, inbox
     screenshot(page, "phone-inbox.png")
 
     # one heading per section (the tab names it; no "Inbox"/"Mailings" twice)
