@@ -9,11 +9,39 @@ import { fmt, t } from "./i18n.js";
 import { clientName, isMe, people, userName } from "./people.js";
 import { openHelpDesk } from "./nav.js";
 
-const prefs = { notify_desktop: false, notify_sound: false, loaded: false, remote: true };
+const prefs = { language: "", notify_desktop: false, notify_sound: false, loaded: false, remote: true };
 const fired = []; // what was signalled, for tests (consoleDebug.alerts())
 let audio = null;
 
+// The console's language: saved per agent, the page reloads in it ("" follows the
+// browser's Accept-Language). The languages are named in their own language.
+const LANGUAGES = [["en", "English"], ["ru", "Русский"], ["pt-br", "Português (Brasil)"]];
+
+function languagePicker() {
+  const row = $("pref-language-row");
+  const label = document.createElement("label");
+  label.htmlFor = "pref-language";
+  label.textContent = t("Language") + " ";
+  const select = document.createElement("select");
+  select.id = "pref-language";
+  for (const [code, name] of [["", t("The browser's language")], ...LANGUAGES]) {
+    const option = document.createElement("option");
+    option.value = code;
+    option.textContent = name;
+    select.append(option);
+  }
+  select.addEventListener("change", () => {
+    savePreferences({ language: select.value }).then(() => location.reload());
+  });
+  row.replaceChildren(label, select);
+}
+
+// The server renders times (the admin's) in the viewer's zone: it reads this cookie.
+document.cookie = "tz=" + encodeURIComponent(Intl.DateTimeFormat().resolvedOptions().timeZone) + "; path=/; SameSite=Lax";
+
 function showPrefs() {
+  if (!$("pref-language")) languagePicker();
+  $("pref-language").value = prefs.language || "";
   $("pref-desktop").checked = !!prefs.notify_desktop;
   $("pref-sound").checked = !!prefs.notify_sound;
   const denied = typeof Notification !== "undefined" && Notification.permission === "denied";

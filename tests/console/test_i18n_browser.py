@@ -130,15 +130,16 @@ def test_the_saved_preference_wins_over_the_browser_and_switches(
     # then the console is in Russian
     _expect_console_in(page, "ru")
     screenshot(page, "i18n-console-preference-ru.png")
-    # when the agent switches to Portuguese through the preferences API and reloads
-    token = page.evaluate("document.cookie.match(/csrftoken=([^;]+)/)[1]")
-    response = page.request.patch(
-        "/api/me/preferences/", data={"language": "pt-br"}, headers={"X-CSRFToken": token}
-    )
-    assert response.status == 200, response.text()
-    page.reload()
+    # when the agent picks Portuguese in the console's settings, the page reloads in it
+    page.locator("#prefs summary").click()
+    expect(page.locator("#pref-language")).to_have_value("ru")
+    page.locator("#pref-language").select_option("pt-br")
+    expect(page.locator("html")).to_have_attribute("lang", "pt-br")
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
     _expect_console_in(page, "pt-br")
+    assert AgentPreference.objects.get(user=agent.user).language == "pt-br"
+    # the viewer's time zone reaches the server (it renders the admin's times in it)
+    assert "tz=" in page.evaluate("document.cookie")
     # and back to following the browser (no saved language) in an English browser
     AgentPreference.objects.filter(user=agent.user).update(language="")
     english = browser_in("en-US")
