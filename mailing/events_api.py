@@ -12,8 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import scopes
-from core.access import is_admin
+from core import permissions, scopes
 from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.models import Organization
@@ -27,13 +26,8 @@ from mailing.serializers import (
 )
 from mailing.services.events import event_receive, event_rule_create, event_rule_delete
 
-
-def _admin_only(request: Request, organization: Organization) -> None:
-    # Rules send mail to every client an event names: configuration, for admins only.
-    if not is_admin(user=request.user, organization=organization):
-        raise ApplicationError(
-            gettext("Only an admin may do this."), code="forbidden", status_code=403
-        )
+# Rules send mail to every client an event names: configuration, for admins only.
+ADMIN_WRITES = permissions.with_default(permissions.IsOrganizationAdmin)
 
 
 class EventListView(ListView):
@@ -77,6 +71,7 @@ class EventListView(ListView):
 
 class EventRuleListView(ListView):
     required_scopes = {"GET": scopes.READ, "POST": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
     serializer_class = EventRuleSerializer
 
     def list_queryset(self, organization: Organization | None) -> Any:
@@ -96,7 +91,7 @@ class EventRuleListView(ListView):
         organization = organization_scope(
             request, slug=data.pop("organization", None), required=True
         )
-        _admin_only(request, organization)
+        self.check_object_permissions(request, organization)
         try:
             data["template"] = selectors.template_get_for_principal(
                 principal=request.user, pk=data["template"]
@@ -111,6 +106,7 @@ class EventRuleListView(ListView):
 
 class EventRuleDetailView(APIView):
     required_scopes = {"GET": scopes.READ, "DELETE": scopes.ADMIN}
+    permission_classes = ADMIN_WRITES
 
     @extend_schema(responses=EventRuleSerializer)
     def get(self, request: Request, pk: int) -> Response:
@@ -120,6 +116,6 @@ class EventRuleDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         rule = selectors.event_rule_get_for_principal(principal=request.user, pk=pk)
-        _admin_only(request, rule.organization)
+        self.check_object_permissions(request, rule)
         event_rule_delete(rule=rule)
         return Response(status=status.HTTP_204_NO_CONTENT)
