@@ -234,7 +234,7 @@ def test_concurrent_inbound_messages_from_a_new_phone_lose_nothing(org):
         try:
             with transaction.atomic():
                 services.message_receive(organization=org, phone=phone, text="one")
-                release.wait(20)  # hold the new client's row uncommitted
+                release.wait(60)  # hold the new client's row uncommitted
         finally:
             connection.close()
 
@@ -249,16 +249,17 @@ def test_concurrent_inbound_messages_from_a_new_phone_lose_nothing(org):
     # given a first message that created the client but has not committed yet
     t1 = threading.Thread(target=first)
     t1.start()
-    wait_until(lambda: _backends("state = 'idle in transaction'") >= 1)
+    # (deadlines, not timings: generous because CI runs two suites on 2 cores)
+    wait_until(lambda: _backends("state = 'idle in transaction'") >= 1, timeout=30)
     # and a second one blocked on that client's unique phone
     t2 = threading.Thread(target=second)
     t2.start()
-    wait_until(lambda: _backends("wait_event_type = 'Lock'") >= 1)
+    wait_until(lambda: _backends("wait_event_type = 'Lock'") >= 1, timeout=30)
 
     # when the first commits
     release.set()
-    t1.join(20)
-    t2.join(20)
+    t1.join(60)
+    t2.join(60)
 
     # then both messages are stored, on one client and one help desk
     assert isinstance(outcome["second"], Message), outcome["second"]
