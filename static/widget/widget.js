@@ -26,6 +26,7 @@
   var state = {
     token: stored.token || "", lastEventId: null, messages: {}, order: [], conversation: null,
     config: null, contact: {}, open: false, socket: null, retry: 0, started: null, typingAt: 0,
+    seen: null, // the uuid of the visitor's last message an agent has read
   };
 
   function safeGet(k) { try { return localStorage.getItem(k) || ""; } catch (e) { return ""; } }
@@ -89,7 +90,7 @@
       state.token = j.visitor_token;
       safeSet(STORE, JSON.stringify({ token: j.visitor_token, verified: j.verified }));
       state.config = j.config; state.contact = j.contact; state.conversation = j.conversation;
-      state.messages = {}; state.order = [];
+      state.messages = {}; state.order = []; state.seen = j.seen || null;
       j.messages.forEach(upsert);
       if (state.lastEventId === null) state.lastEventId = j.last_event_id;
       renderAll(); connect();
@@ -118,6 +119,7 @@
       else if (f.type === "message") { upsert(f.data); renderAll(); if (f.data.from === "agent") markRead(); }
       else if (f.type === "conversation") { state.conversation = f.data; renderAll(); }
       else if (f.type === "typing") showTyping(f.data.agent);
+      else if (f.type === "read") { state.seen = f.data.message; renderAll(); }
       else if (f.type === "resync_required") { state.lastEventId = null; start(); }
     };
     ws.onclose = function (ev) {
@@ -156,6 +158,7 @@
       if (m.from === "agent" && m.agent) parts.push(el("span", { class: "who", text: m.agent }));
       if (m.text) parts.push(el("p", { text: m.text }));
       if (m.file) parts.push(el("a", { href: m.file, target: "_blank", rel: "noopener", class: "attachment", text: "📎 " + (m.file_name || "file") }));
+      if (uuid === state.seen) parts.push(el("span", { class: "seen", text: "Seen" }));
       log.appendChild(el("li", { class: "msg " + m.from, "data-uuid": uuid }, parts));
     });
     log.scrollTop = log.scrollHeight;
@@ -256,7 +259,7 @@
   window.ChatWidget = {
     reset: function () {
       safeSet(STORE, ""); state.token = ""; state.started = null; state.lastEventId = null;
-      state.messages = {}; state.order = []; identity = { user_id: "", user_hash: "" };
+      state.messages = {}; state.order = []; state.seen = null; identity = { user_id: "", user_hash: "" };
       if (state.socket) { var ws = state.socket; ws.onclose = null; state.socket = null; ws.close(); }
       renderAll();
     },
