@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from core.models import Delivery, Organization
 
@@ -19,31 +20,39 @@ class Transport(models.TextChoices):
     """How a message reaches a client: the external SMS sender, or email (Django's email
     backend, SMTP in production). Any other value is refused, never sent as SMS."""
 
-    SMS = "sms"
-    EMAIL = "email"
+    SMS = "sms", _("SMS")
+    EMAIL = "email", _("Email")
 
 
 class Template(models.Model):
     Transport = Transport
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="mailing_templates"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="mailing_templates",
+        verbose_name=_("organization"),
     )
-    title = models.CharField(max_length=200)
-    code = models.SlugField(max_length=50)
-    body = models.TextField()  # the text body (the SMS, or the email's text/plain part)
-    transport = models.CharField(max_length=10, choices=Transport.choices, default="sms")
+    title = models.CharField(max_length=200, verbose_name=_("title"))
+    code = models.SlugField(max_length=50, verbose_name=_("code"))
+    # the text body (the SMS, or the email's text/plain part)
+    body = models.TextField(verbose_name=_("body"))
+    transport = models.CharField(
+        max_length=10, choices=Transport.choices, default="sms", verbose_name=_("transport")
+    )
     # Email only: the subject (placeholders allowed) and an optional text/html part.
     # Placeholder values are HTML-escaped in it; the markup itself is the author's,
     # which is why only organization admins may write templates.
-    subject = models.CharField(max_length=200, blank=True, default="")
-    html_body = models.TextField(blank=True, default="")
+    subject = models.CharField(max_length=200, blank=True, default="", verbose_name=_("subject"))
+    html_body = models.TextField(blank=True, default="", verbose_name=_("HTML body"))
     # Names the body may use besides the client's fields; a mailing must give them.
-    variables = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    variables = models.JSONField(default=list, blank=True, verbose_name=_("variables"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("template")
+        verbose_name_plural = _("templates")
         constraints = [
             models.UniqueConstraint(fields=["organization", "code"], name="uniq_template_code")
         ]
@@ -57,15 +66,19 @@ class TemplateVariant(models.Model):
     receives these texts; anyone else the template's own (its default). Same placeholders
     and checks as the template (mailing/services/variants.py)."""
 
-    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="variants")
+    template = models.ForeignKey(
+        Template, on_delete=models.CASCADE, related_name="variants", verbose_name=_("template")
+    )
     # A code of settings.LANGUAGES ("ru", "pt-br"), normalized by the service.
-    language = models.CharField(max_length=10)
-    body = models.TextField()
-    subject = models.CharField(max_length=200, blank=True, default="")
-    html_body = models.TextField(blank=True, default="")
-    updated_at = models.DateTimeField(auto_now=True)
+    language = models.CharField(max_length=10, verbose_name=_("language"))
+    body = models.TextField(verbose_name=_("body"))
+    subject = models.CharField(max_length=200, blank=True, default="", verbose_name=_("subject"))
+    html_body = models.TextField(blank=True, default="", verbose_name=_("HTML body"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("template variant")
+        verbose_name_plural = _("template variants")
         ordering = ["language"]
         constraints = [
             models.UniqueConstraint(fields=["template", "language"], name="uniq_template_language")
@@ -77,40 +90,55 @@ class TemplateVariant(models.Model):
 
 class Mailing(models.Model):
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled"
-        RUNNING = "running"
-        FINISHED = "finished"
-        CANCELLED = "cancelled"
+        SCHEDULED = "scheduled", _("Scheduled")
+        RUNNING = "running", _("Running")
+        FINISHED = "finished", _("Finished")
+        CANCELLED = "cancelled", _("Cancelled")
 
     class Kind(models.TextChoices):
-        CAMPAIGN = "campaign"
-        NOTIFICATION = "notification"
+        CAMPAIGN = "campaign", _("Campaign")
+        NOTIFICATION = "notification", _("Notification")
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="mailings"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="mailings",
+        verbose_name=_("organization"),
     )
-    name = models.CharField(max_length=200, blank=True, default="")
-    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CAMPAIGN)
-    start_at = models.DateTimeField(db_index=True)
-    end_at = models.DateTimeField()
-    text = models.TextField(blank=True, default="")
+    name = models.CharField(max_length=200, blank=True, default="", verbose_name=_("name"))
+    kind = models.CharField(
+        max_length=12, choices=Kind.choices, default=Kind.CAMPAIGN, verbose_name=_("kind")
+    )
+    start_at = models.DateTimeField(db_index=True, verbose_name=_("start at"))
+    end_at = models.DateTimeField(verbose_name=_("end at"))
+    text = models.TextField(blank=True, default="", verbose_name=_("text"))
     template = models.ForeignKey(
-        Template, null=True, blank=True, on_delete=models.PROTECT, related_name="mailings"
+        Template,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mailings",
+        verbose_name=_("template"),
     )
-    context = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True, verbose_name=_("context"))
     # Client filter: AND across the two lists, OR within each; empty = no condition.
-    operator_codes = models.JSONField(default=list, blank=True)
-    tags = models.JSONField(default=list, blank=True)
+    operator_codes = models.JSONField(default=list, blank=True, verbose_name=_("operator codes"))
+    tags = models.JSONField(default=list, blank=True, verbose_name=_("tags"))
     # Explicit recipients (notifications), merged with the tag/operator selection.
-    client_ids = models.JSONField(default=list, blank=True)
-    priority = models.PositiveSmallIntegerField(default=5)
-    promo = models.BooleanField(default=False)
+    client_ids = models.JSONField(default=list, blank=True, verbose_name=_("client IDs"))
+    priority = models.PositiveSmallIntegerField(default=5, verbose_name=_("priority"))
+    promo = models.BooleanField(default=False, verbose_name=_("promo"))
     # Transports in order of preference (["email", "sms"]: email, else SMS); empty:
     # the template's transport, or SMS for a plain text.
-    transports = models.JSONField(default=list, blank=True)
+    transports = models.JSONField(default=list, blank=True, verbose_name=_("transports"))
     # The event that produced this notification (an event rule's action), if any.
     event = models.ForeignKey(
-        "mailing.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="mailings"
+        "mailing.Event",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mailings",
+        verbose_name=_("event"),
     )
     rule = models.ForeignKey(
         "mailing.EventRule",
@@ -118,26 +146,38 @@ class Mailing(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="mailings",
+        verbose_name=_("rule"),
     )
     # Optional daily window in each client's own time zone; overnight if start > end.
-    window_start = models.TimeField(null=True, blank=True)
-    window_end = models.TimeField(null=True, blank=True)
+    window_start = models.TimeField(null=True, blank=True, verbose_name=_("window start"))
+    window_end = models.TimeField(null=True, blank=True, verbose_name=_("window end"))
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.SCHEDULED, db_index=True
+        max_length=10,
+        choices=Status.choices,
+        default=Status.SCHEDULED,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
     # Set when every recipient has its message row (the audience is frozen).
-    materialized_at = models.DateTimeField(null=True, blank=True)
+    materialized_at = models.DateTimeField(null=True, blank=True, verbose_name=_("materialized at"))
     # Last client pk given a message: materialization resumes after it.
-    audience_cursor = models.BigIntegerField(default=0)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    audience_cursor = models.BigIntegerField(default=0, verbose_name=_("audience cursor"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("mailing")
+        verbose_name_plural = _("mailings")
         indexes = [models.Index(fields=["status", "start_at"])]
         constraints = [
             models.CheckConstraint(
@@ -153,22 +193,37 @@ class MailingMessage(models.Model):
     """The seed's "message": one mailing to one client. Its id is the delivery's id."""
 
     delivery = models.OneToOneField(
-        Delivery, primary_key=True, on_delete=models.CASCADE, related_name="mailing_message"
+        Delivery,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="mailing_message",
+        verbose_name=_("delivery"),
     )
-    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="messages")
+    mailing = models.ForeignKey(
+        Mailing, on_delete=models.CASCADE, related_name="messages", verbose_name=_("mailing")
+    )
     # SET_NULL keeps the statistics of a mailing when a client is deleted.
     client = models.ForeignKey(
-        "chat.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "chat.Client",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("client"),
     )
     # The transport chosen for this client when the message was created; an email's
     # address, subject and HTML part are frozen here (its text is the delivery's).
-    transport = models.CharField(max_length=10, choices=Transport.choices, default="sms")
-    address = models.EmailField(max_length=254, blank=True, default="")
-    subject = models.CharField(max_length=255, blank=True, default="")
-    html = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    transport = models.CharField(
+        max_length=10, choices=Transport.choices, default="sms", verbose_name=_("transport")
+    )
+    address = models.EmailField(max_length=254, blank=True, default="", verbose_name=_("address"))
+    subject = models.CharField(max_length=255, blank=True, default="", verbose_name=_("subject"))
+    html = models.TextField(blank=True, default="", verbose_name=_("HTML"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("mailing message")
+        verbose_name_plural = _("mailing messages")
         constraints = [
             models.UniqueConstraint(fields=["mailing", "client"], name="uniq_mailing_client")
         ]
@@ -183,18 +238,27 @@ class MailingSkip(models.Model):
     (rows, not counters)."""
 
     class Reason(models.TextChoices):
-        NO_ADDRESS = "no_address"
-        UNDELIVERABLE = "undeliverable"
-        OPTED_OUT = "opted_out"
+        NO_ADDRESS = "no_address", _("No address")
+        UNDELIVERABLE = "undeliverable", _("Undeliverable")
+        OPTED_OUT = "opted_out", _("Opted out")
 
-    mailing = models.ForeignKey(Mailing, on_delete=models.CASCADE, related_name="skips")
-    client = models.ForeignKey(
-        "chat.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    mailing = models.ForeignKey(
+        Mailing, on_delete=models.CASCADE, related_name="skips", verbose_name=_("mailing")
     )
-    reason = models.CharField(max_length=20, choices=Reason.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    client = models.ForeignKey(
+        "chat.Client",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("client"),
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices, verbose_name=_("reason"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("mailing skip")
+        verbose_name_plural = _("mailing skips")
         constraints = [
             models.UniqueConstraint(fields=["mailing", "client"], name="uniq_mailing_skip_client")
         ]
@@ -206,19 +270,26 @@ class EventRule(models.Model):
     in `cancel_events` arrives for the same client first."""
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="event_rules"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="event_rules",
+        verbose_name=_("organization"),
     )
-    event = models.SlugField(max_length=50)
-    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="event_rules")
-    transports = models.JSONField(default=list, blank=True)
-    delay_seconds = models.PositiveIntegerField(default=0)
-    priority = models.PositiveSmallIntegerField(default=5)
-    promo = models.BooleanField(default=False)
-    cancel_events = models.JSONField(default=list, blank=True)
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    event = models.SlugField(max_length=50, verbose_name=_("event"))
+    template = models.ForeignKey(
+        Template, on_delete=models.PROTECT, related_name="event_rules", verbose_name=_("template")
+    )
+    transports = models.JSONField(default=list, blank=True, verbose_name=_("transports"))
+    delay_seconds = models.PositiveIntegerField(default=0, verbose_name=_("delay seconds"))
+    priority = models.PositiveSmallIntegerField(default=5, verbose_name=_("priority"))
+    promo = models.BooleanField(default=False, verbose_name=_("promo"))
+    cancel_events = models.JSONField(default=list, blank=True, verbose_name=_("cancel events"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("event rule")
+        verbose_name_plural = _("event rules")
         indexes = [models.Index(fields=["organization", "event"])]
 
     def __str__(self) -> str:
@@ -230,18 +301,30 @@ class Event(models.Model):
     (organization, idempotency_key) constraint refuses the second copy, and the rules
     run in the transaction that inserts the row."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
-    name = models.SlugField(max_length=50)
-    client = models.ForeignKey(
-        "chat.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("organization"),
     )
-    data = models.JSONField(default=dict, blank=True)
-    idempotency_key = models.CharField(max_length=100)
+    name = models.SlugField(max_length=50, verbose_name=_("name"))
+    client = models.ForeignKey(
+        "chat.Client",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("client"),
+    )
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("data"))
+    idempotency_key = models.CharField(max_length=100, verbose_name=_("idempotency key"))
     # Scheduled notifications this event cancelled (the ones it created: `mailings`).
-    cancelled = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled = models.JSONField(default=list, blank=True, verbose_name=_("cancelled"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "idempotency_key"], name="uniq_event_idempotency_key"
