@@ -5,7 +5,9 @@ UPDATE that records the message); an agent's `HelpDeskRead.read_count` is that n
 they last read the desk. Unread = the difference, computed in the inbox query
 (`chat.inbox.with_agent_unread`), so a new message writes nothing per agent and the
 inbox stays one query. Marking read publishes `help_desk_read` {help_desk, agent} so the
-agent's other tabs clear their badge; other agents' counts do not move.
+agent's other tabs clear their badge; other agents' counts do not move. On a web desk
+(a widget visitor's) the event also names the client's last message read (`message`): the
+widget turns it into the visitor's `read` frame, without the agent (widget/frames.py).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max
 
-from chat.models import HelpDesk, HelpDeskRead
+from chat.models import Client, HelpDesk, HelpDeskRead, Message
 from core.events import publish_on_commit
 from core.logging import get_logger
 
@@ -44,12 +47,32 @@ def help_desk_mark_read(*, help_desk: HelpDesk, agent: Any) -> HelpDesk:
         marker.read_count = received
         marker.save(update_fields=["read_count", "read_at"])
     log.info("help_desk_read", help_desk_id=help_desk.pk, user_id=agent.pk, read_count=received)
-    publish_on_commit(
-        help_desk.organization_id,
-        "help_desk_read",
-        {"help_desk": str(help_desk.uuid), "agent": agent.pk},
-    )
+    data: dict[str, Any] = {"help_desk": str(help_desk.uuid), "agent": agent.pk}
+    seen = help_desk_seen_message(help_desk=help_desk, read_count=received)
+    if seen is not None:
+        data["message"] = seen
+    publish_on_commit(help_desk.organization_id, "help_desk_read", data)
     return help_desk
+
+
+def help_desk_seen_message(*, help_desk: HelpDesk, read_count: int | None = None) -> str | None:
+    """On a web desk, the uuid of the client's last message an agent has read: the
+    `read_count`-th one (default: the furthest any agent has read). None elsewhere."""
+    if read_count is None:
+        furthest = HelpDeskRead.objects.filter(help_desk=help_desk).aggregate(n=Max("read_count"))
+        read_count = furthest["n"] or 0
+    if read_count <= 0:
+        return None
+    uuids = (
+        Message.objects.filter(
+            help_desk=help_desk,
+            type=Message.Type.RECEIVED,
+            help_desk__client__channel=Client.Channel.WEB,
+        )
+        .order_by("pk")
+        .values_list("uuid", flat=True)[read_count - 1 : read_count]
+    )
+    return next((str(u) for u in uuids), None)
 
 
 def help_desk_agent_unread(*, help_desk: HelpDesk, agent: Any) -> HelpDesk:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from chat.files import display_name
 from chat.models import Client, HelpDesk, Message
+from chat.reads import help_desk_seen_message
 from chat.representations import HelpDeskSerializer, MessageSerializer
 from chat.services import help_desk_open, message_status_apply
 from core.events import publish_on_commit
@@ -140,3 +141,9 @@ def visitor_messages_read(*, help_desk: HelpDesk) -> int:
     return sum(
         1 for message in unread if message_status_apply(message=message, status=Message.Status.READ)
     )
+
+
+def visitor_seen_message(*, help_desk: HelpDesk) -> str | None:
+    """The uuid of the visitor's last message in `help_desk` an agent has read (the
+    furthest any agent has read, chat/reads.py), or None: the widget's "Seen" at start."""
+    return help_desk_seen_message(help_desk=help_desk)

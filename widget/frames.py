@@ -1,12 +1,12 @@
 """Turn the organization's event frames into what one visitor may see.
 
-A visitor socket gets only: its conversations' messages (`message`), their status and
-whether the agents have read them (`conversation`, `conversation_deleted`), and the
-agents' `typing` in them, each with the event's own id. Everything else in the
-organization's log (other conversations, notes, assignment, mailings, incidents, the
-agents' read marks) never leaves as a visitor frame: the event types below are the
-whole list, and their payloads are rebuilt field by field (widget/representations.py),
-not filtered.
+A visitor socket gets only: its conversations' messages (`message`), their status
+(`conversation`, `conversation_deleted`), how far the agents have read the visitor's
+messages (`read`: the last one read, never which agent) and the agents' `typing` in them,
+each with the event's own id. Everything else in the organization's log (other
+conversations, notes, assignment, mailings, incidents) never leaves as a visitor frame:
+the event types below are the whole list, and their payloads are rebuilt field by field
+(widget/representations.py), not filtered.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from widget.representations import visitor_conversation, visitor_message
 # everything else without parsing it.
 _PREFIXES = tuple(
     f'{{"type": "{t}"'
-    for t in ("new_message", "update_message", "update_helpdesk", "delete_helpdesk", "typing")
+    for t in (
+        "new_message",
+        "update_message",
+        "update_helpdesk",
+        "delete_helpdesk",
+        "help_desk_read",
+        "typing",
+    )
 )
 
 
@@ -68,6 +75,14 @@ def _translate(event_id: int, kind: str, data: dict[str, Any]) -> VisitorEvent |
         desk, client = str(data["uuid"]), str(data["client"])
         return VisitorEvent(
             desk, client, _frame("conversation_deleted", event_id, {"help_desk": desk})
+        )
+    if kind == "help_desk_read" and data.get("message"):
+        # An agent read a web desk (chat/reads.py): which message, not who read it.
+        desk = str(data["help_desk"])
+        return VisitorEvent(
+            desk,
+            None,
+            _frame("read", event_id, {"help_desk": desk, "message": str(data["message"])}),
         )
     if kind == "typing" and "agent" in data:
         # Only agents' typing: the visitor's own (data["visitor"]) is for the agents.

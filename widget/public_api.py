@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.representations import HelpDeskSerializer, MessageSerializer
+from chat.visitors import visitor_seen_message
 from core.errors import ApplicationError
 from core.ratelimit import hit, rate
 from core.throttles import RATE_LIMITED, client_address
@@ -167,6 +168,7 @@ class StartView(WidgetView):
                 if desk
                 else None,
                 "messages": [visitor_message(MessageSerializer(m).data) for m in history],
+                "seen": visitor_seen_message(help_desk=desk) if desk else None,
                 "last_event_id": last_event_id,
                 "config": _config(self.web_inbox),
             },

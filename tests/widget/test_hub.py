@@ -107,3 +107,23 @@ def test_a_new_desk_of_a_connected_visitor_is_learnt():
     assert items[1]["data"]["from"] == "visitor"
     router.remove("client-1", socket)
     assert router.desks == {} and router.sockets == {}
+
+
+def test_an_agents_read_mark_reaches_its_visitor_without_the_agent():
+    router = DeskRouter(organization_id=1)
+    socket = FakeSocket()
+    router.add("client-1", ["desk-1"], socket)
+    router.deliver(
+        Batch.of(
+            [
+                # an SMS desk's mark (no message named) and another desk's: nobody's
+                _frame("help_desk_read", 8, {"help_desk": "desk-1", "agent": 3}),
+                _frame("help_desk_read", 9, {"help_desk": "desk-2", "agent": 3, "message": "m"}),
+                _frame("help_desk_read", 10, {"help_desk": "desk-1", "agent": 3, "message": "m1"}),
+            ]
+        )
+    )
+    [batch] = socket.batches
+    assert [json.loads(f.text) for _, f in batch.items] == [
+        {"type": "read", "id": 10, "data": {"help_desk": "desk-1", "message": "m1"}}
+    ]

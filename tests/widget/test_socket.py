@@ -19,7 +19,7 @@ RATES = {
     "WIDGET_VISITOR_RATE": "1000000/min",
     "WS_AUTH_RECHECK_SECONDS": "1",
 }
-VISITOR_TYPES = {"hello", "message", "conversation", "typing", "pong", "resync_required"}
+VISITOR_TYPES = {"hello", "message", "conversation", "read", "typing", "pong", "resync_required"}
 
 
 class Visitor:
@@ -144,3 +144,42 @@ def test_resume_resync_and_refusals(start_web, inbox, agent):
     assert open_ws.recv()["type"] == "hello"
     web_inbox_rotate(web_inbox=inbox, secret=False, token=True)
     assert open_ws.close_code(timeout=10) == 4403
+
+
+def test_an_agent_reading_tells_the_visitor_which_message_not_who(start_web, inbox, agent):
+    web = start_web(**RATES)
+    alice, bob = Visitor(web, inbox), Visitor(web, inbox)
+    first = alice.post("messages", {"text": "one"})
+    second = alice.post("messages", {"text": "two"})
+    bob_desk = bob.post("messages", {"text": "bob's"})["help_desk"]
+    desk = first["help_desk"]
+    assert alice.post("start", {"token": alice.token})["seen"] is None  # nobody read yet
+    a, b = alice.socket(), bob.socket()
+    hello = a.recv()
+    assert hello["type"] == "hello" and b.recv()["type"] == "hello"
+    api = agent.http(web.url)
+
+    # when an agent reads Alice's conversation
+    assert api.post(f"/api/help-desks/{desk}/read/").status_code == 200
+    # then Alice's socket says which of her messages was read, never by whom
+    read = a.recv_until(lambda f: f["type"] == "read")
+    assert read["data"] == {"help_desk": desk, "message": second["uuid"]}
+    assert isinstance(read["id"], int) and read["id"] > hello["last_event_id"]
+    # and a reload shows it too; Bob, whose conversation nobody read, got nothing
+    assert alice.post("start", {"token": alice.token})["seen"] == second["uuid"]
+    assert _quiet(b) == []
+    assert bob.post("start", {"token": bob.token})["seen"] is None
+
+    # a resume replays it with its id; reading again with nothing new publishes nothing
+    a.close()
+    again = alice.socket(last_event_id=hello["last_event_id"])
+    again.recv_until(lambda f: f["type"] == "hello")
+    assert [f["id"] for f in again.frames if f["type"] == "read"] == [read["id"]]
+    assert api.post(f"/api/help-desks/{desk}/read/").status_code == 200
+    assert [f for f in _quiet(again) if f["type"] == "read"] == []
+    # Bob's conversation read later reaches Bob, and only as his own message
+    assert api.post(f"/api/help-desks/{bob_desk}/read/").status_code == 200
+    assert b.recv_until(lambda f: f["type"] == "read")["data"]["help_desk"] == bob_desk
+    assert [f for f in _quiet(again) if f["type"] == "read"] == []
+    for ws in (again, b):
+        ws.close()
