@@ -9,6 +9,7 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from core.models import Delivery, Organization, OutboxAttempt, OutboxItem, slug_validator
 from core.validators import (
@@ -21,8 +22,8 @@ from core.validators import (
 
 
 class TimeStamped(models.Model):
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         abstract = True
@@ -30,32 +31,51 @@ class TimeStamped(models.Model):
 
 class Client(TimeStamped):
     class Channel(models.TextChoices):
-        SMS = "sms"  # created by the API or admin; reached through the SMS-like sender
-        WEB = "web"  # a website widget visitor (issue 14)
-        EMAIL = "email"  # known only by an email address (issue 15)
+        SMS = "sms", _("SMS")  # created by the API or admin; reached through the SMS-like sender
+        WEB = "web", _("Web")  # a website widget visitor (issue 14)
+        EMAIL = "email", _("Email")  # known only by an email address (issue 15)
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="clients")
-    name = models.CharField(max_length=200)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UUID"))
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="clients",
+        verbose_name=_("organization"),
+    )
+    name = models.CharField(max_length=200, verbose_name=_("name"))
     # Blank only for contacts that have no phone (a widget visitor, an email-only
     # contact); the API still requires it for the clients it creates.
-    phone = models.CharField(max_length=11, blank=True, default="", validators=[phone_validator])
-    operator_code = models.CharField(
-        max_length=3, blank=True, default="", validators=[operator_code_validator]
+    phone = models.CharField(
+        max_length=11, blank=True, default="", validators=[phone_validator], verbose_name=_("phone")
     )
-    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.SMS)
-    email = models.EmailField(max_length=254, blank=True, default="")
+    operator_code = models.CharField(
+        max_length=3,
+        blank=True,
+        default="",
+        validators=[operator_code_validator],
+        verbose_name=_("operator code"),
+    )
+    channel = models.CharField(
+        max_length=10, choices=Channel.choices, default=Channel.SMS, verbose_name=_("channel")
+    )
+    email = models.EmailField(max_length=254, blank=True, default="", verbose_name=_("email"))
     # Per-channel opt-outs: promo_opt_out is the SMS one (the seed's field).
-    email_promo_opt_out = models.BooleanField(default=False)
+    email_promo_opt_out = models.BooleanField(default=False, verbose_name=_("email promo opt-out"))
     # Set by a bounce or complaint: the address is skipped and counted.
-    email_undeliverable = models.BooleanField(default=False)
+    email_undeliverable = models.BooleanField(default=False, verbose_name=_("email undeliverable"))
     # What the client receives is rendered in this language (blank: the template's default).
-    language = models.CharField(max_length=10, blank=True, default="")
-    tag = models.CharField(max_length=50, blank=True, default="", validators=[tag_validator])
-    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
-    promo_opt_out = models.BooleanField(default=False)
+    language = models.CharField(max_length=10, blank=True, default="", verbose_name=_("language"))
+    tag = models.CharField(
+        max_length=50, blank=True, default="", validators=[tag_validator], verbose_name=_("tag")
+    )
+    timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_timezone], verbose_name=_("time zone")
+    )
+    promo_opt_out = models.BooleanField(default=False, verbose_name=_("promo opt-out"))
 
     class Meta:
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "phone"],
@@ -82,36 +102,70 @@ class Client(TimeStamped):
 
 class HelpDesk(TimeStamped):
     class Status(models.TextChoices):
-        OPEN = "open"
-        PENDING = "pending"  # waiting on the client
-        SNOOZED = "snoozed"  # out of sight until `snoozed_until` (or the client writes)
-        RESOLVED = "resolved"  # the seed's `closed` (migrated; the API still accepts it)
+        OPEN = "open", _("Open")
+        PENDING = "pending", _("Pending")  # waiting on the client
+        SNOOZED = (
+            "snoozed",
+            _("Snoozed"),
+        )  # out of sight until `snoozed_until` (or the client writes)
+        RESOLVED = (
+            "resolved",
+            _("Resolved"),
+        )  # the seed's `closed` (migrated; the API still accepts it)
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UUID"))
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="help_desks"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="help_desks",
+        verbose_name=_("organization"),
     )
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="help_desks")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="help_desks", verbose_name=_("client")
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.OPEN, verbose_name=_("status")
+    )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("assignee"),
     )
     team = models.ForeignKey(
-        "core.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "core.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("team"),
     )
     # Set only while status is snoozed; the unsnooze sweep reopens the desk at that time.
-    snoozed_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    snoozed_until = models.DateTimeField(
+        null=True, blank=True, db_index=True, verbose_name=_("snoozed until")
+    )
     # Denormalized so the inbox (newest activity first) is one indexed query.
     last_message = models.ForeignKey(
-        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("last message"),
     )
-    last_activity_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_activity_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, verbose_name=_("last activity at")
+    )
     # How many messages the client has sent in this desk. Each agent's unread count is
     # this minus the `HelpDeskRead.read_count` they last acknowledged: one indexed row
     # per (desk, agent) instead of counting messages for every row of the inbox.
-    received_count = models.PositiveIntegerField(default=0)
+    received_count = models.PositiveIntegerField(default=0, verbose_name=_("received count"))
 
     class Meta:
+        verbose_name = _("help desk")
+        verbose_name_plural = _("help desks")
         indexes = [
             models.Index(fields=["organization", "-last_activity_at"]),
             models.Index(fields=["organization", "status", "assignee"]),
@@ -124,13 +178,19 @@ class HelpDesk(TimeStamped):
 class HelpDeskRead(models.Model):
     """How far one agent has read one help desk (per-agent unread counts)."""
 
-    help_desk = models.ForeignKey(HelpDesk, on_delete=models.CASCADE, related_name="reads")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    help_desk = models.ForeignKey(
+        HelpDesk, on_delete=models.CASCADE, related_name="reads", verbose_name=_("help desk")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
     # The desk's received_count when this agent last marked it read.
-    read_count = models.PositiveIntegerField(default=0)
-    read_at = models.DateTimeField(auto_now=True)
+    read_count = models.PositiveIntegerField(default=0, verbose_name=_("read count"))
+    read_at = models.DateTimeField(auto_now=True, verbose_name=_("read at"))
 
     class Meta:
+        verbose_name = _("help desk read")
+        verbose_name_plural = _("help desk reads")
         constraints = [
             models.UniqueConstraint(fields=["help_desk", "user"], name="uniq_help_desk_read")
         ]
@@ -142,17 +202,26 @@ class HelpDeskRead(models.Model):
 class HelpDeskNote(models.Model):
     """A private note in a conversation: agents only, never sent to or shown to the client."""
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    help_desk = models.ForeignKey(HelpDesk, on_delete=models.CASCADE, related_name="notes")
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UUID"))
+    help_desk = models.ForeignKey(
+        HelpDesk, on_delete=models.CASCADE, related_name="notes", verbose_name=_("help desk")
     )
-    text = models.TextField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    text = models.TextField(verbose_name=_("text"))
     # User ids of the organization members `@username` named when the note was written.
-    mentions = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    mentions = models.JSONField(default=list, blank=True, verbose_name=_("mentions"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("help desk note")
+        verbose_name_plural = _("help desk notes")
         indexes = [models.Index(fields=["help_desk", "-created_at"])]
 
     def __str__(self) -> str:
@@ -164,13 +233,20 @@ class CannedReply(TimeStamped):
     filled by the console from the desk's client, as plain text."""
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="canned_replies"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="canned_replies",
+        verbose_name=_("organization"),
     )
-    shortcut = models.CharField(max_length=49, validators=[slug_validator])
-    title = models.CharField(max_length=200)
-    text = models.TextField(max_length=4000)
+    shortcut = models.CharField(
+        max_length=49, validators=[slug_validator], verbose_name=_("shortcut")
+    )
+    title = models.CharField(max_length=200, verbose_name=_("title"))
+    text = models.TextField(max_length=4000, verbose_name=_("text"))
 
     class Meta:
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "shortcut"], name="uniq_canned_shortcut"
@@ -200,34 +276,54 @@ def message_file_path(instance: Message, filename: str) -> str:
 
 class Message(TimeStamped):
     class Type(models.TextChoices):
-        SENT = "sent"  # from an agent to the client
-        RECEIVED = "received"  # from the client
+        SENT = "sent", _("Outgoing")  # from an agent to the client
+        RECEIVED = "received", _("Incoming")  # from the client
 
     class Status(models.TextChoices):
-        SENDING = "sending"
-        SENT = "sent"
-        DELIVERED = "delivered"
-        READ = "read"
-        FAILED = "failed"
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    help_desk = models.ForeignKey(HelpDesk, on_delete=models.CASCADE, related_name="messages")
-    message = models.TextField(blank=True, default="")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UUID"))
+    help_desk = models.ForeignKey(
+        HelpDesk, on_delete=models.CASCADE, related_name="messages", verbose_name=_("help desk")
+    )
+    message = models.TextField(blank=True, default="", verbose_name=_("message"))
     # Served only through chat/files.py (an authorized view or a signed link), never
     # from a public /media/ route.
-    file = models.FileField(upload_to=message_file_path, null=True, blank=True, max_length=300)
+    file = models.FileField(
+        upload_to=message_file_path, null=True, blank=True, max_length=300, verbose_name=_("file")
+    )
     # The uploaded file's own name, for display and Content-Disposition only.
-    file_name = models.CharField(max_length=255, blank=True, default="")
-    type = models.CharField(max_length=10, choices=Type.choices)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENDING)
+    file_name = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("file name")
+    )
+    type = models.CharField(max_length=10, choices=Type.choices, verbose_name=_("type"))
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.SENDING, verbose_name=_("status")
+    )
     sender = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("sender"),
     )
     delivery = models.OneToOneField(
-        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="chat_message"
+        Delivery,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chat_message",
+        verbose_name=_("delivery"),
     )
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         indexes = [models.Index(fields=["help_desk", "-created_at"])]
 
     def __str__(self) -> str:
@@ -242,20 +338,34 @@ class AssistanceTopic(TimeStamped):
     created from a request's input."""
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="assistance_topics"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="assistance_topics",
+        verbose_name=_("organization"),
     )
-    name = models.CharField(max_length=49, validators=[slug_validator])
+    name = models.CharField(max_length=49, validators=[slug_validator], verbose_name=_("name"))
     team = models.ForeignKey(
-        "core.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="topics"
+        "core.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="topics",
+        verbose_name=_("team"),
     )
     # Outbound webhook for subscribers outside the product (optional).
-    webhook_url = models.URLField(blank=True, default="", max_length=500)
-    webhook_secret = models.CharField(blank=True, default="", max_length=200)
+    webhook_url = models.URLField(
+        blank=True, default="", max_length=500, verbose_name=_("webhook URL")
+    )
+    webhook_secret = models.CharField(
+        blank=True, default="", max_length=200, verbose_name=_("webhook secret")
+    )
     # Round-robin pointer: how many requests this topic has assigned so far.
     # Read and advanced under the topic's row lock.
-    rr_next = models.PositiveIntegerField(default=0)
+    rr_next = models.PositiveIntegerField(default=0, verbose_name=_("round-robin position"))
 
     class Meta:
+        verbose_name = _("assistance topic")
+        verbose_name_plural = _("assistance topics")
         constraints = [
             models.UniqueConstraint(fields=["organization", "name"], name="uniq_assistance_topic")
         ]
@@ -266,35 +376,66 @@ class AssistanceTopic(TimeStamped):
 
 class AssistanceRequest(TimeStamped):
     class Status(models.TextChoices):
-        RECEIVED = "received"  # stored, routing job pending
-        ROUTED = "routed"  # assigned (or no one available) and announced
-        ACCEPTED = "accepted"
+        RECEIVED = "received", _("Received")  # stored, routing job pending
+        ROUTED = "routed", _("Routed")  # assigned (or no one available) and announced
+        ACCEPTED = "accepted", _("Accepted")
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UUID"))
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="assistance_requests"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="assistance_requests",
+        verbose_name=_("organization"),
     )
-    topic = models.ForeignKey(AssistanceTopic, on_delete=models.PROTECT, related_name="requests")
-    description = models.TextField(blank=True, default="")
+    topic = models.ForeignKey(
+        AssistanceTopic, on_delete=models.PROTECT, related_name="requests", verbose_name=_("topic")
+    )
+    description = models.TextField(blank=True, default="", verbose_name=_("description"))
     client = models.ForeignKey(
-        Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Client,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("client"),
     )
     help_desk = models.ForeignKey(
-        HelpDesk, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        HelpDesk,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("help desk"),
     )
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True
+        max_length=10,
+        choices=Status.choices,
+        default=Status.RECEIVED,
+        db_index=True,
+        verbose_name=_("status"),
     )
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("assignee"),
     )
-    routed_at = models.DateTimeField(null=True, blank=True)
+    routed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("routed at"))
     accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("accepted by"),
     )
-    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("accepted at"))
 
     class Meta:
+        verbose_name = _("assistance request")
+        verbose_name_plural = _("assistance requests")
         indexes = [models.Index(fields=["organization", "-id"])]
 
     def __str__(self) -> str:
@@ -306,11 +447,18 @@ class AssistanceWebhook(OutboxItem):
     An outbox item (core.outbox): claimed with a token, one attempt row per try."""
 
     request = models.ForeignKey(
-        AssistanceRequest, on_delete=models.CASCADE, related_name="webhooks"
+        AssistanceRequest,
+        on_delete=models.CASCADE,
+        related_name="webhooks",
+        verbose_name=_("request"),
     )
-    event_type = models.CharField(max_length=30)
-    url = models.URLField(max_length=500)
-    body = models.TextField()
+    event_type = models.CharField(max_length=30, verbose_name=_("event type"))
+    url = models.URLField(max_length=500, verbose_name=_("URL"))
+    body = models.TextField(verbose_name=_("body"))
+
+    class Meta:
+        verbose_name = _("assistance webhook")
+        verbose_name_plural = _("assistance webhooks")
 
     def __str__(self) -> str:
         return f"webhook {self.pk} {self.event_type} ({self.status})"
@@ -318,10 +466,15 @@ class AssistanceWebhook(OutboxItem):
 
 class AssistanceWebhookAttempt(OutboxAttempt):
     webhook = models.ForeignKey(
-        AssistanceWebhook, on_delete=models.CASCADE, related_name="attempt_rows"
+        AssistanceWebhook,
+        on_delete=models.CASCADE,
+        related_name="attempt_rows",
+        verbose_name=_("webhook"),
     )
 
     class Meta:
+        verbose_name = _("assistance webhook attempt")
+        verbose_name_plural = _("assistance webhook attempts")
         ordering = ["webhook_id", "number"]
 
     def __str__(self) -> str:
