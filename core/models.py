@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 # Slugs become Redis keys and channel group names, so they are restricted to the
 # characters Channels accepts ([a-zA-Z0-9-_.], < 100 chars).
@@ -16,11 +17,15 @@ slug_validator = RegexValidator(
 
 
 class Organization(models.Model):
-    slug = models.CharField(max_length=49, unique=True, validators=[slug_validator])
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(auto_now_add=True)
+    slug = models.CharField(
+        max_length=49, unique=True, validators=[slug_validator], verbose_name=_("slug")
+    )
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("organization")
+        verbose_name_plural = _("organizations")
         ordering = ["slug"]
 
     def __str__(self) -> str:
@@ -29,21 +34,31 @@ class Organization(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        ADMIN = "admin"
-        AGENT = "agent"
+        ADMIN = "admin", _("Admin")
+        AGENT = "agent", _("Agent")
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("organization"),
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("user"),
     )
-    role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    role = models.CharField(
+        max_length=10, choices=Role.choices, default=Role.AGENT, verbose_name=_("role")
+    )
     # Available agents take part in round-robin assignment (assistance).
-    is_available = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    is_available = models.BooleanField(default=True, verbose_name=_("available"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         constraints = [
             models.UniqueConstraint(fields=["organization", "user"], name="uniq_membership")
         ]
@@ -57,13 +72,20 @@ class AgentPreference(models.Model):
     language and attention settings. Created on first save; absent means defaults."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="preference",
+        verbose_name=_("user"),
     )
     # Blank: follow the browser's Accept-Language.
-    language = models.CharField(max_length=10, blank=True, default="")
-    notify_desktop = models.BooleanField(default=False)
-    notify_sound = models.BooleanField(default=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    language = models.CharField(max_length=10, blank=True, default="", verbose_name=_("language"))
+    notify_desktop = models.BooleanField(default=False, verbose_name=_("desktop notifications"))
+    notify_sound = models.BooleanField(default=False, verbose_name=_("sound notifications"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
+
+    class Meta:
+        verbose_name = _("agent preferences")
+        verbose_name_plural = _("agent preferences")
 
     def __str__(self) -> str:
         return f"preferences of {self.user}"
@@ -77,30 +99,38 @@ class ApiKey(models.Model):
     """
 
     class Kind(models.TextChoices):
-        AGENT = "agent"
-        INTEGRATION = "integration"
+        AGENT = "agent", _("Agent")
+        INTEGRATION = "integration", _("Integration")
 
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12, db_index=True)
-    key_hash = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices, verbose_name=_("kind"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    prefix = models.CharField(max_length=12, db_index=True, verbose_name=_("prefix"))
+    key_hash = models.CharField(max_length=64, unique=True, verbose_name=_("key hash"))
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="api_keys",
+        verbose_name=_("user"),
     )
     organization = models.ForeignKey(
-        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        verbose_name=_("organization"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
     # What the key may do (core/scopes.py); least privilege by kind when created.
-    scopes = models.JSONField(default=list, blank=True)
+    scopes = models.JSONField(default=list, blank=True, verbose_name=_("scopes"))
 
     class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         constraints = [
             models.CheckConstraint(
                 condition=(models.Q(kind="agent", user__isnull=False, organization__isnull=True))
@@ -114,11 +144,11 @@ class ApiKey(models.Model):
 
 
 class OutboxStatus(models.TextChoices):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    EXPIRED = "expired"  # not sent before its deadline (a mailing's end time)
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")  # not sent before its deadline (a mailing's end time)
 
 
 class OutboxItem(models.Model):
@@ -133,29 +163,40 @@ class OutboxItem(models.Model):
     Status = OutboxStatus
 
     status = models.CharField(
-        max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING, db_index=True
+        max_length=10,
+        choices=OutboxStatus.choices,
+        default=OutboxStatus.PENDING,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    deadline = models.DateTimeField(null=True, blank=True)
-    claim_token = models.CharField(max_length=64, blank=True, default="")
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True, default="")
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, verbose_name=_("next attempt at")
+    )
+    deadline = models.DateTimeField(null=True, blank=True, verbose_name=_("deadline"))
+    claim_token = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("claim token")
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed at"))
+    last_error = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("last error")
+    )
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         abstract = True
 
 
 class OutboxAttemptOutcome(models.TextChoices):
-    OK = "ok"
-    TRANSIENT = "transient"  # timeout, connection error, 408/425/429, 5xx, garbage: retried
-    PERMANENT = "permanent"  # any other 4xx, a refused address: final
+    OK = "ok", _("OK")
+    # timeout, connection error, 408/425/429, 5xx, garbage: retried
+    TRANSIENT = "transient", _("Transient")
+    PERMANENT = "permanent", _("Permanent")  # any other 4xx, a refused address: final
     # Written with the claim, before the call; a reclaim turns it into `lost`.
-    IN_FLIGHT = "in_flight"
-    LOST = "lost"  # the worker stopped during the call: no outcome known
+    IN_FLIGHT = "in_flight", _("In flight")
+    LOST = "lost", _("Lost")  # the worker stopped during the call: no outcome known
 
 
 class OutboxAttempt(models.Model):
@@ -164,12 +205,14 @@ class OutboxAttempt(models.Model):
 
     Outcome = OutboxAttemptOutcome
 
-    number = models.PositiveIntegerField()
-    outcome = models.CharField(max_length=10, choices=OutboxAttemptOutcome.choices)
-    status_code = models.PositiveIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField()
-    error = models.CharField(max_length=500, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    number = models.PositiveIntegerField(verbose_name=_("number"))
+    outcome = models.CharField(
+        max_length=10, choices=OutboxAttemptOutcome.choices, verbose_name=_("outcome")
+    )
+    status_code = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("status code"))
+    duration_ms = models.PositiveIntegerField(verbose_name=_("duration (ms)"))
+    error = models.CharField(max_length=500, blank=True, default="", verbose_name=_("error"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         abstract = True
@@ -183,19 +226,23 @@ class Delivery(OutboxItem):
     """
 
     class Source(models.TextChoices):
-        CHAT = "chat"
-        MAILING = "mailing"
-        ESCALATION = "escalation"
+        CHAT = "chat", _("Chat")
+        MAILING = "mailing", _("Mailing")
+        ESCALATION = "escalation", _("Escalation")
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="deliveries"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("organization"),
     )
-    source = models.CharField(max_length=12, choices=Source.choices)
-    phone = models.BigIntegerField()
-    text = models.TextField()
+    source = models.CharField(max_length=12, choices=Source.choices, verbose_name=_("source"))
+    phone = models.BigIntegerField(verbose_name=_("phone"))
+    text = models.TextField(verbose_name=_("text"))
 
     class Meta:
-        verbose_name_plural = "deliveries"
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self) -> str:
@@ -205,9 +252,13 @@ class Delivery(OutboxItem):
 class DeliveryAttempt(OutboxAttempt):
     """One HTTP call to the external sender, whatever its outcome."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempt_rows", verbose_name=_("delivery")
+    )
 
     class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
         ordering = ["delivery_id", "number"]
 
     def __str__(self) -> str:
@@ -217,12 +268,16 @@ class DeliveryAttempt(OutboxAttempt):
 class Team(models.Model):
     """A group of agents of one organization (assistance topics, escalation levels)."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
-    name = models.CharField(max_length=100)
-    slug = models.CharField(max_length=49, validators=[slug_validator])
-    created_at = models.DateTimeField(auto_now_add=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="teams", verbose_name=_("organization")
+    )
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    slug = models.CharField(max_length=49, validators=[slug_validator], verbose_name=_("slug"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
         ordering = ["organization_id", "slug"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "slug"], name="uniq_team_slug")
@@ -235,13 +290,20 @@ class Team(models.Model):
 class TeamMember(models.Model):
     """A membership in a team; `order` is the round-robin order (then id)."""
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="members")
-    membership = models.ForeignKey(
-        Membership, on_delete=models.CASCADE, related_name="team_memberships"
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="members", verbose_name=_("team")
     )
-    order = models.PositiveIntegerField(default=0)
+    membership = models.ForeignKey(
+        Membership,
+        on_delete=models.CASCADE,
+        related_name="team_memberships",
+        verbose_name=_("membership"),
+    )
+    order = models.PositiveIntegerField(default=0, verbose_name=_("order"))
 
     class Meta:
+        verbose_name = _("team member")
+        verbose_name_plural = _("team members")
         ordering = ["team_id", "order", "id"]
         constraints = [
             models.UniqueConstraint(fields=["team", "membership"], name="uniq_team_member")
