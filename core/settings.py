@@ -230,6 +230,8 @@ WIDGET_VISITOR_TOKEN_MAX_AGE = env.int("WIDGET_VISITOR_TOKEN_MAX_AGE", default=9
 # Public widget requests and socket connects per visitor, and per client address.
 WIDGET_VISITOR_RATE = env.str("WIDGET_VISITOR_RATE", default="60/min")
 WIDGET_IP_RATE = env.str("WIDGET_IP_RATE", default="600/min")
+# Seconds a visitor socket may stay open before its first (auth) frame; then 4401.
+WIDGET_AUTH_TIMEOUT = env.float("WIDGET_AUTH_TIMEOUT", default=10.0)
 
 # --- Static, i18n ---------------------------------------------------------------------
 STATIC_URL = "/static/"

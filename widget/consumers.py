@@ -4,10 +4,11 @@
    client address within WIDGET_IP_RATE, else an error frame and 4403 / 4429 (an
    unknown inbox is 4403 too).
 2. **Authenticate with the first frame**, `{"type": "auth", "token": <visitor token>,
-   "last_event_id": N}` (N optional), within AUTH_TIMEOUT seconds, else 4401. In a frame,
-   not the URL: a query string lands in proxy and access logs and in the browser's
-   history, and the visitor token is a bearer credential for the visitor's
-   conversations. A bad token is 4401; too many connects of one visitor 4429.
+   "last_event_id": N}` (N optional), within WIDGET_AUTH_TIMEOUT seconds, else 4401.
+   In a frame, not the URL: a query string lands in proxy and access logs and in the
+   browser's history, and the visitor token is a bearer credential for the visitor's
+   conversations. A bad token is 4401; too many connects of one visitor (WIDGET_VISITOR_RATE)
+   4429.
 3. **Resume** exactly as agents' sockets (chat/consumers.py): the organization's event
    ids, a replay of this visitor's frames after N (`resync_required` when N is no longer
    kept), then `{"type": "hello", "last_event_id": M}`, then live frames, with no gap and
@@ -51,7 +52,6 @@ from widget.models import Visitor, WebInbox
 
 log = get_logger(__name__)
 
-AUTH_TIMEOUT = 10.0
 MAX_CLIENT_FRAME = 2048
 MAX_EVENT_ID = 2**53 - 1
 CLOSE_BAD_REQUEST, CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN = 4400, 4401, 4403
@@ -121,7 +121,9 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             await self._refuse(code, retry_after)
             return
         self.inbox = inbox
-        self.auth_timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._auth_timeout)
+        self.auth_timer = asyncio.get_running_loop().call_later(
+            settings.WIDGET_AUTH_TIMEOUT, self._auth_timeout
+        )
 
     def _auth_timeout(self) -> None:
         if self.visitor is None and not self.dropped:
