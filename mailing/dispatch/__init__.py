@@ -21,18 +21,26 @@ expires, the cron sweeper (`sweep.py`) reclaims the stale `sending` rows (same
 msgId, so a resend is harmless; their `in_flight` attempts become `lost`) and enqueues
 the lane again.
 
-A circuit breaker shared by all lanes (`breaker.py`, Redis) stops the whole dispatch
-when a batch fails mostly with transient errors: the batch's messages go back to
-`pending` with their attempt refunded (the attempt rows are still recorded), the
-breaker stays open for an exponentially growing, jittered delay, and then a small
-probe batch decides whether to close it.
+A circuit breaker per transport, shared by all lanes (`breaker.py`, Redis), stops that
+transport's dispatch when its messages of a batch fail mostly with transient errors:
+they go back to `pending` with their attempt refunded (the attempt rows are still
+recorded), the breaker stays open for an exponentially growing, jittered delay, and
+then a small probe batch decides whether to close it. Meanwhile lanes claim only the
+other transports' messages (an SMTP outage does not stop SMS, nor the other way round).
 
 Lifecycle transitions are not made here: starting and finishing a mailing belong
 to `mailing.services.lifecycle`, which the lanes and the sweeper call.
 """
 
 from mailing.dispatch.batch import BatchOutcome, Row, claim, end_guard, record, send_all
-from mailing.dispatch.breaker import BREAKER_KEY, Breaker, breaker_state
+from mailing.dispatch.breaker import (
+    BREAKER_KEYS,
+    CLOSED,
+    Breaker,
+    breaker_key,
+    breaker_state,
+    breaker_states,
+)
 from mailing.dispatch.lane import mailing_dispatch, open_sender
 from mailing.dispatch.lease import lane_key, lease_ttl
 from mailing.dispatch.progress import expire_remaining
@@ -40,11 +48,14 @@ from mailing.dispatch.sweep import mailing_sweep
 from mailing.queues import mailing_queue
 
 __all__ = [
-    "BREAKER_KEY",
+    "BREAKER_KEYS",
+    "CLOSED",
     "BatchOutcome",
     "Breaker",
     "Row",
+    "breaker_key",
     "breaker_state",
+    "breaker_states",
     "claim",
     "end_guard",
     "expire_remaining",

@@ -2,15 +2,16 @@
 
 `core.outbox.batch` does the generic part (claim with SKIP LOCKED and a claim token,
 record with attempt rows and token-fenced updates, `retry_decision`); this module
-adds what is the mailing's own: the end guard, the promotional opt-out checked at
-send time, each client's sending window, the breaker's refund, counters and logs.
+adds what is the mailing's own: the end guard, the checks made again at send time (a
+promotional opt-out, an email address that bounced since the message was created),
+each client's sending window, the per-transport breakers' refund, counters and logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -24,10 +25,10 @@ from core.logging import get_logger
 from core.models import Delivery
 from core.outbox.batch import CLAIM_FIELDS, claim_many, record_many, release_many
 from core.sender import SendResult
-from mailing.dispatch.breaker import Breaker, breaker_update
+from mailing.dispatch.breaker import CLOSED, Breaker, breaker_update
 from mailing.dispatch.counters import DELIVERIES
 from mailing.dispatch.email import EmailParts, with_email_parts
-from mailing.models import Transport
+from mailing.models import MailingSkip, Transport
 from mailing.windows import in_window, next_opening
 
 log = get_logger(__name__)
@@ -59,57 +60,104 @@ class Row:
     email: EmailParts | None = None  # an email row's address, subject, HTML part
 
 
-def claim(
-    *, mailing_id: int, token: str, size: int, now: datetime, promo: bool = False
-) -> list[Row]:
-    """Claim up to `size` due pending deliveries of the mailing for `token`.
+UNDELIVERABLE_ERROR = "address undeliverable (bounced after the message was created)"
+OPTED_OUT_ERROR = "client opted out of promotions"
 
-    For a promotional mailing, a client who opted out since the mailing started is
-    checked here, at send time: the message is failed ("opted out"), never sent.
-    """
 
-    def opted_out(ids: list[int]) -> list[int]:
-        skipped = dict(
-            Delivery.objects.filter(pk__in=ids)
-            .filter(  # each transport's own opt-out
-                Q(
-                    mailing_message__transport=Transport.SMS,
-                    mailing_message__client__promo_opt_out=True,
-                )
-                | Q(
-                    mailing_message__transport=Transport.EMAIL,
-                    mailing_message__client__email_promo_opt_out=True,
-                )
-            )
-            .values_list("pk", "mailing_message__client_id")
+def _screen(ids: list[int], *, mailing_id: int, promo: bool, now: datetime) -> list[int]:
+    """The claimable ids of `ids` (locked, inside the claim's transaction); the others end
+    `failed` without a call, each with its reason, and are counted.
+
+    Checked at send time, not only when the messages were created: an email address that
+    bounced (`email_undeliverable`) since then, and, for a promotional mailing, each
+    transport's opt-out. A bounced message's client also gets a `MailingSkip`
+    (`undeliverable`), so `/stats/`'s `skipped` counts it like a client skipped at
+    creation."""
+    undeliverable = Q(
+        mailing_message__transport=Transport.EMAIL,
+        mailing_message__client__email_undeliverable=True,
+    )
+    opted_out = Q(
+        mailing_message__transport=Transport.SMS, mailing_message__client__promo_opt_out=True
+    ) | Q(
+        mailing_message__transport=Transport.EMAIL,
+        mailing_message__client__email_promo_opt_out=True,
+    )
+    screened = Delivery.objects.filter(pk__in=ids).filter(
+        (undeliverable | opted_out) if promo else undeliverable
+    )
+    found = list(
+        screened.values_list(
+            "pk",
+            "mailing_message__client_id",
+            "mailing_message__transport",
+            "mailing_message__client__email_undeliverable",
         )
-        if not skipped:
-            return ids
-        Delivery.objects.filter(pk__in=skipped, status=_PENDING).update(
+    )
+    if not found:
+        return ids
+    by_reason: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+    for pk, client_id, transport, bounced in found:
+        bounced_email = transport == Transport.EMAIL and bounced
+        by_reason[UNDELIVERABLE_ERROR if bounced_email else OPTED_OUT_ERROR].append((pk, client_id))
+    for reason, items in by_reason.items():
+        Delivery.objects.filter(pk__in=[pk for pk, _ in items], status=_PENDING).update(
             status=Delivery.Status.FAILED,
-            last_error="client opted out of promotions",
+            last_error=reason,
             next_attempt_at=None,
             updated_at=now,
         )
-        DELIVERIES.labels("failed").inc(len(skipped))
-        for pk, client_id in skipped.items():
+        DELIVERIES.labels("failed").inc(len(items))
+        for pk, client in items:
             log.info(
                 "mailing_message_skipped",
                 mailing_id=mailing_id,
                 message_id=pk,
                 delivery_id=pk,
-                client_id=client_id,
-                reason="client opted out of promotions",
+                client_id=client,
+                reason=reason,
             )
-        return [i for i in ids if i not in skipped]
+    bounced_clients = [c for _, c in by_reason.get(UNDELIVERABLE_ERROR, []) if c is not None]
+    if bounced_clients:
+        MailingSkip.objects.bulk_create(
+            [
+                MailingSkip(
+                    mailing_id=mailing_id, client_id=c, reason=MailingSkip.Reason.UNDELIVERABLE
+                )
+                for c in bounced_clients
+            ],
+            ignore_conflicts=True,
+        )
+    skipped = {pk for pk, *_ in found}
+    return [i for i in ids if i not in skipped]
 
+
+def claim(
+    *,
+    mailing_id: int,
+    token: str,
+    size: int,
+    now: datetime,
+    promo: bool = False,
+    transports: Collection[str] | None = None,
+) -> list[Row]:
+    """Claim up to `size` due pending deliveries of the mailing for `token`, only of
+    `transports` if given (those whose breaker is closed).
+
+    Checked here, at send time (`_screen`): an email address that bounced since the
+    message was created, and, for a promotional mailing, a client who opted out since
+    it started. Such a message is failed, never sent.
+    """
+    deliveries = mailing_deliveries(mailing_id)
+    if transports is not None:
+        deliveries = deliveries.filter(mailing_message__transport__in=list(transports))
     values = claim_many(
-        deliveries=mailing_deliveries(mailing_id),
+        deliveries=deliveries,
         token=token,
         size=size,
         now=now,
         guard=end_guard(),
-        screen=opted_out if promo else None,
+        screen=lambda ids: _screen(ids, mailing_id=mailing_id, promo=promo, now=now),
         fields=(
             *CLAIM_FIELDS,
             "mailing_message__client_id",
@@ -199,16 +247,54 @@ def record(
     rows: Sequence[Row],
     results: Sequence[SendResult],
     token: str,
-    breaker: Breaker,
+    breakers: Mapping[str, Breaker],
 ) -> BatchOutcome:
-    """Write every attempt and the new statuses in one short transaction."""
+    """Write every attempt and the new statuses; `breakers` is each transport's breaker as
+    it was when the batch was claimed.
+
+    Each transport's results move only its own breaker, and only the messages of a
+    transport whose breaker this batch tripped are refunded: one short transaction per
+    transport in the batch (a batch is usually of one transport)."""
     now = timezone.now()
     outcome = BatchOutcome()
-    until = breaker_update(
-        breaker, results, mailing_id=mailing_id, message_ids=[r.id for r in rows]
-    )
-    if until is not None:
-        outcome.tripped, outcome.breaker_until = True, until
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        groups[row.transport].append(i)
+    for transport, indexes in groups.items():
+        part_rows = [rows[i] for i in indexes]
+        part_results = [results[i] for i in indexes]
+        until = breaker_update(
+            breakers.get(transport, CLOSED),
+            part_results,
+            transport=transport,
+            mailing_id=mailing_id,
+            message_ids=[r.id for r in part_rows],
+        )
+        if until is not None:
+            outcome.tripped = True
+            outcome.breaker_until = max(outcome.breaker_until, until)
+        _record_part(
+            outcome,
+            mailing_id=mailing_id,
+            rows=part_rows,
+            results=part_results,
+            token=token,
+            now=now,
+            until=until,
+        )
+    return outcome
+
+
+def _record_part(
+    outcome: BatchOutcome,
+    *,
+    mailing_id: int,
+    rows: Sequence[Row],
+    results: Sequence[SendResult],
+    token: str,
+    now: datetime,
+    until: float | None,
+) -> None:
     recorded = record_many(
         rows=rows,
         results=results,
@@ -216,19 +302,20 @@ def record(
         now=now,
         # Retried until the message's deadline (the mailing's end), not a fixed count.
         guard=end_guard(),
-        # The sender is down: this attempt does not count against the message.
+        # This transport is down: this attempt does not count against the message.
         refund_until=datetime.fromtimestamp(until, tz=now.tzinfo) if until is not None else None,
     )
-    outcome.sent = len(recorded.sent)
-    outcome.retry = len(recorded.retry)
-    outcome.failed = len(recorded.failed)
-    outcome.expired = len(recorded.expired)
-    for name, count in (
-        ("sent", outcome.sent),
-        ("retry", outcome.retry),
-        ("failed", outcome.failed),
-        ("expired", outcome.expired),
-    ):
+    counts = {
+        "sent": len(recorded.sent),
+        "retry": len(recorded.retry),
+        "failed": len(recorded.failed),
+        "expired": len(recorded.expired),
+    }
+    outcome.sent += counts["sent"]
+    outcome.retry += counts["retry"]
+    outcome.failed += counts["failed"]
+    outcome.expired += counts["expired"]
+    for name, count in counts.items():
         if count:
             DELIVERIES.labels(name).inc(count)
     for row, result in zip(rows, results, strict=True):
@@ -239,6 +326,7 @@ def record(
             message_id=row.id,
             delivery_id=row.id,
             client_id=row.client_id,
+            transport=row.transport,
             attempt=row.attempts,
             outcome=result.outcome,
             status_code=result.status_code,
@@ -248,4 +336,3 @@ def record(
             applied=applied,
             error=result.error or None,
         )
-    return outcome

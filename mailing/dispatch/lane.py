@@ -23,7 +23,7 @@ from core.logging import get_logger
 from core.outbox import new_claim_token
 from core.sender import SendResult
 from mailing.dispatch.batch import Row, claim, defer_outside_window, end_guard, record, send_all
-from mailing.dispatch.breaker import Breaker, breaker_state
+from mailing.dispatch.breaker import Breaker, breaker_states
 from mailing.dispatch.counters import BATCH_SECONDS, BATCH_SIZE
 from mailing.dispatch.email import Transports
 from mailing.dispatch.lease import lane_key, lease_acquire, lease_handover
@@ -77,7 +77,7 @@ class LoopThread:
 class _InFlight:
     rows: list[Row]
     future: concurrent.futures.Future[list[SendResult]]
-    breaker: Breaker
+    breakers: dict[str, Breaker]
     claimed_at: float
     claim_ms: float
 
@@ -88,7 +88,11 @@ def _complete(batch: _InFlight, *, mailing_id: int, lane: int, token: str, org_i
     t2 = time.perf_counter()
     BATCH_SECONDS.labels("send").observe(t2 - batch.claimed_at)
     outcome = record(
-        mailing_id=mailing_id, rows=batch.rows, results=results, token=token, breaker=batch.breaker
+        mailing_id=mailing_id,
+        rows=batch.rows,
+        results=results,
+        token=token,
+        breakers=batch.breakers,
     )
     t3 = time.perf_counter()
     BATCH_SECONDS.labels("record").observe(t3 - t2)
@@ -151,15 +155,26 @@ def _lane_loop(loop: LoopThread, sender: Any, mailing_id: int, lane: int, token:
                 expire_remaining(mailing_id=mailing_id)
                 mailing_finish_if_done(mailing_id=mailing_id)
                 return Next(stop=True)
-            breaker = breaker_state()
-            if breaker.open_until > time.time():
-                return Next(at=datetime.fromtimestamp(breaker.open_until, tz=now.tzinfo))
-            size = settings.MAILING_PROBE_SIZE if breaker.trips else settings.MAILING_BATCH_SIZE
-            if breaker.trips:
+            # One breaker per transport: an SMTP outage leaves SMS messages going, and
+            # the other way round. Claim only the transports whose breaker is closed.
+            breakers = breaker_states()
+            clock = time.time()
+            blocked = {t: b.open_until for t, b in breakers.items() if b.open_until > clock}
+            usable = [t for t in breakers if t not in blocked]
+            if not usable:
+                return Next(at=datetime.fromtimestamp(min(blocked.values()), tz=now.tzinfo))
+            probing = any(breakers[t].trips for t in usable)
+            size = settings.MAILING_PROBE_SIZE if probing else settings.MAILING_BATCH_SIZE
+            if probing:
                 drain()  # probe alone, not beside a batch sent before the outage
             t0 = time.perf_counter()
             rows = claim(
-                mailing_id=mailing_id, token=token, size=size, now=now, promo=mailing["promo"]
+                mailing_id=mailing_id,
+                token=token,
+                size=size,
+                now=now,
+                promo=mailing["promo"],
+                transports=usable if blocked else None,
             )
             claim_ms = (time.perf_counter() - t0) * 1000
             BATCH_SECONDS.labels("claim").observe(claim_ms / 1000)
@@ -171,14 +186,18 @@ def _lane_loop(loop: LoopThread, sender: Any, mailing_id: int, lane: int, token:
                 inflight = _InFlight(
                     rows=rows,
                     future=loop.submit(send_all(sender, rows)),
-                    breaker=breaker,
+                    breakers=breakers,
                     claimed_at=time.perf_counter(),
                     claim_ms=claim_ms,
                 )
             if previous is not None:
                 _complete(previous, mailing_id=mailing_id, lane=lane, token=token, org_id=org_id)
             elif inflight is None:
-                due = next_due(mailing_id)
+                due = next_due(mailing_id, transports=usable if blocked else None)
+                if blocked:
+                    # The rest waits for a breaker: come back when the first one closes.
+                    reopen = datetime.fromtimestamp(min(blocked.values()), tz=now.tzinfo)
+                    due = min(due, reopen) if due is not None else reopen
                 if due is None:
                     if mailing_finish_if_done(mailing_id=mailing_id):
                         return Next(stop=True)

@@ -3,6 +3,7 @@ expiring what can no longer be sent, and the throttled progress event."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from django.conf import settings
@@ -73,18 +74,13 @@ def expire_remaining(*, mailing_id: int, reason: str = "end time passed") -> int
     return count
 
 
-def next_due(mailing_id: int) -> datetime | None:
-    """When the mailing's next pending message is due (now for a never-tried one)."""
-    value: datetime | None = (
-        mailing_deliveries(mailing_id)
-        .filter(status=_PENDING)
-        .aggregate(at=Min("next_attempt_at"))["at"]
-    )
-    if (
-        value is None
-        and mailing_deliveries(mailing_id)
-        .filter(status=_PENDING, next_attempt_at__isnull=True)
-        .exists()
-    ):
+def next_due(mailing_id: int, transports: Collection[str] | None = None) -> datetime | None:
+    """When the mailing's next pending message (of `transports`, if given) is due (now for
+    a never-tried one)."""
+    pending = mailing_deliveries(mailing_id).filter(status=_PENDING)
+    if transports is not None:
+        pending = pending.filter(mailing_message__transport__in=list(transports))
+    value: datetime | None = pending.aggregate(at=Min("next_attempt_at"))["at"]
+    if value is None and pending.filter(next_attempt_at__isnull=True).exists():
         return timezone.now()
     return value

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from core.models import Delivery, DeliveryAttempt
 from core.sender import SendResult
-from mailing.dispatch import BREAKER_KEY, Breaker, breaker_state, claim, record
+from mailing.dispatch import BREAKER_KEYS, Breaker, breaker_key, breaker_state, claim, record
 
 pytestmark = pytest.mark.django_db
 
@@ -27,13 +27,14 @@ OK = SendResult("ok", 200, 5)
 TRANSIENT = SendResult("transient", 503, 5, "503 Service Unavailable")
 PERMANENT = SendResult("permanent", 400, 5, "400 Bad Request")
 CLOSED = Breaker(open_until=0.0, trips=0)
+ALL_CLOSED = {"sms": CLOSED, "email": CLOSED}
 
 
 @pytest.fixture(autouse=True)
 def _closed_breaker(redis_client: Any) -> Iterator[None]:
-    redis_client.delete(BREAKER_KEY)
+    redis_client.delete(*BREAKER_KEYS)
     yield
-    redis_client.delete(BREAKER_KEY)
+    redis_client.delete(*BREAKER_KEYS)
 
 
 def _mailing(org: Any, make_client: Any, n: int, *, minutes: float = 60) -> tuple[int, list[int]]:
@@ -130,7 +131,7 @@ def test_record_gives_each_row_its_own_outcome(org: Any, make_client: Any) -> No
         rows=[ok, retry, failed],
         results=[OK, TRANSIENT, PERMANENT],
         token="A",
-        breaker=CLOSED,
+        breakers=ALL_CLOSED,
     )
 
     assert (outcome.sent, outcome.retry, outcome.failed, outcome.tripped) == (1, 1, 1, False)
@@ -151,7 +152,7 @@ def test_record_gives_each_row_its_own_outcome(org: Any, make_client: Any) -> No
     later = claim(mailing_id=mailing_id, token="C", size=10, now=retry_row.next_attempt_at)
     assert [r.id for r in later] == [retry_row.pk] and later[0].attempts == 2
     # failing for good now: no "next attempt" is left on it
-    record(mailing_id=mailing_id, rows=later, results=[PERMANENT], token="C", breaker=CLOSED)
+    record(mailing_id=mailing_id, rows=later, results=[PERMANENT], token="C", breakers=ALL_CLOSED)
     retry_row.refresh_from_db()
     assert (retry_row.status, retry_row.next_attempt_at) == ("failed", None)
 
@@ -164,13 +165,13 @@ def test_a_stale_worker_records_nothing_over_the_new_claimant(org: Any, make_cli
     Delivery.objects.filter(pk=pk).update(status="pending", claim_token="")
     (fresh,) = claim(mailing_id=mailing_id, token="B", size=1, now=now)
 
-    record(mailing_id=mailing_id, rows=[stale], results=[PERMANENT], token="A", breaker=CLOSED)
+    record(mailing_id=mailing_id, rows=[stale], results=[PERMANENT], token="A", breakers=ALL_CLOSED)
     assert _status(pk) == ("sending", "B", 2)  # A's failure did not end B's attempt
 
-    record(mailing_id=mailing_id, rows=[fresh], results=[OK], token="B", breaker=CLOSED)
+    record(mailing_id=mailing_id, rows=[fresh], results=[OK], token="B", breakers=ALL_CLOSED)
     assert _status(pk)[:2] == ("sent", "")
     # a very late record by A changes nothing either
-    record(mailing_id=mailing_id, rows=[stale], results=[TRANSIENT], token="A", breaker=CLOSED)
+    record(mailing_id=mailing_id, rows=[stale], results=[TRANSIENT], token="A", breakers=ALL_CLOSED)
     assert _status(pk)[:2] == ("sent", "")
     # every try is on record, A's included, each once (one row per try, written at its
     # claim: A's repeated record of its one try does not add a row)
@@ -183,7 +184,7 @@ def test_a_tripped_breaker_refunds_the_attempts(org: Any, make_client: Any, sett
     mailing_id, ids = _mailing(org, make_client, 3)
     rows = claim(mailing_id=mailing_id, token="A", size=10, now=timezone.now())
     outcome = record(
-        mailing_id=mailing_id, rows=rows, results=[TRANSIENT] * 3, token="A", breaker=CLOSED
+        mailing_id=mailing_id, rows=rows, results=[TRANSIENT] * 3, token="A", breakers=ALL_CLOSED
     )
     assert outcome.tripped and outcome.breaker_until > 0
     assert (outcome.retry, outcome.sent, outcome.failed) == (3, 0, 0)
@@ -208,7 +209,7 @@ def test_below_the_breaker_threshold_a_failure_is_an_ordinary_retry(
         rows=rows,
         results=[TRANSIENT, TRANSIENT, OK],
         token="A",
-        breaker=CLOSED,
+        breakers=ALL_CLOSED,
     )
     assert not outcome.tripped and outcome.retry == 2 and outcome.sent == 1
     assert breaker_state() == CLOSED
@@ -224,12 +225,20 @@ def test_a_probe_batch_after_a_trip_trips_again_on_one_failure_or_closes_on_succ
     (row,) = claim(mailing_id=mailing_id, token="A", size=1, now=now)
     # one failure is enough once the breaker has tripped (no minimum count)
     outcome = record(
-        mailing_id=mailing_id, rows=[row], results=[TRANSIENT], token="A", breaker=open_before
+        mailing_id=mailing_id,
+        rows=[row],
+        results=[TRANSIENT],
+        token="A",
+        breakers={"sms": open_before},
     )
     assert outcome.tripped and breaker_state().trips == 2
     (probe,) = claim(mailing_id=mailing_id, token="B", size=1, now=now)
     outcome = record(
-        mailing_id=mailing_id, rows=[probe], results=[OK], token="B", breaker=breaker_state()
+        mailing_id=mailing_id,
+        rows=[probe],
+        results=[OK],
+        token="B",
+        breakers={"sms": breaker_state()},
     )
     assert not outcome.tripped and breaker_state() == CLOSED
 
@@ -240,8 +249,8 @@ def test_a_lane_with_a_closed_snapshot_does_not_close_a_breaker_another_lane_ope
     mailing_id, _ = _mailing(org, make_client, 1)
     rows = claim(mailing_id=mailing_id, token="A", size=1, now=timezone.now())
     # another lane trips the breaker while this one's batch (read it closed) is in flight
-    redis_client.hset(BREAKER_KEY, mapping={"open_until": 0, "trips": 1})
-    record(mailing_id=mailing_id, rows=rows, results=[OK], token="A", breaker=CLOSED)
+    redis_client.hset(breaker_key("sms"), mapping={"open_until": 0, "trips": 1})
+    record(mailing_id=mailing_id, rows=rows, results=[OK], token="A", breakers=ALL_CLOSED)
     # only a probe batch (sent while the breaker was open) may close it
     assert breaker_state().trips == 1
 
@@ -263,7 +272,7 @@ def test_a_message_ending_before_the_breaker_reopens_keeps_its_last_try(
         rows=rows,
         results=[TRANSIENT, TRANSIENT],
         token="A",
-        breaker=CLOSED,
+        breakers=ALL_CLOSED,
     )
     assert outcome.tripped and outcome.breaker_until > (now + timedelta(seconds=40)).timestamp()
     last_try = Delivery.objects.get(pk=ending)
@@ -324,6 +333,6 @@ def test_half_the_batch_failing_is_enough_to_trip(
     mailing_id, _ = _mailing(org, make_client, 2)
     rows = claim(mailing_id=mailing_id, token="A", size=2, now=timezone.now())
     outcome = record(
-        mailing_id=mailing_id, rows=rows, results=[TRANSIENT, OK], token="A", breaker=CLOSED
+        mailing_id=mailing_id, rows=rows, results=[TRANSIENT, OK], token="A", breakers=ALL_CLOSED
     )
     assert outcome.tripped and breaker_state().trips == 1

@@ -43,7 +43,7 @@ def _mailing_message(org: Any, make_client: Any, *, minutes: float = 10) -> Deli
 def _dispatch_once(delivery: Delivery) -> str:
     """One dispatch batch for the message's mailing (claim, call the sender, record), at
     the current (maybe travelled) time. Returns the message's status afterwards."""
-    from mailing.dispatch import breaker_state, claim, open_sender, record, send_all
+    from mailing.dispatch import breaker_states, claim, open_sender, record, send_all
 
     mailing_id = delivery.mailing_message.mailing_id  # type: ignore[attr-defined]
     token = new_claim_token()
@@ -58,7 +58,9 @@ def _dispatch_once(delivery: Delivery) -> str:
             await sender.aclose()
 
     results = asyncio.run(send())
-    record(mailing_id=mailing_id, rows=rows, results=results, token=token, breaker=breaker_state())
+    record(
+        mailing_id=mailing_id, rows=rows, results=results, token=token, breakers=breaker_states()
+    )
     delivery.refresh_from_db()
     return delivery.status
 

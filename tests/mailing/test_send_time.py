@@ -61,7 +61,7 @@ def test_cancel_with_a_batch_in_flight_leaves_nothing_pending(
     org: Any, make_client: Any, sender: Any
 ) -> None:
     from core.sender import SendResult
-    from mailing.dispatch import breaker_state, claim, mailing_dispatch, record
+    from mailing.dispatch import breaker_states, claim, mailing_dispatch, record
     from mailing.services import mailing_cancel
 
     for _ in range(3):
@@ -77,14 +77,14 @@ def test_cancel_with_a_batch_in_flight_leaves_nothing_pending(
         rows=rows[:2],
         results=[SendResult("transient", 500, 5, "HTTP 500")] * 2,
         token="t1",
-        breaker=breaker_state(),
+        breakers=breaker_states(),
     )
     record(
         mailing_id=mailing.pk,
         rows=rows[2:],
         results=[SendResult("transient", 500, 5, "HTTP 500")],
         token="t1",
-        breaker=breaker_state(),
+        breakers=breaker_states(),
     )
     assert _rows(mailing).filter(status="pending").count() == 3
     # then: the next lane run (or the sweeper) expires them: nothing stays pending
@@ -179,7 +179,7 @@ def _events(caplog: Any, name: str) -> list[dict[str, Any]]:
 def test_log_lines_carry_the_ids(org: Any, make_client: Any, caplog: Any) -> None:
     from core.outbox import delivery_reclaim_stale
     from core.sender import SendResult
-    from mailing.dispatch import breaker_state, claim, expire_remaining, record
+    from mailing.dispatch import breaker_states, claim, expire_remaining, record
     from mailing.services import mailing_cancel
 
     caplog.set_level("DEBUG")
@@ -204,7 +204,7 @@ def test_log_lines_carry_the_ids(org: Any, make_client: Any, caplog: Any) -> Non
         rows=rows,
         results=[SendResult("ok", 200, 5)],
         token="t1",
-        breaker=breaker_state(),
+        breakers=breaker_states(),
     )
     attempt = _events(caplog, "mailing_message_attempt")[0]
     assert (attempt["mailing_id"], attempt["message_id"]) == (mailing.pk, rows[0].id)
