@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.models import Organization, OutboxAttempt, OutboxItem, Team
 
@@ -21,21 +22,28 @@ class Rule(models.Model):
     """
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="escalation_rules"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="escalation_rules",
+        verbose_name=_("organization"),
     )
-    code = models.CharField(max_length=50)
-    name = models.CharField(max_length=200, blank=True, default="")
-    is_active = models.BooleanField(default=True)
-    triggers = models.JSONField(default=list)
+    code = models.CharField(max_length=50, verbose_name=_("code"))
+    name = models.CharField(max_length=200, blank=True, default="", verbose_name=_("name"))
+    is_active = models.BooleanField(default=True, verbose_name=_("active"))
+    triggers = models.JSONField(default=list, verbose_name=_("triggers"))
     # External communication: after at least `warn_after` occurrences, warn the
     # clients with one of `warn_tags` (through the mailing dispatch).
-    warn_after = models.PositiveIntegerField(null=True, blank=True)
-    warn_tags = models.JSONField(default=list, blank=True)
-    warn_message = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    warn_after = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("warn after occurrences")
+    )
+    warn_tags = models.JSONField(default=list, blank=True, verbose_name=_("warning tags"))
+    warn_message = models.TextField(blank=True, default="", verbose_name=_("warning message"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("rule")
+        verbose_name_plural = _("rules")
         ordering = ["organization_id", "code"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "code"], name="uniq_rule_code")
@@ -48,15 +56,30 @@ class Rule(models.Model):
 class RuleLevel(models.Model):
     """Internal escalation level k: after V occurrences OR D minutes since opening."""
 
-    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="levels")
-    level = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
-    after_occurrences = models.PositiveIntegerField(null=True, blank=True)
-    after_minutes = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    rule = models.ForeignKey(
+        Rule, on_delete=models.CASCADE, related_name="levels", verbose_name=_("rule")
+    )
+    level = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1)], verbose_name=_("level")
+    )
+    after_occurrences = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("after occurrences")
+    )
+    after_minutes = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)], verbose_name=_("after minutes")
+    )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="escalation_levels"
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="escalation_levels",
+        verbose_name=_("team"),
     )
 
     class Meta:
+        verbose_name = _("rule level")
+        verbose_name_plural = _("rule levels")
         ordering = ["rule_id", "level"]
         constraints = [
             models.UniqueConstraint(fields=["rule", "level"], name="uniq_rule_level"),
@@ -79,29 +102,37 @@ class TriggerBatch(models.Model):
     """
 
     class Source(models.TextChoices):
-        SEED = "seed"  # {"gatilhos": [...]}
-        API = "api"  # {"triggers": [...]}
-        ALERTMANAGER = "alertmanager"
+        SEED = "seed", _("Seed")  # {"gatilhos": [...]}
+        API = "api", _("API")  # {"triggers": [...]}
+        ALERTMANAGER = "alertmanager", _("Alertmanager")
 
     class Kind(models.TextChoices):
-        FIRING = "firing"
-        RESOLVED = "resolved"
+        FIRING = "firing", _("Firing")
+        RESOLVED = "resolved", _("Resolved")
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="trigger_batches"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="trigger_batches",
+        verbose_name=_("organization"),
     )
-    source = models.CharField(max_length=12, choices=Source.choices)
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FIRING)
-    triggers = models.JSONField(default=list)
+    source = models.CharField(max_length=12, choices=Source.choices, verbose_name=_("source"))
+    kind = models.CharField(
+        max_length=8, choices=Kind.choices, default=Kind.FIRING, verbose_name=_("kind")
+    )
+    triggers = models.JSONField(default=list, verbose_name=_("triggers"))
     # Alertmanager: the posted alerts as [service, status, fingerprint] (IncidentAlert).
-    alerts = models.JSONField(default=list, blank=True)
-    matched_rules = models.JSONField(default=list, blank=True)
-    unmatched = models.JSONField(default=list, blank=True)
-    received_at = models.DateTimeField(default=timezone.now, db_index=True)
-    evaluated_at = models.DateTimeField(null=True, blank=True)
+    alerts = models.JSONField(default=list, blank=True, verbose_name=_("alerts"))
+    matched_rules = models.JSONField(default=list, blank=True, verbose_name=_("matched rules"))
+    unmatched = models.JSONField(default=list, blank=True, verbose_name=_("unmatched"))
+    received_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("received at")
+    )
+    evaluated_at = models.DateTimeField(null=True, blank=True, verbose_name=_("evaluated at"))
 
     class Meta:
-        verbose_name_plural = "trigger batches"
+        verbose_name = _("trigger batch")
+        verbose_name_plural = _("trigger batches")
         indexes = [models.Index(fields=["organization", "evaluated_at"])]
 
     def __str__(self) -> str:
@@ -110,43 +141,75 @@ class TriggerBatch(models.Model):
 
 class Incident(models.Model):
     class Status(models.TextChoices):
-        OPEN = "open"
-        ACKNOWLEDGED = "acknowledged"  # counted, but no further escalation
-        RESOLVED = "resolved"
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")  # counted, but no further escalation
+        RESOLVED = "resolved", _("Resolved")
 
     ACTIVE = (Status.OPEN, Status.ACKNOWLEDGED)
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("UUID"))
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="incidents"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="incidents",
+        verbose_name=_("organization"),
     )
     rule = models.ForeignKey(
-        Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+        Rule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        verbose_name=_("rule"),
     )
     # The rule as it was when the incident opened: later edits do not change it.
-    rule_snapshot = models.JSONField(default=dict)
+    rule_snapshot = models.JSONField(default=dict, verbose_name=_("rule snapshot"))
     status = models.CharField(
-        max_length=12, choices=Status.choices, default=Status.OPEN, db_index=True
+        max_length=12,
+        choices=Status.choices,
+        default=Status.OPEN,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    occurrences = models.PositiveIntegerField(default=0)
-    level = models.PositiveSmallIntegerField(default=0)
-    opened_at = models.DateTimeField()
-    last_occurrence_at = models.DateTimeField()
-    customers_warned_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    occurrences = models.PositiveIntegerField(default=0, verbose_name=_("occurrences"))
+    level = models.PositiveSmallIntegerField(default=0, verbose_name=_("level"))
+    opened_at = models.DateTimeField(verbose_name=_("opened at"))
+    last_occurrence_at = models.DateTimeField(verbose_name=_("last occurrence at"))
+    customers_warned_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("customers warned at")
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True, verbose_name=_("acknowledged at"))
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("acknowledged by"),
     )
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, verbose_name=_("resolved at"))
     resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("resolved by"),
     )
-    resolve_reason = models.CharField(max_length=20, blank=True, default="")
+    resolve_reason = models.CharField(
+        max_length=20, blank=True, default="", verbose_name=_("resolve reason")
+    )
     # Fencing token: only the scheduled check job carrying this id may act.
-    active_job_id = models.CharField(max_length=64, blank=True, default="")
-    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    active_job_id = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("active job ID")
+    )
+    next_check_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, verbose_name=_("next check at")
+    )
 
     class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
         constraints = [
             # Deduplication by rule: at most one active incident per rule.
             models.UniqueConstraint(
@@ -169,16 +232,20 @@ class IncidentAlert(models.Model):
     the recovery of one leaves the incident open.
     """
 
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="alerts")
-    fingerprint = models.CharField(max_length=64)
-    service = models.CharField(max_length=100)
-    status = models.PositiveSmallIntegerField()
-    firing = models.BooleanField(default=True)
-    first_seen_at = models.DateTimeField()
-    last_seen_at = models.DateTimeField()
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("incident")
+    )
+    fingerprint = models.CharField(max_length=64, verbose_name=_("fingerprint"))
+    service = models.CharField(max_length=100, verbose_name=_("service"))
+    status = models.PositiveSmallIntegerField(verbose_name=_("status"))
+    firing = models.BooleanField(default=True, verbose_name=_("firing"))
+    first_seen_at = models.DateTimeField(verbose_name=_("first seen at"))
+    last_seen_at = models.DateTimeField(verbose_name=_("last seen at"))
+    resolved_at = models.DateTimeField(null=True, blank=True, verbose_name=_("resolved at"))
 
     class Meta:
+        verbose_name = _("incident alert")
+        verbose_name_plural = _("incident alerts")
         ordering = ["incident_id", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -196,23 +263,34 @@ class IncidentStep(models.Model):
     """A step an incident fired: the customer warning or a level. Once each."""
 
     class Kind(models.TextChoices):
-        WARNING = "warning"
-        LEVEL = "level"
+        WARNING = "warning", _("Warning")
+        LEVEL = "level", _("Level")
 
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="steps")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    level = models.PositiveSmallIntegerField(default=0)  # 0 for the warning
-    reason = models.CharField(max_length=20)  # occurrences | duration | implied
-    occurrences = models.PositiveIntegerField()
-    elapsed_seconds = models.FloatField()
-    team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="steps", verbose_name=_("incident")
     )
-    mailing_id = models.BigIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=500, blank=True, default="")
-    fired_at = models.DateTimeField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, verbose_name=_("kind"))
+    # 0 for the warning
+    level = models.PositiveSmallIntegerField(default=0, verbose_name=_("level"))
+    # occurrences | duration | implied
+    reason = models.CharField(max_length=20, verbose_name=_("reason"))
+    occurrences = models.PositiveIntegerField(verbose_name=_("occurrences"))
+    elapsed_seconds = models.FloatField(verbose_name=_("elapsed seconds"))
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("team"),
+    )
+    mailing_id = models.BigIntegerField(null=True, blank=True, verbose_name=_("mailing ID"))
+    error = models.CharField(max_length=500, blank=True, default="", verbose_name=_("error"))
+    fired_at = models.DateTimeField(verbose_name=_("fired at"))
 
     class Meta:
+        verbose_name = _("incident step")
+        verbose_name_plural = _("incident steps")
         ordering = ["incident_id", "fired_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["incident", "kind", "level"], name="uniq_incident_step")
@@ -234,28 +312,43 @@ class IncidentNotification(OutboxItem):
     """
 
     class Channel(models.TextChoices):
-        EMAIL = "email"
+        EMAIL = "email", _("Email")
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        SENDING = "sending"
-        SENT = "sent"
-        FAILED = "failed"
-        EXPIRED = "expired"
-        SKIPPED = "skipped"
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
+        SKIPPED = "skipped", _("Skipped")
 
     status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+        max_length=10,
+        choices=Status.choices,
+        default=Status.PENDING,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    step = models.ForeignKey(IncidentStep, on_delete=models.CASCADE, related_name="notifications")
+    step = models.ForeignKey(
+        IncidentStep, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("step")
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("user"),
     )
-    username = models.CharField(max_length=150)
-    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
-    address = models.CharField(max_length=254, blank=True, default="")
+    username = models.CharField(max_length=150, verbose_name=_("username"))
+    channel = models.CharField(
+        max_length=10, choices=Channel.choices, default=Channel.EMAIL, verbose_name=_("channel")
+    )
+    address = models.CharField(max_length=254, blank=True, default="", verbose_name=_("address"))
 
     class Meta:
+        verbose_name = _("incident notification")
+        verbose_name_plural = _("incident notifications")
         ordering = ["step_id", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -276,10 +369,15 @@ class IncidentNotificationAttempt(OutboxAttempt):
     """One try of an incident notification (an email handed to the backend)."""
 
     notification = models.ForeignKey(
-        IncidentNotification, on_delete=models.CASCADE, related_name="attempt_rows"
+        IncidentNotification,
+        on_delete=models.CASCADE,
+        related_name="attempt_rows",
+        verbose_name=_("notification"),
     )
 
     class Meta:
+        verbose_name = _("incident notification attempt")
+        verbose_name_plural = _("incident notification attempts")
         ordering = ["notification_id", "number"]
 
     def __str__(self) -> str:
