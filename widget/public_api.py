@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,7 +26,15 @@ from core.ratelimit import hit, rate
 from core.throttles import RATE_LIMITED, client_address
 from widget import inboxes, selectors, services
 from widget.models import Visitor, WebInbox
-from widget.representations import visitor_conversation, visitor_message
+from widget.representations import (
+    WidgetConfigSerializer,
+    WidgetMessageSerializer,
+    WidgetRatingSerializer,
+    WidgetReadSerializer,
+    WidgetStartSerializer,
+    visitor_conversation,
+    visitor_message,
+)
 from widget.serializers import RatingWriteSerializer, SendSerializer, StartSerializer
 
 VISITOR_HEADER = "X-Visitor-Token"
@@ -103,9 +110,8 @@ def _config(web_inbox: WebInbox) -> dict[str, Any]:
     }
 
 
-# The visitor API's answers are documented field by field in docs/widget.md; the schema
-# names their request bodies and, for the two nested ones, says "object" (a gap: the
-# conversation and message inside are the agents' representations minus agent-only fields).
+# The visitor API's answers: docs/widget.md, and in the schema the Widget* serializers
+# of widget/representations.py (tests/widget/test_schema.py checks real answers on them).
 _VISITOR = "Widget visitor API (docs/widget.md): inbox token + Origin + visitor token."
 
 
@@ -113,7 +119,9 @@ class ConfigView(WidgetView):
     methods = "GET"
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT, summary="The inbox's public settings", description=_VISITOR
+        responses=WidgetConfigSerializer,
+        summary="The inbox's public settings",
+        description=_VISITOR,
     )
     def get(self, request: Request, token: str) -> Response:
         return Response(_config(self.web_inbox))
@@ -122,7 +130,7 @@ class ConfigView(WidgetView):
 class StartView(WidgetView):
     @extend_schema(
         request=StartSerializer,
-        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
+        responses={200: WidgetStartSerializer, 201: WidgetStartSerializer},
         summary="Start or resume the visitor's conversation",
         description=_VISITOR,
     )
@@ -181,7 +189,7 @@ class MessageView(WidgetView):
 
     @extend_schema(
         request=SendSerializer,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: WidgetMessageSerializer},
         summary="The visitor sends a message",
         description=_VISITOR,
     )
@@ -207,7 +215,7 @@ class TypingView(WidgetView):
 class ReadView(WidgetView):
     @extend_schema(
         request=None,
-        responses=inline_serializer("WidgetRead", {"read": serializers.IntegerField()}),
+        responses=WidgetReadSerializer,
         summary="The visitor read the agents' messages",
     )
     def post(self, request: Request, token: str) -> Response:
@@ -218,12 +226,7 @@ class ReadView(WidgetView):
 class RatingView(WidgetView):
     @extend_schema(
         request=RatingWriteSerializer,
-        responses={
-            201: inline_serializer(
-                "WidgetRating",
-                {"score": serializers.IntegerField(), "comment": serializers.CharField()},
-            )
-        },
+        responses={201: WidgetRatingSerializer},
         summary="The visitor rates the resolved conversation",
     )
     def post(self, request: Request, token: str) -> Response:

@@ -14,7 +14,7 @@ from django.db.models import Avg, Count
 from rest_framework import serializers
 
 from chat.files import file_link_url
-from chat.models import Message
+from chat.models import HelpDesk, Message
 from widget.models import Visitor, WebInbox
 
 
@@ -42,6 +42,80 @@ def visitor_conversation(data: dict[str, Any]) -> dict[str, Any]:
     """A help desk (HelpDeskSerializer's data) as its visitor sees it: its status only;
     never the assignee, team, tags or counts."""
     return {"help_desk": str(data["uuid"]), "status": data.get("status")}
+
+
+# --- the visitor API's answers, for the OpenAPI schema -----------------------------------
+# The dicts above are built by hand because the hub rebuilds one per live event
+# (widget/frames.py) and `start` up to 200: a DRF serializer per message there costs
+# more than the rest of the request. These serializers describe the same shapes for the
+# schema; tests/widget/test_schema.py validates real answers against them, so a key
+# added on one side and not the other fails there.
+
+
+class WidgetMessageSerializer(serializers.Serializer[Any]):
+    uuid = serializers.UUIDField()
+    help_desk = serializers.UUIDField()
+    text = serializers.CharField(allow_blank=True)
+    file = serializers.URLField(allow_null=True, help_text="A signed link (FILE_LINK_MAX_AGE).")
+    file_name = serializers.CharField(allow_blank=True)
+    agent = serializers.CharField(allow_null=True, help_text="The replying agent's username.")
+    status = serializers.ChoiceField(Message.Status.choices)
+    created_at = serializers.DateTimeField()
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        # `from` is a Python keyword: it cannot be a class attribute.
+        fields["from"] = serializers.ChoiceField([("visitor", "visitor"), ("agent", "agent")])
+        return fields
+
+
+class WidgetConversationSerializer(serializers.Serializer[Any]):
+    help_desk = serializers.UUIDField()
+    status = serializers.ChoiceField(HelpDesk.Status.choices)
+
+
+class WidgetPrechatSerializer(serializers.Serializer[Any]):
+    name = serializers.ChoiceField(WebInbox.Field.choices)
+    email = serializers.ChoiceField(WebInbox.Field.choices)
+    phone = serializers.ChoiceField(WebInbox.Field.choices)
+
+
+class WidgetConfigSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    greeting = serializers.CharField(allow_blank=True)
+    away_message = serializers.CharField(allow_blank=True)
+    language = serializers.CharField(allow_blank=True)
+    online = serializers.BooleanField(help_text="Within business hours and an agent available.")
+    prechat = WidgetPrechatSerializer()
+
+
+class WidgetContactSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(allow_blank=True)
+    email = serializers.CharField(allow_blank=True)
+    phone = serializers.CharField(allow_blank=True)
+
+
+class WidgetStartSerializer(serializers.Serializer[Any]):
+    visitor_token = serializers.CharField(help_text="Send it as X-Visitor-Token.")
+    visitor = serializers.UUIDField()
+    verified = serializers.BooleanField()
+    contact = WidgetContactSerializer()
+    conversation = WidgetConversationSerializer(allow_null=True)
+    messages = WidgetMessageSerializer(many=True, help_text="The latest 200, oldest first.")
+    seen = serializers.UUIDField(
+        allow_null=True, help_text="The visitor's last message an agent has read."
+    )
+    last_event_id = serializers.IntegerField(help_text="Resume the socket from here.")
+    config = WidgetConfigSerializer()
+
+
+class WidgetReadSerializer(serializers.Serializer[Any]):
+    read = serializers.IntegerField(help_text="How many agents' messages became read.")
+
+
+class WidgetRatingSerializer(serializers.Serializer[Any]):
+    score = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(allow_blank=True)
 
 
 class WebInboxSerializer(serializers.ModelSerializer[WebInbox]):
