@@ -583,8 +583,8 @@ def test_admin_in_russian(staff, org):
 
     now = timezone.now()
     mailing_create(organization=org, text="hi", start_at=now, end_at=now + timedelta(hours=1))
-    # the admin's own strings are Django's; the sections and actions are ours (model names
-    # stay English: translating them changes every model's options, a migration per app)
+    # the admin's own strings are Django's; the sections and actions are ours (model and
+    # field names: tests/core/test_admin_i18n.py)
     index = staff.get("/admin/", headers={"accept-language": "ru"}).content.decode()
     assert "Рассылки" in index and "Эскалация" in index and "Платформа" in index
     mailings = staff.get("/admin/mailing/mailing/", headers={"accept-language": "ru"})
