@@ -20,6 +20,7 @@ import { debugHooks, setConn, startStream } from "./realtime.js";
 import "./panels/assistance.js";
 import "./panels/incidents.js";
 import "./panels/mailings.js";
+import "./panels/web-inboxes.js";
 
 // A deep link the login page kept (the fragment never reaches the server).
 function takeDeepLink() {
