@@ -21,10 +21,16 @@ from mailing import selectors
 from mailing.serializers import (
     EventInSerializer,
     EventRuleSerializer,
+    EventRuleUpdateSerializer,
     EventRuleWriteSerializer,
     EventSerializer,
 )
-from mailing.services.events import event_receive, event_rule_create, event_rule_delete
+from mailing.services.events import (
+    event_receive,
+    event_rule_create,
+    event_rule_delete,
+    event_rule_update,
+)
 
 # Rules send mail to every client an event names: configuration, for admins only.
 ADMIN_WRITES = permissions.with_default(permissions.IsOrganizationAdmin)
@@ -92,25 +98,41 @@ class EventRuleListView(ListView):
             request, slug=data.pop("organization", None), required=True
         )
         self.check_object_permissions(request, organization)
-        try:
-            data["template"] = selectors.template_get_for_principal(
-                principal=request.user, pk=data["template"]
-            )
-        except ApplicationError as exc:
-            raise ApplicationError(
-                gettext("Unknown template."), fields={"template": [gettext("Template not found.")]}
-            ) from exc
+        data["template"] = _template_of(request, data["template"])
         rule = event_rule_create(organization=organization, **data)
         return Response(EventRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
+def _template_of(request: Request, pk: int) -> Any:
+    """The template a rule names, seen by the caller: another organization's is a field
+    error, not a 404 of the rule."""
+    try:
+        return selectors.template_get_for_principal(principal=request.user, pk=pk)
+    except ApplicationError as exc:
+        raise ApplicationError(
+            gettext("Unknown template."), fields={"template": [gettext("Template not found.")]}
+        ) from exc
+
+
 class EventRuleDetailView(APIView):
-    required_scopes = {"GET": scopes.READ, "DELETE": scopes.ADMIN}
+    required_scopes = {"GET": scopes.READ, "PATCH": scopes.ADMIN, "DELETE": scopes.ADMIN}
     permission_classes = ADMIN_WRITES
 
     @extend_schema(responses=EventRuleSerializer)
     def get(self, request: Request, pk: int) -> Response:
         rule = selectors.event_rule_get_for_principal(principal=request.user, pk=pk)
+        return Response(EventRuleSerializer(rule).data)
+
+    @extend_schema(request=EventRuleUpdateSerializer, responses=EventRuleSerializer)
+    def patch(self, request: Request, pk: int) -> Response:
+        rule = selectors.event_rule_get_for_principal(principal=request.user, pk=pk)
+        self.check_object_permissions(request, rule)
+        body = EventRuleUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        if "template" in data:
+            data["template"] = _template_of(request, data["template"])
+        rule = event_rule_update(rule=rule, data=data)
         return Response(EventRuleSerializer(rule).data)
 
     @extend_schema(responses={204: None})

@@ -337,6 +337,21 @@ class EventRuleWriteSerializer(serializers.Serializer[Any]):
     )
 
 
+class EventRuleUpdateSerializer(serializers.Serializer[Any]):
+    """PATCH: any subset of a rule's fields (the organization does not change)."""
+
+    event = serializers.SlugField(max_length=50, required=False)
+    template = serializers.IntegerField(required=False, help_text="Template id.")
+    transports = _transports()
+    delay_seconds = serializers.IntegerField(min_value=0, required=False)
+    priority = serializers.IntegerField(min_value=1, max_value=10, required=False)
+    promo = serializers.BooleanField(required=False)
+    cancel_events = serializers.ListField(
+        child=serializers.SlugField(max_length=50), required=False, max_length=20
+    )
+    active = serializers.BooleanField(required=False)
+
+
 def _scalar_map(value: Any) -> None:
     if not isinstance(value, dict) or len(value) > 50:
         raise serializers.ValidationError("An object of at most 50 names.")

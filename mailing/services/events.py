@@ -49,15 +49,14 @@ def event_rule_create(
     promo: bool = False,
     cancel_events: list[str] | None = None,
 ) -> EventRule:
-    errors: dict[str, list[str]] = {}
-    if template.organization_id != organization.pk:
-        errors["template"] = ["Template not found."]
-    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
-        errors["delay_seconds"] = [f"From 0 to {MAX_DELAY_SECONDS}."]
-    if cancel_events and not delay_seconds:
-        errors["cancel_events"] = ["Only a delayed action can be cancelled."]
-    if errors:
-        raise invalid_input(errors)
+    _rule_values_check(
+        organization=organization,
+        values={
+            "template": template,
+            "delay_seconds": delay_seconds,
+            "cancel_events": cancel_events or [],
+        },
+    )
     rule = EventRule.objects.create(
         organization=organization,
         event=event,
@@ -70,6 +69,54 @@ def event_rule_create(
     )
     log.info("event_rule_created", event_rule_id=rule.pk, organization_id=organization.pk)
     return rule
+
+
+# The fields a PATCH may change; `organization` never changes.
+EVENT_RULE_FIELDS = (
+    "event",
+    "template",
+    "transports",
+    "delay_seconds",
+    "priority",
+    "promo",
+    "cancel_events",
+    "active",
+)
+
+
+def _rule_values_check(*, organization: Organization, values: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    if values["template"].organization_id != organization.pk:
+        errors["template"] = ["Template not found."]
+    if not 0 <= values["delay_seconds"] <= MAX_DELAY_SECONDS:
+        errors["delay_seconds"] = [f"From 0 to {MAX_DELAY_SECONDS}."]
+    if values["cancel_events"] and not values["delay_seconds"]:
+        errors["cancel_events"] = ["Only a delayed action can be cancelled."]
+    if errors:
+        raise invalid_input(errors)
+
+
+@transaction.atomic
+def event_rule_update(*, rule: EventRule, data: dict[str, Any]) -> EventRule:
+    """Change a rule (the given fields of `EVENT_RULE_FIELDS`), validated as a whole the way
+    `event_rule_create` validates a new one. Notifications it already scheduled keep
+    their template and time; its new `cancel_events` apply to them (they are read when an
+    event arrives)."""
+    locked = EventRule.objects.select_for_update().get(pk=rule.pk)
+    values = {f: data.get(f, getattr(locked, f)) for f in EVENT_RULE_FIELDS}
+    values["transports"] = list(values["transports"] or [])
+    values["cancel_events"] = sorted(set(values["cancel_events"] or []))
+    _rule_values_check(organization=locked.organization, values=values)
+    for field, value in values.items():
+        setattr(locked, field, value)
+    locked.save()
+    log.info(
+        "event_rule_updated",
+        event_rule_id=locked.pk,
+        organization_id=locked.organization_id,
+        fields=sorted(data),
+    )
+    return locked
 
 
 def event_rule_delete(*, rule: EventRule) -> None:
