@@ -1,22 +1,54 @@
-"""The PostgreSQL connection pool across `fork()` (RQ forks a work horse per job).
+"""Database connections a process reuses: PostgreSQL's pool across `fork()`, and SQLite's.
 
-Django keeps its psycopg pools on the backend class (`DatabaseWrapper._connection_pools`),
-so a forked child inherits its parent's pool: its connections (sockets shared with the
-parent's) and no worker threads. A child that used them would interleave its queries
-with the parent's on the same socket. After a fork the child therefore forgets the
-inherited pools and connections, and opens its own on first use.
+PostgreSQL. Django keeps its psycopg pools on the backend class
+(`DatabaseWrapper._connection_pools`), so a forked child (RQ forks a work horse per job)
+inherits its parent's pool: its connections (sockets shared with the parent's) and no
+worker threads. A child that used them would interleave its queries with the parent's on
+the same socket. After a fork the child therefore forgets the inherited pools and
+connections, and opens its own on first use. It only forgets them: closing would send
+PostgreSQL a Terminate on the parent's sockets, and letting them be garbage-collected
+would too (libpq closes on free), so the child keeps references until it exits.
 
-It only forgets them: closing would send PostgreSQL a Terminate on the parent's
-sockets, and letting them be garbage-collected would too (libpq closes on free), so
-the child keeps references until it exits. Nothing here runs when there is no pool.
+SQLite (issue 12 item 4). Under ASGI every request's sync code runs in a thread of its
+own (asgiref's ThreadSensitiveContext), and Django's connections are per thread, so each
+request opened a new SQLite connection and closed it at its end: the open, the schema
+parse on its first statement (every table and index of the database) and, when it was
+the last connection, a WAL checkpoint and the WAL file's deletion, which the next
+request recreated. That was about half of a simple request's time. Django has no pool
+for SQLite, but passes `DATABASES[...]["OPTIONS"]` to `sqlite3.connect`, whose documented
+`factory` argument names the connection class: `PooledSQLiteConnection` is that class.
+
+1. `sqlite3.connect(..., factory=PooledSQLiteConnection)` hands back a connection this
+   process closed earlier with the same arguments, if one is idle and its file is still
+   the same file (inode), else opens a new one. Django then sets it up as usual
+   (functions, PRAGMAs, init_command: idempotent).
+2. Django's `close()` (at the end of each request, CONN_MAX_AGE=0) calls the
+   connection's `close()`: it rolls back anything left open and keeps the connection for
+   the next caller, up to `SQLITE_POOL_SIZE` idle ones per database (beyond: really
+   closed). Django never uses a connection after closing it.
+3. A forked child forgets the idle connections it inherited (SQLite forbids using a
+   connection across fork) without closing them, as for PostgreSQL.
+
+A connection to a file that was replaced (a test database recreated at the same path)
+is dropped, not closed: closing the last connection of a WAL database deletes the
+`-wal` file *by name*, which would now be the new database's.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from typing import Any
 
-# Objects inherited from the parent, kept alive (never closed) for the child's life.
+# Objects inherited from the parent or dropped, kept alive (never closed) for the
+# process's life: see the module docstring.
 _INHERITED: list[Any] = []
+
+# Idle SQLite connections per connect() arguments; the size is read from settings once.
+_idle: dict[str, list[PooledSQLiteConnection]] = {}
+_lock = threading.Lock()
+_size: int | None = None
 
 
 def forget_pools_after_fork() -> None:
@@ -33,3 +65,96 @@ def forget_pools_after_fork() -> None:
         if conn.connection is not None:
             _INHERITED.append(conn.connection)
             conn.connection = None
+
+
+def forget_sqlite_after_fork() -> None:
+    with _lock:
+        _INHERITED.append(dict(_idle))
+        _idle.clear()
+
+
+def _pool_size() -> int:
+    global _size
+    if _size is None:
+        from django.conf import settings
+
+        _size = int(getattr(settings, "SQLITE_POOL_SIZE", 8))
+    return _size
+
+
+def _pool_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return repr((args, sorted(kwargs.items())))
+
+
+def _file_id(database: Any) -> tuple[int, int] | None:
+    """(device, inode) of a database file, None for anything else (memory, URI forms)."""
+    path = str(database)
+    if path.startswith("file:") or path == ":memory:" or not path:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
+
+
+def _database_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[0] if args else kwargs.get("database")
+
+
+class PooledSQLiteConnection(sqlite3.Connection):
+    """A `sqlite3.Connection` whose `close()` keeps it for the next `connect()` with the
+    same arguments (see the module docstring). Only for file databases: any other
+    (`:memory:`, a `file:` URI) is an ordinary connection."""
+
+    _pool_key: str | None = None
+    _file: tuple[int, int] | None = None
+    _reused: bool = False  # handed back by __new__: already open
+    _parked: bool = False  # idle in the pool
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> PooledSQLiteConnection:
+        key = _pool_key(args, kwargs)
+        file = _file_id(_database_of(args, kwargs))
+        while file is not None:
+            with _lock:
+                idle = _idle.get(key)
+                reused = idle.pop() if idle else None
+            if reused is None:
+                break
+            if reused._file == file:
+                reused._reused, reused._parked = True, False
+                return reused
+            _INHERITED.append(reused)  # another file now has that name: drop, never close
+        connection = super().__new__(cls)
+        connection._reused = connection._parked = False
+        return connection
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if self._reused:  # already open: sqlite3's __init__ would reopen it
+            return
+        super().__init__(*args, **kwargs)
+        database = _database_of(args, kwargs)
+        self._file = _file_id(database)
+        # Before the first statement: an empty file would not exist yet for `_file_id`.
+        self._pool_key = _pool_key(args, kwargs) if self._file is not None else None
+
+    def close(self) -> None:
+        if self._parked:  # closed twice: it is in the pool once
+            return
+        key = self._pool_key
+        if key is None:
+            super().close()
+            return
+        try:
+            if self.in_transaction:
+                self.rollback()
+        except sqlite3.Error:
+            super().close()
+            return
+        with _lock:
+            idle = _idle.setdefault(key, [])
+            if len(idle) < _pool_size():
+                self._parked = True
+                idle.append(self)
+                return
+        super().close()

@@ -97,6 +97,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": env.int("SQLITE_TIMEOUT", default=20),
     }
+    # Each request's thread reuses a connection an earlier one closed (core/dbpool.py):
+    # no open, schema parse and WAL teardown per request. SQLITE_POOL_SIZE=0: off.
+    SQLITE_POOL_SIZE = env.int("SQLITE_POOL_SIZE", default=8)
+    if SQLITE_POOL_SIZE > 0:
+        from core.dbpool import PooledSQLiteConnection, forget_sqlite_after_fork
+
+        DATABASES["default"]["OPTIONS"]["factory"] = PooledSQLiteConnection
+        os.register_at_fork(after_in_child=forget_sqlite_after_fork)
     # Per process, so two test runs on one machine never share (and destroy) a database.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
 else:

@@ -12,6 +12,7 @@ import collections
 import sys
 import threading
 import time
+from typing import Any
 
 
 def _key(frame) -> str:  # type: ignore[no-untyped-def]
@@ -23,7 +24,6 @@ def start(path: str, interval: float = 0.002) -> None:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     samples = [0]
-    me = threading.get_ident()
 
     def dump() -> None:
         n = max(samples[0], 1)
@@ -35,6 +35,9 @@ def start(path: str, interval: float = 0.002) -> None:
             f.write("\n".join(lines) + "\n")
 
     def run() -> None:
+        # This thread's own id (not the caller's: that is the main thread, the event
+        # loop of a daphne process, which must be sampled).
+        me = threading.get_ident()
         last = time.monotonic()
         while True:
             time.sleep(interval)
@@ -48,12 +51,13 @@ def start(path: str, interval: float = 0.002) -> None:
                 samples[0] += 1
                 own[top] += 1
                 seen = set()
-                while frame is not None:
-                    k = _key(frame)
+                walk: Any = frame
+                while walk is not None:
+                    k = _key(walk)
                     if k not in seen:
                         seen.add(k)
                         inclusive[k] += 1
-                    frame = frame.f_back
+                    walk = walk.f_back
             if time.monotonic() - last > 2:
                 last = time.monotonic()
                 dump()

@@ -1,0 +1,125 @@
+"""SQLite connections a process reuses (core/dbpool.py, issue 12 item 4).
+
+Each request's sync code runs in a new thread under ASGI, so without reuse every request
+opened (and parsed the schema of) a new SQLite connection and closed it at its end.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from core import dbpool
+from core.dbpool import PooledSQLiteConnection
+
+
+def _connect(path: Path) -> Any:
+    return sqlite3.connect(str(path), check_same_thread=False, factory=PooledSQLiteConnection)
+
+
+def test_a_closed_connection_is_the_next_ones_with_what_was_committed(tmp_path):
+    # given
+    first = _connect(tmp_path / "a.sqlite3")
+    first.execute("CREATE TABLE t (n INTEGER)")
+    first.execute("INSERT INTO t VALUES (1)")
+    first.commit()
+    first.close()
+    # when
+    second = _connect(tmp_path / "a.sqlite3")
+    # then
+    assert second is first
+    assert second.execute("SELECT n FROM t").fetchall() == [(1,)]
+    other = _connect(tmp_path / "a.sqlite3")  # the first is taken: a new one
+    assert other is not second
+    second.close()
+    other.close()
+
+
+def test_a_transaction_left_open_is_rolled_back_before_reuse(tmp_path):
+    conn = _connect(tmp_path / "b.sqlite3")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    conn.commit()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    again = _connect(tmp_path / "b.sqlite3")
+    assert again is conn
+    assert not again.in_transaction
+    assert again.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    # The write lock went with the rollback: another connection can write.
+    writer = sqlite3.connect(str(tmp_path / "b.sqlite3"), timeout=0)
+    writer.execute("INSERT INTO t VALUES (2)")
+    writer.commit()
+    writer.close()
+    again.close()
+
+
+def test_closing_twice_pools_it_once(tmp_path):
+    conn = _connect(tmp_path / "c.sqlite3")
+    conn.execute("SELECT 1")
+    conn.close()
+    conn.close()
+    assert _connect(tmp_path / "c.sqlite3") is conn
+    assert _connect(tmp_path / "c.sqlite3") is not conn
+
+
+def test_a_file_replaced_at_the_same_path_gets_a_new_connection(tmp_path):
+    path = tmp_path / "d.sqlite3"
+    old = _connect(path)
+    old.execute("CREATE TABLE t (n INTEGER)")
+    old.commit()
+    old.close()
+    os.remove(path)
+    fresh = sqlite3.connect(str(path))
+    fresh.execute("CREATE TABLE u (n INTEGER)")
+    fresh.close()
+    new = _connect(path)
+    assert new is not old
+    assert new.execute("SELECT name FROM sqlite_master").fetchall() == [("u",)]
+    new.close()
+
+
+def test_at_most_pool_size_idle_connections_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(dbpool, "_size", 2)
+    path = tmp_path / "e.sqlite3"
+    conns = [_connect(path) for _ in range(3)]
+    for conn in conns:
+        conn.execute("SELECT 1")
+        conn.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # the third was really closed
+        conns[2].execute("SELECT 1")
+    assert {id(_connect(path)), id(_connect(path))} == {id(conns[0]), id(conns[1])}
+
+
+def test_memory_databases_are_never_pooled():
+    conn = sqlite3.connect(":memory:", factory=PooledSQLiteConnection)
+    conn.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's connection reuse")
+def test_each_request_thread_reuses_the_connection_the_last_one_closed():
+    """As under daphne: a new thread per request, Django's close at its end."""
+    seen: list[int] = []
+
+    def request() -> None:
+        from django.db import connection as thread_connection
+
+        with thread_connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM core_organization")
+        seen.append(id(thread_connection.connection))
+        thread_connection.close()
+
+    for _ in range(3):
+        thread = threading.Thread(target=request)
+        thread.start()
+        thread.join()
+    assert len(set(seen)) == 1, seen
