@@ -14,22 +14,26 @@
 
 JavaScript gets its strings from `/jsi18n/` (`javascript_catalog`): one catalog per
 language, built once per process and answered with an ETag, so a page load costs a 304.
+The widget, on a customer's site, gets the same strings as data from its own public API
+(`catalog_strings`; widget/public_api.py), never as globals in the customer's page.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils import timezone, translation
 from django.utils.cache import patch_cache_control, patch_vary_headers
-from django.views.i18n import JavaScriptCatalog
+from django.views.i18n import JavaScriptCatalog, JSONCatalog
 
 from core.models import AgentPreference
 
@@ -160,3 +164,23 @@ def javascript_catalog(request: HttpRequest) -> HttpResponse:
     patch_cache_control(response, private=True, no_cache=True)
     patch_vary_headers(response, ("Accept-Language", "Cookie"))
     return response
+
+_json_catalog_view = JSONCatalog.as_view(packages=["core"])
+_strings: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+
+
+def catalog_strings(request: HttpRequest, language: str) -> tuple[dict[str, Any], str]:
+    """The same catalog as data, `({msgid: translation}, version)`, for a page that must
+    not get window.gettext: the widget runs on a customer's site, whose own globals are
+    not ours to set (widget/public_api.py serves it with CORS for the inbox's origins).
+    A plural's translation is the list of its forms. Built once per language and
+    compiled catalog; `version` changes when either does (an ETag for the caller)."""
+    key = (language, _catalog_version())
+    if key not in _strings:
+        with translation.override(language):
+            built = _json_catalog_view(request)
+        assert isinstance(built, HttpResponse)
+        for stale in [k for k in _strings if k[1] != key[1]]:
+            del _strings[stale]
+        _strings[key] = (json.loads(built.content)["catalog"], f"{language}-{key[1]}")
+    return _strings[key]

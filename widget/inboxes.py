@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError
+from core.i18n import supported_language
 from core.logging import get_logger
 from core.models import Membership, Organization
 from widget.models import WebInbox, new_inbox_secret, new_inbox_token
@@ -54,6 +56,12 @@ def _validated(data: dict[str, Any]) -> dict[str, Any]:
             out["allowed_origins"] = sorted({origin_normalize(o) for o in data["allowed_origins"]})
         except (ValueError, TypeError):
             errors["allowed_origins"] = ["Each origin is scheme://host[:port], http or https."]
+    if data.get("language"):
+        # The widget's default: one the platform speaks, as settings.LANGUAGES spell it.
+        language = supported_language(data["language"])
+        if language is None:
+            errors["language"] = [_("Not a language the widget speaks (en, ru, pt-br).")]
+        out["language"] = language
     if "business_hours" in data:
         hours = data["business_hours"]
         ok = isinstance(hours, list) and len(hours) <= 50

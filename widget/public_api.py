@@ -5,15 +5,21 @@ No session, no API key: the inbox token names the inbox, the visitor token (head
 on one of the inbox's allowed origins (the browser's `Origin`; a request without one is
 refused too), is answered with CORS headers for that origin only, and is counted per
 client address and, once known, per visitor (core/ratelimit.py).
+
+Every answer, errors included, is in the visitor's language: the browser's
+(Accept-Language) when the platform speaks it, else the inbox's default
+(core.i18n.visitor_language); `strings/` gives the widget its texts in that language.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from django.utils import timezone, translation
+from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +28,7 @@ from rest_framework.views import APIView
 from chat.representations import HelpDeskSerializer, MessageSerializer
 from chat.visitors import visitor_seen_message
 from core.errors import ApplicationError
+from core.i18n import catalog_strings, visitor_language
 from core.ratelimit import hit, rate
 from core.throttles import RATE_LIMITED, client_address
 from widget import inboxes, selectors, services
@@ -62,10 +69,12 @@ class WidgetView(APIView):
         super().initial(request, *args, **kwargs)
         rate_check(f"widget:ip:{client_address(request._request)}", "WIDGET_IP_RATE")
         self.web_inbox = selectors.web_inbox_by_token(token=kwargs["token"])
+        # Before any refusal of this inbox's: the visitor reads it in their language.
+        translation.activate(visitor_language(request._request, self.web_inbox.language))
         origin = request.headers.get("Origin", "")
         if origin not in self.web_inbox.allowed_origins:
             raise ApplicationError(
-                "This site may not use this widget (its origin is not allowed).",
+                _("This site may not use this widget (its origin is not allowed)."),
                 code="origin_not_allowed",
                 status_code=403,
             )
@@ -90,7 +99,8 @@ class WidgetView(APIView):
         if self.origin:
             # Only an allowed origin's page may read the answer; no cookies are involved.
             response["Access-Control-Allow-Origin"] = self.origin
-            response["Vary"] = "Origin"
+            patch_vary_headers(response, ("Origin", "Accept-Language"))
+            response["Content-Language"] = translation.get_language()
         return response
 
 
@@ -99,7 +109,9 @@ def _config(web_inbox: WebInbox) -> dict[str, Any]:
     return {
         "name": web_inbox.name,
         "greeting": web_inbox.greeting,
-        "away_message": web_inbox.away_message,
+        # The admin's words as written; without any, ours in the visitor's language.
+        "away_message": web_inbox.away_message
+        or _("We're away: leave a message and we'll get back to you."),
         "language": web_inbox.language,
         "online": inboxes.web_inbox_online(web_inbox=web_inbox, now=now),
         "prechat": {
@@ -125,6 +137,37 @@ class ConfigView(WidgetView):
     )
     def get(self, request: Request, token: str) -> Response:
         return Response(_config(self.web_inbox))
+
+
+class StringsView(WidgetView):
+    methods = "GET"
+
+    @extend_schema(
+        responses=inline_serializer(
+            "WidgetStrings",
+            {
+                "language": serializers.CharField(),
+                "strings": serializers.DictField(
+                    help_text="msgid -> translation (a plural: the list of its forms)."
+                ),
+            },
+        ),
+        summary="The widget's texts in the visitor's language",
+        description=_VISITOR,
+    )
+    def get(self, request: Request, token: str) -> Response:
+        language = translation.get_language()
+        strings, version = catalog_strings(request._request, language)
+        etag = f'"{version}"'
+        if etag in request.headers.get("If-None-Match", ""):
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = Response({"language": language, "strings": strings})
+        response["ETag"] = etag
+        # A few minutes in the browser (one request per page load at most, then a 304);
+        # the inbox's default language, changed, reaches visitors within that time.
+        patch_cache_control(response, private=True, max_age=300)
+        return response
 
 
 class StartView(WidgetView):

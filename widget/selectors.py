@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from chat.models import Message
 from chat.selectors import help_desk_get_for_principal
@@ -33,7 +34,7 @@ def web_inbox_by_token(*, token: str) -> WebInbox:
     if 10 <= len(token) <= 40 and token.replace("-", "").replace("_", "").isalnum():
         inbox = WebInbox.objects.select_related("organization").filter(token=token).first()
     if inbox is None:
-        raise ApplicationError("Unknown widget.", code="not_found", status_code=404)
+        raise ApplicationError(_("Unknown widget."), code="not_found", status_code=404)
     return inbox
 
 

@@ -25,6 +25,7 @@ from django.core import signing
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from chat.models import HelpDesk, Message
 from chat.visitors import (
@@ -60,11 +61,11 @@ def visitor_from_token(*, web_inbox: WebInbox, token: str) -> Visitor:
         )
     except signing.BadSignature as exc:
         raise ApplicationError(
-            "Invalid or expired visitor token.", code="visitor_token_invalid", status_code=401
+            _("Invalid or expired visitor token."), code="visitor_token_invalid", status_code=401
         ) from exc
     if not isinstance(payload, dict) or payload.get("i") != web_inbox.pk:
         raise ApplicationError(
-            "Invalid or expired visitor token.", code="visitor_token_invalid", status_code=401
+            _("Invalid or expired visitor token."), code="visitor_token_invalid", status_code=401
         )
     visitor = (
         Visitor.objects.select_related("client", "inbox")
@@ -73,7 +74,7 @@ def visitor_from_token(*, web_inbox: WebInbox, token: str) -> Visitor:
     )
     if visitor is None:
         raise ApplicationError(
-            "Invalid or expired visitor token.", code="visitor_token_invalid", status_code=401
+            _("Invalid or expired visitor token."), code="visitor_token_invalid", status_code=401
         )
     return visitor
 
@@ -87,8 +88,10 @@ def _identity_check(*, web_inbox: WebInbox, user_id: str, user_hash: str) -> Non
     if not user_hash or not hmac.compare_digest(expected, user_hash.lower()):
         log.warning("widget_identity_refused", web_inbox_id=web_inbox.pk)
         raise ApplicationError(
-            "user_hash does not match user_id: sign the id with the inbox's secret "
-            "(HMAC-SHA256, hex) on your server.",
+            _(
+                "user_hash does not match user_id: sign the id with the inbox's secret "
+                "(HMAC-SHA256, hex) on your server."
+            ),
             code="identity_invalid",
             status_code=403,
         )
@@ -178,7 +181,7 @@ def _missing_prechat(visitor: Visitor) -> dict[str, list[str]]:
         else:
             has = bool(getattr(client, field) or (field == "phone" and visitor.phone))
         if required and not has:
-            missing[field] = ["Required by this inbox before the first message."]
+            missing[field] = [_("Required by this inbox before the first message.")]
     return missing
 
 
@@ -188,10 +191,12 @@ def visitor_message_send(
     missing = _missing_prechat(visitor)
     if missing:
         raise ApplicationError(
-            "Tell us who you are first.", code="prechat_required", fields=missing
+            _("Tell us who you are first."), code="prechat_required", fields=missing
         )
     if not text.strip() and file is None:
-        raise ApplicationError("Write something or attach a file.", fields={"text": ["Empty."]})
+        raise ApplicationError(
+            _("Write something or attach a file."), fields={"text": [_("Empty.")]}
+        )
     return visitor_message_receive(client=visitor.client, text=text, file=file)
 
 
@@ -227,7 +232,9 @@ def rating_create(*, visitor: Visitor, score: int, comment: str = "") -> Rating:
     help_desk = visitor_help_desk(visitor=visitor)
     if help_desk is None or help_desk.status not in RESOLVED_STATUSES:
         raise ApplicationError(
-            "A conversation can be rated once it is resolved.", code="not_resolved", status_code=409
+            _("A conversation can be rated once it is resolved."),
+            code="not_resolved",
+            status_code=409,
         )
     try:
         with transaction.atomic():
@@ -240,7 +247,7 @@ def rating_create(*, visitor: Visitor, score: int, comment: str = "") -> Rating:
             )
     except IntegrityError as exc:
         raise ApplicationError(
-            "This conversation is already rated.", code="already_rated", status_code=409
+            _("This conversation is already rated."), code="already_rated", status_code=409
         ) from exc
     log.info("widget_rated", help_desk_id=help_desk.pk, score=score, at=timezone.now().isoformat())
     return rating
