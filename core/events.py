@@ -61,6 +61,8 @@ EVENT_TYPES = frozenset(
         "help_desk_read",
         # a mailing created or edited, whole (mailing/representations.py)
         "update_mailing",
+        # an external service's event, processed or a duplicate (mailing/representations.py)
+        "event_received",
     }
 )
 EVENTS_PUBLISHED = Counter(

@@ -1,5 +1,6 @@
-"""One representation per mailing: the REST body, its OpenAPI schema and the payload of
-the mailing events (`update_mailing`, `mailing_progress`, `mailing_finished`).
+"""One representation per mailing (and per event posted by an external service): the REST
+body, its OpenAPI schema and the payload of the realtime events (`update_mailing`,
+`mailing_progress`, `mailing_finished`; `event_received`).
 
 Below the services in the layering (they publish `mailing_event_data(...)`; this module
 imports only models and core), so an event carries what the REST API shows (name,
@@ -13,7 +14,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from mailing.models import Mailing
+from mailing.models import Event, Mailing
 
 
 class MailingSerializer(serializers.ModelSerializer[Mailing]):
@@ -64,3 +65,38 @@ class MailingCountsSerializer(MailingSerializer):
 def mailing_event_data(mailing: Mailing, counts: dict[str, int]) -> dict[str, Any]:
     """The payload of a mailing event: the REST object with its message counts."""
     return dict(MailingCountsSerializer(mailing, context={"counts": {mailing.pk: counts}}).data)
+
+
+class EventMailingSerializer(serializers.ModelSerializer[Mailing]):
+    class Meta:
+        model = Mailing
+        fields = ["id", "status", "start_at", "rule", "template"]
+
+
+class EventSerializer(serializers.ModelSerializer[Event]):
+    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    event = serializers.CharField(source="name", read_only=True)
+    client = serializers.UUIDField(source="client.uuid", read_only=True, allow_null=True)
+    mailings = EventMailingSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "organization",
+            "event",
+            "client",
+            "data",
+            "idempotency_key",
+            "created_at",
+            "mailings",
+            "cancelled",
+        ]
+
+
+def event_event_data(event: Event, status: str) -> dict[str, Any]:
+    """The payload of `event_received`: the REST object, and `status` "processed" (just
+    now) or "duplicate" (its idempotency key again: nothing processed)."""
+    return {**EventSerializer(event).data, "status": status}

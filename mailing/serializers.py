@@ -8,14 +8,13 @@ from rest_framework import serializers
 
 from core.validators import operator_code_validator, tag_validator
 from mailing.models import (
-    Event,
     EventRule,
-    Mailing,
     MailingMessage,
     Template,
     TemplateVariant,
     Transport,
 )
+from mailing.representations import EventSerializer as EventSerializer
 from mailing.representations import MailingCountsSerializer as MailingCountsSerializer
 from mailing.representations import MailingSerializer as MailingSerializer
 from mailing.services.contacts import BOUNCE, COMPLAINT, MAX_BOUNCE_ADDRESSES
@@ -391,32 +390,3 @@ class EventInSerializer(serializers.Serializer[Any]):
     idempotency_key = serializers.CharField(
         max_length=100, help_text="Unique per organization: a repeated key is not processed again."
     )
-
-
-class EventMailingSerializer(serializers.ModelSerializer[Mailing]):
-    class Meta:
-        model = Mailing
-        fields = ["id", "status", "start_at", "rule", "template"]
-
-
-class EventSerializer(serializers.ModelSerializer[Event]):
-    organization: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-    event = serializers.CharField(source="name", read_only=True)
-    client = serializers.UUIDField(source="client.uuid", read_only=True, allow_null=True)
-    mailings = EventMailingSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = Event
-        fields = [
-            "id",
-            "organization",
-            "event",
-            "client",
-            "data",
-            "idempotency_key",
-            "created_at",
-            "mailings",
-            "cancelled",
-        ]

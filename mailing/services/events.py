@@ -26,9 +26,11 @@ from django.utils import timezone
 
 from chat.models import Client
 from core.errors import ApplicationError
+from core.events import publish_on_commit
 from core.logging import get_logger
 from core.models import Organization
 from mailing.models import Event, EventRule, Mailing, Template
+from mailing.representations import event_event_data
 from mailing.services.lifecycle import mailing_cancel
 from mailing.services.mailings import notification_send
 from mailing.services.validation import invalid_input
@@ -175,6 +177,8 @@ def event_receive(
                 fields={"idempotency_key": ["Already used for another event."]},
             ) from None
         log.info("event_duplicate", event_id=seen.pk, organization_id=organization.pk)
+        # The console shows a retried post too (nothing was processed again).
+        publish_on_commit(organization.pk, "event_received", event_event_data(seen, "duplicate"))
         return seen, False
     return event, True
 
@@ -229,6 +233,7 @@ def _process(event: Event) -> None:
         created.append(mailing.pk)
     event.cancelled = cancelled
     event.save(update_fields=["cancelled"])
+    publish_on_commit(event.organization_id, "event_received", event_event_data(event, "processed"))
     log.info(
         "event_processed",
         event_id=event.pk,

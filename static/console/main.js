@@ -18,6 +18,7 @@ import { attentionDebug, loadPreferences } from "./attention.js";
 import { openHelpDesk, showTab } from "./nav.js";
 import { debugHooks, setConn, startStream } from "./realtime.js";
 import "./panels/assistance.js";
+import "./panels/events.js";
 import "./panels/incidents.js";
 import "./panels/mailings.js";
 import "./panels/web-inboxes.js";

@@ -124,3 +124,38 @@ def test_attackers_cannot_read_or_change_a_rule(
     hostile = admin.client().patch(url, "[1, 2", content_type="application/json")
     assert hostile.status_code == 400
     assert EventRule.objects.values().get(pk=rule["id"]) == before
+
+
+def test_an_event_is_published_to_the_console_processed_then_duplicate(
+    org: Any,
+    make_client: Any,
+    rule: Any,
+    redis_client: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    import json
+
+    from chat.models import Client
+    from core.events import log_key
+    from mailing.services.events import event_receive
+
+    client = make_client(org)
+    Client.objects.filter(pk=client.pk).update(email="new@example.test")
+    redis_client.delete(log_key(org.pk))
+    for _ in range(2):  # the same idempotency key twice
+        with django_capture_on_commit_callbacks(execute=True):
+            event_receive(
+                organization=org,
+                name="user_registered",
+                client="new@example.test",
+                data={},
+                idempotency_key="reg-1",
+            )
+    frames = [json.loads(f[b"f"]) for _, f in redis_client.xrange(log_key(org.pk))]
+    received = [json.loads(f["data"]) for f in frames if f["type"] == "event_received"]
+    assert [r["status"] for r in received] == ["processed", "duplicate"]
+    first = received[0]
+    assert first["event"] == "user_registered" and first["client"] == str(client.uuid)
+    assert [m["rule"] for m in first["mailings"]] == [rule["id"]]
+    assert first["mailings"][0]["status"] == "scheduled"
+    assert received[1]["id"] == first["id"]

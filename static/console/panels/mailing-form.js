@@ -1,8 +1,10 @@
 /* The New mailing form: name, template (its declared variables get one input each) or
  * text, the filter (client tags, operator codes), start and end (local time, sent as
- * ISO), an optional daily window, promotional. The preview renders the text for one
- * client with the same rule as mailing/rendering.py (there is no preview endpoint);
- * field errors from POST /api/mailings/ are shown next to their fields. */
+ * ISO), an optional daily window, promotional. The preview of a template is the
+ * server's (POST /api/templates/<id>/preview/: the real client, its language's variant,
+ * the code's context provider, exactly as the mailing renders it); a plain text (no
+ * template, no endpoint) is substituted here with the same rule as mailing/rendering.py.
+ * Field errors from POST /api/mailings/ are shown next to their fields. */
 import { api, orgQuery } from "../api.js";
 import { emit, state } from "../core.js";
 import { $, clear, el, notify } from "../dom.js";
@@ -66,11 +68,35 @@ function renderVariables() {
   }
 }
 
+let previewSeq = 0;
+let previewTimer = null;
+
 function updatePreview() {
   const template = selectedTemplate();
-  const body = template ? template.body : $("mailing-text").value;
   const client = mailingForm.previewClients.find((c) => c.uuid === $("mailing-preview-client").value);
-  $("mailing-preview").textContent = client ? renderTemplate(body, contextValues(), client) : t("Pick a client to preview the text.");
+  const out = $("mailing-preview");
+  clearTimeout(previewTimer);
+  const seq = ++previewSeq;
+  if (!client) {
+    out.textContent = t("Pick a client to preview the text.");
+    return;
+  }
+  if (!template) {
+    out.textContent = renderTemplate($("mailing-text").value, contextValues(), client);
+    return;
+  }
+  // One request once the typing pauses; only the latest answer is shown.
+  previewTimer = setTimeout(() => {
+    api("POST", "/api/templates/" + template.id + "/preview/", { client: client.id, context: contextValues() })
+      .then((result) => {
+        if (seq !== previewSeq) return;
+        out.dataset.source = "server";
+        out.textContent = (result.data.subject ? result.data.subject + "\n\n" : "") + result.data.text;
+      })
+      .catch((err) => {
+        if (seq === previewSeq) out.textContent = err.message;
+      });
+  }, 250);
 }
 
 export function loadPreviewClients() {
