@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.i18n import user_time_zone
 from core.models import TeamMember
 from core.throttles import login_rate_limited
 
@@ -36,5 +37,7 @@ def home(request: HttpRequest) -> HttpResponseBase:
         "username": request.user.get_username(),
         "logout_url": "/logout/",
         "teams": teams,
+        # The zone the agent saved ("": the browser's): static/console/dom.js formats in it.
+        "time_zone": getattr(user_time_zone(request.user.pk), "key", ""),
     }
     return render(request, "console/app.html", {"config": config})

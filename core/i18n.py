@@ -9,8 +9,10 @@
    `Client.language` (`language_or_default`).
 4. An email to an agent (incident notices, the daily report) is rendered in that agent's
    saved language (`user_language`), since no request is there to say.
-5. Times the server renders read in the viewer's time zone when the browser sent it (the
-   `tz` cookie), else in TIME_ZONE; the console formats its own with Intl in the browser's.
+5. Times read in the viewer's time zone: the one an agent saved (`AgentPreference.time_zone`,
+   `user_time_zone` for an email to them), else the browser's (the `tz` cookie the console
+   sets), else TIME_ZONE. The console formats its own with Intl in the saved zone (the
+   page's config) or, without one, the browser's.
 
 JavaScript gets its strings from `/jsi18n/` (`javascript_catalog`): one catalog per
 language, built once per process and answered with an ETag, so a page load costs a 304.
@@ -56,12 +58,26 @@ def language_or_default(code: str | None, default: str | None = None) -> str:
 
 def user_language(user_id: int | None) -> str | None:
     """The language a user saved in their preferences, if any and still spoken."""
+    return user_language_and_time_zone(user_id)[0]
+
+
+def user_time_zone(user_id: int | None) -> zoneinfo.ZoneInfo | None:
+    """The time zone a user saved in their preferences, if any and still known."""
+    return user_language_and_time_zone(user_id)[1]
+
+
+def user_language_and_time_zone(
+    user_id: int | None,
+) -> tuple[str | None, zoneinfo.ZoneInfo | None]:
+    """Both saved choices in one query (None for each one not saved or no longer valid)."""
     if user_id is None:
-        return None
+        return None, None
     saved = (
-        AgentPreference.objects.filter(user_id=user_id).values_list("language", flat=True).first()
+        AgentPreference.objects.filter(user_id=user_id).values_list("language", "time_zone").first()
     )
-    return supported_language(saved)
+    if saved is None:
+        return None, None
+    return supported_language(saved[0]), viewer_time_zone(saved[1])
 
 
 def visitor_language(request: HttpRequest, default: str | None = None) -> str:
@@ -79,8 +95,9 @@ class AgentLanguageMiddleware:
     """Activate a session user's saved language over the browser's (after
     AuthenticationMiddleware; LocaleMiddleware has already activated Accept-Language's).
 
-    One indexed query per session request; API-key requests are anonymous here (DRF
-    authenticates them in the view), so they follow Accept-Language, as the API promises.
+    One indexed query per session request (language and time zone); API-key requests are
+    anonymous here (DRF authenticates them in the view), so they follow Accept-Language, as
+    the API promises.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -88,14 +105,16 @@ class AgentLanguageMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
+        zone = None
         if user is not None and user.is_authenticated:
-            language = user_language(user.pk)
+            language, zone = user_language_and_time_zone(user.pk)
             if language:
                 translation.activate(language)
                 request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
-        # The viewer's time zone, as the browser reports it (a `tz` cookie the console sets
-        # from Intl): server-rendered times (the admin's) then read in it; else TIME_ZONE.
-        zone = viewer_time_zone(unquote(request.COOKIES.get(TZ_COOKIE, "")))
+        # The viewer's time zone: the one the agent saved, else the browser's (a `tz` cookie
+        # the console sets from Intl); server-rendered times (the admin's) read in it; with
+        # neither, in TIME_ZONE.
+        zone = zone or viewer_time_zone(unquote(request.COOKIES.get(TZ_COOKIE, "")))
         if zone is None:
             return self.get_response(request)
         with timezone.override(zone):
@@ -164,6 +183,7 @@ def javascript_catalog(request: HttpRequest) -> HttpResponse:
     patch_cache_control(response, private=True, no_cache=True)
     patch_vary_headers(response, ("Accept-Language", "Cookie"))
     return response
+
 
 _json_catalog_view = JSONCatalog.as_view(packages=["core"])
 _strings: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}

@@ -69,7 +69,8 @@ class Membership(models.Model):
 
 class AgentPreference(models.Model):
     """What one person chose for themselves, whatever the organization: the console's
-    language and attention settings. Created on first save; absent means defaults."""
+    language, time zone and attention settings. Created on first save; absent means
+    defaults."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -81,6 +82,8 @@ class AgentPreference(models.Model):
     language = models.CharField(max_length=10, blank=True, default="", verbose_name=_("language"))
     notify_desktop = models.BooleanField(default=False, verbose_name=_("desktop notifications"))
     notify_sound = models.BooleanField(default=False, verbose_name=_("sound notifications"))
+    # An IANA name (core.preferences checks it); blank: the browser's zone (the `tz` cookie).
+    time_zone = models.CharField(max_length=64, blank=True, default="", verbose_name=_("time zone"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:

@@ -1,6 +1,7 @@
 """Who is who, for the console's pickers and settings (issue 13): an organization's
-members and the caller's own preferences. Teams are listed by escalation's `/api/teams/`
-(id, slug, name, members), which the console's team picker reads."""
+members and the caller's own preferences (language, time zone, attention). Teams are
+listed by escalation's `/api/teams/` (id, slug, name, members), which the console's team
+picker reads."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -16,6 +18,7 @@ from rest_framework.views import APIView
 
 from core import permissions, scopes
 from core.api import ListView
+from core.i18n import viewer_time_zone
 from core.models import AgentPreference, Membership, Organization
 from core.preferences import agent_preference_get, agent_preference_update
 from core.scope import organization_get_for_principal
@@ -42,9 +45,23 @@ class PreferenceSerializer(serializers.ModelSerializer[AgentPreference]):
         help_text="Blank: follow the browser (Accept-Language).",
     )
 
+    time_zone = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="An IANA time zone (Europe/Moscow). Blank: the browser's.",
+    )
+
     class Meta:
         model = AgentPreference
-        fields = ["language", "notify_desktop", "notify_sound"]
+        fields = ["language", "time_zone", "notify_desktop", "notify_sound"]
+
+    def validate_time_zone(self, value: str) -> str:
+        if value and viewer_time_zone(value) is None:
+            raise serializers.ValidationError(
+                gettext("Unknown time zone: use an IANA name such as Europe/Moscow.")
+            )
+        return value
 
 
 class MemberListView(ListView):

@@ -1,6 +1,7 @@
-"""An agent's own settings (issue 13): console language and attention (desktop
-notifications, sound). One row per person, created on the first write; absent means
-the defaults, so reading never writes."""
+"""An agent's own settings (issue 13): console language, time zone (issue 16: the times
+the console and the server show this agent) and attention (desktop notifications,
+sound). One row per person, created on the first write; absent means the defaults, so
+reading never writes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from core.models import AgentPreference
 
 log = get_logger(__name__)
 
-FIELDS = ("language", "notify_desktop", "notify_sound")
+FIELDS = ("language", "time_zone", "notify_desktop", "notify_sound")
 
 
 def agent_preference_get(*, user: Any) -> AgentPreference:

@@ -9,7 +9,7 @@ import { fmt, t } from "./i18n.js";
 import { clientName, isMe, people, userName } from "./people.js";
 import { openHelpDesk } from "./nav.js";
 
-const prefs = { language: "", notify_desktop: false, notify_sound: false, loaded: false, remote: true };
+const prefs = { language: "", time_zone: "", notify_desktop: false, notify_sound: false, loaded: false, remote: true };
 const fired = []; // what was signalled, for tests (consoleDebug.alerts())
 let audio = null;
 
@@ -34,6 +34,36 @@ function languagePicker() {
     savePreferences({ language: select.value }).then(() => location.reload());
   });
   row.replaceChildren(label, select);
+  timeZonePicker(row);
+}
+
+// The time zone the console's times read in: saved per agent, the page reloads in it
+// ("" follows the browser's; the server then reads the `tz` cookie below).
+function timeZonePicker(languageRow) {
+  const row = document.createElement("p");
+  row.id = "pref-time-zone-row";
+  const label = document.createElement("label");
+  label.htmlFor = "pref-time-zone";
+  label.textContent = t("Time zone") + " ";
+  const select = document.createElement("select");
+  select.id = "pref-time-zone";
+  select.style.maxWidth = "16rem"; // a long zone name must not widen the settings box
+  const browser = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const saved = prefs.time_zone || "";
+  const names = zones.includes("UTC") ? zones : ["UTC", ...zones];
+  if (saved && !names.includes(saved)) names.push(saved);
+  for (const [code, name] of [["", fmt(t("The browser's time zone (%(zone)s)"), { zone: browser })], ...names.map((z) => [z, z])]) {
+    const option = document.createElement("option");
+    option.value = code;
+    option.textContent = name;
+    select.append(option);
+  }
+  select.addEventListener("change", () => {
+    savePreferences({ time_zone: select.value }).then(() => location.reload());
+  });
+  row.append(label, select);
+  languageRow.after(row);
 }
 
 // The server renders times (the admin's) in the viewer's zone: it reads this cookie.
@@ -42,6 +72,7 @@ document.cookie = "tz=" + encodeURIComponent(Intl.DateTimeFormat().resolvedOptio
 function showPrefs() {
   if (!$("pref-language")) languagePicker();
   $("pref-language").value = prefs.language || "";
+  $("pref-time-zone").value = prefs.time_zone || "";
   $("pref-desktop").checked = !!prefs.notify_desktop;
   $("pref-sound").checked = !!prefs.notify_sound;
   const denied = typeof Notification !== "undefined" && Notification.permission === "denied";

@@ -49,12 +49,29 @@ export function ts(iso) {
 
 // Formatters built once: toLocale*String() builds one per call, which dominated the
 // time to draw a long inbox.
-// In the page's language (<html lang>, the one Django chose), not the browser's.
+// In the page's language (<html lang>, the one Django chose), not the browser's, and in
+// the time zone the agent saved (the page's config; "" or unknown: the browser's).
 const LOCALE = document.documentElement.lang || undefined;
-const TIME = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit" });
-const DAY = new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric" });
+export const TIME_ZONE = savedTimeZone();
+const TIME = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit", timeZone: TIME_ZONE });
+const DAY = new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric", timeZone: TIME_ZONE });
+const DATE_TIME = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short", timeZone: TIME_ZONE });
+// The calendar day in that zone, to tell "today" from other days.
+const DAY_KEY = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: TIME_ZONE });
 let today = "";
 let todayUntil = 0;
+
+function savedTimeZone() {
+  try {
+    const node = document.getElementById("console-config");
+    const zone = node ? JSON.parse(node.textContent).time_zone : "";
+    if (!zone) return undefined;
+    new Intl.DateTimeFormat("en", { timeZone: zone }); // throws for a zone this browser lacks
+    return zone;
+  } catch (e) {
+    return undefined;
+  }
+}
 
 export function formatTime(iso) {
   if (!iso) return "";
@@ -63,14 +80,18 @@ export function formatTime(iso) {
   if (isNaN(ms)) return "";
   const now = Date.now();
   if (now >= todayUntil) {
-    const midnight = new Date();
-    midnight.setHours(24, 0, 0, 0);
-    todayUntil = midnight.getTime();
-    today = new Date().toDateString();
+    todayUntil = now + 60000; // the zone's midnight is not the browser's: look again each minute
+    today = DAY_KEY.format(now);
   }
   const time = TIME.format(date);
-  if (date.toDateString() === today) return time;
+  if (DAY_KEY.format(date) === today) return time;
   return DAY.format(date) + " " + time;
+}
+
+// A date and time in full (a snooze's end), in the same zone.
+export function formatDateTime(iso) {
+  const date = new Date(iso || "");
+  return isNaN(date.getTime()) ? "" : DATE_TIME.format(date);
 }
 
 let noticeTimer = null;

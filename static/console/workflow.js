@@ -3,7 +3,7 @@
  * page follows through the `update_helpdesk` event the service publishes. */
 import { api } from "./api.js";
 import { config, listen, state } from "./core.js";
-import { $, clear, el } from "./dom.js";
+import { $, clear, el, formatDateTime } from "./dom.js";
 import { fmt, t } from "./i18n.js";
 import { normalStatus, upsertDesk } from "./inbox.js";
 import { people, teamName, userKey, userName } from "./people.js";
@@ -38,7 +38,7 @@ function render() {
   const snoozed = $("snoozed-note");
   snoozed.hidden = status !== "snoozed" || !desk.snoozed_until;
   if (!snoozed.hidden) {
-    snoozed.textContent = fmt(t("Snoozed until %(time)s"), { time: new Date(desk.snoozed_until).toLocaleString(document.documentElement.lang || undefined) });
+    snoozed.textContent = fmt(t("Snoozed until %(time)s"), { time: formatDateTime(desk.snoozed_until) });
   }
   // Assignee: nobody, me, then the other members (the current one even if not listed).
   const assignee = $("conv-assignee");

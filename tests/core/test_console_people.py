@@ -53,6 +53,7 @@ def test_preferences_default_then_saved_for_that_person_only(agent, make_agent, 
     api = agent.client()
     assert api.get("/api/me/preferences/").json() == {
         "language": "",
+        "time_zone": "",
         "notify_desktop": False,
         "notify_sound": False,
     }
@@ -60,7 +61,12 @@ def test_preferences_default_then_saved_for_that_person_only(agent, make_agent, 
 
     saved = api.patch("/api/me/preferences/", {"language": "ru", "notify_sound": True})
     assert saved.status_code == 200, saved.content
-    assert saved.json() == {"language": "ru", "notify_desktop": False, "notify_sound": True}
+    assert saved.json() == {
+        "language": "ru",
+        "time_zone": "",
+        "notify_desktop": False,
+        "notify_sound": True,
+    }
     assert api.get("/api/me/preferences/").json()["language"] == "ru"
     bob = make_agent("bob", org, role="agent")
     assert bob.client().get("/api/me/preferences/").json()["language"] == ""
