@@ -65,6 +65,7 @@ def test_every_widget_answer_matches_its_schema_component(
     paths = {p for p in schema["paths"] if p.startswith(WIDGET)}
     assert {p.removeprefix(WIDGET) for p in paths} == {
         "config/",
+        "strings/",
         "start/",
         "messages/",
         "typing/",
@@ -74,6 +75,8 @@ def test_every_widget_answer_matches_its_schema_component(
 
     # given a visitor who starts (201), writes, attaches, and gets a reply
     _check(schema, "config/", "get", widget.api.get(widget.url("config")))
+    strings = _check(schema, "strings/", "get", widget.api.get(widget.url("strings")))
+    assert strings["language"] == "en"  # English: the texts as written, no entries
     _check(schema, "start/", "post", widget.start(page_url="https://shop.example/"))
     sent = _check(schema, "messages/", "post", widget.post("messages", {"text": "hi"}))
     attached = widget.post(
