@@ -110,10 +110,12 @@ def message_delete(*, message: Message) -> None:
     help_desk_publish(help_desk)
 
 
-def _touch_help_desk(
+def help_desk_touch(
     *, help_desk: HelpDesk, message: Message, unread: bool, assignee: Any = None
 ) -> None:
-    """`unread`: the client wrote (the desk reopens, snoozed or pending or not);
+    """The desk's bookkeeping for a new message, for every channel (SMS here, the
+    widget's visitors in chat/visitors.py). Call inside the message's transaction.
+    `unread`: the client wrote (the desk reopens, snoozed or pending or not);
     `assignee`: an agent replied on an unassigned desk and takes it (self-assign)."""
     now = timezone.now()
     changes: dict[str, Any] = {}
@@ -179,7 +181,7 @@ def message_create(
             text=(text + _file_note(message)).strip(),
         )
         message.save(update_fields=["delivery"])
-    _touch_help_desk(
+    help_desk_touch(
         help_desk=help_desk, message=message, unread=False, assignee=_self_assignee(sender)
     )
     log.info(
@@ -218,7 +220,7 @@ def message_receive(
         type=Message.Type.RECEIVED,
         status=Message.Status.DELIVERED,
     )
-    _touch_help_desk(help_desk=help_desk, message=message, unread=True)
+    help_desk_touch(help_desk=help_desk, message=message, unread=True)
     log.info(
         "message_received", message_id=message.pk, help_desk_id=help_desk.pk, client_id=client.pk
     )

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from chat.files import display_name
 from chat.models import Client, HelpDesk, Message
+from chat.publish import help_desk_publish, message_publish
 from chat.reads import help_desk_seen_message
-from chat.representations import HelpDeskSerializer, MessageSerializer
-from chat.services import help_desk_open, message_status_apply
-from core.events import publish_on_commit
+from chat.services import help_desk_open, help_desk_touch, message_status_apply
 from core.logging import get_logger
 from core.models import Organization
 
@@ -78,9 +75,7 @@ def client_update_contact(
         log.info("client_updated", client_id=client.pk, fields=changed)
         for help_desk in client.help_desks.select_related("last_message", "assignee"):
             help_desk.client = client
-            publish_on_commit(
-                help_desk.organization_id, "update_helpdesk", HelpDeskSerializer(help_desk).data
-            )
+            help_desk_publish(help_desk)
     return client
 
 
@@ -88,7 +83,8 @@ def client_update_contact(
 def visitor_message_receive(
     *, client: Client, text: str, file: UploadedFile | None = None
 ) -> Message:
-    """A visitor's message: into the client's open help desk (a new one if none)."""
+    """A visitor's message: into the client's open help desk (a new one if none), with
+    the same bookkeeping and events as an SMS client's (chat.services.message_receive)."""
     help_desk, _ = help_desk_open(client=client)
     message = Message(
         help_desk=help_desk,
@@ -100,19 +96,7 @@ def visitor_message_receive(
         message.file = file  # stored under a random name (chat.models.message_file_path)
         message.file_name = display_name(file.name or "")
     message.save()
-    now = timezone.now()
-    # The same bookkeeping as an SMS client's message (chat.services.message_receive).
-    HelpDesk.objects.filter(pk=help_desk.pk).update(
-        last_message=message,
-        last_activity_at=now,
-        updated_at=now,
-        # Each agent's unread count is measured from this (chat/reads.py).
-        received_count=F("received_count") + 1,
-        status=HelpDesk.Status.OPEN,
-        snoozed_until=None,  # the client writing ends a snooze (chat.services does the same)
-    )
-    help_desk.refresh_from_db()
-    help_desk.last_message = message
+    help_desk_touch(help_desk=help_desk, message=message, unread=True)
     log.info(
         "message_received",
         message_id=message.pk,
@@ -120,10 +104,8 @@ def visitor_message_receive(
         client_id=client.pk,
         channel="web",
     )
-    publish_on_commit(help_desk.organization_id, "new_message", MessageSerializer(message).data)
-    publish_on_commit(
-        help_desk.organization_id, "update_helpdesk", HelpDeskSerializer(help_desk).data
-    )
+    message_publish("new_message", message)
+    help_desk_publish(help_desk)
     return message
 
 

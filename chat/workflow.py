@@ -2,7 +2,7 @@
 
 Statuses: open -> pending (waiting on the client) -> resolved, and snoozed until a time.
 Two things move a desk back to open without an agent: a client's message
-(`chat.services._touch_help_desk`) and the snooze time passing (`help_desks_unsnooze_due`,
+(`chat.services.help_desk_touch`) and the snooze time passing (`help_desks_unsnooze_due`,
 run by the cron's `chat.jobs.help_desks_unsnooze`). Every change publishes
 `update_helpdesk` after commit, like every other help-desk write.
 """
