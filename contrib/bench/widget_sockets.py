@@ -9,16 +9,26 @@ web process (`core.asgi:application`, as contrib/bench/ws_idle.py does), then:
    in the same run: as many agents' sockets (`/ws/chat/<org>/`, the hub's own subscribers,
    ws_idle's `hub` row).
 2. **Latency** at `--rate` messages/s for `--seconds` across `--visitors` visitors (each
-   with a conversation), with the idle visitor sockets still open:
-   visitor -> agent (POST /widget/api/<inbox>/messages/ until the agent's socket has the
-   `new_message`) and agent -> visitor (POST /api/send-message/ until that visitor's socket
-   has the `message`); p50/p99/max per direction. The target (issue 14): p99 < 100 ms.
+   with a conversation), with their sockets and idle ones up to `--sockets` open, half
+   each way: visitor -> agent (POST /widget/api/<inbox>/messages/ until the agent's
+   socket has the `new_message`) and agent -> visitor (POST /api/send-message/ until that
+   visitor's socket has the `message`); p50/p99/max per direction from the POST's start
+   (as ws_fanout), and p99 from when the post was due. Posts are open-loop with at most
+   `--concurrency` in flight: a post that cannot start on time waits in the client's
+   backlog, whose depth and wait are printed, with the rate actually reached, each
+   endpoint's POST time, the web process's CPU per post and the bench client's CPU.
+   The target (issue 14): p99 < 100 ms at 100 msg/s across 1,000 visitors.
+3. **Reference**, side by side in the same run: the same agent -> visitor posts as they
+   reach the agent's own socket (the agents' path, same process, same moment), and the
+   seed-shaped baseline of ws_fanout (contrib/bench/baseline/: a POST that group_sends
+   through channels-redis, no database) at the same rate with one socket.
 
 Clients are the minimal asyncio client of contrib/bench/rawws.py (with an Origin header),
 in this process; on a shared machine they compete with the server for CPU.
 
-    .venv/bin/python contrib/bench/widget_sockets.py                       # 10,000 sockets
-    .venv/bin/python contrib/bench/widget_sockets.py --sockets 1000 --idle 10 --visitors 200
+    .venv/bin/python contrib/bench/widget_sockets.py                       # everything
+    .venv/bin/python contrib/bench/widget_sockets.py --phases latency,reference \
+        --sockets 1000 --visitors 1000 --rate 100 --seconds 20             # ~3 minutes
 """
 
 from __future__ import annotations
@@ -104,24 +114,12 @@ class OriginWS(rawws.RawWS):
 class Sockets:
     def __init__(self) -> None:
         self.ready = 0
-        self.lat: dict[bytes, list[float]] = {b"v2a": [], b"a2v": []}
         self.open: list[rawws.RawWS] = []
         self.errors: list[str] = []
 
     def on_text(self, ws: rawws.RawWS, payload: bytes, length: int) -> None:
-        if payload.startswith(b'{"type": "hello"') or payload.startswith(b'{"type":"hello"'):
+        if payload.startswith((b'{"type": "hello"', b'{"type":"hello"')):
             self.ready += 1
-            return
-        match = MARK.search(payload)
-        if match is None:
-            return
-        kind = match.group(1)
-        # Each direction is timed where it arrives: v2a on the agent's socket, a2v on the
-        # visitor's; a visitor's own echo and the agent's update_helpdesk (which nests the
-        # last message) are not arrivals.
-        agent_socket = not isinstance(ws, OriginWS)
-        if (kind == b"v2a") == agent_socket and not payload.startswith(b'{"type": "update_'):
-            self.lat[kind].append((time.time_ns() - int(match.group(3))) / 1e6)
 
     async def connect(self, port: int, path: str, auth: str | None) -> None:
         loop = asyncio.get_running_loop()
@@ -187,65 +185,278 @@ async def idle(port: int, pid: int, items: list[tuple[str, str | None]], seconds
     return result
 
 
-async def latency(port: int, setup: dict, args: argparse.Namespace, idle_tokens: list[str]) -> dict:
+class OpenLoop:
+    """Posts scheduled at a fixed rate, sent by at most `concurrency` requests at a time.
+
+    A post that cannot start on time waits in a backlog (a queue here, not an unbounded
+    pile of tasks each waiting on the HTTP pool: that is what timed out with
+    httpx.PoolTimeout once the server fell behind). Each post records when it was due,
+    when it started and how it ended; the backlog's depth is reported, and posts still
+    waiting `drain` seconds after the schedule ends are counted as not sent.
+    """
+
+    def __init__(self, rate: float, seconds: float, concurrency: int, drain: float) -> None:
+        self.rate, self.count = rate, int(rate * seconds)
+        self.concurrency, self.drain = concurrency, drain
+        self.due: dict[int, int] = {}  # post -> due time (ns)
+        self.done: list[tuple[int, int, int, int, str]] = []  # post, due, start, end, result
+        self.max_backlog = 0
+        self.unsent = 0
+
+    async def run(self, send: Any) -> None:
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        drain_until = [float("inf")]
+
+        async def worker() -> None:
+            while (i := await queue.get()) is not None:
+                if time.monotonic() > drain_until[0]:
+                    self.unsent += 1
+                    continue
+                start = time.time_ns()
+                try:
+                    result = str(await send(i, start))
+                except Exception as exc:  # a timeout or a refused connection: counted
+                    result = type(exc).__name__
+                self.done.append((i, self.due[i], start, time.time_ns(), result))
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        t0, t0_ns = time.monotonic(), time.time_ns()
+        for i in range(self.count):
+            delay = t0 + i / self.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.due[i] = t0_ns + int(i / self.rate * 1e9)
+            queue.put_nowait(i)
+            self.max_backlog = max(self.max_backlog, queue.qsize())
+        drain_until[0] = time.monotonic() + self.drain
+        for _ in workers:
+            queue.put_nowait(None)
+        await asyncio.gather(*workers)
+
+    def summary(self, kind: str = "") -> dict[str, Any]:
+        rows = [r for r in self.done if not kind or r[0] % 2 == (kind == "v2a")]
+        ok = [r for r in rows if r[4] == "201"]
+        errors: dict[str, int] = {}
+        for r in rows:
+            if r[4] != "201":
+                errors[r[4]] = errors.get(r[4], 0) + 1
+        post_ms = sorted((r[3] - r[2]) / 1e6 for r in ok)
+        span = (max(r[3] for r in ok) - min(r[1] for r in ok)) / 1e9 if ok else 0.0
+        return {
+            "ok": len(ok),
+            "errors": errors,
+            "rate": len(ok) / span if span else 0.0,
+            "post_p50": percentile(post_ms, 0.5),
+            "post_p99": percentile(post_ms, 0.99),
+            "wait_p99": percentile(sorted((r[2] - r[1]) / 1e6 for r in ok), 0.99),
+        }
+
+
+def _dist(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    return {
+        "n": len(values),
+        "p50": percentile(values, 0.5),
+        "p99": percentile(values, 0.99),
+        "max": values[-1] if values else float("nan"),
+    }
+
+
+class Arrivals(Sockets):
+    """Where each posted message arrives: `v2a` on the agent's socket, `a2v` on the
+    visitor's, and (the reference in the same run) `a2v` on the agent's socket too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[tuple[str, int], float] = {}  # (where, post) -> latency from start
+        self.at: dict[tuple[str, int], int] = {}  # (where, post) -> arrival (ns)
+
+    def on_text(self, ws: rawws.RawWS, payload: bytes, length: int) -> None:
+        if payload.startswith((b'{"type": "hello"', b'{"type":"hello"')):
+            self.ready += 1
+            return
+        # The agent's update_helpdesk nests the last message: not an arrival of its own.
+        if payload.startswith(b'{"type": "update_'):
+            return
+        match = MARK.search(payload)
+        if match is None:
+            return
+        now = time.time_ns()
+        kind, post, sent = match.group(1).decode(), int(match.group(2)), int(match.group(3))
+        agent_socket = not isinstance(ws, OriginWS)
+        if kind == "v2a" and agent_socket:
+            where = "v2a"
+        elif kind == "a2v":
+            where = "a2a" if agent_socket else "a2v"
+        else:
+            return  # a visitor's own echo
+        self.seen.setdefault((where, post), (now - sent) / 1e6)
+        self.at.setdefault((where, post), now)
+
+
+async def latency(
+    port: int, pid: int, setup: dict, args: argparse.Namespace, idle_tokens: list[str]
+) -> dict:
     import httpx
 
-    sockets = Sockets()
+    sockets = Arrivals()
     with_desks = [(t, d) for t, d in setup["visitors"] if d][: args.visitors]
     items: list[tuple[str, str | None]] = [(f"/ws/chat/bench/?token={setup['key']}", None)]
-    items += [(f"/ws/widget/{setup['inbox']}/", t) for t in idle_tokens]
+    # The conversing visitors' sockets, then idle ones up to --sockets.
+    conversing = {t for t, _ in with_desks}
+    items += [(f"/ws/widget/{setup['inbox']}/", t) for t, _ in with_desks]
+    idle_ones = [t for t in idle_tokens if t not in conversing]
+    items += [
+        (f"/ws/widget/{setup['inbox']}/", t)
+        for t in idle_ones[: max(0, args.sockets - len(with_desks))]
+    ]
     await sockets.open_many(port, items)
     base = f"http://127.0.0.1:{port}"
-    posts: list[float] = []
-    failures: list[str] = []
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
+    loop = OpenLoop(args.rate, args.seconds, args.concurrency, args.drain)
+    picks = [random.choice(with_desks) for _ in range(loop.count)]
     async with (
-        httpx.AsyncClient(base_url=base, headers={"Origin": ORIGIN}, timeout=30) as visitor_http,
         httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {setup['key']}"}, timeout=30
+            base_url=base, headers={"Origin": ORIGIN}, timeout=30, limits=limits
+        ) as visitor_http,
+        httpx.AsyncClient(
+            base_url=base,
+            headers={"Authorization": f"Bearer {setup['key']}"},
+            timeout=30,
+            limits=limits,
         ) as agent_http,
     ):
 
-        async def post(i: int) -> None:
-            token, desk = random.choice(with_desks)
-            sent = time.time_ns()
+        async def send(i: int, start: int) -> int:
+            token, desk = picks[i]
             if i % 2:
                 r = await visitor_http.post(
                     f"/widget/api/{setup['inbox']}/messages/",
-                    json={"text": f"v2a:{i}:{sent}"},
+                    json={"text": f"v2a:{i}:{start}"},
                     headers={"X-Visitor-Token": token},
                 )
             else:
                 r = await agent_http.post(
-                    "/api/send-message/", json={"help_desk": desk, "message": f"a2v:{i}:{sent}"}
+                    "/api/send-message/", json={"help_desk": desk, "message": f"a2v:{i}:{start}"}
                 )
-            posts.append((time.time_ns() - sent) / 1e6 if r.status_code == 201 else -1)
-            if r.status_code != 201 and not failures:
-                failures.append(f"{r.status_code} {r.text[:300]}")
+            return r.status_code
 
-        tasks = []
-        start = time.monotonic()
-        for i in range(int(args.rate * args.seconds)):
-            delay = start + i / args.rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(i)))
-        await asyncio.gather(*tasks)
-        await asyncio.sleep(2)  # the last frames
+        cpu0, own0, t0 = cpu_seconds(pid), time.process_time(), time.monotonic()
+        await loop.run(send)
+        deadline = time.monotonic() + 10  # the last frames
+        while time.monotonic() < deadline and len(sockets.seen) < 3 * len(loop.done) // 2:
+            await asyncio.sleep(0.1)
+        wall = time.monotonic() - t0
+        server_cpu, own_cpu = cpu_seconds(pid) - cpu0, time.process_time() - own0
     sockets.close()
-    out: dict[str, Any] = {"posted": len(posts), "failed": sum(1 for p in posts if p < 0)}
-    if failures:
-        print(f"# first failed post: {failures[0]}")
-    ok_posts = sorted(p for p in posts if p >= 0)
-    out["post_p50"] = percentile(ok_posts, 0.5) if ok_posts else float("nan")
-    for kind in (b"v2a", b"a2v"):
-        values = sorted(sockets.lat[kind])
-        out[kind.decode()] = {
-            "n": len(values),
-            "p50": percentile(values, 0.5) if values else float("nan"),
-            "p99": percentile(values, 0.99) if values else float("nan"),
-            "max": values[-1] if values else float("nan"),
-        }
+    out: dict[str, Any] = {
+        "due": loop.count,
+        "unsent": loop.unsent,
+        "max_backlog": loop.max_backlog,
+        "server_cpu": server_cpu / wall,
+        "client_cpu": own_cpu / wall,
+        "cpu_ms_per_post": server_cpu * 1000 / max(1, len(loop.done)),
+        "all": loop.summary(),
+    }
+    for kind in ("v2a", "a2v"):
+        out["post_" + kind] = loop.summary(kind)
+    due = {i: d for i, d, *_ in loop.done}
+    for where in ("v2a", "a2v", "a2a"):
+        got = [v for (w, _), v in sockets.seen.items() if w == where]
+        out[where] = _dist(got)
+        # From when the post was due: the client's backlog included (what a person would
+        # wait if the server answered this late).
+        out[where + "_due"] = _dist(
+            [(at - due[i]) / 1e6 for (w, i), at in sockets.at.items() if w == where and i in due]
+        )
     return out
+
+
+async def reference(port: int, args: argparse.Namespace) -> dict:
+    """The seed's shape (contrib/bench/baseline/) at the same rate, same client: one
+    socket, POST /api/send-message/ -> group_send -> that socket."""
+    import httpx
+
+    sockets = Arrivals()
+    await sockets.open_many(port, [("/ws/chat/bench/", None)])
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
+    loop = OpenLoop(args.rate, args.seconds, args.concurrency, args.drain)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits
+    ) as http:
+
+        async def send(i: int, start: int) -> int:
+            r = await http.post(
+                "/api/send-message/",
+                json={
+                    "help_desk": "00000000-0000-0000-0000-000000000001",
+                    "message": f"a2v:{i}:{start}",
+                },
+            )
+            return r.status_code
+
+        await loop.run(send)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(sockets.seen) < len(loop.done):
+            await asyncio.sleep(0.1)
+    sockets.close()
+    return {
+        "all": loop.summary(),
+        "a2a": _dist([v for (w, _), v in sockets.seen.items() if w == "a2a"]),
+    }
+
+
+def print_latency(args: argparse.Namespace, lat: dict, ref: dict | None) -> None:
+    posts = lat["all"]
+    print(
+        f"# latency: {args.rate:g} msg/s due for {args.seconds:g} s ({lat['due']} posts, half "
+        f"each way) across {args.visitors} visitors, {args.sockets} visitor sockets open, "
+        f"at most {args.concurrency} posts in flight"
+    )
+    print(
+        f"# posted {posts['ok']} ok at {posts['rate']:.1f}/s reached, "
+        f"errors {posts['errors'] or 0}, "
+        f"{lat['unsent']} not sent (backlog left after {args.drain:g} s), backlog max "
+        f"{lat['max_backlog']}, waited in it p99 {posts['wait_p99']:.0f} ms"
+    )
+    print(
+        f"# web process CPU {lat['server_cpu']:.0%} of a core ({lat['cpu_ms_per_post']:.1f} ms "
+        f"per post), bench client CPU {lat['client_cpu']:.0%}"
+    )
+    for kind, label in (("v2a", "POST widget messages/"), ("a2v", "POST /api/send-message/")):
+        p = lat["post_" + kind]
+        print(
+            f"#   {label:<24} n={p['ok']:<5} p50 {p['post_p50']:6.1f} ms  p99 "
+            f"{p['post_p99']:7.1f} ms"
+        )
+    print(
+        f"{'delivery (POST start -> socket)':<40}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}"
+        f"{'p99 from due':>14}"
+    )
+    rows = [
+        ("visitor -> agent", lat["v2a"], lat["v2a_due"]),
+        ("agent -> visitor", lat["a2v"], lat["a2v_due"]),
+        ("agent -> agents' socket (same posts)", lat["a2a"], lat["a2a_due"]),
+    ]
+    if ref is not None:
+        rows.append(("seed baseline, same rate (reference)", ref["a2a"], None))
+    for label, d, due in rows:
+        from_due = f"{due['p99']:>12.1f}ms" if due else ""
+        print(
+            f"{label:<40}{d['n']:>6}{d['p50']:>7.1f}ms{d['p99']:>7.1f}ms{d['max']:>7.1f}ms"
+            + from_due
+        )
+    if ref is not None:
+        r = ref["all"]
+        print(
+            f"# baseline: posted {r['ok']} ok at {r['rate']:.1f}/s, errors {r['errors'] or 0}, "
+            f"POST p50 {r['post_p50']:.1f} ms"
+        )
+    print("# target (issue 14): p99 < 100 ms both ways at 100 msg/s across 1,000 visitors")
 
 
 def main() -> None:
@@ -258,6 +469,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="messages/s, both directions")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="posts in flight at most (the HTTP pool)"
+    )
+    parser.add_argument(
+        "--drain", type=float, default=30.0, help="seconds to finish the backlog after the schedule"
+    )
+    parser.add_argument(
+        "--phases",
+        default="idle,latency,reference",
+        help="comma-separated: idle, latency, reference (the seed-shaped baseline's latency)",
+    )
     args = parser.parse_args()
 
     limit = raise_nofile(args.sockets * 2 + 500)
@@ -303,7 +525,7 @@ def main() -> None:
                 [(f"/ws/widget/{setup['inbox']}/", t) for t in tokens[: args.sockets]],
             ),
         ]
-        for name, items in rows:
+        for name, items in rows if "idle" in args.phases else []:
             # A fresh process per row, as ws_idle does: memory freed by one row is reused
             # by the next and would hide its growth.
             server, port = start_server("hub", db, redis_url)
@@ -319,20 +541,20 @@ def main() -> None:
                 raise SystemExit(f"{name}: {r['ready']} of {r['sockets']} ready:\n{log[-3000:]}")
             stop_server(server)
             server = None
-        server, port = start_server("hub", db, redis_url)
-        time.sleep(1)
-        lat = asyncio.run(latency(port, setup, args, tokens[: args.sockets]))
-        print(
-            f"# latency at {args.rate:g} msg/s for {args.seconds:g} s across {args.visitors} "
-            f"visitors, {args.sockets} visitor sockets open: {lat['posted']} posts "
-            f"({lat['failed']} failed), POST p50 {lat['post_p50']:.1f} ms"
-        )
-        for kind, label in (("v2a", "visitor -> agent"), ("a2v", "agent -> visitor")):
-            d = lat[kind]
-            print(
-                f"{label:<18} n={d['n']:<6} p50 {d['p50']:7.1f} ms  p99 {d['p99']:7.1f} ms  "
-                f"max {d['max']:7.1f} ms  (target p99 < 100 ms)"
-            )
+        if "latency" in args.phases:
+            server, port = start_server("hub", db, redis_url)
+            time.sleep(1)
+            lat = asyncio.run(latency(port, server.pid, setup, args, tokens))
+            stop_server(server)
+            server = None
+            ref = None
+            if "reference" in args.phases:
+                server, port = start_server("baseline", db, redis_url)
+                time.sleep(1)
+                ref = asyncio.run(reference(port, args))
+                stop_server(server)
+                server = None
+            print_latency(args, lat, ref)
         print(f"# load average after the run: {os.getloadavg()[0]:.2f}")
     finally:
         if server is not None:
