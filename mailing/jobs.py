@@ -8,9 +8,14 @@ from __future__ import annotations
 
 
 def mailing_start(mailing_id: int) -> None:
+    """Start, materialize, and for an audience of one batch (a notification) send it in
+    this same job: a `send_at` then costs one queued job, not a start and its lanes."""
     from mailing.services import mailing_start as start
 
-    start(mailing_id=mailing_id)
+    if start(mailing_id=mailing_id, inline_lane=True):
+        from mailing.dispatch import mailing_dispatch as dispatch
+
+        dispatch(mailing_id=mailing_id, lane=0)
 
 
 def mailing_materialize(mailing_id: int) -> None:

@@ -51,8 +51,14 @@ def audience(mailing: Mailing) -> QuerySet[Client]:
     return qs
 
 
-def mailing_start(*, mailing_id: int) -> bool:
-    """Move a due scheduled mailing to running (once), then materialize it."""
+def mailing_start(*, mailing_id: int, inline_lane: bool = False) -> bool:
+    """Move a due scheduled mailing to running (once), then materialize it.
+
+    With `inline_lane` (the start job), a mailing whose whole audience fits in one batch
+    enqueues no lane: the return value True then tells the caller to run lane 0 itself,
+    at once, in the same job (a notification due at `send_at` then waits for one free
+    worker, not for three more queued jobs). Without it, True means "started here".
+    """
     now = timezone.now()
     started = mailings_start(now=now, mailing_ids=[mailing_id])
     if not started:
@@ -66,6 +72,8 @@ def mailing_start(*, mailing_id: int) -> bool:
             log.info("mailing_start_early", mailing_id=mailing_id, start_at=early.start_at)
             mailing_schedule_start(early, now)
             return False
+    if inline_lane:
+        return mailing_materialize(mailing_id=mailing_id, inline_lane=True) < 0
     mailing_materialize(mailing_id=mailing_id)
     return bool(started)
 
@@ -222,15 +230,21 @@ def _skips_insert(*, mailing_id: int, skipped: list[tuple[int, str]]) -> None:
     )
 
 
-def mailing_materialize(*, mailing_id: int) -> int:
+def mailing_materialize(*, mailing_id: int, inline_lane: bool = False) -> int:
     """Create the message rows of a running mailing, in short chunks; resumable.
 
     Each chunk locks the mailing row, continues after `audience_cursor` and advances
     it in the same transaction, so a crash or a second materializer never creates
     a second message for a client (the unique constraint would refuse it anyway).
     Dispatch starts after the first chunk. Returns how many messages were created.
+
+    With `inline_lane`, an audience that is one chunk of at most `MAILING_BATCH_SIZE`
+    messages gets no lane job: the return value is then minus the count, and the caller
+    runs lane 0 itself. If the caller dies first, the sweeper enqueues the lanes of a
+    materialized mailing that nobody holds, as after any crash.
     """
     created = 0
+    inline = False
     chunk = settings.MAILING_MATERIALIZE_CHUNK
     while True:
         now = timezone.now()
@@ -297,8 +311,12 @@ def mailing_materialize(*, mailing_id: int) -> int:
                         client_id=client_id,
                     )
             if created == 0 and pairs:
-                lanes_enqueue_on_commit(mailing)
+                whole = len(clients) < chunk  # this chunk is the whole audience
+                if inline_lane and whole and len(pairs) <= settings.MAILING_BATCH_SIZE:
+                    inline = True
+                else:
+                    lanes_enqueue_on_commit(mailing)
             created += len(pairs)
     # Nothing to send at all (empty audience): finish now.
     mailing_finish_if_done(mailing_id=mailing_id)
-    return created
+    return -created if inline else created
