@@ -41,6 +41,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -50,11 +53,10 @@ from core import scopes
 from core.access import is_agent
 from core.daphne_support import SCOPE_KEY, DirectSocket
 from core.errors import ApplicationError
-from core.events import Replay, ephemeral_publish, replay_since, seq_key
+from core.events import Replay, ephemeral_publish, replay_since
 from core.logging import get_logger
 from core.ratelimit import rate
 from core.realtime import Batch, Frame, get_hub
-from core.redis import get_redis
 
 log = get_logger(__name__)
 
@@ -92,23 +94,6 @@ def parse_last_event_id(query_string: bytes) -> int | None:
     return value
 
 
-def _current_event_id(organization_id: int) -> int:
-    value = get_redis().get(seq_key(organization_id))
-    return int(value) if value is not None else 0
-
-
-def _current_event_ids(organization_ids: list[int]) -> list[int]:
-    """`_current_event_id` of each, one read per distinct organization: the sockets of a
-    reconnect storm that joined meanwhile share it (ws_batches.batched: each read starts
-    after its sockets joined the hub, so none misses an event)."""
-    current = {o: _current_event_id(o) for o in set(organization_ids)}
-    return [current[o] for o in organization_ids]
-
-
-async def _current_event_id_batched(organization_id: int) -> int:
-    return await ws_batches.batched(_current_event_ids).submit(organization_id)
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
     # Events come from the hub (one pub/sub per process), not a per-socket channel.
     channel_layer_alias = "__none__"
@@ -119,6 +104,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
     grant: ws_auth.Grant | None = None
     key_scopes: frozenset[str] | None = None  # None: a session socket (not scoped)
     user: Any = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `close_old_connections` thread hop before every
+        message (connect, each frame, disconnect): in a reconnect storm that hop cost more
+        than everything else the consumer does. Every database call here goes through
+        `database_sync_to_async` (the admission batches, `_help_desk_action`), which
+        closes stale connections around itself; the replay reads Redis only."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # Channels' version also closes old database connections (a thread hop); there
+        # are no channel-layer groups to discard (channel_layer_alias "__none__").
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def connect(self) -> None:
         # Frames the socket cannot take right now: during the replay, while the
@@ -168,8 +170,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ws_auth.get_guard().watch(self)
         try:
             async with ws_batches.join_gate():
-                await get_hub().join(organization_id, self)
-            await self._catch_up(organization_id, resume)
+                position = await get_hub().join(organization_id, self)
+            if position is None:
+                return  # Redis failed: the hub dropped this socket (4500)
+            await self._catch_up(organization_id, resume, position)
         except Exception:
             # Redis gone during the join or the replay, or anything unexpected: leave the
             # hub (a connect that raises gets no disconnect) and tell the client to
@@ -192,8 +196,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.writer = asyncio.create_task(self._write())
             self.wakeup.set()
 
-    async def _catch_up(self, organization_id: int, resume: int | None) -> None:
-        """Replay after `resume` (or start from the current id), then say hello."""
+    async def _catch_up(self, organization_id: int, resume: int | None, position: int) -> None:
+        """Replay after `resume` (or start from `position`, the log's id read after the
+        hub subscribed this socket), then say hello."""
         if resume is not None:
             replay: Replay = await sync_to_async(replay_since)(
                 organization_id=organization_id, last_event_id=resume
@@ -201,15 +206,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if replay.resync:
                 await self.send(text_data=json.dumps({"type": "resync_required"}))
                 # Also when `resume` is ahead of the counter: keeping it as last_sent
-                # would silently drop every live frame below it.
-                self.last_sent = await _current_event_id_batched(organization_id)
+                # would silently drop every live frame below it. Frames after `position`
+                # come live (subscribed before it was read), de-duplicated by id.
+                self.last_sent = position
             else:
                 self.last_sent = resume
                 for event_id, frame in replay.frames:
                     await self.send(text_data=frame)
                     self.last_sent = event_id
         else:
-            self.last_sent = await _current_event_id_batched(organization_id)
+            self.last_sent = position
         await self.send(text_data=json.dumps({"type": "hello", "last_event_id": self.last_sent}))
 
     # --- hub side (called from the hub's reader, must not block) -----------------------
@@ -325,7 +331,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if kind == "typing" and self._typing_coalesced(help_desk):
             return  # one broadcast per help desk per interval is all the others need
-        ok = await sync_to_async(self._help_desk_action)(kind, help_desk)
+        ok = await database_sync_to_async(self._help_desk_action)(kind, help_desk)
         if not ok:
             await self._error("not_found", "Help desk not found.")
         elif kind == "typing":

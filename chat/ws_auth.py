@@ -5,8 +5,10 @@ which organizations exist:
 
 1. Credentials. `?token=<api key>`: a key that is not revoked and whose user is
    active, else 4401; it must carry the `read` scope to listen, else 4403. Without a
-   token: the session's user, else 4403; a cookie-authenticated socket opened by
-   another site's page (Origin is not Host) is 4403 too.
+   token: the user of the session cookie, as `django.contrib.auth.get_user` would
+   authenticate it (chat/ws_sessions.py: expired or logged-out session, changed
+   password, inactive user: none), else 4403; a cookie-authenticated socket opened by
+   another site's page (Origin is not Host) is 4403 too, before any lookup.
 2. Connect rate (`WS_CONNECT_RATE`, a Redis counter shared by every web process):
    per key, per session user, or per client IP when step 1 failed, so a flood of
    bad tokens is slowed down as well. Over it: an error frame
@@ -20,9 +22,11 @@ which organizations exist:
 A reconnect storm (every client of a process coming back after a deploy or a Redis
 failover) is admitted in batches (`admit_async`, the consumer's entry): connects that
 arrive while a batch is being decided wait for the next one, and a batch looks each
-distinct token up once and each distinct (principal, organization) once, in one trip
-to the database thread, and the batches of the last `RECENT_SECONDS` (1 s) reuse those
-answers; the connect-rate counts go to Redis coalesced per bucket
+distinct token up once, all its session cookies in two queries (sessions, users) and
+each distinct (principal, organization) once, in one trip to the database thread, and
+the batches of the last `RECENT_SECONDS` (1 s) reuse the token and organization
+answers (never a session's: after a logout or a password change not even one more
+cookie socket is admitted); the connect-rate counts go to Redis coalesced per bucket
 (`core.ratelimit.ahit`). 5,000 sockets of 100 agents cost a few hundred queries instead
 of 10,000, and a few thread hops instead of 5,000. A key revoked less than a second ago
 may admit one more socket: the next recheck closes it, as it closes the sockets opened
@@ -40,7 +44,8 @@ is seen the same way.
 |-----------------------------------------------------|------------|
 | key revoked or deleted, or its user deactivated      | 4401       |
 | key lost the `read` scope                            | 4403       |
-| session user deactivated, or the session ended       | 4403       |
+| session user deactivated, password changed, or the  | 4403       |
+| session ended (logged out, expired)                  |            |
 | membership removed (or the organization deleted)     | 4403       |
 
 When the database cannot be reached the check is skipped (logged) and sockets stay
@@ -59,12 +64,12 @@ from urllib.parse import parse_qs, urlparse
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
-from django.utils import timezone
+from django.http.cookie import parse_cookie
 from prometheus_client import Counter
 
 from chat.ws_batches import batched
+from chat.ws_sessions import session_users
 from core import scopes
 from core.access import organization_find_for_principal
 from core.auth import IntegrationPrincipal, api_key_lookup
@@ -86,10 +91,6 @@ WS_REVOKED = Counter(
 WS_REFUSED = Counter("ws_refused_total", "Websocket connects refused", ["code"])
 
 _CHUNK = 500  # ids per IN (...): far below SQLite's and PostgreSQL's parameter limits
-_DB_SESSION_ENGINES = (
-    "django.contrib.sessions.backends.db",
-    "django.contrib.sessions.backends.cached_db",
-)
 
 
 def check_settings() -> None:
@@ -138,11 +139,27 @@ def _same_origin(scope: dict[str, Any]) -> bool:
     return urlparse(origin.decode()).netloc == host
 
 
-def _credentials(scope: dict[str, Any], keys: dict[str, ApiKey | None]) -> tuple[Admission, str]:
-    """Step 1: (admission without organization, rate-limit bucket). `keys`: the tokens
-    this batch has looked up already."""
+def _token(scope: dict[str, Any]) -> str:
     query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
-    token = (query.get("token") or [""])[0]
+    return (query.get("token") or [""])[0]
+
+
+def _session_key(scope: dict[str, Any]) -> str:
+    """The session cookie's value ('' without one), read as Channels' CookieMiddleware
+    reads it (the first Cookie header)."""
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            return parse_cookie(value.decode("latin1")).get(settings.SESSION_COOKIE_NAME, "")
+    return ""
+
+
+def _credentials(
+    scope: dict[str, Any], keys: dict[str, ApiKey | None], sessions: dict[str, Any]
+) -> tuple[Admission, str]:
+    """Step 1: (admission without organization, rate-limit bucket). `keys`: the tokens
+    this batch has looked up already; `sessions`: session key -> its user, for the
+    batch's cookie sockets (ws_sessions.session_users)."""
+    token = _token(scope)
     if token:
         if token not in keys:
             keys[token] = api_key_lookup(token)
@@ -164,15 +181,11 @@ def _credentials(scope: dict[str, Any], keys: dict[str, ApiKey | None]) -> tuple
             principal=principal,
         )
         return admission, bucket
-    user = scope.get("user") or AnonymousUser()
-    if not user.is_authenticated or not _same_origin(scope):
+    session_key = _session_key(scope) if _same_origin(scope) else ""
+    user = sessions.get(session_key) if session_key else None
+    if user is None:
         return Admission(code=CLOSE_FORBIDDEN), f"ws-connect:ip:{_client_ip(scope)}"
-    session = scope.get("session")
-    grant = Grant(
-        organization_id=0,
-        user_id=user.pk,
-        session_key=getattr(session, "session_key", None) or None,
-    )
+    grant = Grant(organization_id=0, user_id=user.pk, session_key=session_key)
     admission = Admission(grant=grant, user=user, principal=user)
     return admission, f"ws-connect:user:{user.pk}"
 
@@ -188,9 +201,12 @@ def _decide_many(
     the connect rate) and its rate-limit bucket."""
     keys = {} if keys is None else keys
     organizations = {} if organizations is None else organizations
+    cookies = {_session_key(s) for s in scopes if not _token(s) and _same_origin(s)}
+    cookies.discard("")
+    sessions = session_users(cookies) if cookies else {}
     out = []
     for scope in scopes:
-        admission, bucket = _credentials(scope, keys)
+        admission, bucket = _credentials(scope, keys, sessions)
         grant = admission.grant
         if not admission.code and grant is not None:
             slug = scope["url_route"]["kwargs"]["organization"]
@@ -302,15 +318,9 @@ def recheck(grants: Iterable[Grant]) -> Recheck:
         active.update(users.values_list("pk", flat=True))
         member_rows = Membership.objects.filter(user_id__in=chunk, organization_id__in=org_ids)
         members.update(member_rows.values_list("user_id", "organization_id"))
-    live_sessions: set[str] | None = None
-    if session_keys and settings.SESSION_ENGINE in _DB_SESSION_ENGINES:
-        from django.contrib.sessions.models import Session
-
-        live_sessions = set()
-        now = timezone.now()
-        for chunk in _chunks(session_keys):
-            session_rows = Session.objects.filter(session_key__in=chunk, expire_date__gt=now)
-            live_sessions.update(session_rows.values_list("session_key", flat=True))
+    # Who each session is now, verified as at connect (ws_sessions): logged out,
+    # expired, password changed and inactive all come back without a user.
+    session_owner = {k: u.pk for k, u in session_users(session_keys).items()}
 
     def verdict(g: Grant) -> int:
         if g.key_id is not None:
@@ -324,8 +334,8 @@ def recheck(grants: Iterable[Grant]) -> Recheck:
             return CLOSE_FORBIDDEN
         if (g.user_id, g.organization_id) not in members:
             return CLOSE_FORBIDDEN
-        if g.key_id is None and live_sessions is not None and g.session_key not in live_sessions:
-            return CLOSE_FORBIDDEN  # logged out (or the session expired)
+        if g.key_id is None and session_owner.get(g.session_key or "") != g.user_id:
+            return CLOSE_FORBIDDEN  # logged out, expired, or the password changed
         return 0
 
     closes = {g: code for g in grants if (code := verdict(g))}

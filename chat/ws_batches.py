@@ -2,8 +2,12 @@
 
 `batched(fn).submit(item)`: calls of a blocking `fn(items) -> results` made from one
 event loop go to the database thread in batches (chat/ws_auth.py admits connects this
-way; chat/consumers.py reads the hello's current event id this way), and `join_gate()`
-bounds the hub joins in flight. See chat/ws_auth.py's module docstring.
+way), and `join_gate()` bounds the hub joins in flight. See chat/ws_auth.py's module
+docstring.
+
+A batch runs through Channels' `database_sync_to_async`, which closes stale database
+connections around it: the consumer (chat/consumers.py) skips Channels' own close before
+every message, a thread hop per connect that cost more than the batched admission.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,7 +48,7 @@ class Batches(Generic[T, R]):
         while self._waiting:
             batch, self._waiting = self._waiting[: self.size], self._waiting[self.size :]
             try:
-                results = await sync_to_async(self._fn)([item for item, _ in batch])
+                results = await database_sync_to_async(self._fn)([item for item, _ in batch])
             except Exception as exc:  # e.g. the database is down: each call fails as alone
                 for _, future in batch:
                     if not future.done():
@@ -68,11 +72,13 @@ def batched(fn: Callable[[list[T]], list[R]]) -> Batches[T, R]:
     return batches
 
 
-# At most this many hub joins run at once in a process. Each join's log-open round trip
-# takes a connection of the hub's Redis pool, which grows without bound: a storm admitted
-# in one batch opened one connection per socket, and Redis refused some (every socket of
-# the process then closed, 4500).
-JOINS_IN_FLIGHT = 32
+# At most this many hub joins run at once in a process. A log-open round trip takes a
+# connection of the hub's Redis pool, which grows without bound: a storm admitted in one
+# batch once opened one connection per socket, and Redis refused some (every socket of
+# the process then closed, 4500). The joins in flight for one organization now share one
+# log open (core/realtime.py), so this bounds the connections by the organizations
+# joining at once; it no longer serializes one organization's storm 32 sockets at a time.
+JOINS_IN_FLIGHT = 256
 _join_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
 _join_gates = weakref.WeakKeyDictionary()
 

@@ -247,6 +247,7 @@ _.PrincipalRateThrottle
 
 # --- Channels / daphne / Twisted ----------------------------------------------------------------
 _.bytes_data  # AsyncWebsocketConsumer.receive(text_data=None, bytes_data=None)
+_.websocket_disconnect  # Channels' dispatch calls the handler of 'websocket.disconnect' by name
 _.channel_layer_alias
 _.stopProducing  # Twisted IProducer
 

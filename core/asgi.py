@@ -29,7 +29,6 @@ daphne_support.install()
 # Django (group-committed, see escalation/fastpath.py); everything else goes through.
 http_app = TriggerFastPath(ASGIStaticFilesHandler(django_asgi_app))
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
@@ -48,9 +47,12 @@ websocket_urlpatterns = [
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        # Outermost, so it sees daphne's own `send` (core/daphne_support.py).
-        "websocket": daphne_support.DirectSocketMiddleware(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Outermost, so it sees daphne's own `send` (core/daphne_support.py). No
+        # Channels AuthMiddlewareStack: it looked the session and its user up in a
+        # database thread hop per socket, before the consumer ran, even for `?token=`
+        # sockets. The chat consumer reads the session cookie itself and authenticates
+        # a storm's cookies in batches (chat/ws_auth.py, chat/ws_sessions.py); the
+        # widget's visitors carry no session.
+        "websocket": daphne_support.DirectSocketMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -17,6 +17,12 @@ A subscriber that cannot keep up (pending queue full) is dropped, counted and
 logged; its client reconnects with `last_event_id` and replays from the log, so
 nothing is lost. If the pub/sub connection fails (Redis restart), every
 subscriber is closed the same way and the hub starts again on the next join.
+
+`join` returns the organization's log position (core/events.py event_log_open), read
+after the subscription, so the consumer's `hello` names it with no gap. The joins of a
+reconnect storm share that round trip: joins that arrive while one organization's open
+is in flight wait for the next one (which starts after they subscribed), so 5,000
+sockets of one organization cost a handful of opens, not 5,000.
 See docs/realtime.md.
 """
 
@@ -122,10 +128,18 @@ class Hub:
         self._pubsub: aioredis.client.PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Per organization: the log open not sent yet, which joins arriving now share
+        # (with the client to send it on), and whether one is in flight (the next one is
+        # sent when it has answered).
+        self._next_open: dict[int, tuple[asyncio.Future[int], aioredis.Redis]] = {}
+        self._opening: set[int] = set()
+        self._open_tasks: set[asyncio.Task[None]] = set()
 
-    async def join(self, organization_id: int, subscriber: Subscriber) -> None:
+    async def join(self, organization_id: int, subscriber: Subscriber) -> int | None:
+        """Subscribe; the organization's log position read after it (None: Redis failed,
+        the subscriber was dropped)."""
         try:
-            await self._join(organization_id, subscriber)
+            return await self._join(organization_id, subscriber)
         except REDIS_ERRORS as exc:
             # Redis is down: the socket is closed like every other one in the outage
             # (4500), and the client resumes with last_event_id once it is back.
@@ -133,8 +147,9 @@ class Hub:
             await self._reset()
             WS_DROPPED.labels("stream").inc()
             subscriber.drop("stream")
+            return None
 
-    async def _join(self, organization_id: int, subscriber: Subscriber) -> None:
+    async def _join(self, organization_id: int, subscriber: Subscriber) -> int:
         async with self._lock:
             if self._pubsub is None:
                 self._redis = get_async_redis(reconnect=False)  # a gap must close sockets
@@ -150,10 +165,53 @@ class Hub:
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(self._pubsub))
             client = self._redis
-        # Outside the lock (one round trip): the caller's `hello` then names a real log
-        # position even for an organization with no event yet, so a resume from it
-        # replays (core/events.py event_log_open).
-        await event_log_open_async(client, organization_id=organization_id)
+        # Outside the lock (one round trip, shared): the caller's `hello` then names a
+        # real log position even for an organization with no event yet, so a resume
+        # from it replays (core/events.py event_log_open).
+        assert client is not None
+        return await self._log_open(client, organization_id)
+
+    async def _log_open(self, client: aioredis.Redis, organization_id: int) -> int:
+        """`event_log_open_async` from a round trip that starts after this call."""
+        pending = self._next_open.get(organization_id)
+        if pending is None:
+            pending = self._next_open[organization_id] = (
+                asyncio.get_running_loop().create_future(),
+                client,
+            )
+            if organization_id not in self._opening:
+                self._start_open(organization_id)
+        # Shielded: a caller that goes away must not cancel the others' answer.
+        return await asyncio.shield(pending[0])
+
+    def _start_open(self, organization_id: int) -> None:
+        # From here on, later joins wait for a new open: this one may be sent before
+        # their subscription.
+        future, client = self._next_open.pop(organization_id)
+        self._opening.add(organization_id)
+        task = asyncio.get_running_loop().create_task(
+            self._run_open(client, organization_id, future)
+        )
+        self._open_tasks.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._open_tasks.discard)
+
+    async def _run_open(
+        self, client: aioredis.Redis, organization_id: int, future: asyncio.Future[int]
+    ) -> None:
+        try:
+            position = await event_log_open_async(client, organization_id=organization_id)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nothing logged if every caller went away
+        else:
+            future.set_result(position)
+        finally:
+            self._opening.discard(organization_id)
+            if organization_id in self._next_open:
+                self._start_open(organization_id)
 
     async def leave(self, organization_id: int, subscriber: Subscriber) -> None:
         async with self._lock:

@@ -41,7 +41,8 @@ from contrib.bench.ws_fanout import (  # noqa: E402
 
 
 def storm(kind: str, args: argparse.Namespace, db: Path, redis_url: str, keys: list[str]) -> dict:
-    server, port = start_server(kind, db, redis_url)
+    profile = str(Path(args.server_profile) / kind) if args.server_profile else ""
+    server, port = start_server(kind, db, redis_url, profile=profile)
     clients = None
     try:
         paths = [
@@ -93,6 +94,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=100, help="distinct agents (tokens)")
     parser.add_argument("--servers", default="hub,baseline")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
+    parser.add_argument(
+        "--server-profile",
+        default="",
+        help="directory: run daphne under cProfile, write <server>.prof there",
+    )
     args = parser.parse_args()
 
     limit = raise_nofile(args.sockets * 2 + 500)

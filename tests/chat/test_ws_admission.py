@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
+from django.conf import settings
+from django.test import Client
 
 from chat.ws_auth import admit
 from core.services import agent_create, api_key_create, membership_add
@@ -22,12 +23,21 @@ pytestmark = pytest.mark.django_db
 HOST = b"chat.example.com"
 
 
+def _session_of(user: Any) -> str:
+    """A real login session of `user` (the cookie a browser would send)."""
+    browser = Client()
+    browser.force_login(user)
+    return str(browser.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
 def _scope(
-    slug: str, *, token: str = "", user: Any = None, origin: bytes | None = None
+    slug: str, *, token: str = "", session: str = "", origin: bytes | None = None
 ) -> dict[str, Any]:
     headers = [(b"host", HOST)]
     if origin is not None:
         headers.append((b"origin", origin))
+    if session:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode()))
     return {
         "type": "websocket",
         "path": f"/ws/chat/{slug}/",
@@ -35,8 +45,6 @@ def _scope(
         "headers": headers,
         "client": ("203.0.113.7", 50000),
         "url_route": {"args": (), "kwargs": {"organization": slug}},
-        "user": user if user is not None else AnonymousUser(),
-        "session": None,
     }
 
 
@@ -74,17 +82,17 @@ def test_a_cookie_socket_from_another_sites_page_is_refused(orgs: tuple[Any, Any
     acme, _ = orgs
     alice = agent_create(username="alice", password=None)
     membership_add(organization=acme, user=alice, role="agent")
+    alice_session = _session_of(alice)
     # the browser sends the session cookie with a socket opened by any page: only the
     # Origin says whose page it is
-    assert admit(_scope("acme", user=alice, origin=b"https://evil.example")).code == 4403
-    assert (
-        admit(_scope("acme", user=alice, origin=b"https://chat.example.com.evil.example")).code
-        == 4403
-    )
-    same = admit(_scope("acme", user=alice, origin=b"https://" + HOST))
+    assert admit(_scope("acme", session=alice_session, origin=b"https://evil.example")).code == 4403
+    evil = b"https://chat.example.com.evil.example"
+    assert admit(_scope("acme", session=alice_session, origin=evil)).code == 4403
+    same = admit(_scope("acme", session=alice_session, origin=b"https://" + HOST))
     assert same.code == 0 and same.grant is not None and same.grant.organization_id == acme.pk
+    assert same.grant.session_key == alice_session and same.user == alice
     # not from a browser (no Origin): the cookie was not sent by someone else's page
-    assert admit(_scope("acme", user=alice)).code == 0
+    assert admit(_scope("acme", session=alice_session)).code == 0
 
 
 def test_no_credentials_or_an_unknown_key_is_refused(orgs: tuple[Any, Any]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from chat.consumers import ChatConsumer
-from core.events import _keys, event_append, serialize
+from core.events import _keys, event_append, event_log_open, serialize
 from core.realtime import Batch, Frame
 
 _org_ids = itertools.count(980_001)
@@ -99,7 +99,9 @@ def test_a_resume_from_ahead_of_the_log_resyncs_and_keeps_later_live_frames(org_
 
     consumer.send = send  # type: ignore[method-assign,assignment]
     # a client holding an id the log never reached (handed out before a Redis restart)
-    asyncio.run(consumer._catch_up(org_id, ids[-1] + 1000))
+    # (`position`: what the hub's join read from the log after subscribing the socket)
+    position = event_log_open(organization_id=org_id)
+    asyncio.run(consumer._catch_up(org_id, ids[-1] + 1000, position))
     assert [f["type"] for f in sent] == ["resync_required", "hello"]
     assert sent[-1]["last_event_id"] == consumer.last_sent == ids[-1]
     # the next live event is delivered, not dropped as "already sent"

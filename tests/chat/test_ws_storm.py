@@ -82,3 +82,59 @@ def test_a_storm_is_admitted_as_one_by_one_with_one_lookup_per_distinct_token(
     ws_auth.forget_recent()
     asyncio.run(storm())
     assert len(lookups) == 10 and len(organizations) == 12
+
+
+class _Subscriber:
+    def deliver(self, batch: Any) -> bool:
+        return True
+
+    def drop(self, reason: str) -> None:
+        pass
+
+
+def test_a_storm_of_joins_shares_the_log_open_but_never_one_sent_before_it(
+    redis_client: Any, monkeypatch: Any
+) -> None:
+    from core import events, realtime
+
+    organization_id = 970_001
+    redis_client.delete(*events._keys(organization_id))
+    opens: list[int] = []
+    real_open = realtime.event_log_open_async
+    held = asyncio.Event()
+
+    async def counted_open(client: Any, *, organization_id: int) -> int:
+        opens.append(organization_id)
+        if len(opens) == 1:
+            await held.wait()  # the first open stays in flight until released
+        return await real_open(client, organization_id=organization_id)
+
+    monkeypatch.setattr(realtime, "event_log_open_async", counted_open)
+
+    async def storm() -> tuple[int | None, int, list[int | None]]:
+        hub = realtime.Hub()
+        try:
+            first = asyncio.ensure_future(hub.join(organization_id, _Subscriber()))
+            while not opens:
+                await asyncio.sleep(0)
+            # given one open in flight, 300 joins arrive: none may take its answer (it
+            # was sent before they subscribed), so they share the next one
+            event_id = events.event_append(
+                organization_id=organization_id, event_type="new_message", data=events.serialize({})
+            )
+            later = [
+                asyncio.ensure_future(hub.join(organization_id, _Subscriber())) for _ in range(300)
+            ]
+            await asyncio.sleep(0.05)
+            held.set()
+            positions = await asyncio.gather(*later)
+            return await first, event_id, positions
+        finally:
+            await hub._reset()  # closes its pub/sub connection
+
+    first, event_id, positions = asyncio.run(storm())
+    # then two round trips for 301 joins, and every later join sees the event appended
+    # after the first open was sent
+    assert len(opens) == 2
+    assert set(positions) == {event_id}
+    assert first is not None and first <= event_id

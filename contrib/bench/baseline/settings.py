@@ -21,7 +21,18 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [os.environ["REDIS_URL"]],
+            # redis-py 8 made a pool refuse its 101st connection (MaxConnectionsError:
+            # a 5,000-socket reconnect storm group_adds far more at once) and gave every
+            # read a 5 s timeout, the length of channels-redis's own blocking pop (its
+            # receive loop then died with TimeoutError, 1011). Both as channels-redis
+            # expects them, as redis-py before 8 had them.
+            "hosts": [
+                {
+                    "address": os.environ["REDIS_URL"],
+                    "max_connections": 100_000,
+                    "socket_timeout": None,
+                }
+            ],
             "prefix": "bench-baseline",
             "capacity": 1_000_000,
             "expiry": 60,
