@@ -163,6 +163,13 @@ def _lane_loop(loop: LoopThread, sender: Any, mailing_id: int, lane: int, token:
             usable = [t for t in breakers if t not in blocked]
             if not usable:
                 return Next(at=datetime.fromtimestamp(min(blocked.values()), tz=now.tzinfo))
+            if urgent_work_waiting(mailing["priority"]):
+                # A high-priority job is queued (an urgent mailing, a notification's
+                # start): this lane goes back to the end of its queue without claiming
+                # another batch (the one in flight is recorded on the way out), so the
+                # worker takes the urgent one after one batch at most.
+                log.info("mailing_lane_yielded", mailing_id=mailing_id, lane=lane)
+                return Next(now=True)
             probing = any(breakers[t].trips for t in usable)
             size = settings.MAILING_PROBE_SIZE if probing else settings.MAILING_BATCH_SIZE
             if probing:
@@ -209,11 +216,6 @@ def _lane_loop(loop: LoopThread, sender: Any, mailing_id: int, lane: int, token:
                 return Next(stop=True)
             if time.monotonic() > slice_end:
                 return Next(now=True)  # give the worker back to other queued jobs
-            if urgent_work_waiting(mailing["priority"]):
-                # A high-priority mailing is queued: this lane goes back to the end of
-                # its queue after this batch, so the worker takes the urgent one first.
-                log.info("mailing_lane_yielded", mailing_id=mailing_id, lane=lane)
-                return Next(now=True)
     finally:
         drain()
 
