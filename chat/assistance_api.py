@@ -62,7 +62,12 @@ class AssistanceListView(ListView):
         if wanted and wanted not in AssistanceRequest.Status.values:
             raise ApplicationError(
                 gettext("Unknown status."),
-                fields={"status": [f"One of {AssistanceRequest.Status.values}."]},
+                fields={
+                    "status": [
+                        gettext("One of %(values)s.")
+                        % {"values": ", ".join(AssistanceRequest.Status.values)}
+                    ]
+                },
             )
         return assistance.assistance_request_list(
             principal=self.request.user, organization_slug=slug_of(organization), status=wanted

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 # Slugs become Redis keys and channel group names, so they are restricted to the
 # characters Channels accepts ([a-zA-Z0-9-_.], < 100 chars).
 slug_validator = RegexValidator(
-    r"^[a-z0-9][a-z0-9-]{0,48}$", "Use 1-49 lowercase letters, digits or '-'."
+    r"^[a-z0-9][a-z0-9-]{0,48}$", _("Use 1-49 lowercase letters, digits or '-'.")
 )
 
 

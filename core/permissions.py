@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -67,12 +68,16 @@ def _check(request: Request, scope: str | None, method: str) -> bool:
         return True  # a session, or no credentials (IsAuthenticated answers those)
     if scope is None:
         raise PermissionDenied(
-            f"API keys may not use {method} on this endpoint (no scope allows it).",
+            gettext("API keys may not use %(method)s on this endpoint (no scope allows it).")
+            % {"method": method},
             code="insufficient_scope",
         )
     if not scopes.key_has_scope(key, scope):
         raise PermissionDenied(
-            f"This API key lacks the '{scope}' scope needed for {method} on this endpoint.",
+            gettext(
+                "This API key lacks the '%(scope)s' scope needed for %(method)s on this endpoint."
+            )
+            % {"scope": scope, "method": method},
             code="insufficient_scope",
         )
     return True

@@ -88,7 +88,13 @@ class IncidentListView(ListView):
         wanted = self.request.query_params.get("status")
         if wanted and wanted not in Incident.Status.values:
             raise ApplicationError(
-                gettext("Unknown status."), fields={"status": [f"One of {Incident.Status.values}."]}
+                gettext("Unknown status."),
+                fields={
+                    "status": [
+                        gettext("One of %(values)s.")
+                        % {"values": ", ".join(Incident.Status.values)}
+                    ]
+                },
             )
         return selectors.incident_list(
             principal=self.request.user, organization_slug=slug_of(organization), status=wanted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from core.validators import operator_code_validator, tag_validator
@@ -146,7 +147,7 @@ class MailingWriteSerializer(_WithContextField):
         end = attrs.get("end_at", getattr(self.instance, "end_at", None))
         if start is not None and end is not None and end <= start:
             raise serializers.ValidationError(
-                {"end_at": ["The end time must be after the start time."]}
+                {"end_at": [gettext("The end time must be after the start time.")]}
             )
         return attrs
 
@@ -353,7 +354,7 @@ class EventRuleUpdateSerializer(serializers.Serializer[Any]):
 
 def _scalar_map(value: Any) -> None:
     if not isinstance(value, dict) or len(value) > 50:
-        raise serializers.ValidationError("An object of at most 50 names.")
+        raise serializers.ValidationError(gettext("An object of at most 50 names."))
     bad = [
         str(k)[:50]
         for k, v in value.items()
@@ -365,8 +366,11 @@ def _scalar_map(value: Any) -> None:
     ]
     if bad:
         raise serializers.ValidationError(
-            f"Invalid entries: {', '.join(bad[:10])} (names are identifiers, values text or "
-            "numbers up to 1000 characters)."
+            gettext(
+                "Invalid entries: %(entries)s (names are identifiers, values text or numbers "
+                "up to 1000 characters)."
+            )
+            % {"entries": ", ".join(bad[:10])}
         )
 
 

@@ -30,10 +30,14 @@ def _unknown_topic(organization: Organization, name: str) -> ApplicationError:
     valid = sorted(
         AssistanceTopic.objects.filter(organization=organization).values_list("name", flat=True)
     )
+    topics = ", ".join(valid) if valid else gettext("none configured")
     return ApplicationError(
-        f"Unknown topic {name!r}. Valid topics: {', '.join(valid) or '(none configured)'}.",
+        gettext("Unknown topic %(name)s. Valid topics: %(topics)s.")
+        % {"name": repr(name), "topics": topics},
         code="unknown_topic",
-        fields={"topic": [f"Unknown topic. Valid topics: {valid}."]},
+        fields={
+            "topic": [gettext("Unknown topic. Valid topics: %(topics)s.") % {"topics": topics}]
+        },
     )
 
 
@@ -170,7 +174,8 @@ def assistance_request_accept(*, request: AssistanceRequest, user: Any) -> Assis
     assert locked is not None
     if locked.status == AssistanceRequest.Status.ACCEPTED:
         raise ApplicationError(
-            f"Already accepted by {locked.accepted_by.username if locked.accepted_by else '?'}.",
+            gettext("Already accepted by %(username)s.")
+            % {"username": locked.accepted_by.username if locked.accepted_by else "?"},
             code="already_accepted",
             status_code=409,
         )

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from chat.models import Client
 from core.errors import ApplicationError
@@ -89,11 +90,11 @@ EVENT_RULE_FIELDS = (
 def _rule_values_check(*, organization: Organization, values: dict[str, Any]) -> None:
     errors: dict[str, list[str]] = {}
     if values["template"].organization_id != organization.pk:
-        errors["template"] = ["Template not found."]
+        errors["template"] = [gettext("Template not found.")]
     if not 0 <= values["delay_seconds"] <= MAX_DELAY_SECONDS:
-        errors["delay_seconds"] = [f"From 0 to {MAX_DELAY_SECONDS}."]
+        errors["delay_seconds"] = [gettext("From 0 to %(max)d.") % {"max": MAX_DELAY_SECONDS}]
     if values["cancel_events"] and not values["delay_seconds"]:
-        errors["cancel_events"] = ["Only a delayed action can be cancelled."]
+        errors["cancel_events"] = [gettext("Only a delayed action can be cancelled.")]
     if errors:
         raise invalid_input(errors)
 
@@ -152,7 +153,7 @@ def event_receive(
     was used for another event)."""
     found = _client_find(organization, client)
     if found is None:
-        raise invalid_input({"client": ["Client not found (a uuid, phone or email)."]})
+        raise invalid_input({"client": [gettext("Client not found (a uuid, phone or email).")]})
     try:
         with transaction.atomic():
             event = Event.objects.create(
@@ -171,10 +172,10 @@ def event_receive(
             raise
         if seen.name != name or seen.client_id != found.pk:
             raise ApplicationError(
-                "This idempotency key was used for another event.",
+                gettext("This idempotency key was used for another event."),
                 code="idempotency_key_reused",
                 status_code=409,
-                fields={"idempotency_key": ["Already used for another event."]},
+                fields={"idempotency_key": [gettext("Already used for another event.")]},
             ) from None
         log.info("event_duplicate", event_id=seen.pk, organization_id=organization.pk)
         # The console shows a retried post too (nothing was processed again).

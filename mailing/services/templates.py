@@ -25,7 +25,11 @@ def template_check(template: Template) -> None:
         errors["title"] = [gettext("This field may not be blank.")]
     if template.transport not in Template.Transport.values:
         errors["transport"] = [
-            f"Unsupported transport {template.transport!r}; one of {Template.Transport.values}."
+            gettext("Unsupported transport %(transport)s; one of %(values)s.")
+            % {
+                "transport": repr(template.transport),
+                "values": ", ".join(Template.Transport.values),
+            }
         ]
     variables = template.variables
     if not isinstance(variables, list) or not all(
