@@ -434,7 +434,7 @@ def print_latency(args: argparse.Namespace, lat: dict, ref: dict | None) -> None
             f"{p['post_p99']:7.1f} ms"
         )
     print(
-        f"{'delivery (POST start -> socket)':<40}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}"
+        f"{'delivery (POST start -> socket)':<40}{'n':>7}{'p50':>11}{'p99':>11}{'max':>11}"
         f"{'p99 from due':>14}"
     )
     rows = [
@@ -445,9 +445,9 @@ def print_latency(args: argparse.Namespace, lat: dict, ref: dict | None) -> None
     if ref is not None:
         rows.append(("seed baseline, same rate (reference)", ref["a2a"], None))
     for label, d, due in rows:
-        from_due = f"{due['p99']:>12.1f}ms" if due else ""
+        from_due = f"{due['p99']:>11.1f} ms" if due else ""
         print(
-            f"{label:<40}{d['n']:>6}{d['p50']:>7.1f}ms{d['p99']:>7.1f}ms{d['max']:>7.1f}ms"
+            f"{label:<40}{d['n']:>7}{d['p50']:>8.1f} ms{d['p99']:>8.1f} ms{d['max']:>8.1f} ms"
             + from_due
         )
     if ref is not None:
@@ -473,7 +473,7 @@ def main() -> None:
         "--concurrency", type=int, default=16, help="posts in flight at most (the HTTP pool)"
     )
     parser.add_argument(
-        "--drain", type=float, default=30.0, help="seconds to finish the backlog after the schedule"
+        "--drain", type=float, default=15.0, help="seconds to finish the backlog after the schedule"
     )
     parser.add_argument(
         "--phases",

@@ -111,12 +111,18 @@ def test_visitor_and_agent_converse_live(browser, start_web, host_site, agent, t
     # the open panel marks the reply read: the agents see it
     read = staff.recv_until(lambda f: f["type"] == "update_message" and data(f)["status"] == "read")
     assert data(read)["uuid"] == reply.json()["uuid"]
+    # an agent reads the conversation: "Seen" under the visitor's last message, live
+    assert api.post(f"/api/help-desks/{desk}/read/").status_code == 200
+    dialog.locator("li.msg.visitor .seen").wait_for()
+    assert dialog.locator("li.msg.visitor .seen").count() == 1
+    assert dialog.locator("li.msg.visitor").last.locator(".seen").count() == 1
 
     # the visitor reloads and keeps the conversation (and the same visitor)
     page.reload()
     page.get_by_role("button", name="Open chat").click()
     page.get_by_role("dialog").get_by_text("Yes, today!").wait_for()
     assert page.get_by_role("dialog").get_by_text("receipt.png").count() == 1
+    page.get_by_role("dialog").locator("li.msg.visitor .seen").wait_for()  # from start's seen
     assert Visitor.objects.count() == 1
 
     # a second visitor sees nothing of the first
