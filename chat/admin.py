@@ -86,7 +86,7 @@ def help_desk_open_new(*, client: Client) -> HelpDesk:
     if not created:
         raise ApplicationError(
             gettext("The client already has an open help desk."),
-            fields={"client": [f"Already open: {help_desk.uuid}."]},
+            fields={"client": [gettext("Already open: %(uuid)s.") % {"uuid": help_desk.uuid}]},
         )
     return help_desk
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -57,12 +58,16 @@ class HelpDeskWorkflowSerializer(serializers.Serializer[Any]):
         until = attrs.get("snoozed_until")
         if snoozing and until is None:
             raise serializers.ValidationError(
-                {"snoozed_until": ["Required when status is snoozed."]}
+                {"snoozed_until": [gettext("Required when status is snoozed.")]}
             )
         if until is not None and not snoozing:
-            raise serializers.ValidationError({"snoozed_until": ["Only with status snoozed."]})
+            raise serializers.ValidationError(
+                {"snoozed_until": [gettext("Only with status snoozed.")]}
+            )
         if until is not None and until <= timezone.now():
-            raise serializers.ValidationError({"snoozed_until": ["Must be in the future."]})
+            raise serializers.ValidationError(
+                {"snoozed_until": [gettext("Must be in the future.")]}
+            )
         return attrs
 
 

@@ -9,6 +9,7 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.models import Delivery, Organization, OutboxAttempt, OutboxItem, slug_validator
@@ -97,7 +98,7 @@ class Client(TimeStamped):
         # full_clean too, so a mismatched operator code cannot enter any other way.
         validate_operator_code_matches(self.phone or "", self.operator_code or "")
         if self.channel == self.Channel.SMS and not self.phone:
-            raise ValidationError({"phone": ["A client reached by SMS needs a phone."]})
+            raise ValidationError({"phone": [gettext("A client reached by SMS needs a phone.")]})
 
 
 class HelpDesk(TimeStamped):

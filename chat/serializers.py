@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from chat.models import AssistanceTopic, HelpDesk, Message
@@ -46,7 +47,12 @@ class ClientWriteSerializer(serializers.Serializer[Any]):
         code = attrs.get("operator_code")
         if code is not None and phone and phone[1:4] != code:
             raise serializers.ValidationError(
-                {"operator_code": [f"Operator code must be {phone[1:4]}, digits 2-4 of the phone."]}
+                {
+                    "operator_code": [
+                        gettext("Operator code must be %(code)s, digits 2-4 of the phone.")
+                        % {"code": phone[1:4]}
+                    ]
+                }
             )
         return attrs
 
@@ -67,7 +73,9 @@ class SendMessageSerializer(serializers.Serializer[Any]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("message", "").strip() and not attrs.get("file"):
-            raise serializers.ValidationError({"message": ["Send a text, a file, or both."]})
+            raise serializers.ValidationError(
+                {"message": [gettext("Send a text, a file, or both.")]}
+            )
         return attrs
 
 
@@ -110,7 +118,7 @@ class AssistanceCreateSerializer(serializers.Serializer[Any]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "phone" in attrs and "client" in attrs:
             raise serializers.ValidationError(
-                {"client": ["Give the phone or the client, not both."]}
+                {"client": [gettext("Give the phone or the client, not both.")]}
             )
         return attrs
 

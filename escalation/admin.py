@@ -96,7 +96,7 @@ class TeamMemberFormSet(OrganizationScopedFormSet):
         for form in self.forms:
             membership = getattr(form, "cleaned_data", {}).get("membership")
             if membership is not None and membership.organization_id != organization_id:
-                raise ValidationError("A member must belong to the team's organization.")
+                raise ValidationError(gettext("A member must belong to the team's organization."))
 
 
 class TeamMemberInline(ServiceInline):
@@ -239,7 +239,10 @@ class RuleLevelFormSet(OrganizationScopedFormSet):
         ]
         for lv in levels:
             if lv["after_occurrences"] is not None and lv["after_occurrences"] < 1:
-                raise ValidationError(f"Level {lv['level']}: after_occurrences is at least 1.")
+                raise ValidationError(
+                    gettext("Level %(level)s: after_occurrences is at least 1.")
+                    % {"level": lv["level"]}
+                )
         try:
             rule_levels_check(organization=self.instance.organization, levels=levels)
         except ApplicationError as exc:

@@ -99,3 +99,17 @@ def test_a_bad_client_field_in_russian(agent):
     fields = response.json()["error"]["fields"]
     assert fields["phone"] == ["Телефон должен быть в виде 7XXXXXXXXXX (11 цифр, первая — 7)."]
     assert fields["timezone"] == ["'Mars/Base' — не часовой пояс IANA (например, Europe/Moscow)."]
+
+
+def test_the_consoles_snooze_errors_in_portuguese(agent, help_desk):
+    api = agent.client()
+    response = api.patch(
+        f"/api/help-desks/{help_desk.uuid}/",
+        {"status": "snoozed"},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="pt-BR",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"]["snoozed_until"] == [
+        "Obrigatório quando o status é adiado."
+    ]
