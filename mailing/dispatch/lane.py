@@ -123,6 +123,7 @@ _MAILING_FIELDS = (
     "organization_id",
     "priority",
     "promo",
+    "kind",
 )
 
 
@@ -163,7 +164,7 @@ def _lane_loop(loop: LoopThread, sender: Any, mailing_id: int, lane: int, token:
             usable = [t for t in breakers if t not in blocked]
             if not usable:
                 return Next(at=datetime.fromtimestamp(min(blocked.values()), tz=now.tzinfo))
-            if urgent_work_waiting(mailing["priority"]):
+            if urgent_work_waiting(mailing["priority"], mailing["kind"]):
                 # A high-priority job is queued (an urgent mailing, a notification's
                 # start): this lane goes back to the end of its queue without claiming
                 # another batch (the one in flight is recorded on the way out), so the

@@ -79,14 +79,16 @@ def mailing_sweep() -> dict[str, int]:
         Mailing.objects.filter(status=Mailing.Status.RUNNING)
         .exclude(pk__in=started_ids)
         .order_by("-priority", "start_at")
-        .values("pk", "end_at", "materialized_at", "priority")[:200]
+        .values("pk", "end_at", "materialized_at", "priority", "kind")[:200]
     )
     for mailing in running:
         mailing_id = mailing["pk"]
         if mailing["materialized_at"] is None:
             if redis.set(f"mailing:materialize:{mailing_id}", 1, nx=True, ex=60):
                 enqueue_now(
-                    mailing_materialize, mailing_id, queue=mailing_queue(mailing["priority"])
+                    mailing_materialize,
+                    mailing_id,
+                    queue=mailing_queue(mailing["priority"], mailing["kind"]),
                 )
             continue
         if mailing["end_at"] <= now + end_guard():

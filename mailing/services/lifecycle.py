@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.events import publish_on_commit
-from core.jobs import QUEUE_MAILING_HIGH, enqueue_on_commit
+from core.jobs import enqueue_on_commit
 from core.logging import get_logger
 from core.models import Delivery
 from mailing.jobs import mailing_start
@@ -33,16 +33,12 @@ log = get_logger(__name__)
 def mailing_schedule_start(mailing: Mailing, now: datetime) -> None:
     """Enqueue the start job (on commit) for the mailing's start time.
 
-    A notification's start job goes to `mailing_high` whatever its priority: it is one
-    short job (its audience is a few clients, sent by the job itself), and there a
-    worker takes it before any campaign's lane, and a running campaign's lane hands its
-    worker back after its current batch, so a `send_at` is met within a second. Its
-    lanes, if any, keep the notification's own priority."""
-    queue = (
-        QUEUE_MAILING_HIGH
-        if mailing.kind == Mailing.Kind.NOTIFICATION
-        else mailing_queue(mailing.priority)
-    )
+    A notification's jobs go to `mailing_high` whatever its priority
+    (`mailing.queues.mailing_queue`): its start is one short job (its audience is a few
+    clients, sent by the job itself), which a worker takes before any campaign's lane,
+    and a running campaign's lane hands its worker back after its batch in flight, so a
+    `send_at` is met within about a second."""
+    queue = mailing_queue(mailing.priority, mailing.kind)
     if mailing.start_at <= now:
         enqueue_on_commit(mailing_start, mailing.pk, queue=queue)
     else:

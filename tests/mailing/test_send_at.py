@@ -122,3 +122,22 @@ def test_an_audience_larger_than_a_batch_still_gets_its_lanes(
         # its lanes are enqueued (the test has no worker: they stay queued)
         assert mailing_start(mailing_id=mailing.pk, inline_lane=True) is False
     assert _queued(QUEUE_MAILING).count("mailing.jobs.mailing_dispatch") == 2
+
+
+def test_a_notifications_lanes_neither_wait_behind_campaigns_nor_yield_to_other_urgent_work(
+    redis_client: Any,
+) -> None:
+    from mailing.models import Mailing
+    from mailing.queues import mailing_queue, urgent_work_waiting
+
+    redis_client.flushdb()
+    get_queue(QUEUE_MAILING_HIGH).enqueue("mailing.jobs.mailing_start", 0)  # a start waits
+    notification, campaign = Mailing.Kind.NOTIFICATION, Mailing.Kind.CAMPAIGN
+    # a low-priority notification: on the high queue, and its lane does not hand its
+    # worker back to the other notification's start (it would then wait behind campaigns)
+    assert mailing_queue(2, notification) == QUEUE_MAILING_HIGH
+    assert urgent_work_waiting(2, notification) is False
+    # a campaign of the same priority stays behind, and yields
+    assert mailing_queue(2, campaign) == QUEUE_MAILING
+    assert urgent_work_waiting(2, campaign) is True
+    redis_client.flushdb()
