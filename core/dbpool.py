@@ -28,6 +28,13 @@ for SQLite, but passes `DATABASES[...]["OPTIONS"]` to `sqlite3.connect`, whose d
    closed). Django never uses a connection after closing it.
 3. A forked child forgets the idle connections it inherited (SQLite forbids using a
    connection across fork) without closing them, as for PostgreSQL.
+4. Writers of one process queue on a lock of their own before `BEGIN IMMEDIATE` (what
+   Django runs for `atomic` with transaction_mode IMMEDIATE) and leave it at COMMIT or
+   ROLLBACK: SQLite's busy handler makes a waiting writer sleep in steps of up to 100 ms
+   however soon the lock frees, so 16 concurrent writers left the database idle between
+   transactions (send-message p99 of seconds). Writers of other processes (workers) still
+   meet SQLite's own lock and SQLITE_TIMEOUT. A writer that waited `timeout` seconds on
+   the process's lock goes ahead to SQLite's, so nothing waits forever on it.
 
 A connection to a file that was replaced (a test database recreated at the same path)
 is dropped, not closed: closing the last connection of a WAL database deletes the
@@ -49,6 +56,9 @@ _INHERITED: list[Any] = []
 _idle: dict[str, list[PooledSQLiteConnection]] = {}
 _lock = threading.Lock()
 _size: int | None = None
+# One writer lock per database file (device, inode) of this process (item 4 above).
+_writers: dict[tuple[int, int], threading.Lock] = {}
+_BEGIN_WRITE = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE")
 
 
 def forget_pools_after_fork() -> None:
@@ -111,6 +121,8 @@ class PooledSQLiteConnection(sqlite3.Connection):
     _file: tuple[int, int] | None = None
     _reused: bool = False  # handed back by __new__: already open
     _parked: bool = False  # idle in the pool
+    _writer: threading.Lock | None = None  # this process's writer lock, while held
+    _timeout: float = 5.0
 
     def __new__(cls, *args: Any, **kwargs: Any) -> PooledSQLiteConnection:
         key = _pool_key(args, kwargs)
@@ -135,22 +147,58 @@ class PooledSQLiteConnection(sqlite3.Connection):
         super().__init__(*args, **kwargs)
         database = _database_of(args, kwargs)
         self._file = _file_id(database)
+        self._timeout = float(kwargs.get("timeout", 5.0))
         # Before the first statement: an empty file would not exist yet for `_file_id`.
         self._pool_key = _pool_key(args, kwargs) if self._file is not None else None
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        if self._file is None or self._writer is not None:
+            return super().execute(sql, *args)
+        if not sql.lstrip()[:15].upper().startswith(_BEGIN_WRITE):
+            return super().execute(sql, *args)
+        with _lock:
+            writer = _writers.setdefault(self._file, threading.Lock())
+        if writer.acquire(timeout=self._timeout):
+            self._writer = writer
+        try:
+            return super().execute(sql, *args)
+        except BaseException:
+            self._release_writer()
+            raise
+
+    def _release_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release_writer()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release_writer()
 
     def close(self) -> None:
         if self._parked:  # closed twice: it is in the pool once
             return
         key = self._pool_key
         if key is None:
+            self._release_writer()
             super().close()
             return
         try:
             if self.in_transaction:
                 self.rollback()
         except sqlite3.Error:
+            self._release_writer()
             super().close()
             return
+        self._release_writer()
         with _lock:
             idle = _idle.setdefault(key, [])
             if len(idle) < _pool_size():

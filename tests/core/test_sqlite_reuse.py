@@ -123,3 +123,68 @@ def test_each_request_thread_reuses_the_connection_the_last_one_closed():
         thread.start()
         thread.join()
     assert len(set(seen)) == 1, seen
+
+
+def test_writers_of_one_process_queue_on_its_lock_not_on_sqlites(tmp_path):
+    """The second writer waits for the first one's COMMIT on the process's lock: with
+    SQLite's own timeout at 0 it would fail at once with 'database is locked'."""
+    path = tmp_path / "w.sqlite3"
+    first = _connect(path)
+    first.isolation_level = None
+    first.execute("CREATE TABLE t (n INTEGER)")
+    second = sqlite3.connect(
+        str(path), timeout=0, check_same_thread=False, factory=PooledSQLiteConnection
+    )
+    second.isolation_level = None
+    second._timeout = 30.0  # the process's lock waits; SQLite's would refuse at once
+    first.execute("BEGIN IMMEDIATE")
+    first.execute("INSERT INTO t VALUES (1)")
+    outcome: list[Any] = []
+
+    def write() -> None:
+        try:
+            second.execute("BEGIN IMMEDIATE")
+            second.execute("INSERT INTO t VALUES (2)")
+            second.commit()
+            outcome.append("committed")
+        except sqlite3.Error as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join(0.5)  # not a sleep to wait for work: it must NOT finish while blocked
+    assert thread.is_alive() and outcome == []
+    first.commit()
+    thread.join(30)
+    assert outcome == ["committed"]
+    assert first.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
+    first.close()
+    second.close()
+
+
+def test_a_commit_a_rollback_or_a_failed_begin_frees_the_writer_lock(tmp_path):
+    path = tmp_path / "x.sqlite3"
+    conn = _connect(path)
+    conn.isolation_level = None
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    writer = None
+    for end in (conn.commit, conn.rollback):
+        conn.execute("BEGIN IMMEDIATE")
+        writer = dbpool._writers[conn._file]
+        assert writer.locked()
+        end()
+        assert not writer.locked()
+    # Another process's writer (a connection outside this process's queue) holds SQLite's.
+    foreign = sqlite3.connect(str(path), isolation_level=None)
+    foreign.execute("BEGIN IMMEDIATE")
+    other = sqlite3.connect(
+        str(path), timeout=0, check_same_thread=False, factory=PooledSQLiteConnection
+    )
+    other.isolation_level = None
+    with pytest.raises(sqlite3.OperationalError):
+        other.execute("BEGIN IMMEDIATE")
+    assert writer is not None and not writer.locked()
+    foreign.rollback()
+    foreign.close()
+    conn.close()
+    other.close()
