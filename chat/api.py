@@ -133,7 +133,7 @@ class SendMessageView(APIView):
         body.is_valid(raise_exception=True)
         try:
             help_desk = selectors.help_desk_get_for_principal(
-                principal=request.user, uuid=body.validated_data["help_desk"]
+                principal=request.user, uuid=body.validated_data["help_desk"], nested=False
             )
         except ApplicationError as exc:
             raise ApplicationError(

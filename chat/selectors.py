@@ -13,8 +13,12 @@ from core.access import organizations_for
 from core.errors import ApplicationError
 
 
+def _help_desks(principal: Any) -> QuerySet[HelpDesk]:
+    return HelpDesk.objects.filter(organization__in=organizations_for(principal))
+
+
 def help_desk_list(*, principal: Any, organization_slug: str | None = None) -> QuerySet[HelpDesk]:
-    qs = HelpDesk.objects.filter(organization__in=organizations_for(principal))
+    qs = _help_desks(principal)
     if organization_slug is not None:
         qs = qs.filter(organization__slug=organization_slug)
     return qs.select_related(
@@ -28,9 +32,14 @@ def help_desk_list(*, principal: Any, organization_slug: str | None = None) -> Q
 
 
 def help_desk_get_for_principal(
-    *, principal: Any, uuid: UUID | str, lock: bool = False
+    *, principal: Any, uuid: UUID | str, lock: bool = False, nested: bool = True
 ) -> HelpDesk:
-    qs = help_desk_list(principal=principal)
+    """The help desk `uuid` if `principal` sees it, else ApplicationError 404. With
+    `nested` False only its client is loaded with it: for a caller that writes to the
+    desk through a service (which reloads what its event nests), not one that shows it."""
+    qs = help_desk_list(principal=principal) if nested else _help_desks(principal)
+    if not nested:
+        qs = qs.select_related("client")
     if lock:
         qs = qs.select_for_update(of=("self",))
     help_desk = qs.filter(uuid=uuid).first()

@@ -64,6 +64,11 @@ def test_send_message_loads_nothing_twice(agent, help_desk):
     assert '"chat_client"' not in tables, selects
     assert '"core_organization"' not in tables, selects
     assert len(selects) <= 3, selects
+    # The desk is looked up with its client only: its last message, that message's
+    # sender and its assignee are what the service's reload after its update brings.
+    lookup = next(sql for sql in selects if sql.split(" FROM ", 1)[1].startswith('"chat_helpdesk"'))
+    assert "JOIN" in lookup and '"chat_client"' in lookup, lookup
+    assert '"chat_message"' not in lookup and '"auth_user"' not in lookup, lookup
 
 
 def _drf(serializer: Any, instance: Any) -> Any:
