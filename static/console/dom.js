@@ -88,6 +88,38 @@ export function formatTime(iso) {
   return DAY.format(date) + " " + time;
 }
 
+// A <input type="datetime-local"> value ("2030-01-02T09:00") read and written as a wall
+// clock in the same zone (the browser would read it in its own).
+const WALL = new Intl.DateTimeFormat("en-CA", {
+  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: TIME_ZONE,
+});
+
+function wallParts(ms) {
+  const parts = {};
+  for (const part of WALL.formatToParts(new Date(ms))) parts[part.type] = part.value;
+  return parts;
+}
+
+export function toWallClock(date) {
+  const p = wallParts(date.getTime());
+  return p.year + "-" + p.month + "-" + p.day + "T" + p.hour + ":" + p.minute;
+}
+
+export function fromWallClock(value) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value || "");
+  if (!match) return null;
+  const [y, mo, d, h, mi] = match.slice(1).map(Number);
+  const wanted = Date.UTC(y, mo - 1, d, h, mi);
+  const offsetAt = (ms) => {
+    const p = wallParts(ms);
+    return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute) - Math.floor(ms / 60000) * 60000;
+  };
+  // The zone's offset at the guess, then again at the result (a DST change between them).
+  let ms = wanted - offsetAt(wanted);
+  ms = wanted - offsetAt(ms);
+  return new Date(ms);
+}
+
 // A date and time in full (a snooze's end), in the same zone.
 export function formatDateTime(iso) {
   const date = new Date(iso || "");

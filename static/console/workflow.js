@@ -3,7 +3,7 @@
  * page follows through the `update_helpdesk` event the service publishes. */
 import { api } from "./api.js";
 import { config, listen, state } from "./core.js";
-import { $, clear, el, formatDateTime } from "./dom.js";
+import { $, clear, el, formatDateTime, fromWallClock, toWallClock } from "./dom.js";
 import { fmt, t } from "./i18n.js";
 import { normalStatus, upsertDesk } from "./inbox.js";
 import { people, teamName, userKey, userName } from "./people.js";
@@ -21,11 +21,6 @@ function patch(body) {
       $("workflow-error").textContent = fmt(t("Not changed: %(error)s"), { error: err.message });
       render();
     });
-}
-
-function localInput(date) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + "T" + pad(date.getHours()) + ":" + pad(date.getMinutes());
 }
 
 function render() {
@@ -73,7 +68,7 @@ document.querySelectorAll("#status-buttons button[data-set-status]").forEach((bu
       box.hidden = !box.hidden;
       button.setAttribute("aria-expanded", String(!box.hidden));
       if (!box.hidden) {
-        $("snooze-until").value = localInput(new Date(Date.now() + 3600 * 1000));
+        $("snooze-until").value = toWallClock(new Date(Date.now() + 3600 * 1000));
         $("snooze-until").focus();
       }
       return;
@@ -91,7 +86,7 @@ function snooze(until) {
 $("snooze-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const value = $("snooze-until").value;
-  const until = value ? new Date(value) : null;
+  const until = fromWallClock(value); // in the agent's saved zone, else the browser's
   if (!until || isNaN(until.getTime()) || until.getTime() <= Date.now()) {
     $("workflow-error").textContent = t("Choose a time in the future.");
     return;
@@ -99,10 +94,9 @@ $("snooze-form").addEventListener("submit", (event) => {
   snooze(until);
 });
 $("snooze-tomorrow").addEventListener("click", () => {
-  const until = new Date();
-  until.setDate(until.getDate() + 1);
-  until.setHours(9, 0, 0, 0);
-  snooze(until);
+  // 9:00 tomorrow on the agent's clock (the saved zone, else the browser's)
+  const [day] = toWallClock(new Date(Date.now() + 86400000)).split("T");
+  snooze(fromWallClock(day + "T09:00"));
 });
 
 $("conv-assignee").addEventListener("change", (event) => {

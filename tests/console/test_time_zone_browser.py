@@ -88,3 +88,30 @@ def test_message_time_in_the_saved_zone_not_the_browsers(agent, page_in_sao_paul
     expect(page.locator("#inbox-list .desk-time").first).to_be_visible()
     assert _shown(page) == _clock(when, BROWSER_ZONE)
     assert page.errors == []
+
+
+def test_snooze_until_a_time_on_the_saved_zones_clock(agent, page_in_sao_paulo):
+    from datetime import UTC, datetime
+
+    from chat.models import HelpDesk
+    from chat.services import message_receive
+    from core.models import AgentPreference
+
+    page = page_in_sao_paulo
+    AgentPreference.objects.create(user=agent.user, time_zone=SAVED_ZONE)
+    desk = message_receive(
+        organization=agent.organization, phone="79160000002", text="Hi", name="Nina"
+    ).help_desk
+
+    login(page, agent.user.username)
+    page.locator(f'#inbox-list button[data-desk="{desk.uuid}"]').click()
+    page.locator("#status-buttons").get_by_role("button", name="Snooze…").click()
+    page.get_by_label("Snooze until").fill("2031-01-02T09:30")
+    page.locator("#snooze-form").get_by_role("button", name="Snooze", exact=True).click()
+    expect(page.locator("#snoozed-note")).to_contain_text("9:30")
+
+    # 09:30 in Tehran (UTC+3:30) is 06:00 UTC; read in São Paulo's zone it would be 12:30
+    desk.refresh_from_db()
+    assert desk.status == HelpDesk.Status.SNOOZED
+    assert desk.snoozed_until == datetime(2031, 1, 2, 6, 0, tzinfo=UTC)
+    assert page.errors == []
