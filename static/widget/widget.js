@@ -32,6 +32,17 @@
   function safeGet(k) { try { return localStorage.getItem(k) || ""; } catch (e) { return ""; } }
   function safeSet(k, v) { try { if (v) localStorage.setItem(k, v); else localStorage.removeItem(k); } catch (e) { /* private mode */ } }
 
+  // --- language -------------------------------------------------------------------------
+  // The texts come in the visitor's language (the browser's when the platform speaks it,
+  // else the inbox's default) from the widget's own API, as data: the customer's page gets
+  // no gettext global of ours (docs/widget.md, "Languages"). Until then, or without, English.
+  var strings = {};
+  var language = "en";
+  function t(s) { var v = strings[s]; return typeof v === "string" && v ? v : s; }
+  function fmt(s, values) {
+    return s.replace(/%\((\w+)\)s/g, function (_, k) { return values[k] === undefined || values[k] === null ? "" : String(values[k]); });
+  }
+
   // --- DOM ------------------------------------------------------------------------------
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -48,18 +59,18 @@
   var root = host.attachShadow({ mode: "open" });
   root.appendChild(el("link", { rel: "stylesheet", href: BASE + "/static/widget/widget.css" }));
   var launcher = el("button", { class: "launcher", type: "button", "aria-haspopup": "dialog",
-    "aria-expanded": "false", "aria-label": "Open chat", part: "launcher" }, [el("span", { "aria-hidden": "true", text: "💬" })]);
-  var title = el("h2", { id: "cw-title", text: "Chat" });
+    "aria-expanded": "false", part: "launcher" }, [el("span", { "aria-hidden": "true", text: "💬" })]);
+  var title = el("h2", { id: "cw-title" });
   var status = el("p", { class: "status", id: "cw-status", text: "" });
-  var closeBtn = el("button", { class: "close", type: "button", "aria-label": "Close chat" }, [el("span", { "aria-hidden": "true", text: "×" })]);
-  var log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+  var closeBtn = el("button", { class: "close", type: "button" }, [el("span", { "aria-hidden": "true", text: "×" })]);
+  var log = el("ol", { class: "log", role: "log", "aria-live": "polite" });
   var typing = el("p", { class: "typing", "aria-live": "polite", text: "" });
   var notice = el("p", { class: "notice", role: "status", text: "" });
   var prechat = el("form", { class: "prechat", hidden: "" });
-  var rating = el("form", { class: "rating", hidden: "", "aria-label": "Rate this conversation" });
-  var text = el("textarea", { rows: "2", "aria-label": "Message", placeholder: "Write a message…", maxlength: "4000" });
-  var file = el("input", { type: "file", class: "file", "aria-label": "Attach a file" });
-  var send = el("button", { type: "submit", class: "send", text: "Send" });
+  var rating = el("form", { class: "rating", hidden: "" });
+  var text = el("textarea", { rows: "2", maxlength: "4000" });
+  var file = el("input", { type: "file", class: "file" });
+  var send = el("button", { type: "submit", class: "send" });
   var composer = el("form", { class: "composer" }, [text, el("div", { class: "row" }, [file, send])]);
   var panel = el("section", { class: "panel", role: "dialog", "aria-modal": "false",
     "aria-labelledby": "cw-title", "aria-describedby": "cw-status", hidden: "" }, [
@@ -67,7 +78,20 @@
   ]);
   root.appendChild(launcher);
   root.appendChild(panel);
-  (document.body || document.documentElement).appendChild(host);
+
+  // The fixed texts, once the strings are in (what is drawn later calls t() itself).
+  function relabel() {
+    host.setAttribute("lang", language);
+    launcher.setAttribute("aria-label", t("Open chat"));
+    title.textContent = t("Chat");
+    closeBtn.setAttribute("aria-label", t("Close chat"));
+    log.setAttribute("aria-label", t("Conversation"));
+    rating.setAttribute("aria-label", t("Rate this conversation"));
+    text.setAttribute("aria-label", t("Message"));
+    text.setAttribute("placeholder", t("Write a message…"));
+    file.setAttribute("aria-label", t("Attach a file"));
+    send.textContent = t("Send");
+  }
 
   // --- HTTP ---------------------------------------------------------------------------
   function call(path, body, isForm) {
@@ -124,7 +148,7 @@
     };
     ws.onclose = function (ev) {
       state.socket = null;
-      if (ev.code === 4403) { say("Chat is not available on this site."); return; }
+      if (ev.code === 4403) { say(t("Chat is not available on this site.")); return; }
       if (ev.code === 4401) { state.token = ""; safeSet(STORE, ""); }
       var delay = Math.min(30000, 1000 * Math.pow(2, state.retry++)) * (0.5 + Math.random());
       setTimeout(function () { if (ev.code === 4401) start(); else connect(); }, delay);
@@ -141,15 +165,15 @@
 
   var typingTimer = null;
   function showTyping(agent) {
-    typing.textContent = (agent || "Agent") + " is typing…";
+    typing.textContent = fmt(t("%(name)s is typing…"), { name: agent || t("Agent") });
     clearTimeout(typingTimer);
     typingTimer = setTimeout(function () { typing.textContent = ""; }, 4000);
   }
 
   function renderAll() {
     var cfg = state.config || {};
-    title.textContent = cfg.name || "Chat";
-    status.textContent = cfg.online ? "We're online" : (cfg.away_message || "We're away: leave a message and we'll get back to you.");
+    title.textContent = cfg.name || t("Chat");
+    status.textContent = cfg.online ? t("We're online") : (cfg.away_message || t("We're away: leave a message and we'll get back to you."));
     log.textContent = "";
     if (cfg.greeting) log.appendChild(el("li", { class: "msg agent greeting" }, [el("p", { text: cfg.greeting })]));
     state.order.forEach(function (uuid) {
@@ -157,8 +181,8 @@
       var parts = [];
       if (m.from === "agent" && m.agent) parts.push(el("span", { class: "who", text: m.agent }));
       if (m.text) parts.push(el("p", { text: m.text }));
-      if (m.file) parts.push(el("a", { href: m.file, target: "_blank", rel: "noopener", class: "attachment", text: "📎 " + (m.file_name || "file") }));
-      if (uuid === state.seen) parts.push(el("span", { class: "seen", text: "Seen" }));
+      if (m.file) parts.push(el("a", { href: m.file, target: "_blank", rel: "noopener", class: "attachment", text: "📎 " + (m.file_name || t("file")) }));
+      if (uuid === state.seen) parts.push(el("span", { class: "seen", text: t("Seen") }));
       log.appendChild(el("li", { class: "msg " + m.from, "data-uuid": uuid }, parts));
     });
     log.scrollTop = log.scrollHeight;
@@ -179,13 +203,14 @@
     prechat.hidden = !fields.length;
     composer.hidden = !!fields.length && fields.some(function (f) { return state.config.prechat[f] === "required"; });
     if (!fields.length) return;
-    prechat.appendChild(el("p", { text: "Before we start, tell us how to reach you." }));
+    prechat.appendChild(el("p", { text: t("Before we start, tell us how to reach you.") }));
+    var names = { name: t("Name"), email: t("Email"), phone: t("Phone") };
     fields.forEach(function (f) {
       var id = "cw-pre-" + f;
-      prechat.appendChild(el("label", { for: id, text: f.charAt(0).toUpperCase() + f.slice(1) + (state.config.prechat[f] === "required" ? " (required)" : "") }));
+      prechat.appendChild(el("label", { for: id, text: state.config.prechat[f] === "required" ? fmt(t("%(field)s (required)"), { field: names[f] }) : names[f] }));
       prechat.appendChild(el("input", { id: id, name: f, type: f === "email" ? "email" : (f === "phone" ? "tel" : "text"), required: state.config.prechat[f] === "required" ? "" : null }));
     });
-    prechat.appendChild(el("button", { type: "submit", text: "Start chat" }));
+    prechat.appendChild(el("button", { type: "submit", text: t("Start chat") }));
   }
 
   function renderRating() {
@@ -193,13 +218,13 @@
     var done = c && (c.status === "resolved" || c.status === "closed") && !state.rated;
     rating.hidden = !done;
     if (!done || rating.childElementCount) return;
-    var group = el("fieldset", {}, [el("legend", { text: "How did we do?" })]);
+    var group = el("fieldset", {}, [el("legend", { text: t("How did we do?") })]);
     [1, 2, 3, 4, 5].forEach(function (n) {
-      group.appendChild(el("label", {}, [el("input", { type: "radio", name: "score", value: String(n), "aria-label": n + " of 5" }), el("span", { text: "★".repeat(n) })]));
+      group.appendChild(el("label", {}, [el("input", { type: "radio", name: "score", value: String(n), "aria-label": fmt(t("%(n)s of 5"), { n: n }) }), el("span", { text: "★".repeat(n) })]));
     });
     rating.appendChild(group);
-    rating.appendChild(el("textarea", { name: "comment", rows: "2", "aria-label": "Comment (optional)", maxlength: "2000" }));
-    rating.appendChild(el("button", { type: "submit", text: "Send rating" }));
+    rating.appendChild(el("textarea", { name: "comment", rows: "2", "aria-label": t("Comment (optional)"), maxlength: "2000" }));
+    rating.appendChild(el("button", { type: "submit", text: t("Send rating") }));
   }
 
   // --- actions --------------------------------------------------------------------------
@@ -249,9 +274,9 @@
   rating.addEventListener("submit", function (e) {
     e.preventDefault();
     var chosen = rating.querySelector("input[name=score]:checked");
-    if (!chosen) { say("Choose 1 to 5 stars."); return; }
+    if (!chosen) { say(t("Choose 1 to 5 stars.")); return; }
     call("rating", { score: Number(chosen.value), comment: rating.querySelector("textarea").value })
-      .then(function () { state.rated = true; rating.hidden = true; say("Thank you!"); })
+      .then(function () { state.rated = true; rating.hidden = true; say(t("Thank you!")); })
       .catch(function (err) { say(err.message); });
   });
 
@@ -265,6 +290,15 @@
     },
   };
 
-  // A returning visitor (a token kept) resumes at once, to see replies that came while away.
-  if (state.token || identity.user_id) start();
+  // The launcher shows once the strings are in (no English first); then a returning
+  // visitor (a token kept) resumes at once, to see replies that came while away.
+  fetch(API + "strings/")
+    .then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (j) { if (j && j.strings) { strings = j.strings; language = j.language || language; } })
+    .catch(function () { /* English it is */ })
+    .then(function () {
+      relabel();
+      (document.body || document.documentElement).appendChild(host);
+      if (state.token || identity.user_id) start();
+    });
 })();
