@@ -312,4 +312,5 @@ _.warned_at
 _.unassigned  # HelpDeskCountsSerializer (the OpenAPI schema of the counts)
 _.notify_desktop  # core.AgentPreference: written through setattr by field name
 _.notify_sound
+_.time_zone  # core.AgentPreference and PreferenceSerializer's field
 _.get_rule_name  # escalation/representations.py IncidentSerializer: rule_name
