@@ -95,7 +95,7 @@ class Run:
             WEB_PORT=str(web),
             SENDER_URL=f"http://127.0.0.1:{sender}",
             PUBLIC_BASE_URL=self.base,
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL="INFO" if args.keep else "WARNING",
             LOG_FORMAT="json",
             PYTHONUNBUFFERED="1",
         )
@@ -148,8 +148,13 @@ class Run:
 
     def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None
+        # --keep: every process's log in the kept directory (honcho.log)
+        out = open(self.tmp / "honcho.log", "ab") if self.args.keep else None  # noqa: SIM115
         for raw in iter(self.process.stdout.readline, b""):
             self.lines.append(raw.decode(errors="replace"))
+            if out is not None:
+                out.write(raw)
+                out.flush()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
