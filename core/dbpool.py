@@ -28,13 +28,14 @@ for SQLite, but passes `DATABASES[...]["OPTIONS"]` to `sqlite3.connect`, whose d
    closed). Django never uses a connection after closing it.
 3. A forked child forgets the idle connections it inherited (SQLite forbids using a
    connection across fork) without closing them, as for PostgreSQL.
-4. Writers of one process queue on a lock of their own before `BEGIN IMMEDIATE` (what
-   Django runs for `atomic` with transaction_mode IMMEDIATE) and leave it at COMMIT or
-   ROLLBACK: SQLite's busy handler makes a waiting writer sleep in steps of up to 100 ms
-   however soon the lock frees, so 16 concurrent writers left the database idle between
-   transactions (send-message p99 of seconds). Writers of other processes (workers) still
-   meet SQLite's own lock and SQLITE_TIMEOUT. A writer that waited `timeout` seconds on
-   the process's lock goes ahead to SQLite's, so nothing waits forever on it.
+4. Writers of one process queue, in arrival order (`WriterQueue`), before
+   `BEGIN IMMEDIATE` (what Django runs for `atomic` with transaction_mode IMMEDIATE)
+   and leave the queue at COMMIT or ROLLBACK: SQLite's busy handler makes a waiting
+   writer sleep in steps of up to 100 ms however soon the lock frees, so 16 concurrent
+   writers left the database idle between transactions (send-message p99 of seconds).
+   Writers of other processes (workers) still meet SQLite's own lock and SQLITE_TIMEOUT.
+   A writer that waited `timeout` seconds in the queue goes ahead to SQLite's lock, so
+   nothing waits forever on it.
 
 A connection to a file that was replaced (a test database recreated at the same path)
 is dropped, not closed: closing the last connection of a WAL database deletes the
@@ -43,6 +44,7 @@ is dropped, not closed: closing the last connection of a WAL database deletes th
 
 from __future__ import annotations
 
+import collections
 import os
 import sqlite3
 import threading
@@ -56,8 +58,47 @@ _INHERITED: list[Any] = []
 _idle: dict[str, list[PooledSQLiteConnection]] = {}
 _lock = threading.Lock()
 _size: int | None = None
-# One writer lock per database file (device, inode) of this process (item 4 above).
-_writers: dict[tuple[int, int], threading.Lock] = {}
+
+
+class WriterQueue:
+    """A lock taken in arrival order: a plain `threading.Lock` lets a writer that just
+    came take it before one waiting for seconds (long p99 tails under 16 writers)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: collections.deque[threading.Lock] = collections.deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        if turn.acquire(timeout=max(timeout, 0)):
+            return True  # handed over by release()
+        with self._guard:
+            try:
+                self._waiting.remove(turn)
+            except ValueError:
+                return True  # handed over just as the wait ended
+            return False
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()  # still held: now by the next writer
+            else:
+                self._held = False
+
+    def locked(self) -> bool:
+        return self._held
+
+
+# One writer queue per database file (device, inode) of this process (item 4 above).
+_writers: dict[tuple[int, int], WriterQueue] = {}
 _BEGIN_WRITE = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE")
 
 
@@ -121,7 +162,7 @@ class PooledSQLiteConnection(sqlite3.Connection):
     _file: tuple[int, int] | None = None
     _reused: bool = False  # handed back by __new__: already open
     _parked: bool = False  # idle in the pool
-    _writer: threading.Lock | None = None  # this process's writer lock, while held
+    _writer: WriterQueue | None = None  # this process's writer queue, while held
     _timeout: float = 5.0
 
     def __new__(cls, *args: Any, **kwargs: Any) -> PooledSQLiteConnection:
@@ -157,7 +198,7 @@ class PooledSQLiteConnection(sqlite3.Connection):
         if not sql.lstrip()[:15].upper().startswith(_BEGIN_WRITE):
             return super().execute(sql, *args)
         with _lock:
-            writer = _writers.setdefault(self._file, threading.Lock())
+            writer = _writers.setdefault(self._file, WriterQueue())
         if writer.acquire(timeout=self._timeout):
             self._writer = writer
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,35 @@ def test_a_commit_a_rollback_or_a_failed_begin_frees_the_writer_lock(tmp_path):
     foreign.close()
     conn.close()
     other.close()
+
+
+def test_the_writer_queue_serves_writers_in_arrival_order():
+    queue = dbpool.WriterQueue()
+    assert queue.acquire(timeout=1)
+    order: list[int] = []
+    threads = []
+    for n in range(5):
+
+        def wait(n: int = n) -> None:
+            assert queue.acquire(timeout=30)
+            order.append(n)
+            queue.release()
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 10
+        while len(queue._waiting) < n + 1:  # poll: this one is queued before the next starts
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    queue.release()
+    for thread in threads:
+        thread.join(30)
+    assert order == [0, 1, 2, 3, 4]
+    assert not queue.locked()
+    # A wait that ends unserved leaves the queue, and the lock stays with its holder.
+    assert queue.acquire(timeout=1)
+    assert not queue.acquire(timeout=0.01)
+    assert queue.locked() and not queue._waiting
+    queue.release()
+    assert not queue.locked()
