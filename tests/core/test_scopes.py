@@ -50,6 +50,7 @@ OWN_PERMISSIONS = {
     "widget.public_api.TypingView",
     "widget.public_api.ReadView",
     "widget.public_api.RatingView",
+    "widget.public_api.StringsView",
 }
 _CONVERTERS = {"uuid": lambda: str(uuid.uuid4()), "int": lambda: "987654", "str": lambda: "x"}
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
