@@ -8,8 +8,11 @@ agents (each its own API key), and one daphne web process (`core.asgi:applicatio
 `--sockets` authenticated websockets to one organization (`?token=`, the keys in turn),
 and the time until every socket got its `hello` is measured. The seed-shaped baseline
 (`contrib/bench/baseline/`: a channels-redis group, no authentication, no database) is
-measured the same way in the same run, and the ratio printed. `WS_CONNECT_RATE` is lifted
-(capacity, not the abuse limit: 50 sockets per key connect at once here).
+measured the same way in the same run, and the ratio printed; its channels-redis pool
+has redis-py 7's limits (contrib/bench/baseline/settings.py: with redis-py 8's 100
+connections and 5 s reads it failed). `WS_CONNECT_RATE` is lifted (capacity, not the
+abuse limit: 50 sockets per key connect at once here). `--server-profile DIR` runs daphne
+under cProfile (its main thread only: the database thread's batches are not in it).
 
     .venv/bin/python contrib/bench/ws_reconnect.py                  # 5,000 sockets
     .venv/bin/python contrib/bench/ws_reconnect.py --sockets 1000 --servers hub
