@@ -26,8 +26,9 @@ for SQLite, but passes `DATABASES[...]["OPTIONS"]` to `sqlite3.connect`, whose d
    connection's `close()`: it rolls back anything left open and keeps the connection for
    the next caller, up to `SQLITE_POOL_SIZE` idle ones per database (beyond: really
    closed). Django never uses a connection after closing it.
-3. A forked child forgets the idle connections it inherited (SQLite forbids using a
-   connection across fork) without closing them, as for PostgreSQL.
+3. A forked child (an RQ work horse) forgets the idle and open connections it inherited
+   (SQLite forbids using a connection across fork) without closing them, as for
+   PostgreSQL, and opens its own.
 4. Writers of one process queue, in arrival order (`WriterQueue`), before
    `BEGIN IMMEDIATE` (what Django runs for `atomic` with transaction_mode IMMEDIATE)
    and leave the queue at COMMIT or ROLLBACK: SQLite's busy handler makes a waiting
@@ -104,7 +105,6 @@ _BEGIN_WRITE = ("BEGIN IMMEDIATE", "BEGIN EXCLUSIVE")
 
 def forget_pools_after_fork() -> None:
     try:
-        from django.db import connections
         from django.db.backends.postgresql.base import DatabaseWrapper
     except Exception:  # Django not set up (a fork before settings): nothing inherited
         return
@@ -112,16 +112,25 @@ def forget_pools_after_fork() -> None:
     if pools:
         _INHERITED.append(dict(pools))
         pools.clear()
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is not None:
-            _INHERITED.append(conn.connection)
-            conn.connection = None
+    _forget_open_connections()
 
 
 def forget_sqlite_after_fork() -> None:
     with _lock:
         _INHERITED.append(dict(_idle))
         _idle.clear()
+    _forget_open_connections()
+
+
+def _forget_open_connections() -> None:
+    try:
+        from django.db import connections
+    except Exception:  # Django not set up (a fork before settings): nothing inherited
+        return
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _INHERITED.append(conn.connection)
+            conn.connection = None
 
 
 def _pool_size() -> int:

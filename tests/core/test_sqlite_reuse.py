@@ -221,3 +221,32 @@ def test_the_writer_queue_serves_writers_in_arrival_order():
     assert queue.locked() and not queue._waiting
     queue.release()
     assert not queue.locked()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's connection reuse")
+def test_a_forked_child_uses_none_of_its_parents_connections():
+    from django.db import connection as main_connection
+
+    with main_connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    parents = id(main_connection.connection)
+    main_connection.close()  # now idle in the pool
+    with main_connection.cursor() as cursor:  # and open again: the same one
+        cursor.execute("SELECT 1")
+    assert id(main_connection.connection) == parents
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        try:
+            with main_connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM core_organization")
+            fresh = id(main_connection.connection) != parents and not dbpool._idle
+            os.write(write, b"1" if fresh else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"1"
