@@ -202,15 +202,20 @@ def _lane_loop(loop: LoopThread, sender: Any, mailing_id: int, lane: int, token:
                 _complete(previous, mailing_id=mailing_id, lane=lane, token=token, org_id=org_id)
             elif inflight is None:
                 due = next_due(mailing_id, transports=usable if blocked else None)
-                if blocked:
-                    # The rest waits for a breaker: come back when the first one closes.
-                    reopen = datetime.fromtimestamp(min(blocked.values()), tz=now.tzinfo)
-                    due = min(due, reopen) if due is not None else reopen
+                # The rest waits for a breaker: come back when the first one closes.
+                reopen = (
+                    datetime.fromtimestamp(min(blocked.values()), tz=now.tzinfo)
+                    if blocked
+                    else None
+                )
                 if due is None:
                     if mailing_finish_if_done(mailing_id=mailing_id):
                         return Next(stop=True)
-                    # In flight elsewhere, or the audience is still being materialized.
-                    return Next(at=now + timedelta(seconds=1))
+                    # In flight elsewhere, the audience still being materialized, or
+                    # messages of a transport whose breaker is open.
+                    return Next(at=reopen or now + timedelta(seconds=1))
+                if reopen is not None:
+                    due = min(due, reopen)
                 return Next(at=max(due, now + timedelta(milliseconds=200)))
             if not lease_acquire(key, token):  # refresh; lost: another job owns the lane
                 log.warning("mailing_lane_lost", mailing_id=mailing_id, lane=lane)
