@@ -162,6 +162,33 @@ def _database_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return args[0] if args else kwargs.get("database")
 
 
+_queued_cursors: dict[type, type] = {}
+
+
+def _queued_cursor(factory: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
+    """`factory` whose `execute` goes through its connection's writer queue (one subclass
+    per cursor class, made once)."""
+    with _lock:
+        queued = _queued_cursors.get(factory)
+        if queued is None:
+
+            def execute(self: sqlite3.Cursor, sql: str, *args: Any) -> sqlite3.Cursor:
+                connection = self.connection
+                if not isinstance(connection, PooledSQLiteConnection):
+                    return factory.execute(self, sql, *args)
+                taken = connection._queue_writer(sql)
+                try:
+                    return factory.execute(self, sql, *args)
+                except BaseException:
+                    if taken:
+                        connection._release_writer()
+                    raise
+
+            queued = type(f"Queued{factory.__name__}", (factory,), {"execute": execute})
+            _queued_cursors[factory] = queued
+    return queued
+
+
 class PooledSQLiteConnection(sqlite3.Connection):
     """A `sqlite3.Connection` whose `close()` keeps it for the next `connect()` with the
     same arguments (see the module docstring). Only for file databases: any other
@@ -202,19 +229,33 @@ class PooledSQLiteConnection(sqlite3.Connection):
         self._pool_key = _pool_key(args, kwargs) if self._file is not None else None
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        if self._file is None or self._writer is not None:
-            return super().execute(sql, *args)
-        if not sql.lstrip()[:15].upper().startswith(_BEGIN_WRITE):
-            return super().execute(sql, *args)
-        with _lock:
-            writer = _writers.setdefault(self._file, WriterQueue())
-        if writer.acquire(timeout=self._timeout):
-            self._writer = writer
+        queued = self._queue_writer(sql)
         try:
             return super().execute(sql, *args)
         except BaseException:
-            self._release_writer()
+            if queued:
+                self._release_writer()
             raise
+
+    def cursor(self, factory: Any = sqlite3.Cursor) -> Any:  # type: ignore[override]
+        # Django runs its `BEGIN IMMEDIATE` on a cursor of its own class
+        # (`connection.cursor(factory=SQLiteCursorWrapper)`), not through `execute` above:
+        # the cursor class gets the same writer queue.
+        return super().cursor(_queued_cursor(factory))
+
+    def _queue_writer(self, sql: str) -> bool:
+        """Before a `BEGIN IMMEDIATE`, wait for this process's writer queue; True when
+        this call took it (the caller gives it back if the BEGIN fails)."""
+        if self._file is None or self._writer is not None:
+            return False
+        if not sql.lstrip()[:15].upper().startswith(_BEGIN_WRITE):
+            return False
+        with _lock:
+            writer = _writers.setdefault(self._file, WriterQueue())
+        if not writer.acquire(timeout=self._timeout):
+            return False  # waited long enough: on to SQLite's own lock and timeout
+        self._writer = writer
+        return True
 
     def _release_writer(self) -> None:
         writer, self._writer = self._writer, None

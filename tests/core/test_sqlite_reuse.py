@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from core import dbpool
 from core.dbpool import PooledSQLiteConnection
@@ -189,6 +189,21 @@ def test_a_commit_a_rollback_or_a_failed_begin_frees_the_writer_lock(tmp_path):
     foreign.close()
     conn.close()
     other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_djangos_atomic_blocks_take_the_writer_queue():
+    # Django runs BEGIN IMMEDIATE on a cursor of its own class, not through the
+    # connection's execute: the queue must see it there (it once did not, and the queue
+    # was only ever taken by the tests above).
+    if connection.vendor != "sqlite":
+        pytest.skip("the writer queue is SQLite's")
+    with transaction.atomic():
+        connection.cursor().execute("SELECT 1")
+        raw = connection.connection
+        assert isinstance(raw, PooledSQLiteConnection)
+        assert raw._writer is not None and raw._writer.locked()
+    assert raw._writer is None
 
 
 def test_the_writer_queue_serves_writers_in_arrival_order():
