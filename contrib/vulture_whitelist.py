@@ -314,3 +314,13 @@ _.notify_desktop  # core.AgentPreference: written through setattr by field name
 _.notify_sound
 _.time_zone  # core.AgentPreference and PreferenceSerializer's field
 _.get_rule_name  # escalation/representations.py IncidentSerializer: rule_name
+
+# --- the widget's public answers (widget/representations.py): response serializers that
+# --- only describe hand-built answers in the OpenAPI schema (tests/widget/test_schema.py)
+_.online
+_.prechat
+_.conversation
+
+# --- the event log's key layout (core/events.py): named so tests and operators can read
+# --- a sequence key without the module's private helpers (tests/core/test_cluster_eventlog.py)
+_.seq_key
