@@ -35,9 +35,8 @@ from chat.visitors import (
     visitor_messages_read,
 )
 from core.errors import ApplicationError
-from core.events import ephemeral_publish, seq_key
+from core.events import ephemeral_publish, event_log_open
 from core.logging import get_logger
-from core.redis import get_redis
 from widget.models import Rating, Visitor, WebInbox
 
 log = get_logger(__name__)
@@ -98,9 +97,13 @@ def _identity_check(*, web_inbox: WebInbox, user_id: str, user_hash: str) -> Non
 
 
 def current_event_id(organization_id: int) -> int:
-    """The organization's last event id: where a visitor's socket resumes from."""
-    value = get_redis().get(seq_key(organization_id))
-    return int(value) if value is not None else 0
+    """The organization's last event id: where a visitor's socket resumes from.
+
+    Seeded if the organization's log has no counter yet (core.events.event_log_open): a
+    0 here made the socket of a new organization's first visitor, resuming from 0 after
+    its join seeded the counter, get `resync_required` and a second `start`.
+    """
+    return event_log_open(organization_id=organization_id)
 
 
 # --- start ---------------------------------------------------------------------------

@@ -27,6 +27,8 @@
     token: stored.token || "", lastEventId: null, messages: {}, order: [], conversation: null,
     config: null, contact: {}, open: false, socket: null, retry: 0, started: null, typingAt: 0,
     seen: null, // the uuid of the visitor's last message an agent has read
+    startSeq: 0, // the newest `start` sent: only its answer is applied
+    unsaved: null, // a pre-chat contact sent, its answer not in yet (carried by any later start)
   };
 
   function safeGet(k) { try { return localStorage.getItem(k) || ""; } catch (e) { return ""; } }
@@ -106,11 +108,20 @@
       });
   }
 
+  // Answers can arrive out of order (a resync's `start` while the pre-chat's is in flight):
+  // an older one describes an older state (without the phone just entered), so only the
+  // newest `start` sent is applied; an older one's caller gets the newest's answer. A later
+  // start carries the contact not yet answered: the server may have read the visitor before
+  // the pre-chat's request saved it.
   function start(contact) {
+    var seq = ++state.startSeq;
+    if (contact) state.unsaved = contact;
     var body = Object.assign({ token: state.token, page_url: location.href.slice(0, 2000),
-      utc_offset: -new Date().getTimezoneOffset() }, contact || {});
+      utc_offset: -new Date().getTimezoneOffset() }, state.unsaved || {});
     if (identity.user_id) { body.user_id = identity.user_id; body.user_hash = identity.user_hash; }
     state.started = call("start", body).then(function (j) {
+      if (seq !== state.startSeq) return state.started;
+      state.unsaved = null;
       state.token = j.visitor_token;
       safeSet(STORE, JSON.stringify({ token: j.visitor_token, verified: j.verified }));
       state.config = j.config; state.contact = j.contact; state.conversation = j.conversation;
@@ -120,7 +131,9 @@
       renderAll(); connect();
       return j;
     }).catch(function (e) {
-      if (e.status === 401 && state.token) { state.token = ""; safeSet(STORE, ""); return start(contact); }
+      if (seq !== state.startSeq) return state.started;
+      if (e.status === 401 && state.token) { state.token = ""; safeSet(STORE, ""); return start(); }
+      state.unsaved = null;
       say(e.message); throw e;
     });
     return state.started;
@@ -284,6 +297,7 @@
   window.ChatWidget = {
     reset: function () {
       safeSet(STORE, ""); state.token = ""; state.started = null; state.lastEventId = null;
+      state.startSeq++; state.unsaved = null; // an answer in flight belongs to the one before
       state.messages = {}; state.order = []; state.seen = null; identity = { user_id: "", user_hash: "" };
       if (state.socket) { var ws = state.socket; ws.onclose = null; state.socket = null; ws.close(); }
       renderAll();
