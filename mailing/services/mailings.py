@@ -162,6 +162,11 @@ def notification_send(
 
 
 @transaction.atomic
+def _status_label(mailing: Mailing) -> str:
+    """The status as a reader says it, in their language ("running", "в работе")."""
+    return str(mailing.get_status_display()).lower()
+
+
 def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
     """Change a mailing. Once started, only its name, priority and end time change."""
     locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
@@ -170,7 +175,7 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
         if frozen:
             raise ApplicationError(
                 gettext("The mailing is %(status)s: only name, priority and end_at can change.")
-                % {"status": locked.status},
+                % {"status": _status_label(locked)},
                 code="mailing_started",
                 status_code=409,
                 fields={
@@ -179,7 +184,7 @@ def mailing_update(*, mailing: Mailing, data: dict[str, Any]) -> Mailing:
             )
         if locked.status != Mailing.Status.RUNNING and "end_at" in data:
             raise ApplicationError(
-                gettext("The mailing is %(status)s.") % {"status": locked.status},
+                gettext("The mailing is %(status)s.") % {"status": _status_label(locked)},
                 code="mailing_over",
                 status_code=409,
                 fields={"end_at": [gettext("Cannot change once the mailing is over.")]},

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import zoneinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
@@ -10,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from core.i18n import language_or_default
+from core.i18n import language_or_default, viewer_time_zone
 from core.logging import get_logger
 from core.models import Membership, Organization
 from core.redis import get_redis
@@ -20,8 +21,11 @@ from mailing.selectors import STATUSES, mailings_counts
 log = get_logger(__name__)
 
 
-def mailing_report_build(*, organization: Organization, since: datetime) -> str | None:
-    """Plain-text statistics of the mailings active since `since`; None if there are none."""
+def mailing_report_build(
+    *, organization: Organization, since: datetime, zone: tzinfo = UTC
+) -> str | None:
+    """Plain-text statistics of the mailings active since `since` (written in `zone`, the
+    reader's); None if there are none."""
     mailings = list(
         Mailing.objects.filter(organization=organization)
         .filter(
@@ -33,8 +37,12 @@ def mailing_report_build(*, organization: Organization, since: datetime) -> str 
         return None
     counts = mailings_counts(mailing_ids=[m.pk for m in mailings])
     lines = [
-        gettext("Mailing statistics for %(organization)s since %(since)s UTC")
-        % {"organization": organization.name, "since": f"{since:%Y-%m-%d %H:%M}"},
+        gettext("Mailing statistics for %(organization)s since %(since)s %(zone)s")
+        % {
+            "organization": organization.name,
+            "since": f"{since.astimezone(zone):%Y-%m-%d %H:%M}",
+            "zone": str(zone),
+        },
         "",
         "id\tstatus\t" + "\t".join(STATUSES) + "\ttotal\tname",
     ]
@@ -50,10 +58,11 @@ def mailing_report_build(*, organization: Organization, since: datetime) -> str 
 
 def mailing_report_send(*, organization: Organization, now: datetime | None = None) -> bool:
     """Email the report to the organization's admins (once per day), each in the language
-    saved in their preferences (one email per language). True if sent."""
+    and time zone saved in their preferences (one email per language and zone; UTC when
+    none is saved). True if sent."""
     now = now or timezone.now()
-    by_language: dict[str, set[str]] = {}
-    for email, saved in (
+    by_reader: dict[tuple[str, str], set[str]] = {}
+    for email, saved, saved_zone in (
         get_user_model()
         .objects.filter(
             memberships__organization=organization,
@@ -61,10 +70,11 @@ def mailing_report_send(*, organization: Organization, now: datetime | None = No
             is_active=True,
         )
         .exclude(email="")
-        .values_list("email", "preference__language")
+        .values_list("email", "preference__language", "preference__time_zone")
     ):
-        by_language.setdefault(language_or_default(saved), set()).add(email)
-    recipients = sorted(set().union(*by_language.values()))
+        zone = viewer_time_zone(saved_zone or "") or zoneinfo.ZoneInfo("UTC")
+        by_reader.setdefault((language_or_default(saved), str(zone)), set()).add(email)
+    recipients = sorted(set().union(*by_reader.values()))
     if not recipients:
         return False
     body = mailing_report_build(organization=organization, since=now - timedelta(days=1))
@@ -73,13 +83,14 @@ def mailing_report_send(*, organization: Organization, now: datetime | None = No
     key = f"mailing:report:{organization.pk}:{now:%Y-%m-%d}"
     if not get_redis().set(key, 1, nx=True, ex=2 * 86400):
         return False  # already sent today (the job ran twice)
-    for language, emails in sorted(by_language.items()):
+    for (language, zone_name), emails in sorted(by_reader.items()):
+        zone = zoneinfo.ZoneInfo(zone_name)
         with translation.override(language):
             send_mail(
                 subject=gettext("[%(organization)s] Daily mailing statistics %(day)s")
-                % {"organization": organization.slug, "day": f"{now:%Y-%m-%d}"},
+                % {"organization": organization.slug, "day": f"{now.astimezone(zone):%Y-%m-%d}"},
                 message=mailing_report_build(
-                    organization=organization, since=now - timedelta(days=1)
+                    organization=organization, since=now - timedelta(days=1), zone=zone
                 )
                 or body,
                 from_email=None,

@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -489,10 +489,16 @@ def test_daily_report_email_in_each_admins_language(
     from core.services import agent_create, membership_add
     from mailing.services import mailing_report_send_all, notification_send
 
-    for name, language in (("olga", "ru"), ("ana", "pt-br"), ("ann", ""), ("ted", "")):
+    readers = (
+        ("olga", "ru", "Europe/Moscow"),
+        ("ana", "pt-br", ""),
+        ("ann", "", ""),
+        ("ted", "", ""),
+    )
+    for name, language, zone in readers:
         user = agent_create(username=name, password="pw", email=f"{name}@example.com")
         membership_add(organization=org, user=user, role=Membership.Role.ADMIN)
-        AgentPreference.objects.create(user=user, language=language)
+        AgentPreference.objects.create(user=user, language=language, time_zone=zone)
     with django_capture_on_commit_callbacks(execute=False):
         notification_send(organization=org, text="hi", client_ids=[make_client(org).pk])
 
@@ -511,9 +517,15 @@ def test_daily_report_email_in_each_admins_language(
     assert ru.subject.startswith("[acme] Ежедневная статистика рассылок")
     assert ru.body.startswith("Статистика рассылок Acme \u0441 ")  # Russian "since"
     assert by_recipients[("ana@example.com",)].body.startswith("Estatísticas de disparos de Acme")
-    assert by_recipients[("ann@example.com", "ted@example.com")].body.startswith(
-        "Mailing statistics for Acme since "
+    english = by_recipients[("ann@example.com", "ted@example.com")].body
+    assert english.startswith("Mailing statistics for Acme since ")
+    # the time in each reader's saved zone (UTC when none is saved), the zone named
+    since_utc = english.splitlines()[0].removeprefix("Mailing statistics for Acme since ")
+    assert since_utc.endswith(" UTC")
+    moscow = datetime.strptime(since_utc.removesuffix(" UTC"), "%Y-%m-%d %H:%M") + timedelta(
+        hours=3
     )
+    assert ru.body.splitlines()[0].endswith(f"{moscow:%Y-%m-%d %H:%M} Europe/Moscow")
 
 
 @pytest.mark.parametrize(

@@ -194,6 +194,15 @@ def test_started_mailing_cannot_change_its_audience(
     response = api.patch(f"/api/mailings/{mailing['id']}/", {"tags": ["x"]}, format="json")
     assert response.status_code == 409
     assert "tags" in response.json()["error"]["fields"]
+    assert response.json()["error"]["message"].startswith("The mailing is running: ")
+    # the status in the reader's words, not the stored value
+    portuguese = api.patch(
+        f"/api/mailings/{mailing['id']}/",
+        {"tags": ["x"]},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="pt-BR",
+    )
+    assert portuguese.json()["error"]["message"].startswith("O disparo está em andamento: ")
     assert api.delete(f"/api/mailings/{mailing['id']}/").status_code == 409
     cancelled = api.post(f"/api/mailings/{mailing['id']}/cancel/")
     assert cancelled.json()["status"] == "cancelled"
