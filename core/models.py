@@ -240,7 +240,9 @@ class Delivery(OutboxItem):
         verbose_name=_("organization"),
     )
     source = models.CharField(max_length=12, choices=Source.choices, verbose_name=_("source"))
-    phone = models.BigIntegerField(verbose_name=_("phone"))
+    # NULL for a message that goes by another transport (an email-only client's mailing
+    # message): no SMS is ever tried without one (core.sender, mailing.dispatch.batch).
+    phone = models.BigIntegerField(null=True, blank=True, verbose_name=_("phone"))
     text = models.TextField(verbose_name=_("text"))
 
     class Meta:

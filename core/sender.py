@@ -105,9 +105,20 @@ def error_result(exc: Exception, start: float) -> SendResult:
     )
 
 
+NO_PHONE_ERROR = "no phone: an SMS is never sent without one"
+
+
+def no_phone_result() -> SendResult:
+    """What an SMS to a delivery without a phone gets, with no call made: permanent (the
+    row cannot gain a phone later; `core.Delivery.phone` is frozen when it is created)."""
+    return SendResult("permanent", None, 0, NO_PHONE_ERROR)
+
+
 def send_sync(
-    *, msg_id: int, phone: int, text: str, client: httpx.Client | None = None
+    *, msg_id: int, phone: int | None, text: str, client: httpx.Client | None = None
 ) -> SendResult:
+    if phone is None:
+        return no_phone_result()
     start = time.perf_counter()
     own = client is None
     http = client or httpx.Client(timeout=settings.SENDER_TIMEOUT)

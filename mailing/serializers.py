@@ -223,7 +223,8 @@ class MailingMessageSerializer(serializers.ModelSerializer[MailingMessage]):
     status = serializers.CharField(source="delivery.status", read_only=True)
     mailing = serializers.IntegerField(source="mailing_id", read_only=True)
     client = serializers.IntegerField(source="client_id", read_only=True, allow_null=True)
-    phone = serializers.CharField(source="delivery.phone", read_only=True)
+    # null for a message of another transport to a client without a phone
+    phone = serializers.CharField(source="delivery.phone", read_only=True, allow_null=True)
     transport = serializers.CharField(read_only=True)
     address = serializers.CharField(read_only=True)
     text = serializers.CharField(source="delivery.text", read_only=True)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from core.logging import get_logger
 from core.models import Delivery
 from core.outbox.batch import CLAIM_FIELDS, claim_many, record_many, release_many
-from core.sender import SendResult
+from core.sender import SendResult, no_phone_result
 from mailing.dispatch.breaker import CLOSED, Breaker, breaker_update
 from mailing.dispatch.counters import DELIVERIES
 from mailing.dispatch.email import EmailParts, with_email_parts
@@ -50,7 +50,7 @@ def mailing_deliveries(mailing_id: int) -> QuerySet[Delivery]:
 @dataclass(frozen=True)
 class Row:
     id: int
-    phone: int
+    phone: int | None  # None for a message of another transport (core.Delivery.phone)
     text: str
     attempts: int
     deadline: datetime
@@ -213,6 +213,8 @@ async def send_all(sender: Sender, rows: Sequence[Row]) -> list[SendResult]:
             return SendResult("transient", None, 0, "end time reached before the call")
         if row.transport == Transport.EMAIL:
             call = sender.send_email(row)
+        elif row.phone is None:  # never an SMS without a phone: failed, no call
+            return no_phone_result()
         else:
             call = sender.send(msg_id=row.id, phone=row.phone, text=row.text)
         if remaining > timeout + 1:

@@ -285,8 +285,8 @@ def mailing_materialize(*, mailing_id: int, inline_lane: bool = False) -> int:
                 ((delivery_id, by_key[key]) for delivery_id, key in ids), key=lambda m: m[0]
             )
             phoneless = [delivery_id for delivery_id, key in ids if key < 0]
-            if phoneless:  # the negative key only matched ids to clients: not a phone
-                Delivery.objects.filter(pk__in=phoneless).update(phone=0)
+            if phoneless:  # the negative key only matched ids to clients: no phone (NULL)
+                Delivery.objects.filter(pk__in=phoneless).update(phone=None)
             _messages_insert(mailing_id=mailing.pk, messages=messages)
             pairs = [(delivery_id, p.client_id) for delivery_id, p in messages]
             mailing.audience_cursor = clients[-1]["pk"]
