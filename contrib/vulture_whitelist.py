@@ -295,6 +295,7 @@ _.email_undeliverable  # chat.Client: read by mailing in values() and filters by
 _.no_address  # mailing.serializers.SkippedSerializer / ByTransportSerializer: DRF fields
 _.undeliverable
 _.by_transport
+_.last_duplicate_at  # mailing.Event: written by an update() keyword, read by EventSerializer
 
 # --- the console (issue 13): DRF fields and get_<field> methods read by name, model fields
 # --- set through update()/setattr(), response serializers' fields (chat/console_serializers.py)

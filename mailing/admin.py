@@ -199,7 +199,15 @@ class MailingMessageAdmin(ReadOnlyAdmin):
 class EventAdmin(ReadOnlyAdmin):
     """Read-only: events are written by `POST /api/events/` only (once per key)."""
 
-    list_display = ["id", "organization", "name", "client", "idempotency_key", "created_at"]
+    list_display = [
+        "id",
+        "organization",
+        "name",
+        "client",
+        "idempotency_key",
+        "duplicates",
+        "created_at",
+    ]
     list_filter = ["organization", "name"]
     raw_id_fields = ["client"]
     search_fields = ["=id", "idempotency_key", "=client__id"]

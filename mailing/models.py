@@ -320,6 +320,12 @@ class Event(models.Model):
     idempotency_key = models.CharField(max_length=100, verbose_name=_("idempotency key"))
     # Scheduled notifications this event cancelled (the ones it created: `mailings`).
     cancelled = models.JSONField(default=list, blank=True, verbose_name=_("cancelled"))
+    # Posts of the same idempotency key after this one (nothing processed again), counted
+    # with an F() expression so concurrent repeats are each counted.
+    duplicates = models.PositiveIntegerField(default=0, verbose_name=_("duplicates"))
+    last_duplicate_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("last duplicate at")
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:

@@ -80,6 +80,13 @@ class EventSerializer(serializers.ModelSerializer[Event]):
     event = serializers.CharField(source="name", read_only=True)
     client = serializers.UUIDField(source="client.uuid", read_only=True, allow_null=True)
     mailings = EventMailingSerializer(many=True, read_only=True)
+    duplicates = serializers.IntegerField(
+        read_only=True,
+        help_text="Posts of the same idempotency key after the first (none processed again).",
+    )
+    last_duplicate_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When the last of them came; null if none."
+    )
 
     class Meta:
         model = Event
@@ -93,6 +100,8 @@ class EventSerializer(serializers.ModelSerializer[Event]):
             "created_at",
             "mailings",
             "cancelled",
+            "duplicates",
+            "last_duplicate_at",
         ]
 
 

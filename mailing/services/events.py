@@ -10,8 +10,10 @@ unless the client did the thing). A delayed action is a scheduled notification
 `event_receive` processes an event exactly once: the `Event` row, unique per
 (organization, idempotency_key), is inserted in the same transaction that cancels and
 creates the notifications. A second post with the same key (a retry after a timeout,
-two workers of the caller) finds the row and changes nothing; of two concurrent posts
-one inserts and the other waits for its commit, then finds it.
+two workers of the caller) finds the row and processes nothing again; it only counts
+the repeat on the row (`duplicates`, `last_duplicate_at`, one UPDATE with F(), so
+concurrent repeats are each counted). Of two concurrent posts one inserts and the other
+waits for its commit, then finds it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -177,11 +180,31 @@ def event_receive(
                 status_code=409,
                 fields={"idempotency_key": [gettext("Already used for another event.")]},
             ) from None
-        log.info("event_duplicate", event_id=seen.pk, organization_id=organization.pk)
+        _duplicate_count(seen)
+        log.info(
+            "event_duplicate",
+            event_id=seen.pk,
+            organization_id=organization.pk,
+            client_id=found.pk,
+            duplicates=seen.duplicates,
+        )
         # The console shows a retried post too (nothing was processed again).
         publish_on_commit(organization.pk, "event_received", event_event_data(seen, "duplicate"))
         return seen, False
     return event, True
+
+
+def _duplicate_count(event: Event) -> None:
+    """Count one more repeat of `event`'s key, in the database (F(): no read-modify-write
+    for a concurrent repeat to overwrite), and read the new values back onto `event`.
+    `last_duplicate_at` never moves back (Greatest): of two concurrent repeats the later
+    clock wins whichever commits last (Coalesce: SQLite's Greatest of a NULL is NULL)."""
+    now = timezone.now()
+    Event.objects.filter(pk=event.pk).update(
+        duplicates=F("duplicates") + 1,
+        last_duplicate_at=Coalesce(Greatest(F("last_duplicate_at"), Value(now)), Value(now)),
+    )
+    event.refresh_from_db(fields=["duplicates", "last_duplicate_at"])
 
 
 def _process(event: Event) -> None:

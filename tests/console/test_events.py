@@ -2,8 +2,9 @@
 rules (an admin creates one, sees the API's field error beside its field, edits and
 deletes one; a member reads them without the buttons), recent events live from the
 `event_received` frames (processed, then a duplicate of the same idempotency key, with
-what each scheduled), and the mailing form's template preview rendered by the server
-(POST /api/templates/<id>/preview/), not in JavaScript."""
+what each scheduled, the repeat counted on the event's row), and the mailing form's
+template preview rendered by the server (POST /api/templates/<id>/preview/), not in
+JavaScript."""
 
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ def test_admin_keeps_rules_and_sees_events_live(agent, org, make_client, make_ag
     expect(processed.locator(".event-scheduled")).to_contain_text(f"#{mailing_id}")
     duplicate = table.locator('tr.event-row[data-status="duplicate"]')
     expect(duplicate.locator(".event-status")).to_have_text("duplicate")
+    # the event's own row counts the repeat (from the frame), the duplicate's does not
+    expect(processed.locator(".event-repeats")).to_contain_text("repeated 1 time, last")
+    expect(duplicate.locator(".event-repeats")).to_have_count(0)
     screenshot(page, "events-panel.png")
 
     # a deletion asks first
@@ -111,6 +115,8 @@ def test_admin_keeps_rules_and_sees_events_live(agent, org, make_client, make_ag
     member.get_by_role("button", name="Events", exact=True).click()
     expect(member.locator("#event-rules .event-rule")).to_have_count(1)
     expect(member.locator("#events-table tr.event-row")).to_have_count(1)
+    # the repeat as the events API records it
+    expect(member.locator("#events-table .event-repeats")).to_contain_text("repeated 1 time")
     expect(member.get_by_role("button", name="New rule")).to_have_count(0)
     expect(member.locator("#event-rules button")).to_have_count(0)
 

@@ -84,9 +84,16 @@ def test_an_event_runs_the_rules_once_and_a_later_event_cancels_the_reminder(
     body = _event("user_registered", "NEW@example.test", "reg-1", promo_code="W10")
     first = shop.post("/api/events/", body, format="json")
     again = shop.post("/api/events/", body, format="json")
-    # then: processed once; the retry gets the same event and nothing new
+    # then: processed once; the retry gets the same event and nothing new, the repeat
+    # counted on it
     assert first.status_code == 201, first.content
-    assert again.status_code == 200 and again.json() == first.json()
+    assert first.json()["duplicates"] == 0 and first.json()["last_duplicate_at"] is None
+    assert again.status_code == 200
+    repeat = {"duplicates", "last_duplicate_at"}
+    assert {k: v for k, v in again.json().items() if k not in repeat} == {
+        k: v for k, v in first.json().items() if k not in repeat
+    }
+    assert again.json()["duplicates"] == 1 and again.json()["last_duplicate_at"]
     produced = {m["rule"]: m for m in first.json()["mailings"]}
     assert set(produced) == {rules["welcome"], rules["reminder"]}
     assert Mailing.objects.filter(event__isnull=False).count() == 2
@@ -300,3 +307,86 @@ def test_two_concurrent_posts_of_one_event_process_it_once(
     assert sorted(created) == [False, True]
     assert Event.objects.filter(idempotency_key="race-1").count() == 1
     assert Mailing.objects.filter(event__idempotency_key="race-1").count() == len(rules)
+
+
+def test_repeats_of_a_key_are_counted_on_the_event_the_api_shows(
+    org: Any, make_client: Any, rules: dict[str, int], staff: Any
+) -> None:
+    from mailing.models import Mailing
+
+    _client(make_client, org, "twice@example.test")
+    shop = _integration(org, ["events"])
+    body = _event("user_registered", "twice@example.test", "reg-2", promo_code="W10")
+    with time_machine.travel("2026-12-01 10:00:00Z", tick=False):
+        assert shop.post("/api/events/", body, format="json").status_code == 201
+    # when: the same key twice more (retries), the last at 10:05
+    for minute in (1, 5):
+        with time_machine.travel(f"2026-12-01 10:0{minute}:00Z", tick=False):
+            assert shop.post("/api/events/", body, format="json").status_code == 200
+    # then: the events API shows two repeats and when the last came; nothing sent twice
+    [listed] = shop_reader(org).get("/api/events/", {"organization": "acme"}).json()
+    assert listed["duplicates"] == 2
+    assert listed["last_duplicate_at"] == "2026-12-01T10:05:00Z"
+    assert Mailing.objects.filter(event__idempotency_key="reg-2").count() == len(rules)
+    # and its OpenAPI schema names both fields
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    event = schema["components"]["schemas"]["Event"]["properties"]
+    assert event["duplicates"]["type"] == "integer" and event["duplicates"]["readOnly"]
+    assert event["last_duplicate_at"]["nullable"] and event["last_duplicate_at"]["readOnly"]
+    # the admin's list shows the count
+    page = staff.get("/admin/mailing/event/")
+    assert page.status_code == 200 and b'class="field-duplicates">2<' in page.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_repeats_of_one_key_are_each_counted(
+    org: Any, make_client: Any, rules: dict[str, int]
+) -> None:
+    """Many callers repeat a processed key at once (PostgreSQL: real concurrent
+    transactions): each repeat is counted, none lost to another's write."""
+    import threading
+
+    from django.db import connection, connections
+
+    from mailing.models import Mailing
+    from mailing.services.events import event_receive
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent transactions need PostgreSQL")
+    client = _client(make_client, org, "repeat@example.test")
+    post = {
+        "organization": org,
+        "name": "user_registered",
+        "client": client.email,
+        "data": {"promo_code": "R"},
+        "idempotency_key": "again-1",
+    }
+    event, created = event_receive(**post)
+    assert created
+    threads_count, repeats = 8, 5
+    barrier = threading.Barrier(threads_count)
+    answers: list[bool] = []
+    errors: list[BaseException] = []
+
+    def repeat() -> None:
+        try:
+            barrier.wait(10)
+            for _ in range(repeats):
+                answers.append(event_receive(**post)[1])
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=repeat) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert answers == [False] * (threads_count * repeats)
+    event.refresh_from_db()
+    assert event.duplicates == threads_count * repeats
+    assert Mailing.objects.filter(event=event).count() == len(rules)

@@ -1,12 +1,13 @@
 /* Events (issue 15 item 5): what external services posted (GET /api/events/), live from
  * the `event_received` frames (processed, or a duplicate of an idempotency key), each
- * with what it scheduled and cancelled; and the organization's event rules
+ * with what it scheduled and cancelled and how often its key was posted again
+ * (`duplicates`, `last_duplicate_at`: counted on the event); and the organization's event rules
  * (GET /api/event-rules/), which admins create (POST), change (PATCH) and delete
  * (DELETE) here, the API's field errors beside their fields. */
 import { api, orgQuery } from "../api.js";
 import { addLoader, isAdmin, on, state } from "../core.js";
 import { $, clear, el, formatDateTime, notify } from "../dom.js";
-import { fmt, t } from "../i18n.js";
+import { fmt, t, tn } from "../i18n.js";
 import { unavailable } from "./common.js";
 
 const panel = { events: [], rules: [], templates: [], available: true, editing: null, confirming: null };
@@ -27,6 +28,13 @@ function scheduled(event) {
     .join("; ");
 }
 
+// On the event's own row (not a live duplicate's): how often its key came again.
+function repeats(event, status) {
+  if (status === "duplicate" || !event.duplicates) return [];
+  const text = fmt(tn("repeated %(count)s time, last %(time)s", "repeated %(count)s times, last %(time)s", event.duplicates), { count: event.duplicates, time: formatDateTime(event.last_duplicate_at) });
+  return [el("br"), el("span", { className: "muted event-repeats", text })];
+}
+
 function eventRow(event) {
   const status = event.status || "processed";
   const cancelled = (event.cancelled || []).length ? fmt(t("cancelled %(ids)s"), { ids: event.cancelled.map((id) => "#" + id).join(", ") }) : "";
@@ -34,7 +42,7 @@ function eventRow(event) {
     el("td", { text: formatDateTime(event.received_at || event.created_at) }),
     el("td", { className: "event-name", text: event.event }),
     el("td", { className: "event-client", text: event.client || t("(deleted client)") }),
-    el("td", { className: "event-status", text: STATUS_TEXT[status] || status }),
+    el("td", { className: "event-status" }, [el("span", { text: STATUS_TEXT[status] || status }), ...repeats(event, status)]),
     el("td", { className: "event-scheduled", text: [scheduled(event), cancelled].filter(Boolean).join(" · ") }),
   ]);
 }
@@ -197,6 +205,8 @@ on("event_received", (data) => {
   // A duplicate is a row of its own (when it came), the event itself keeps its row.
   const row = Object.assign({}, data, { received_at: data.status === "duplicate" ? new Date().toISOString() : data.created_at });
   if (data.status !== "duplicate") panel.events = panel.events.filter((e) => e.id !== data.id || e.status === "duplicate");
+  // ... and shows the repeat's count, which the frame carries as the API now gives it.
+  else panel.events = panel.events.map((e) => (e.id === data.id && e.status !== "duplicate" ? Object.assign({}, e, { duplicates: data.duplicates, last_duplicate_at: data.last_duplicate_at }) : e));
   panel.events.unshift(row);
   panel.events = panel.events.slice(0, 100);
   if (!panel.editing) render();
