@@ -11,7 +11,8 @@ and prints:
   scripts run on the same valkey, on the same machine: compare them side by side);
 - CPU ms per POST over `--posts` requests in 8 blocks (min and median block): the
   machine's load moves wall time much more than CPU time;
-- with `--profile`, the cProfile of those requests (cumulative, top 40).
+- with `--profile`, the cProfile of those requests (cumulative, top 40; SORT=tottime
+  and TOP=n in the environment change both).
 
     .venv/bin/python contrib/bench/post_profile.py
     git worktree add /tmp/tb-old 260c35a
@@ -152,7 +153,9 @@ def measure(root: str, args: argparse.Namespace) -> None:
     print(f"CPU ms per POST: min {blocks[0]:.2f}, median {blocks[len(blocks) // 2]:.2f}")
     if profile is not None:
         out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+        # SORT=tottime shows where the time is spent itself; TOP=n rows.
+        stats = pstats.Stats(profile, stream=out).sort_stats(os.environ.get("SORT", "cumulative"))
+        stats.print_stats(int(os.environ.get("TOP", "40")))
         print(out.getvalue())
 
 

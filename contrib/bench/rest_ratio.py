@@ -9,6 +9,8 @@ For each endpoint in turn, N keep-alive clients (a raw HTTP/1.1 client, one agen
 rate limits lifted) send only that request for `--seconds`:
 
 - `bare`: `GET /bench/bare/`, the floor of this stack;
+- `drf`: `GET /bench/drf/`, a DRF view under the API's policy (API key, scope, rate
+  limit) returning a constant: what every API request pays before its own work;
 - `help-desks`: `GET /api/help-desks/?organization=bench` (20 help desks);
 - `send-message`: `POST /api/send-message/` (multipart, one of the 20 help desks).
 
@@ -55,7 +57,7 @@ from contrib.bench.rest_load import (  # noqa: E402
     _with_database,
 )
 
-ENDPOINTS = ("bare", "help-desks", "send-message")
+ENDPOINTS = ("bare", "drf", "help-desks", "send-message")
 APP_NAME = "rest-ratio-web"
 
 
@@ -173,11 +175,15 @@ class Bench:
         """Database queries of one request per endpoint (the second: caches warm)."""
         from django.db import connection
         from django.test import Client
-        from django.test.utils import CaptureQueriesContext
+        from django.test.utils import CaptureQueriesContext, override_settings
 
         client = Client(HTTP_AUTHORIZATION=f"Bearer {self.key}")
         counts = {}
+        # The web processes' URLs (rest_urls: the platform's plus the bench's floors).
+        urls = override_settings(ROOT_URLCONF="contrib.bench.rest_urls")
+        urls.enable()
         for name, call in {
+            "drf": lambda: client.get("/bench/drf/"),
             "help-desks": lambda: client.get("/api/help-desks/?organization=bench"),
             "send-message": lambda: client.post(
                 "/api/send-message/", {"help_desk": self.help_desks[0], "message": "count"}
@@ -195,6 +201,8 @@ class Bench:
         auth = f"Authorization: Bearer {self.key}\r\n"
         if endpoint == "bare":
             return [f"GET /bench/bare/ HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n".encode()]
+        if endpoint == "drf":
+            return [f"GET /bench/drf/ HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n".encode()]
         if endpoint == "help-desks":
             path = "/api/help-desks/?organization=bench"
             return [f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n".encode()]
@@ -324,15 +332,17 @@ class Bench:
 
 def _table(rows: list[dict[str, Any]], queries: dict[str, int]) -> None:
     bare = next((r["rps"] for r in rows if r["endpoint"] == "bare"), None)
+    drf = next((r["rps"] for r in rows if r["endpoint"] == "drf"), None)
     print(
-        f"{'endpoint':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'of bare':>9}"
+        f"{'endpoint':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'of bare':>9}{'of drf':>9}"
         f"{'queries':>9}{'non-2xx':>9}  load"
     )
     for r in rows:
         share = f"{100 * r['rps'] / bare:.0f}%" if bare else "-"
+        of_drf = f"{100 * r['rps'] / drf:.0f}%" if drf and r["endpoint"] != "bare" else "-"
         print(
             f"{r['endpoint']:<14}{r['rps']:>9.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}{share:>9}"
-            f"{queries.get(r['endpoint'], 0):>9}{r['non_2xx']:>9}  {r['load']}",
+            f"{of_drf:>9}{queries.get(r['endpoint'], 0):>9}{r['non_2xx']:>9}  {r['load']}",
             flush=True,
         )
 

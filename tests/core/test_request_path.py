@@ -75,8 +75,11 @@ def _drf(serializer: Any, instance: Any) -> Any:
     return serializers.Serializer.to_representation(serializer, instance)
 
 
+@pytest.mark.parametrize("context", [{}, {"view": "a list view's"}])
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Moscow"])
-def test_plain_representation_is_drfs(agent, org, make_client, monkeypatch, zone):
+def test_plain_representation_is_drfs(agent, org, make_client, monkeypatch, zone, context):
+    """The same output as DRF's, both with the class's shared plan (no context: events,
+    a POST's answer) and with the instance's own (a view's context)."""
     desks = _desks_with_messages(org, make_client, agent, 2)
     HelpDesk.objects.filter(pk=desks[0].pk).update(last_message=None, assignee=agent.user)
     HelpDesk.objects.create(organization=org, client=make_client(org))  # never written to
@@ -86,9 +89,10 @@ def test_plain_representation_is_drfs(agent, org, make_client, monkeypatch, zone
     def everything() -> list[Any]:
         with timezone.override(zone):
             return [
-                HelpDeskSerializer(rows, many=True).data,
-                MessageSerializer(messages, many=True).data,
-                ClientSerializer([r.client for r in rows], many=True).data,
+                HelpDeskSerializer(rows, many=True, context=context).data,
+                MessageSerializer(messages, many=True, context=context).data,
+                ClientSerializer([r.client for r in rows], many=True, context=context).data,
+                [HelpDeskSerializer(r, context=context).data for r in rows],
             ]
 
     plain = everything()
