@@ -25,6 +25,7 @@ import jwt
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils.translation import trans_real
 from rest_framework.test import APIClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +128,19 @@ def _generous_rate_limits() -> None:
     for name, value in TEST_RATES.items():
         setattr(settings, name, value)
         os.environ.setdefault(name, value)  # honcho-started platforms (tests/procfile.py)
+
+
+@pytest.fixture(scope="session")
+def compiled_catalogs() -> None:
+    """The .mo files compiled from the repository's .po files (the README's commands do
+    the same), and this process's gettext catalogs forgotten so the fresh ones are read.
+    Modules that need translations say `pytest.mark.usefixtures("compiled_catalogs")`."""
+    sys.path.insert(0, str(ROOT / "contrib"))
+    import check_i18n
+
+    check_i18n.compile_all()
+    trans_real._translations = {}  # type: ignore[attr-defined]
+    trans_real._default = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -5,17 +5,15 @@ Screenshots: tests/artifacts/i18n-*.png."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import ROOT
 from tests.console.conftest import screenshot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("compiled_catalogs")]
 
 SHARED_WORKER = False  # nothing here sends messages
 
@@ -31,15 +29,6 @@ SHOWN = {
               "tab": "Caixa de entrada", "live": "Ao vivo", "day": "15 de janeiro"},
 }  # fmt: skip
 BROWSER_LOCALE = {"en": "en-US", "ru": "ru-RU", "pt-br": "pt-BR"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_catalogs() -> None:
-    """The .mo files the server reads, compiled from the repository's .po files."""
-    sys.path.insert(0, str(ROOT / "contrib"))
-    import check_i18n
-
-    check_i18n.compile_all()
 
 
 @pytest.fixture

@@ -4,27 +4,16 @@ the request activated, like the admin's own strings."""
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.utils import timezone
-from django.utils.translation import trans_real
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "contrib"))
-import check_i18n  # noqa: E402  (contrib/ is not a package)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_catalogs() -> None:
-    check_i18n.compile_all()
-    trans_real._translations = {}
-    trans_real._default = None
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("compiled_catalogs")]
 
 
 def _page(staff: Any, path: str, language: str) -> str:

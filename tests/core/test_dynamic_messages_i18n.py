@@ -3,28 +3,17 @@ translated, the data in it (topic names, a username, an HTTP method, a scope) is
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.utils.translation import trans_real
 from rest_framework.test import APIClient
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "contrib"))
-import check_i18n  # noqa: E402  (contrib/ is not a package)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("compiled_catalogs")]
 
 RU = {"HTTP_ACCEPT_LANGUAGE": "ru-RU,ru;q=0.9"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_catalogs() -> None:
-    check_i18n.compile_all()
-    trans_real._translations = {}
-    trans_real._default = None
 
 
 def _key(org: Any, scopes: list[str] | None = None) -> APIClient:

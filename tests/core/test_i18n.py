@@ -22,7 +22,6 @@ from django.db import transaction
 from django.test import Client as DjangoClient
 from django.test import RequestFactory
 from django.utils import timezone, translation
-from django.utils.translation import trans_real
 
 from core.i18n import language_or_default, supported_language, visitor_language
 from core.models import AgentPreference
@@ -31,15 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "contrib"))
 import check_i18n  # noqa: E402  (contrib/ is not a package)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_catalogs() -> None:
-    """Fresh .mo files from the .po files, and Django's per-process catalogs forgotten."""
-    check_i18n.compile_all()
-    trans_real._translations = {}
-    trans_real._default = None
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("compiled_catalogs")]
 
 
 def _login(user: Any, **headers: str) -> DjangoClient:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,24 +14,14 @@ from django.http import HttpResponse
 from django.test import Client as DjangoClient
 from django.test import RequestFactory
 from django.utils import timezone
-from django.utils.translation import trans_real
 from rest_framework.test import APIClient
 
 from core.i18n import AgentLanguageMiddleware, user_time_zone
 from core.models import AgentPreference
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "contrib"))
-import check_i18n  # noqa: E402  (contrib/ is not a package)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_catalogs() -> None:
-    check_i18n.compile_all()
-    trans_real._translations = {}
-    trans_real._default = None
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("compiled_catalogs")]
 
 
 def test_saved_time_zone_round_trip_and_cleared(agent):

@@ -5,30 +5,16 @@ only, cached with an ETag); the inbox's default is one the platform speaks."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import pytest
-from django.utils.translation import trans_real
 
-from tests.conftest import ROOT
 from tests.widget.conftest import ORIGIN, Widget
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("compiled_catalogs")]
 
 RU = "ru-RU,ru;q=0.9,en;q=0.5"
 DE = "de-DE,de;q=0.9"  # a language the platform does not speak
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_catalogs() -> None:
-    """Fresh .mo files from the .po files, and Django's per-process catalogs forgotten."""
-    sys.path.insert(0, str(ROOT / "contrib"))
-    import check_i18n
-
-    check_i18n.compile_all()
-    trans_real._translations = {}  # type: ignore[attr-defined]
-    trans_real._default = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -9,16 +9,14 @@ tests/artifacts/widget-i18n-*.png."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.console.conftest import SAFE, browser, screenshot  # noqa: F401 (module fixture)
 from tests.widget.test_browser import host_site  # noqa: F401 (the customer's site)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("compiled_catalogs")]
 
 # What each visitor should see, by the browser's locale.
 SHOWN = {
@@ -44,15 +42,6 @@ SHOWN = {
         "invalid": "Invalid input.",
     },
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_catalogs() -> None:
-    """The .mo files the server reads, compiled from the repository's .po files."""
-    sys.path.insert(0, str(ROOT / "contrib"))
-    import check_i18n
-
-    check_i18n.compile_all()
 
 
 def _page(web_url: str, token: str) -> bytes:
