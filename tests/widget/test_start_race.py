@@ -96,6 +96,20 @@ def _embed(site_server: dict[str, Any], web: Any, agent: Any) -> tuple[str, Any]
     return site, inbox
 
 
+def _open_chat(
+    chromium: Any, start_web: Any, site_server: dict[str, Any], agent: Any
+) -> tuple[Any, Any, Traffic, Any]:
+    """The platform started, the widget embedded on the customer's site, a new visitor's
+    page watched from its first request, and the chat opened: (web, page, traffic, dialog)."""
+    web = start_web(**SAFE, **RATES)
+    site, _ = _embed(site_server, web, agent)
+    page = chromium.new_context().new_page()
+    traffic = Traffic(page)
+    page.goto(site + "/")
+    page.get_by_role("button", name="Open chat").click()
+    return web, page, traffic, page.get_by_role("dialog")
+
+
 def _desk_with(api: Any, text: str) -> str | None:
     """The help desk whose history holds `text`, as the agent's API shows it."""
     listed = api.get("/api/help-desks/")
@@ -117,15 +131,8 @@ def test_new_visitor_with_required_phone_sends_one_start_per_step(
 ):
     from widget.models import Visitor
 
-    web = start_web(**SAFE, **RATES)
-    site, _ = _embed(host_site, web, agent)
-    page = browser.new_context().new_page()
-    traffic = Traffic(page)
-    page.goto(site + "/")
-
     # when: the chat opens, the phone is entered, a message sent
-    page.get_by_role("button", name="Open chat").click()
-    dialog = page.get_by_role("dialog")
+    web, page, traffic, dialog = _open_chat(browser, start_web, host_site, agent)
     dialog.get_by_label("Phone (required)").fill(PHONE)
     dialog.get_by_role("button", name="Start chat").click()
     box = dialog.get_by_label("Message")
@@ -158,13 +165,7 @@ def test_an_older_start_answering_late_never_overwrites_a_newer_one(
     from core.redis import get_redis
     from widget.models import Visitor
 
-    web = start_web(**SAFE, **RATES)
-    site, _ = _embed(host_site, web, agent)
-    page = browser.new_context().new_page()
-    traffic = Traffic(page)
-    page.goto(site + "/")
-    page.get_by_role("button", name="Open chat").click()
-    dialog = page.get_by_role("dialog")
+    web, page, traffic, dialog = _open_chat(browser, start_web, host_site, agent)
     phone = dialog.get_by_label("Phone (required)")
     phone.wait_for()
     _pump_until(page, lambda: traffic.count("hello") == 1)
