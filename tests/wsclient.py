@@ -41,10 +41,11 @@ class WS:
         self.conn.send(json.dumps(frame))
 
     def close_code(self, timeout: float = 5.0) -> int | None:
-        """Wait for the server to close; return its close code."""
+        """Wait for the server to close; return its close code. Frames read on the
+        way are kept in `frames`, as `recv` keeps them."""
         try:
             while True:
-                self.conn.recv(timeout=timeout)
+                self.frames.append(json.loads(self.conn.recv(timeout=timeout)))
         except ConnectionClosed as exc:
             return exc.rcvd.code if exc.rcvd else None
 

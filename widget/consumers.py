@@ -4,7 +4,8 @@
    client address within WIDGET_IP_RATE, else an error frame and 4403 / 4429 (an
    unknown inbox is 4403 too).
 2. **Authenticate with the first frame**, `{"type": "auth", "token": <visitor token>,
-   "last_event_id": N}` (N optional), within WIDGET_AUTH_TIMEOUT seconds, else 4401.
+   "last_event_id": N}` (N optional), within WIDGET_AUTH_TIMEOUT seconds, else an
+   `auth_timeout` error frame and 4401.
    In a frame, not the URL: a query string lands in proxy and access logs and in the
    browser's history, and the visitor token is a bearer credential for the visitor's
    conversations. A bad token is 4401; too many connects of one visitor (WIDGET_VISITOR_RATE)
@@ -128,7 +129,14 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     def _auth_timeout(self) -> None:
         if self.visitor is None and not self.dropped:
             self.dropped = True
-            asyncio.get_running_loop().create_task(self.close(code=CLOSE_UNAUTHENTICATED))
+            asyncio.get_running_loop().create_task(self._refuse_late())
+
+    async def _refuse_late(self) -> None:
+        # Said before closing, like every other refusal: a client (or whoever debugs one)
+        # learns why the socket went, not only a close code it shares with a bad token.
+        seconds = settings.WIDGET_AUTH_TIMEOUT
+        await self._error("auth_timeout", f"No auth frame within {seconds:g} s.")
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _refuse(self, code: int, retry_after: float = 0.0) -> None:
         self.dropped = True

@@ -31,7 +31,9 @@ def test_a_socket_that_never_authenticates_is_closed(start_web, inbox):
     # then the silent one is closed 4401 once the timeout passes (waited for, not slept;
     # the deadline is under the 10 s default, so the setting is what closed it)
     assert silent.close_code(timeout=8) == 4401
-    assert silent.frames == []
+    # with the reason said first
+    assert [f["code"] for f in silent.frames] == ["auth_timeout"], silent.frames
+    assert silent.frames[0]["type"] == "error"
     # and the authenticated one, opened earlier, outlived its own timer
     authed.send({"type": "ping"})
     assert authed.recv_until(lambda f: f["type"] == "pong")["type"] == "pong"
