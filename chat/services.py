@@ -172,15 +172,16 @@ def message_create(
     web = client.channel == Client.Channel.WEB
     if web:
         message.status = Message.Status.SENT
-    message.save()
-    if not web:
+    else:
+        # The delivery first, so the message is written once with it (its file link
+        # needs only the message's uuid, set when it was built).
         message.delivery = Delivery.objects.create(
             organization_id=help_desk.organization_id,
             source=Delivery.Source.CHAT,
             phone=int(client.phone),
             text=(text + _file_note(message)).strip(),
         )
-        message.save(update_fields=["delivery"])
+    message.save()
     help_desk_touch(
         help_desk=help_desk, message=message, unread=False, assignee=_self_assignee(sender)
     )
