@@ -30,6 +30,12 @@ QUEUE_ESCALATION = "escalation"
 # Order matters: the worker takes interactive chat work before bulk campaigns, and
 # urgent mailings before the rest.
 ALL_QUEUES = (QUEUE_CHAT, QUEUE_ESCALATION, QUEUE_DEFAULT, QUEUE_MAILING_HIGH, QUEUE_MAILING)
+# Work someone waits for (a chat message, an incident notification, a notification at its
+# send_at, a priority >= MAILING_HIGH_PRIORITY mailing): the Procfile's `urgent` worker
+# serves only these (`run_worker --queues urgent`), so it is never busy with a campaign's
+# batch or a sweep when one comes due; the `worker` processes serve every queue.
+URGENT_QUEUES = (QUEUE_CHAT, QUEUE_ESCALATION, QUEUE_MAILING_HIGH)
+QUEUE_SETS = {"all": ALL_QUEUES, "urgent": URGENT_QUEUES}
 
 
 def get_queue(name: str = QUEUE_DEFAULT) -> Queue:

@@ -246,15 +246,20 @@ def worker_run_forever(
     Returns when the worker was asked to stop (SIGTERM/SIGINT) or, with `burst`, when
     the queues are empty.
     """
-    from core.jobs import get_queue
+    from core.jobs import ALL_QUEUES, get_queue
     from core.redis import wait_for_redis
 
+    # A dead holder's locks on every queue, not only this worker's: clearing deletes the
+    # holder's metadata, after which its lock on a queue this worker does not serve could
+    # no longer be proven dead (an `urgent` worker starting first would leave `mailing`
+    # locked for the lock's whole TTL, and the `worker` could not take it).
+    stale_queues = list(dict.fromkeys([*ALL_QUEUES, *queue_names]))
     backoff = Backoff()
     while True:
         stop_on_signals()
         try:
             wait_for_redis(process="worker", outage=_WORKER_OUTAGE)
-            stale_holders_clear(connection=connection, queue_names=list(queue_names))
+            stale_holders_clear(connection=connection, queue_names=stale_queues)
             worker = ResilientWorker(
                 [get_queue(q) for q in queue_names], connection=connection, name=name
             )

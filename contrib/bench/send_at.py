@@ -2,19 +2,23 @@
 """Benchmark: how late notifications with `send_at` run (issue 15: "within 1 s of it").
 
 Starts the platform as the Procfile does (`honcho start`: embedded Valkey, web, worker,
-cron, the sender simulator) on a fresh SQLite database in a temporary VAR_DIR, posts N
-notifications (`POST /api/notifications/` with `send_at`) whose times are spread over a
-window, and prints, per notification, how late it
+the urgent worker (`run_worker --queues urgent`), cron, the sender simulator) on a fresh
+SQLite database in a temporary VAR_DIR, posts N notifications (`POST /api/notifications/`
+with `send_at`) whose times are spread over a window, and prints, per notification, how
+late it
 
 - **started**: `started_at - start_at` (the mailing went running), and
 - **was sent**: the first delivery's `sent_at - start_at` (the sender accepted it),
 
 as p50 / p99 / max. With `--campaign N` a priority-5 campaign to N clients is running
 while they come due (created, then materialized, before the first notification is
-posted: the worker busy with its lanes, the "under load" case).
+posted: the worker busy with its lanes, the "under load" case). `--sender-latency-ms`
+makes the sender simulator answer every call that much later (a slow provider: each
+campaign batch then lasts longer, and so does the notification's own call).
 With `--baseline-root DIR` it runs the same thing first on another checkout of the
 platform (e.g. `git archive <commit> | tar -x -C DIR`, with this venv) and prints both
-side by side.
+side by side. `--urgent 0` leaves the urgent worker out (the one-worker layout before it),
+to compare both in one checkout; a checkout whose Procfile has no `urgent` ignores it.
 
     .venv/bin/python contrib/bench/send_at.py                          # 60 over 30 s
     .venv/bin/python contrib/bench/send_at.py --count 100 --window 30 --campaign 20000
@@ -123,7 +127,7 @@ class Run:
         assert found, printed
         self.key = found[1]
         self.process = subprocess.Popen(
-            [str(HONCHO), "start", "-c", f"worker={self.args.workers}"],
+            [str(HONCHO), "start", "-c", f"worker={self.args.workers},urgent={self.args.urgent}"],
             cwd=self.root,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -145,6 +149,20 @@ class Run:
         self.http = httpx.Client(
             base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}, timeout=30
         )
+        if self.args.sender_latency_ms:  # the simulator may still be starting
+            until = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.post(
+                        f"{self.env['SENDER_URL']}/control",
+                        json={"latency_ms": self.args.sender_latency_ms},
+                        timeout=5,
+                    ).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > until:
+                        raise
+                    time.sleep(0.3)
 
     def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None
@@ -308,6 +326,12 @@ def main() -> None:
         "--campaign", type=int, default=0, help="clients of a campaign running meanwhile"
     )
     p.add_argument("--workers", type=int, default=1, help="worker processes (Procfile: 1)")
+    p.add_argument(
+        "--urgent", type=int, default=1, help="urgent worker processes (Procfile: 1; 0: none)"
+    )
+    p.add_argument(
+        "--sender-latency-ms", type=float, default=0, help="the simulator's added latency"
+    )
     p.add_argument("--baseline-root", default="", help="another checkout to run first")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = p.parse_args()
@@ -316,7 +340,8 @@ def main() -> None:
         sys.exit("honcho is not installed next to this Python")
     print(
         f"{args.count} notifications over {args.window} s, campaign {args.campaign} clients, "
-        f"{args.workers} worker(s); load: {os.getloadavg()}",
+        f"{args.workers} worker(s), {args.urgent} urgent, sender latency "
+        f"{args.sender_latency_ms} ms; load: {os.getloadavg()}",
         flush=True,
     )
     results: dict[str, dict[str, Any]] = {}
@@ -355,6 +380,8 @@ def _forward(args: argparse.Namespace) -> list[str]:
         f"--lead={args.lead}",
         f"--campaign={args.campaign}",
         f"--workers={args.workers}",
+        f"--urgent={args.urgent}",
+        f"--sender-latency-ms={args.sender_latency_ms}",
     ]
     return [*out, "--keep"] if args.keep else out
 
