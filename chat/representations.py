@@ -91,6 +91,10 @@ class TeamRefSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(read_only=True)
 
 
+_DESK_ORGANIZATION = HelpDesk._meta.get_field("organization")
+_CLIENT_ORGANIZATION = Client._meta.get_field("organization")
+
+
 class HelpDeskSerializer(PlainRepresentation, serializers.ModelSerializer[HelpDesk]):
     client = ClientSerializer(read_only=True)
     last_message = MessageSerializer(read_only=True, allow_null=True)
@@ -116,6 +120,14 @@ class HelpDeskSerializer(PlainRepresentation, serializers.ModelSerializer[HelpDe
         last = instance.last_message if instance.last_message_id is not None else None
         if last is not None and last.help_desk_id == instance.pk:
             last.help_desk = instance
+        # Likewise the client's organization is the desk's: loaded once, not joined twice.
+        client = instance.client
+        if (
+            client.organization_id == instance.organization_id
+            and _DESK_ORGANIZATION.is_cached(instance)
+            and not _CLIENT_ORGANIZATION.is_cached(client)
+        ):
+            client.organization = instance.organization
         return super().to_representation(instance)
 
     class Meta:

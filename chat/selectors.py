@@ -21,9 +21,9 @@ def help_desk_list(*, principal: Any, organization_slug: str | None = None) -> Q
     qs = _help_desks(principal)
     if organization_slug is not None:
         qs = qs.filter(organization__slug=organization_slug)
+    # The client's organization is the desk's (HelpDeskSerializer takes it from there).
     return qs.select_related(
         "client",
-        "client__organization",
         "last_message",
         "last_message__sender",
         "organization",

@@ -110,6 +110,10 @@ def message_delete(*, message: Message) -> None:
     help_desk_publish(help_desk)
 
 
+# A help desk's relations that no update changes (see help_desk_touch).
+_STABLE_RELATIONS = (HelpDesk._meta.get_field("client"), HelpDesk._meta.get_field("organization"))
+
+
 def help_desk_touch(
     *, help_desk: HelpDesk, message: Message, unread: bool, assignee: Any = None
 ) -> None:
@@ -133,13 +137,16 @@ def help_desk_touch(
     HelpDesk.objects.filter(pk=help_desk.pk).update(
         last_message=message, last_activity_at=now, updated_at=now, **changes
     )
-    # One query for the row and what its event nests (a bare refresh drops them, and
-    # serializing it then loaded each again, inside the write transaction).
-    help_desk.refresh_from_db(
-        from_queryset=HelpDesk.objects.select_related(
-            "client__organization", "organization", "assignee"
-        )
-    )
+    # One query for the row and what its event nests that may have changed (a bare
+    # refresh drops them, and serializing it then loaded each again, inside the write
+    # transaction). A desk's client and organization never change: kept when loaded,
+    # joined only when not (the representation takes the client's organization from
+    # the desk's).
+    kept = {f: f.get_cached_value(help_desk) for f in _STABLE_RELATIONS if f.is_cached(help_desk)}
+    joins = ["assignee", *(f.name for f in _STABLE_RELATIONS if f not in kept)]
+    help_desk.refresh_from_db(from_queryset=HelpDesk.objects.select_related(*joins))
+    for field, value in kept.items():
+        field.set_cached_value(help_desk, value)
     help_desk.last_message = message
 
 
