@@ -96,7 +96,7 @@ def visitor_message_receive(
         message.file = file  # stored under a random name (chat.models.message_file_path)
         message.file_name = display_name(file.name or "")
     message.save()
-    help_desk_touch(help_desk=help_desk, message=message, unread=True)
+    help_desk_touch(help_desk=help_desk, message=message, unread=True, locked=True)
     log.info(
         "message_received",
         message_id=message.pk,

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""What one `POST /api/send-message/` costs, in figures that do not move with the load.
+"""What one `POST /api/send-message/` (or, with `--endpoint widget`, one visitor's widget
+message POST) costs, in figures that do not move with the load.
 
 Runs the request through Django's test client in this process (no daphne, no
 sockets) on a fresh SQLite database and an embedded Valkey, against this checkout or
@@ -52,6 +53,12 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=400, help="measured requests")
     parser.add_argument("--profile", action="store_true", help="print a cProfile")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the SQL")
+    parser.add_argument(
+        "--endpoint",
+        choices=("send-message", "widget"),
+        default="send-message",
+        help="the agent's POST /api/send-message/ or the visitor's widget message POST",
+    )
     args = parser.parse_args()
     root = str(Path(args.root).resolve())
     # The measured checkout's code, not this one's (the venv's packages stay).
@@ -76,6 +83,8 @@ def main() -> None:
         API_KEY_RATE="1000000000/min",
         USER_RATE="1000000000/min",
         ANON_RATE="1000000000/min",
+        WIDGET_VISITOR_RATE="1000000000/min",
+        WIDGET_IP_RATE="1000000000/min",
     )
     try:
         measure(root, args)
@@ -108,11 +117,24 @@ def measure(root: str, args: argparse.Namespace) -> None:
         key = api_key_create(name="agent0", user=user)[1]
         client = client_create(organization=org, name="Client 0", phone="79160000000")
     desk, _ = help_desk_open(client=client)
-    http = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="127.0.0.1")
-    body = json.dumps({"help_desk": str(desk.uuid), "message": "hello"})
+    if args.endpoint == "widget":
+        # The visitor's side (issue 14's latency): a started visitor posting to its inbox.
+        from widget.inboxes import web_inbox_create
+        from widget.services import visitor_start
+
+        origin = "http://bench.example"
+        inbox = web_inbox_create(organization=org, name="Bench", allowed_origins=[origin])
+        started = visitor_start(web_inbox=inbox)
+        http = Client(HTTP_HOST="127.0.0.1", HTTP_ORIGIN=origin, HTTP_X_VISITOR_TOKEN=started.token)
+        url = f"/widget/api/{inbox.token}/messages/"
+        body = json.dumps({"text": "hello"})
+    else:
+        http = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="127.0.0.1")
+        url = "/api/send-message/"
+        body = json.dumps({"help_desk": str(desk.uuid), "message": "hello"})
 
     def post() -> None:
-        answer: Any = http.post("/api/send-message/", body, content_type="application/json")
+        answer: Any = http.post(url, body, content_type="application/json")
         assert answer.status_code == 201, (answer.status_code, answer.content[:300])
 
     for _ in range(20):  # warm: imports, caches, the first connection

@@ -206,3 +206,41 @@ def test_operator_code_rule_holds_outside_the_api_too(org):
     with pytest.raises(ValidationError) as caught:
         client.full_clean()
     assert "operator_code" in caught.value.message_dict
+
+
+def test_inbound_message_reads_its_desk_once_and_publishes_what_is_stored(
+    org, make_client, agent, django_capture_on_commit_callbacks
+):
+    """A client writes into its snoozed, assigned desk: the desk is read once, under its
+    row lock, and not read back after its update (help_desk_touch(locked=True)); the
+    published desk is still exactly what the database then holds."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from chat.models import HelpDesk
+    from chat.visitors import visitor_message_receive
+
+    client = make_client(org)
+    desk, _ = services.help_desk_open(client=client)
+    services.message_receive(organization=org, phone=client.phone, text="first")
+    HelpDesk.objects.filter(pk=desk.pk).update(
+        status=HelpDesk.Status.SNOOZED,
+        snoozed_until=timezone.now() + timezone.timedelta(hours=1),
+        assignee=agent.user,
+    )
+    client.refresh_from_db()
+
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        message = visitor_message_receive(client=client, text="second")
+
+    reads = [q["sql"] for q in captured if q["sql"].startswith("SELECT")]
+    assert len(reads) == 1 and ' FROM "chat_helpdesk"' in reads[0], reads
+    published = json.loads(_logged(org.pk)[-1]["data"])
+    stored = HelpDesk.objects.select_related("client", "assignee", "last_message").get(pk=desk.pk)
+    assert stored.received_count == 2 and stored.status == HelpDesk.Status.OPEN
+    assert stored.snoozed_until is None and stored.last_message_id == message.pk
+    assert published == json.loads(json.dumps(HelpDeskSerializer(stored).data, default=str))
