@@ -86,15 +86,29 @@ def test_client_contact_fields_are_editable_and_validated(agent, org, make_clien
     client = make_client(org)
     api = agent.client()
     url = f"/api/clients/{client.uuid}/"
-    response = api.patch(
-        url,
-        {"email": "ann@example.com", "language": "pt-br", "email_promo_opt_out": True},
-        format="json",
-    )
+    # what the sidebar edits: name, tag, time zone, email, language and both opt-outs
+    edits = {
+        "name": "Ann Lee",
+        "tag": "vip",
+        "timezone": "America/Sao_Paulo",
+        "email": "ann@example.com",
+        "language": "pt-br",
+        "promo_opt_out": True,
+        "email_promo_opt_out": True,
+    }
+    response = api.patch(url, edits, format="json")
     assert response.status_code == 200, response.content
-    assert (response.json()["email"], response.json()["language"]) == ("ann@example.com", "pt-br")
-    assert response.json()["email_promo_opt_out"] is True
-    for bad in ({"email": "not an email"}, {"language": "klingon"}, {"email": ["a@b.c"]}):
+    assert {k: response.json()[k] for k in edits} == edits
+    client.refresh_from_db()
+    assert {k: getattr(client, k) for k in edits} == edits
+    for bad in (
+        {"email": "not an email"},
+        {"language": "klingon"},
+        {"email": ["a@b.c"]},
+        {"timezone": "Mars/Olympus_Mons"},
+        {"tag": "has space"},
+        {"name": ""},
+    ):
         refused = api.patch(url, bad, format="json")
         assert refused.status_code == 400
         assert set(bad) <= set(refused.json()["error"]["fields"])
