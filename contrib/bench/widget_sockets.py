@@ -23,6 +23,12 @@ web process (`core.asgi:application`, as contrib/bench/ws_idle.py does), then:
    seed-shaped baseline of ws_fanout (contrib/bench/baseline/: a POST that group_sends
    through channels-redis, no database) at the same rate with one socket.
 
+`--processes N` runs the latency phase on N web processes behind HAProxy
+(contrib/deploy/haproxy.cfg, as rest_ratio.py renders it), the production topology;
+the CPU per post is then summed over them. Several processes share one database only
+well on PostgreSQL (`--database postgres`: a fresh database on `--database-url`,
+dropped after); SQLite's single writer is shared across processes by its busy handler.
+
 Clients are the minimal asyncio client of contrib/bench/rawws.py (with an Origin header),
 in this process; on a shared machine they compete with the server for CPU.
 
@@ -52,6 +58,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from contrib.bench import benchenv, rawws  # noqa: E402
+from contrib.bench.rest_load import _admin, _with_database  # noqa: E402
+from contrib.bench.rest_ratio import render_haproxy  # noqa: E402
 from contrib.bench.ws_fanout import (  # noqa: E402
     cpu_seconds,
     free_port,
@@ -294,8 +302,12 @@ class Arrivals(Sockets):
         self.at.setdefault((where, post), now)
 
 
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 async def latency(
-    port: int, pid: int, setup: dict, args: argparse.Namespace, idle_tokens: list[str]
+    port: int, pids: list[int], setup: dict, args: argparse.Namespace, idle_tokens: list[str]
 ) -> dict:
     import httpx
 
@@ -343,13 +355,13 @@ async def latency(
                 )
             return r.status_code
 
-        cpu0, own0, t0 = cpu_seconds(pid), time.process_time(), time.monotonic()
+        cpu0, own0, t0 = _cpu(pids), time.process_time(), time.monotonic()
         await loop.run(send)
         deadline = time.monotonic() + 10  # the last frames
         while time.monotonic() < deadline and len(sockets.seen) < 3 * len(loop.done) // 2:
             await asyncio.sleep(0.1)
         wall = time.monotonic() - t0
-        server_cpu, own_cpu = cpu_seconds(pid) - cpu0, time.process_time() - own0
+        server_cpu, own_cpu = _cpu(pids) - cpu0, time.process_time() - own0
     sockets.close()
     out: dict[str, Any] = {
         "due": loop.count,
@@ -424,7 +436,8 @@ def print_latency(args: argparse.Namespace, lat: dict, ref: dict | None) -> None
         f"{lat['max_backlog']}, waited in it p99 {posts['wait_p99']:.0f} ms"
     )
     print(
-        f"# web process CPU {lat['server_cpu']:.0%} of a core ({lat['cpu_ms_per_post']:.1f} ms "
+        f"# web processes ({args.processes}, {args.database}) CPU {lat['server_cpu']:.0%} of a "
+        f"core ({lat['cpu_ms_per_post']:.1f} ms "
         f"per post), bench client CPU {lat['client_cpu']:.0%}"
     )
     for kind, label in (("v2a", "POST widget messages/"), ("a2v", "POST /api/send-message/")):
@@ -459,6 +472,38 @@ def print_latency(args: argparse.Namespace, lat: dict, ref: dict | None) -> None
     print("# target (issue 14): p99 < 100 ms both ways at 100 msg/s across 1,000 visitors")
 
 
+def _port(process: subprocess.Popen[bytes]) -> int:
+    args = list(process.args)  # type: ignore[arg-type]
+    return int(args[args.index("-p") + 1])
+
+
+def _front(tmp: Path, servers: list[subprocess.Popen[bytes]]) -> int:
+    """HAProxy before the web processes (stopped with them: appended to `servers`)."""
+    port = free_port()
+    config = tmp / "haproxy.cfg"
+    config.write_text(render_haproxy(port, [_port(p) for p in servers]))
+    proxy = subprocess.Popen(
+        [shutil.which("haproxy") or "haproxy", "-db", "-f", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    servers.append(proxy)
+    deadline = time.monotonic() + 30
+    while not _http_ok(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(5)  # until every server passed its health checks, HAProxy uses one
+    return port
+
+
+def _http_ok(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health/", timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -469,6 +514,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="messages/s, both directions")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""))
+    parser.add_argument(
+        "--processes", type=int, default=1, help="latency phase: web processes behind HAProxy"
+    )
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="with --database postgres: a fresh database is created on it and dropped after",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=16, help="posts in flight at most (the HTTP pool)"
     )
@@ -502,6 +556,12 @@ def main() -> None:
         f"load {os.getloadavg()[0]:.2f}, nofile {limit}, idle window {args.idle:g} s"
     )
     server = None
+    dbname = f"widget_sockets_{os.getpid()}"
+    if args.database == "postgres":
+        with _admin(args.database_url) as admin:
+            admin.execute(f'CREATE DATABASE "{dbname}"')
+        os.environ["BENCH_SERVER_DATABASE_URL"] = _with_database(args.database_url, dbname)
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         db = tmp / "bench.sqlite3"
         out = subprocess.run(
@@ -542,11 +602,14 @@ def main() -> None:
             stop_server(server)
             server = None
         if "latency" in args.phases:
-            server, port = start_server("hub", db, redis_url)
+            web = [start_server("hub", db, redis_url)[0] for _ in range(args.processes)]
+            servers = list(web)
+            port = _front(tmp, servers) if args.processes > 1 else _port(web[0])
             time.sleep(1)
-            lat = asyncio.run(latency(port, server.pid, setup, args, tokens))
-            stop_server(server)
-            server = None
+            lat = asyncio.run(latency(port, [p.pid for p in web], setup, args, tokens))
+            for process in servers:
+                stop_server(process)
+            servers = []
             ref = None
             if "reference" in args.phases:
                 server, port = start_server("baseline", db, redis_url)
@@ -557,8 +620,11 @@ def main() -> None:
             print_latency(args, lat, ref)
         print(f"# load average after the run: {os.getloadavg()[0]:.2f}")
     finally:
-        if server is not None:
-            stop_server(server)
+        for process in [*servers, *([server] if server is not None else [])]:
+            stop_server(process)
+        if args.database == "postgres":
+            with _admin(args.database_url) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         if valkey is not None:
             valkey.stop()
         shutil.rmtree(tmp, ignore_errors=True)

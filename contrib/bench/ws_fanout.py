@@ -294,7 +294,8 @@ def server_env(kind: str, db_path: Path, redis_url: str) -> dict[str, str]:
     if kind == "hub":
         env.update(
             DJANGO_SETTINGS_MODULE="core.settings",
-            DATABASE_URL=f"sqlite:///{db_path}",
+            # widget_sockets.py --database postgres points every process at one database.
+            DATABASE_URL=os.environ.get("BENCH_SERVER_DATABASE_URL") or f"sqlite:///{db_path}",
             MEDIA_ROOT=str(db_path.parent / "media"),
             # Capacity, not abuse limits: ws_idle reconnects 50 sockets per key at once.
             WS_CONNECT_RATE="0/min",
