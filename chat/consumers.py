@@ -28,15 +28,16 @@ Client frames: at most WS_FRAME_RATE per socket (each frame over it is dropped, 
 first with an error frame; twice the limit within one window closes with 4429);
 `typing` is coalesced to one broadcast per help desk per socket every
 WS_TYPING_INTERVAL seconds (later ones are dropped silently).
+
+How frames reach the client (the bounded send queue, the one write per batch, the drops
+and the frame rate) is core/hub_socket.py, shared with the widget's visitor socket.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,28 +45,25 @@ from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 from chat import reads, selectors, ws_auth, ws_batches
-from core import scopes
+from core import hub_socket, scopes
 from core.access import is_agent
-from core.daphne_support import SCOPE_KEY, DirectSocket
 from core.errors import ApplicationError
 from core.events import Replay, ephemeral_publish, replay_since
+from core.hub_socket import HubSocket
 from core.logging import get_logger
-from core.ratelimit import rate
-from core.realtime import Batch, Frame, get_hub
+from core.realtime import get_hub
 
 log = get_logger(__name__)
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = ws_auth.CLOSE_UNAUTHENTICATED
 CLOSE_FORBIDDEN = ws_auth.CLOSE_FORBIDDEN
-CLOSE_SLOW = 4408
 CLOSE_RATE_LIMITED = ws_auth.CLOSE_RATE_LIMITED
-CLOSE_STREAM = 4500
+CLOSE_STREAM = hub_socket.CLOSE_STREAM
 
 CLIENT_FRAME_TYPES = ("ping", "typing", "read")
 MAX_CLIENT_FRAME = 4096  # characters; the largest legitimate client frame is ~100
@@ -94,10 +92,7 @@ def parse_last_event_id(query_string: bytes) -> int | None:
     return value
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
-    # Events come from the hub (one pub/sub per process), not a per-socket channel.
-    channel_layer_alias = "__none__"
-
+class ChatConsumer(HubSocket):
     organization_id: int | None = None
     # What the socket was admitted on (re-validated by ws_auth.Guard) and who acts for
     # `typing`/`read` (None for an integration key, which may only listen).
@@ -123,20 +118,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         raise StopConsumer()
 
     async def connect(self) -> None:
-        # Frames the socket cannot take right now: during the replay, while the
-        # transport's send buffer is full, or always when there is no direct socket
-        # (a server other than daphne). Bounded: past WS_SEND_QUEUE, drop.
-        self.pending: deque[tuple[int, Frame]] = deque()
-        self.max_pending: int = settings.WS_SEND_QUEUE
-        self.live = False
-        self.last_sent = 0
-        self.writer: asyncio.Task[None] | None = None
-        self.wakeup = asyncio.Event()
-        self.dropped = False
-        self.direct: DirectSocket | None = self.scope.get(SCOPE_KEY)
-        self.frame_limit, self.frame_window = rate("WS_FRAME_RATE")
-        self.frame_window_start = 0.0
-        self.frame_count = 0
+        self._init_socket()
         self.typing_sent: dict[str, float] = {}
         # Accept first: a close code can only be sent on an accepted socket.
         await self.accept()
@@ -165,8 +147,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assert grant is not None
         self.grant, self.user, self.key_scopes = grant, admission.user, admission.key_scopes
         self.organization_id = organization_id = grant.organization_id
-        if self.direct is not None and not self.direct.install():
-            self.direct = None
+        self._install_direct()
         ws_auth.get_guard().watch(self)
         try:
             async with ws_batches.join_gate():
@@ -179,22 +160,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # hub (a connect that raises gets no disconnect) and tell the client to
             # resume, rather than a 1011 and a subscriber left behind.
             log.exception("ws_catch_up_failed", organization_id=organization_id)
-            if not self.dropped:
-                self.dropped = True
-                self.pending.clear()
-                await self._drop(CLOSE_STREAM)
+            await self._close_now(CLOSE_STREAM)
             return
-        if self.dropped:
-            return
-        # From here on, frames go out as they arrive. No await between going live and
-        # flushing what queued during the replay, so the order is kept.
-        self.live = True
-        if self.direct is not None:
-            self.direct.on_resume = self._flush
-            self._flush()
-        else:
-            self.writer = asyncio.create_task(self._write())
-            self.wakeup.set()
+        if not self.dropped:
+            self._go_live()
 
     async def _catch_up(self, organization_id: int, resume: int | None, position: int) -> None:
         """Replay after `resume` (or start from `position`, the log's id read after the
@@ -217,86 +186,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             self.last_sent = position
         await self.send(text_data=json.dumps({"type": "hello", "last_event_id": self.last_sent}))
-
-    # --- hub side (called from the hub's reader, must not block) -----------------------
-
-    def deliver(self, batch: Batch) -> bool:
-        if self.dropped:
-            return True  # closing, and already counted: until it has left the hub
-        direct = self.direct
-        if self.live and direct is not None and not direct.paused and not self.pending:
-            if batch.min_id == 0 or batch.min_id > self.last_sent:
-                direct.write(batch.wire)  # the common case: one write for the batch
-                self.last_sent = max(self.last_sent, batch.max_id)
-            else:
-                for event_id, frame in batch.items:
-                    self._send_now(direct, event_id, frame)
-            return True
-        if len(self.pending) + len(batch.items) > self.max_pending:
-            return False
-        self.pending.extend(batch.items)
-        if direct is None:
-            self.wakeup.set()
-        elif self.live and not direct.paused:
-            self._flush()
-        return True
-
-    def _send_now(self, direct: DirectSocket, event_id: int, frame: Frame) -> None:
-        if event_id == 0:  # ephemeral (typing): not logged, never de-duplicated
-            direct.write(frame.wire)
-        elif event_id > self.last_sent:  # live frames seen during the replay come twice
-            direct.write(frame.wire)
-            self.last_sent = event_id
-
-    def _flush(self) -> None:
-        """Send queued frames until the transport pushes back (then `on_resume` again)."""
-        direct = self.direct
-        if direct is None or not self.live or self.dropped:
-            return
-        pending = self.pending
-        while pending and not direct.paused:
-            if not direct.is_open:
-                pending.clear()
-                return
-            event_id, frame = pending.popleft()
-            self._send_now(direct, event_id, frame)
-
-    def drop(self, reason: str) -> None:
-        if self.dropped:
-            return
-        self.dropped = True
-        self.pending.clear()
-        code = CLOSE_SLOW if reason == "slow" else CLOSE_STREAM
-        asyncio.get_running_loop().create_task(self._drop(code))
-
-    def revoke(self, code: int) -> None:
-        """Called by ws_auth.Guard: the principal lost access; close like a drop."""
-        if self.dropped:
-            return
-        self.dropped = True
-        self.live = False
-        self.pending.clear()
-        asyncio.get_running_loop().create_task(self._drop(code))
-
-    async def _drop(self, code: int) -> None:
-        await self._leave()
-        # The close frame queues behind whatever the client has not read; autobahn
-        # aborts the TCP connection if the close handshake does not finish within
-        # its closeHandshakeTimeout, which frees the buffer of a client that never reads.
-        await self.close(code=code)
-
-    async def _write(self) -> None:
-        """Without a direct socket (not daphne): one task sends through the ASGI `send`."""
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.pending:
-                event_id, frame = self.pending.popleft()
-                if event_id == 0:
-                    await self.send(text_data=frame.text)
-                elif event_id > self.last_sent:
-                    await self.send(text_data=frame.text)
-                    self.last_sent = event_id
 
     # --- client side ---------------------------------------------------------------
 
@@ -337,27 +226,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif kind == "typing":
             self.typing_sent[help_desk] = time.monotonic()
 
-    async def _within_frame_rate(self) -> bool:
-        """Count one client frame against WS_FRAME_RATE; False when it must be dropped.
-
-        A counter per socket, in this process: a socket lives in one process, so a
-        Redis round trip per frame would buy nothing."""
-        if self.frame_limit <= 0:
-            return True
-        now = time.monotonic()
-        if now - self.frame_window_start >= self.frame_window:
-            self.frame_window_start, self.frame_count = now, 0
-        self.frame_count += 1
-        if self.frame_count <= self.frame_limit:
-            return True
-        retry_after = round(self.frame_window_start + self.frame_window - now, 3)
-        if self.frame_count == self.frame_limit + 1:
-            await self._error("rate_limited", "Too many frames.", retry_after=retry_after)
-        elif self.frame_count >= 2 * self.frame_limit:
-            log.warning("ws_frame_flood", organization_id=self.organization_id)
-            self.revoke(CLOSE_RATE_LIMITED)
-        return False
-
     def _typing_coalesced(self, help_desk: str) -> bool:
         now = time.monotonic()
         interval = settings.WS_TYPING_INTERVAL
@@ -387,19 +255,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         return True
 
-    async def _error(self, code: str, message: str, **extra: Any) -> None:
-        frame = {"type": "error", "code": code, "message": message, **extra}
-        await self.send(text_data=json.dumps(frame))
+    # --- HubSocket hooks ------------------------------------------------------------
 
     async def _leave(self) -> None:
         ws_auth.get_guard().forget(self)
         if self.organization_id is not None:
             await get_hub().leave(self.organization_id, self)
 
-    async def disconnect(self, code: int) -> None:
-        self.live = False
-        if getattr(self, "writer", None) is not None:
-            self.writer.cancel()  # type: ignore[union-attr]
-        if getattr(self, "direct", None) is not None:
-            self.direct.on_resume = None  # type: ignore[union-attr]
-        await self._leave()
+    def _log_context(self) -> dict[str, Any]:
+        return {"organization_id": self.organization_id}

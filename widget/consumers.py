@@ -23,6 +23,9 @@ the same public token) and the visitor still exist: else 4403 / 4401.
 
 Close codes: 4400 bad frame or last_event_id, 4401, 4403, 4408 fell behind, 4429,
 4500 event stream interrupted (resume with last_event_id).
+
+How frames reach the visitor (the bounded send queue, the one write per batch, the drops
+and the frame rate) is core/hub_socket.py, shared with the agents' socket.
 """
 
 from __future__ import annotations
@@ -30,21 +33,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http import HttpRequest
 
 from chat.models import HelpDesk
-from core.daphne_support import SCOPE_KEY, DirectSocket
+from core import hub_socket
 from core.errors import ApplicationError
 from core.events import replay_since
+from core.hub_socket import HubSocket
 from core.logging import get_logger
 from core.ratelimit import hit, rate
-from core.realtime import Batch, Frame
 from core.throttles import client_address
 from widget import frames, selectors, services
 from widget.guard import get_visitor_guard
@@ -56,7 +57,7 @@ log = get_logger(__name__)
 MAX_CLIENT_FRAME = 2048
 MAX_EVENT_ID = 2**53 - 1
 CLOSE_BAD_REQUEST, CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN = 4400, 4401, 4403
-CLOSE_SLOW, CLOSE_RATE_LIMITED, CLOSE_STREAM = 4408, 4429, 4500
+CLOSE_RATE_LIMITED, CLOSE_STREAM = hub_socket.CLOSE_RATE_LIMITED, hub_socket.CLOSE_STREAM
 _DESKS_INDEXED = 50  # a visitor's latest desks registered at join (older ones are closed)
 
 
@@ -96,25 +97,15 @@ def _authenticate(inbox: WebInbox, token: str) -> tuple[Visitor | None, list[str
     return visitor, uuids, 0, 0.0
 
 
-class VisitorConsumer(AsyncWebsocketConsumer):
-    channel_layer_alias = "__none__"
-
+class VisitorConsumer(HubSocket):
     inbox: WebInbox | None = None
     visitor: Visitor | None = None
     client_key: str = ""
     joined = False
 
     async def connect(self) -> None:
-        self.pending: deque[tuple[int, Frame]] = deque()
-        self.live = False
-        self.dropped = False
-        self.last_sent = 0
+        self._init_socket()
         self.desks: set[str] = set()
-        self.writer: asyncio.Task[None] | None = None
-        self.wakeup = asyncio.Event()
-        self.direct: DirectSocket | None = self.scope.get(SCOPE_KEY)
-        self.frame_limit, self.frame_window = rate("WS_FRAME_RATE")
-        self.frame_window_start, self.frame_count = 0.0, 0
         self.typing_at = 0.0
         await self.accept()
         inbox, code, retry_after = await sync_to_async(_admit)(self.scope)
@@ -176,8 +167,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             return
         self.visitor, self.client_key, self.desks = visitor, str(visitor.client.uuid), set(desks)
         get_visitor_guard().watch(self)
-        if self.direct is not None and not self.direct.install():
-            self.direct = None
+        self._install_direct()
         organization_id = self.inbox.organization_id
         try:
             self.joined = True
@@ -185,20 +175,10 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             await self._catch_up(organization_id, resume)
         except Exception:
             log.exception("ws_catch_up_failed", organization_id=organization_id, visitor=True)
-            if not self.dropped:
-                self.dropped = True
-                self.pending.clear()
-                await self._drop(CLOSE_STREAM)
+            await self._close_now(CLOSE_STREAM)
             return
-        if self.dropped:
-            return
-        self.live = True  # no await from here to the flush: the order is kept
-        if self.direct is not None:
-            self.direct.on_resume = self._flush
-            self._flush()
-        else:
-            self.writer = asyncio.create_task(self._write())
-            self.wakeup.set()
+        if not self.dropped:
+            self._go_live()
 
     def _mine(self, event_id: int, raw: str) -> str | None:
         if not frames.relevant(raw):
@@ -236,79 +216,10 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             self.last_sent = await sync_to_async(services.current_event_id)(organization_id)
         await self.send(text_data=json.dumps({"type": "hello", "last_event_id": self.last_sent}))
 
-    # --- hub side (the router calls these; must not block) -------------------------
-
-    def deliver(self, batch: Batch) -> bool:
-        if self.dropped:
-            return True
-        direct = self.direct
-        if self.live and direct is not None and not direct.paused and not self.pending:
-            for event_id, frame in batch.items:
-                self._send_now(direct, event_id, frame)
-            return True
-        if len(self.pending) + len(batch.items) > settings.WS_SEND_QUEUE:
-            return False
-        self.pending.extend(batch.items)
-        if direct is None:
-            self.wakeup.set()
-        elif self.live and not direct.paused:
-            self._flush()
-        return True
-
-    def _send_now(self, direct: DirectSocket, event_id: int, frame: Frame) -> None:
-        if event_id == 0:
-            direct.write(frame.wire)
-        elif event_id > self.last_sent:
-            direct.write(frame.wire)
-            self.last_sent = event_id
-
-    def _flush(self) -> None:
-        direct = self.direct
-        if direct is None or not self.live or self.dropped:
-            return
-        while self.pending and not direct.paused:
-            if not direct.is_open:
-                self.pending.clear()
-                return
-            event_id, frame = self.pending.popleft()
-            self._send_now(direct, event_id, frame)
-
-    async def _write(self) -> None:
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.pending and self.live:
-                event_id, frame = self.pending.popleft()
-                if event_id == 0 or event_id > self.last_sent:
-                    await self.send(text_data=frame.text)
-                    self.last_sent = max(self.last_sent, event_id)
-
-    def drop(self, reason: str) -> None:
-        if self.dropped:
-            return
-        self.dropped = True
-        self.pending.clear()
-        code = CLOSE_SLOW if reason == "slow" else CLOSE_STREAM
-        asyncio.get_running_loop().create_task(self._drop(code))
-
     def grant(self) -> tuple[int, str, int]:
         """What the socket was admitted on (widget/guard.py re-checks it)."""
         assert self.inbox is not None and self.visitor is not None
         return self.inbox.pk, self.inbox.token, self.visitor.pk
-
-    def revoke(self, code: int) -> None:
-        """The inbox or the visitor is gone (widget/guard.py): close like a drop."""
-        if self.dropped:
-            return
-        self.dropped = True
-        self.live = False
-        self.pending.clear()
-        log.info("widget_socket_revoked", code=code, web_inbox_id=self.grant()[0])
-        asyncio.get_running_loop().create_task(self._drop(code))
-
-    async def _drop(self, code: int) -> None:
-        await self._leave()
-        await self.close(code=code)
 
     # --- client frames ---------------------------------------------------------------
 
@@ -346,27 +257,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         else:
             await self._error("bad_frame", "Unknown frame type; allowed: ping, typing, read.")
 
-    async def _within_frame_rate(self) -> bool:
-        if self.frame_limit <= 0:
-            return True
-        now = time.monotonic()
-        if now - self.frame_window_start >= self.frame_window:
-            self.frame_window_start, self.frame_count = now, 0
-        self.frame_count += 1
-        if self.frame_count <= self.frame_limit:
-            return True
-        if self.frame_count == self.frame_limit + 1:
-            retry_after = round(self.frame_window_start + self.frame_window - now, 3)
-            await self._error("rate_limited", "Too many frames.", retry_after=retry_after)
-        elif self.frame_count >= 2 * self.frame_limit and not self.dropped:
-            self.dropped = True
-            await self._drop(CLOSE_RATE_LIMITED)
-        return False
-
-    async def _error(self, code: str, message: str, **extra: Any) -> None:
-        await self.send(
-            text_data=json.dumps({"type": "error", "code": code, "message": message, **extra})
-        )
+    # --- HubSocket hooks ------------------------------------------------------------
 
     async def _leave(self) -> None:
         if self.visitor is not None:
@@ -375,13 +266,20 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             self.joined = False
             await get_visitor_hub().leave(self.inbox.organization_id, self.client_key, self)
 
+    def _log_context(self) -> dict[str, Any]:
+        inbox = self.inbox
+        return {
+            "organization_id": inbox.organization_id if inbox else None,
+            "web_inbox_id": inbox.pk if inbox else None,
+            "visitor": True,
+        }
+
+    def _revoked(self, code: int) -> None:
+        """widget/guard.py found the inbox or the visitor gone."""
+        log.info("widget_socket_revoked", code=code, web_inbox_id=self.grant()[0])
+
     async def disconnect(self, code: int) -> None:
-        self.live = False
         timer = getattr(self, "auth_timer", None)
         if timer is not None:
             timer.cancel()
-        if getattr(self, "writer", None) is not None:
-            self.writer.cancel()  # type: ignore[union-attr]
-        if getattr(self, "direct", None) is not None:
-            self.direct.on_resume = None  # type: ignore[union-attr]
-        await self._leave()
+        await super().disconnect(code)
