@@ -7,7 +7,9 @@ websocket wire frame), and handed to every local subscriber: no Redis round trip
 per websocket per event (what a channel-layer group send costs), no task switch
 per websocket per event, no per-socket JSON or UTF-8 encoding.
 
-Subscribers are the websocket consumers (chat/consumers.py). Under daphne each has a
+Subscribers are the websocket consumers: the agents' (chat/consumers.py) directly, the
+visitors' (widget/consumers.py) through the widget's router (widget/hub.py), both on one
+send queue (core/hub_socket.py `HubSocket`). Under daphne each has a
 `DirectSocket` (core/daphne_support.py, where all daphne/Twisted/autobahn specifics
 live): it writes the prepared wire bytes straight to the connection while the send
 buffer is empty, and pauses the subscriber when the client stops reading; frames
