@@ -136,16 +136,33 @@ def test_only_my_teams_hides_other_teams_requests(agent, make_client, web, worke
     assert page.errors == []
 
 
+# The cells (by text) whose box ends past their card's: shown cut off or scrolled away.
+CUT_OFF_CELLS = """(card, selector) => {
+    const right = card.getBoundingClientRect().right;
+    return Array.from(card.querySelectorAll(selector))
+        .filter(cell => cell.getBoundingClientRect().right > right)
+        .map(cell => cell.textContent);
+}"""
+
+
 def test_panels_fit_a_phone_width(agent, make_client, web, worker, new_page):
     # the page is open first: the mailing and the incident are created elsewhere, live
     page = new_page("alice", viewport={"width": 390, "height": 844})
     acme = panel_activity(web, agent, make_client)
+    # two more times: 5 occurrences reach the demo rule's customer warning, a mailing
+    # the escalation creates (its name must say which rule, not a uuid)
+    from core.services import api_key_create
+
+    _, monitoring_key = api_key_create(name="monitoring-2", organization=agent.organization)
+    post_seed_triggers(web, monitoring_key, times=2)
+    # sideways: the page, the body, the panel; downwards: the page (only panels scroll)
     no_overflow = """() => {
         const doc = document.documentElement;
         const panel = document.querySelector("main > .tab:not([hidden])");
         return {doc: doc.scrollWidth - doc.clientWidth,
                 body: document.body.scrollWidth - document.body.clientWidth,
-                panel: panel.scrollWidth - panel.clientWidth};
+                panel: panel.scrollWidth - panel.clientWidth,
+                below: doc.scrollHeight - doc.clientHeight};
     }"""
     for tab, ready in (
         ("Assistance", f'#assistance-list li[data-id="{acme["assistance"]}"]'),
@@ -155,16 +172,25 @@ def test_panels_fit_a_phone_width(agent, make_client, web, worker, new_page):
         page.get_by_role("button", name=tab).click()
         expect(page.locator(ready)).to_have_count(1, timeout=30_000)
         if tab == "Mailings":
-            page.get_by_role("button", name=re.compile("^Statistics of")).click()
+            page.locator(ready).get_by_role("button", name=re.compile("^Statistics of")).click()
             expect(page.locator(ready).get_by_role("img")).to_be_visible()
         if tab == "Mailings":  # named and dated without a reload, not "Mailing #1"
             card = page.locator(ready)
             expect(card.locator("h3")).to_contain_text("acme campaign")
             expect(card.locator(".mailing-dates")).to_contain_text("From")
+            # every count shows whole inside its card (the table used to be cut off)
+            cut = card.evaluate(CUT_OFF_CELLS, "table.counts-table th, table.counts-table td")
+            assert cut == [], cut
+            warning = page.locator("#mailing-live-list li h3").filter(has_text="warning")
+            expect(warning).to_have_count(1, timeout=30_000)
+            expect(warning).to_contain_text(re.compile(r"^Login failing warning, \d{4}-\d\d-\d\d"))
         if tab == "Incidents":  # the rule's name, not its code
             expect(page.locator("#incident-list li .rule-name")).to_have_text("Login failing")
         overflow = page.evaluate(no_overflow)
         # neither the page nor the panel (which would scroll sideways inside) overflows
-        assert overflow == {"doc": 0, "body": 0, "panel": 0}, (tab, overflow)
+        assert overflow == {"doc": 0, "body": 0, "panel": 0, "below": 0}, (tab, overflow)
+        if tab == "Mailings":  # the statistics, then the cards' names from the top
+            screenshot(page, "phone-mailing-stats.png")
+            page.locator("#tab-mailings").evaluate("panel => panel.scrollTo(0, 0)")
         screenshot(page, f"phone-{tab.lower()}.png")
     assert page.errors == []

@@ -22,12 +22,15 @@ function doneOf(counts) {
   return DONE.reduce((sum, status) => sum + ((counts || {})[status] || 0), 0);
 }
 
+// On a phone the table is laid out as a grid (console.css: two rows of three, none cut
+// off); a table given another `display` loses its role in some browsers, so the roles
+// are said explicitly and a screen reader still reads each count under its status.
 function countsTable(counts) {
   const keys = STATUSES.concat(["total"]);
-  return el("table", { className: "stats" }, [
+  return el("table", { className: "stats counts-table", role: "table" }, [
     el("caption", { className: "visually-hidden", text: t("Messages by status") }),
-    el("tr", {}, keys.map((status) => el("th", { scope: "col", text: STATUS_NAMES[status] }))),
-    el("tr", {}, keys.map((status) => el("td", { dataset: { status }, text: String((counts || {})[status] || 0) }))),
+    el("tr", { role: "row" }, keys.map((status) => el("th", { scope: "col", role: "columnheader", text: STATUS_NAMES[status] }))),
+    el("tr", { role: "row" }, keys.map((status) => el("td", { role: "cell", dataset: { status }, text: String((counts || {})[status] || 0) }))),
   ]);
 }
 
