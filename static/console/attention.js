@@ -47,7 +47,7 @@ function timeZonePicker(languageRow) {
   label.textContent = t("Time zone") + " ";
   const select = document.createElement("select");
   select.id = "pref-time-zone";
-  select.style.maxWidth = "16rem"; // a long zone name must not widen the settings box
+  select.style.maxWidth = "100%"; // a long zone name must not widen (or stick out of) the settings box
   const browser = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
   const saved = prefs.time_zone || "";

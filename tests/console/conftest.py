@@ -215,6 +215,27 @@ def login(page: Any, username: str) -> None:
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
 
 
+def cut_off(container: Any, selector: str) -> list[str]:
+    """The elements matching `selector` inside `container` (a locator) that stick out of
+    its content box (into its padding or past it): cut off, crammed against the edge or
+    scrolled out of sight. Named by id, else by their text. What is not shown (no box)
+    is not counted."""
+    return container.evaluate(
+        """(box, selector) => {
+            const s = getComputedStyle(box);
+            const outer = box.getBoundingClientRect();
+            const left = outer.left + parseFloat(s.borderLeftWidth) + parseFloat(s.paddingLeft);
+            const right = outer.right - parseFloat(s.borderRightWidth) - parseFloat(s.paddingRight);
+            return Array.from(box.querySelectorAll(selector))
+                .filter(e => { const r = e.getBoundingClientRect();
+                               return r.width > 0 && r.height > 0 &&
+                                      (r.left < left - 0.5 || r.right > right + 0.5); })
+                .map(e => e.id || e.textContent.trim());
+        }""",
+        selector,
+    )
+
+
 def screenshot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_until
-from tests.console.conftest import panel_activity, post_seed_triggers, screenshot
+from tests.console.conftest import cut_off, panel_activity, post_seed_triggers, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,15 +136,6 @@ def test_only_my_teams_hides_other_teams_requests(agent, make_client, web, worke
     assert page.errors == []
 
 
-# The cells (by text) whose box ends past their card's: shown cut off or scrolled away.
-CUT_OFF_CELLS = """(card, selector) => {
-    const right = card.getBoundingClientRect().right;
-    return Array.from(card.querySelectorAll(selector))
-        .filter(cell => cell.getBoundingClientRect().right > right)
-        .map(cell => cell.textContent);
-}"""
-
-
 def test_panels_fit_a_phone_width(agent, make_client, web, worker, new_page):
     # the page is open first: the mailing and the incident are created elsewhere, live
     page = new_page("alice", viewport={"width": 390, "height": 844})
@@ -179,8 +170,7 @@ def test_panels_fit_a_phone_width(agent, make_client, web, worker, new_page):
             expect(card.locator("h3")).to_contain_text("acme campaign")
             expect(card.locator(".mailing-dates")).to_contain_text("From")
             # every count shows whole inside its card (the table used to be cut off)
-            cut = card.evaluate(CUT_OFF_CELLS, "table.counts-table th, table.counts-table td")
-            assert cut == [], cut
+            assert cut_off(card, "table.counts-table th, table.counts-table td") == []
             warning = page.locator("#mailing-live-list li h3").filter(has_text="warning")
             expect(warning).to_have_count(1, timeout=30_000)
             expect(warning).to_contain_text(re.compile(r"^Login failing warning, \d{4}-\d\d-\d\d"))

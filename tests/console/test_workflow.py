@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_until
-from tests.console.conftest import screenshot
+from tests.console.conftest import cut_off, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,7 +138,7 @@ def test_notes_canned_replies_context_and_a_mention_alert(
     olga, _ = help_desk_open(client=make_client(org, name="Olga Older"))
     inbound(web, agent, olga.client.phone, "where is my refund?")
     alice = new_page("alice", viewport=DESKTOP)
-    bob = new_page()
+    bob = new_page(viewport=DESKTOP)
     bob.add_init_script(FAKE_NOTIFICATION)
     from tests.console.conftest import login
 
@@ -154,6 +154,8 @@ def test_notes_canned_replies_context_and_a_mention_alert(
         ).exists(),
         timeout=10,
     )
+    assert cut_off(bob.locator(".prefs-box"), "input, select, p") == []
+    screenshot(bob, "alerts.png")
     bob.get_by_text("Alerts").click()
     # a new conversation: bob is told (desktop and sound), alice (no alerts chosen) is not
     inbound(web, agent, "79990000001", "first contact")
