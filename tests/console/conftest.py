@@ -189,7 +189,9 @@ def new_page(browser: Any, web: Any) -> Iterator[Callable[..., Any]]:
 
     def _new(username: str | None = None, *, viewport: dict[str, int] | None = None) -> Any:
         context = browser.new_context(
-            base_url=web.url, viewport=viewport or {"width": 1200, "height": 800}
+            # 1280x800: the desktop size the screenshots are looked at in (issue 13)
+            base_url=web.url,
+            viewport=viewport or {"width": 1280, "height": 800},
         )
         context.set_default_timeout(15_000)
         contexts.append(context)

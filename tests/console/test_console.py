@@ -319,7 +319,7 @@ def test_agent_of_another_organization_sees_nothing(
 def test_phone_width_shows_inbox_then_conversation_and_sends_a_file(
     agent, help_desk, web, new_page, tmp_path
 ):
-    page = new_page("alice", viewport={"width": 390, "height": 800})
+    page = new_page("alice", viewport={"width": 390, "height": 844})
     expect(desk_button(page, help_desk)).to_be_visible()
     expect(page.locator("#conversation")).to_be_hidden()
     desk_button(page, help_desk).click()

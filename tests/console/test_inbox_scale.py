@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_until
+from tests.console.conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,4 +136,5 @@ def test_ten_thousand_conversations_take_twenty_messages_a_second_one_row_each(
             f"{b['script']:.0f} ms script / {b['withLayout']:.0f} ms with layout" for b in baseline
         )
     )
+    screenshot(page, "inbox-10000.png")
     assert page.errors == []

@@ -133,10 +133,13 @@ def test_notes_canned_replies_context_and_a_mention_alert(
     from chat.models import CannedReply, Client, Message
     from chat.services import help_desk_open
     from core.models import AgentPreference
+    from tests.chat.test_context import _incident, _mailing
 
     make_agent("bob", org, role="agent")
     olga, _ = help_desk_open(client=make_client(org, name="Olga Older"))
     inbound(web, agent, olga.client.phone, "where is my refund?")
+    # what the sidebar tells about Olga: a mailing she received, an incident that warned her
+    _incident(org, _mailing(org, olga.client, "Spring sale"))
     alice = new_page("alice", viewport=DESKTOP)
     bob = new_page(viewport=DESKTOP)
     bob.add_init_script(FAKE_NOTIFICATION)
@@ -198,6 +201,10 @@ def test_notes_canned_replies_context_and_a_mention_alert(
     sent = "Hello Olga Older, your refund is on its way."
     mine = alice.locator("#message-list li.msg-out").filter(has_text=sent)
     expect(mine.locator(".msg-by")).to_have_text("You")
+    # replying to an unassigned conversation took it: hers, on both pages
+    expect(row(alice, olga).locator(".desk-assignee")).to_have_text("you")
+    expect(row(bob, olga).locator(".desk-assignee")).to_have_text("alice")
+    expect(alice.get_by_label("Assignee")).to_have_value(str(agent.user.pk))
     # the other agent sees who answered, on the bubble itself
     expect(
         bob.locator("#message-list li.msg-out").filter(has_text=sent).locator(".msg-by")
@@ -247,6 +254,13 @@ def test_notes_canned_replies_context_and_a_mention_alert(
     context.get_by_role("button", name="Save details").click()
     expect(context.locator("#ctx-email-error")).not_to_be_empty()
     screenshot(alice, "context.png")
+    # below the details: what she received and which open incident warned her
+    received = context.locator(".ctx-section").filter(has_text="Mailings received")
+    expect(received.locator("li")).to_have_text([re.compile(r"^Spring sale · ")])
+    warned = context.locator(".ctx-section").filter(has_text="Open incidents")
+    expect(warned.locator("li")).to_have_text([re.compile(r"^Database down · open")])
+    warned.scroll_into_view_if_needed()
+    screenshot(alice, "context-history.png")
     assert alice.errors == [] and bob.errors == []
 
 
@@ -352,7 +366,7 @@ def test_each_agents_own_unread_count(agent, make_agent, org, make_client, web, 
     nina, _ = help_desk_open(client=make_client(org, name="Nina <i>Newer</i>"))
     inbound(web, agent, nina.client.phone, "the <b>invoice</b> total is wrong")
     first, second = new_page("alice", viewport=DESKTOP), new_page("alice")
-    bob = new_page("bob")
+    bob = new_page("bob", viewport=DESKTOP)
 
     # unread is each agent's own: alice reading in one tab clears her other tab, not bob's
     inbound(web, agent, olga.client.phone, "are you there?")
@@ -364,6 +378,7 @@ def test_each_agents_own_unread_count(agent, make_agent, org, make_client, web, 
     expect(second).to_have_title(re.compile(r"^\(1\) "))  # nina's only
     expect(bob).to_have_title(re.compile(r"^\(2\) "))  # olga's and nina's
     expect(row(bob, olga).locator(".unread-count")).to_have_attribute("data-count", "1")
+    screenshot(bob, "unread.png")
 
     assert first.errors == [] and second.errors == [] and bob.errors == []
 
