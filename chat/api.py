@@ -29,7 +29,7 @@ from core import permissions, scopes
 from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.models import Organization
-from core.scope import ORGANIZATION_PARAM, organization_scope
+from core.scope import ORGANIZATION_PARAM, create_in_organization, organization_scope
 from core.validators import tag_validator
 
 
@@ -223,12 +223,7 @@ class ClientListView(ListView):
 
     @extend_schema(request=ClientWriteSerializer, responses={201: ClientSerializer})
     def post(self, request: Request) -> Response:
-        body = ClientWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        organization = organization_scope(
-            request, slug=data.pop("organization", None), required=True
-        )
+        organization, data = create_in_organization(request, ClientWriteSerializer)
         client = clients.client_create(organization=organization, **data)
         return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
 

@@ -31,7 +31,7 @@ from core.access import organizations_for
 from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.models import Organization
-from core.scope import ORGANIZATION_PARAM, organization_scope
+from core.scope import ORGANIZATION_PARAM, create_in_organization, organization_scope
 
 AGENTS_ONLY = permissions.with_default(permissions.IsAgent)
 ADMIN_WRITES = permissions.with_default(permissions.IsOrganizationAdmin)
@@ -86,13 +86,7 @@ class CannedReplyListView(ListView):
 
     @extend_schema(request=CannedReplyWriteSerializer, responses={201: CannedReplySerializer})
     def post(self, request: Request) -> Response:
-        body = CannedReplyWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        organization = organization_scope(
-            request, slug=data.pop("organization", None), required=True
-        )
-        self.check_object_permissions(request, organization)
+        organization, data = create_in_organization(request, CannedReplyWriteSerializer, view=self)
         reply = canned.canned_reply_create(organization=organization, **data)
         return Response(CannedReplySerializer(reply).data, status=status.HTTP_201_CREATED)
 

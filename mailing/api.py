@@ -18,7 +18,7 @@ from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.logging import get_logger
 from core.models import Organization
-from core.scope import ORGANIZATION_PARAM, organization_scope
+from core.scope import ORGANIZATION_PARAM, create_in_organization
 from mailing import selectors, services
 from mailing.models import Mailing, Template
 from mailing.serializers import (
@@ -36,10 +36,6 @@ from mailing.serializers import (
 from mailing.services.variants import template_preview_all
 
 log = get_logger(__name__)
-
-
-def _organization_for_create(request: Request, data: dict[str, Any]) -> Organization:
-    return organization_scope(request, slug=data.pop("organization", None), required=True)
 
 
 def _template_in(request: Request, data: dict[str, Any]) -> None:
@@ -87,10 +83,7 @@ class TemplateListView(ListView):
 
     @extend_schema(request=TemplateWriteSerializer, responses={201: TemplateSerializer})
     def post(self, request: Request) -> Response:
-        body = TemplateWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        organization = _organization_for_create(request, data)
+        organization, data = create_in_organization(request, TemplateWriteSerializer)
         _html_check(request, organization, data)
         template = services.template_create(organization=organization, **data)
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
@@ -174,10 +167,7 @@ class MailingListView(ListView):
 
     @extend_schema(request=MailingWriteSerializer, responses={201: MailingSerializer})
     def post(self, request: Request) -> Response:
-        body = MailingWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        organization = _organization_for_create(request, data)
+        organization, data = create_in_organization(request, MailingWriteSerializer)
         _template_in(request, data)
         mailing = services.mailing_create(
             organization=organization,
@@ -295,10 +285,7 @@ class NotificationView(APIView):
         summary="Send now to explicit clients and/or tags (merged), with a template or text",
     )
     def post(self, request: Request) -> Response:
-        body = NotificationSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        organization = _organization_for_create(request, data)
+        organization, data = create_in_organization(request, NotificationSerializer)
         _template_in(request, data)
         mailing = services.notification_send(organization=organization, **data)
         return Response(MailingSerializer(mailing).data, status=status.HTTP_201_CREATED)

@@ -16,7 +16,7 @@ from core import permissions, scopes
 from core.api import ListView, slug_of
 from core.errors import ApplicationError
 from core.models import Organization
-from core.scope import ORGANIZATION_PARAM, organization_scope
+from core.scope import ORGANIZATION_PARAM, create_in_organization, organization_scope
 from mailing import selectors
 from mailing.serializers import (
     EventInSerializer,
@@ -91,13 +91,7 @@ class EventRuleListView(ListView):
 
     @extend_schema(request=EventRuleWriteSerializer, responses={201: EventRuleSerializer})
     def post(self, request: Request) -> Response:
-        body = EventRuleWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        organization = organization_scope(
-            request, slug=data.pop("organization", None), required=True
-        )
-        self.check_object_permissions(request, organization)
+        organization, data = create_in_organization(request, EventRuleWriteSerializer, view=self)
         data["template"] = _template_of(request, data["template"])
         rule = event_rule_create(organization=organization, **data)
         return Response(EventRuleSerializer(rule).data, status=status.HTTP_201_CREATED)

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from core import permissions, scopes
 from core.api import ListView, slug_of
 from core.models import Organization
-from core.scope import ORGANIZATION_PARAM, organization_scope
+from core.scope import ORGANIZATION_PARAM, create_in_organization, organization_scope
 from widget import inboxes, selectors
 from widget.models import WebInbox
 from widget.representations import (
@@ -47,13 +47,7 @@ class WebInboxListView(ListView):
 
     @extend_schema(request=WebInboxWriteSerializer, responses={201: WebInboxWithSecretSerializer})
     def post(self, request: Request) -> Response:
-        body = WebInboxWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        organization = organization_scope(
-            request, slug=data.pop("organization", None), required=True
-        )
-        self.check_object_permissions(request, organization)
+        organization, data = create_in_organization(request, WebInboxWriteSerializer, view=self)
         inbox = inboxes.web_inbox_create(organization=organization, **data)
         return Response(WebInboxWithSecretSerializer(inbox).data, status=status.HTTP_201_CREATED)
 
