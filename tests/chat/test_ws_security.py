@@ -228,7 +228,10 @@ def test_frame_flood_gets_an_error_then_is_closed(start_web, agent):
     ws = WS(_url(web, "acme", agent.key))
     ws.recv()
 
-    for _ in range(25):
+    # Exactly twice the limit: the 20th frame closes the socket. A frame sent after the
+    # server closed would be answered with a TCP reset, which makes the client's kernel
+    # drop what it had not read yet (the pongs, the error frame, the close): a flaky test.
+    for _ in range(20):
         try:
             ws.send({"type": "ping"})
         except ConnectionClosed:
