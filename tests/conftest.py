@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -51,10 +52,38 @@ settings.METRICS_TOKEN = os.environ["METRICS_TOKEN"]
 METRICS_AUTH = {"Authorization": f"Bearer {settings.METRICS_TOKEN}"}
 
 
+def _listen_range() -> range:
+    # Below the kernel's ephemeral range: bind(0) hands out a port from that range, and so
+    # does every outgoing connection, so a port picked that way could be taken by another
+    # test's client (the PostgreSQL suite runs beside this one) before the server this
+    # test starts binds it: "Address already in use", seen in CI.
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), low)
+
+
+_LISTEN_PORTS = _listen_range()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server the test starts later: free now, never handed out before in this
+    process, and outside the range outgoing connections take theirs from."""
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.choice(_LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_LISTEN_PORTS}")
 
 
 def wait_until(
