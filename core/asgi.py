@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
@@ -17,6 +18,7 @@ django_asgi_app = get_asgi_application()
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from core import daphne_support  # noqa: E402
+from core.request_threads import ReusedRequestThreads  # noqa: E402
 from escalation.fastpath import TriggerFastPath  # noqa: E402
 
 # Bodies past MAX_REQUEST_BODY refused by daphne's protocol layer as they arrive, and
@@ -27,10 +29,11 @@ daphne_support.install()
 # The console's JS and CSS (/static/) are served by daphne itself: no separate server.
 # Well-formed monitoring posts of a known integration key are answered in front of
 # Django (group-committed, see escalation/fastpath.py); everything else goes through.
-http_app = TriggerFastPath(ASGIStaticFilesHandler(django_asgi_app))
+# Each request's sync part runs in a reused thread, not a new one (core/request_threads.py).
+http_app = TriggerFastPath(ReusedRequestThreads(ASGIStaticFilesHandler(django_asgi_app)))
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import re_path  # noqa: E402
+from django.urls import get_resolver, re_path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
 from widget.consumers import VisitorConsumer  # noqa: E402
@@ -56,3 +59,18 @@ application = ProtocolTypeRouter(
         "websocket": daphne_support.DirectSocketMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Everything loaded so far (Django, DRF, every app's modules, and the URLconf with every
+# view, imported now rather than on the first request) lives as long as the process.
+# Frozen, the cyclic garbage collector stops walking it: a full collection walked these
+# hundreds of thousands of objects each time, a pause of ~100 ms seen in the widget
+# benchmark's p99 (BENCHMARKS.md); now it walks only what was created since.
+get_resolver().url_patterns  # noqa: B018
+gc.collect()
+gc.freeze()
+# A full collection now starts after 100 middle-generation ones, not 10: with startup's
+# objects frozen, the default's other condition (a quarter more long-lived objects than
+# the last full one left) holds almost always, so one came every 10 and each walked every
+# socket's objects (~40 ms with 1,000 sockets). Cycles still reach a full collection
+# within minutes under load.
+gc.set_threshold(700, 10, 100)

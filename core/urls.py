@@ -8,6 +8,11 @@ from core import i18n, people_api, views
 from core.throttles import login_rate_limited
 
 urlpatterns = [
+    # The website widget's public API (CORS for the inbox's allowed origins only). First:
+    # Django tries the patterns in order, and every include it passes on the way costs
+    # (it lists what it tried), for every visitor's request. Nothing else starts with
+    # widget/api/.
+    path("widget/api/<str:token>/", include("widget.urls_public")),
     # Before the admin's own routes: failed logins are limited like the console's.
     path("admin/login/", login_rate_limited(admin.site.login)),
     path("admin/", admin.site.urls),
@@ -32,8 +37,6 @@ urlpatterns = [
     path("api/", include("mailing.urls")),
     path("", include("mailing.urls_root")),  # /u/<token>/: email unsubscribe (RFC 8058)
     path("api/", include("widget.urls")),
-    # The website widget's public API (CORS for the inbox's allowed origins only).
-    path("widget/api/<str:token>/", include("widget.urls_public")),
     path("", include("escalation.urls")),
     path("", include("core.urls_console")),
     # No /media/ route: customer files are served only to those allowed to read the
