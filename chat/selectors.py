@@ -11,6 +11,7 @@ from django.utils.translation import gettext
 from chat.models import Client, HelpDesk, Message
 from core.access import organizations_for
 from core.errors import ApplicationError
+from core.queries import unique_row
 
 
 def _help_desks(principal: Any) -> QuerySet[HelpDesk]:
@@ -42,7 +43,7 @@ def help_desk_get_for_principal(
         qs = qs.select_related("client")
     if lock:
         qs = qs.select_for_update(of=("self",))
-    help_desk = qs.filter(uuid=uuid).first()
+    help_desk = unique_row(qs.filter(uuid=uuid))
     if help_desk is None:
         raise ApplicationError(gettext("Help desk not found."), code="not_found", status_code=404)
     return help_desk

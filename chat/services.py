@@ -14,7 +14,12 @@ from django.utils.translation import gettext
 from chat.clients import client_create
 from chat.files import display_name, file_link_url, files_delete_on_commit, message_files
 from chat.models import Client, HelpDesk, Message
-from chat.publish import help_desk_publish, help_desk_publish_deleted, message_publish
+from chat.publish import (
+    help_desk_publish,
+    help_desk_publish_deleted,
+    message_and_desk_publish,
+    message_publish,
+)
 from core.errors import ApplicationError
 from core.jobs import QUEUE_CHAT, enqueue_on_commit
 from core.logging import get_logger
@@ -227,8 +232,7 @@ def message_create(
         client_id=client.pk,
         delivery_id=message.delivery_id,
     )
-    message_publish("new_message", message)
-    help_desk_publish(help_desk)
+    message_and_desk_publish("new_message", message, help_desk)
     if not web:
         from chat.jobs import message_deliver
 
@@ -260,8 +264,7 @@ def message_receive(
     log.info(
         "message_received", message_id=message.pk, help_desk_id=help_desk.pk, client_id=client.pk
     )
-    message_publish("new_message", message)
-    help_desk_publish(help_desk)
+    message_and_desk_publish("new_message", message, help_desk)
     return message
 
 
@@ -285,12 +288,13 @@ def message_status_apply(*, message: Message, status: str, reason: str = "") -> 
     locked.save(update_fields=["status", "updated_at"])
     message.status, message.updated_at = locked.status, locked.updated_at
     log.info("message_status", message_id=locked.pk, status=status, reason=reason or None)
-    message_publish("update_message", locked)
     help_desk = locked.help_desk
     if help_desk.last_message_id == locked.pk:
         # The help desk shows this message nested as `last_message`: keep it current.
         help_desk.last_message = locked
-        help_desk_publish(help_desk)
+        message_and_desk_publish("update_message", locked, help_desk)
+    else:
+        message_publish("update_message", locked)
     return True
 
 

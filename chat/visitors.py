@@ -12,7 +12,7 @@ from django.db import transaction
 
 from chat.files import display_name
 from chat.models import Client, HelpDesk, Message
-from chat.publish import help_desk_publish, message_publish
+from chat.publish import help_desk_publish, message_and_desk_publish
 from chat.reads import help_desk_seen_message
 from chat.services import help_desk_open, help_desk_touch, message_status_apply
 from core.logging import get_logger
@@ -104,8 +104,7 @@ def visitor_message_receive(
         client_id=client.pk,
         channel="web",
     )
-    message_publish("new_message", message)
-    help_desk_publish(help_desk)
+    message_and_desk_publish("new_message", message, help_desk)
     return message
 
 

@@ -13,6 +13,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from core.models import ApiKey, Organization
+from core.queries import unique_row
 
 
 def hash_key(raw: str) -> str:
@@ -28,10 +29,10 @@ def generate_key() -> tuple[str, str]:
 def api_key_lookup(raw: str) -> ApiKey | None:
     if not raw or len(raw) > 200:
         return None
-    key = (
-        ApiKey.objects.select_related("user", "organization")
-        .filter(key_hash=hash_key(raw), revoked_at__isnull=True)
-        .first()
+    key = unique_row(
+        ApiKey.objects.select_related("user", "organization").filter(
+            key_hash=hash_key(raw), revoked_at__isnull=True
+        )
     )
     if key is None:
         return None

@@ -22,8 +22,9 @@ Keys: `events:{<organization id>}:seq|log|base|epoch` and the channel `...:live`
 `{...}` hash tag keeps one organization's keys in one Redis Cluster slot, so every
 script and transaction here touches one node (tests/core/test_cluster_eventlog.py).
 
-`publish_on_commit` is the only way to publish. It runs after the database commit,
-so nobody hears of a change that was rolled back.
+`publish_on_commit` is the only way to publish (`publish_many_on_commit` for events of
+one change, e.g. a new message and its desk: one Redis round trip for all of them). It
+runs after the database commit, so nobody hears of a change that was rolled back.
 """
 
 from __future__ import annotations
@@ -113,14 +114,19 @@ else
   end
 end
 """
+# ARGV: the retention, then each event's frame head and tail. Consecutive ids (the
+# script runs alone), one PUBLISH per event, in the order given. Returns the last id.
 _APPEND = (
     _SEED
     + """
-local id = redis.call('INCR', KEYS[1])
-local sid = string.format('%d', id)
-local frame = ARGV[1] .. sid .. ARGV[2]
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], sid .. '-0', 'f', frame)
-redis.call('PUBLISH', KEYS[4], sid .. ' ' .. frame)
+local id
+for i = 2, #ARGV, 2 do
+  id = redis.call('INCR', KEYS[1])
+  local sid = string.format('%d', id)
+  local frame = ARGV[i] .. sid .. ARGV[i + 1]
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], sid .. '-0', 'f', frame)
+  redis.call('PUBLISH', KEYS[4], sid .. ' ' .. frame)
+end
 return id
 """
 )
@@ -192,15 +198,23 @@ def serialize(data: Any) -> str:
     return json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
+def events_append(*, organization_id: int, events: list[tuple[str, str]]) -> list[int]:
+    """Append (type, serialized data) events in order, in one script call, and publish
+    them live. Returns their ids. Call after commit."""
+    args: list[Any] = [settings.EVENT_RETENTION]
+    for event_type, data in events:
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+        args.extend(_frame_parts(event_type, data))
+    last = int(_script(_APPEND)(keys=_script_keys(organization_id), args=args))
+    for event_type, _ in events:
+        EVENTS_PUBLISHED.labels(event_type).inc()
+    return list(range(last - len(events) + 1, last + 1))
+
+
 def event_append(*, organization_id: int, event_type: str, data: str) -> int:
     """Append one event and publish it live. Returns its id. Call after commit."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
-    keys = _script_keys(organization_id)
-    head, tail = _frame_parts(event_type, data)
-    event_id = int(_script(_APPEND)(keys=keys, args=(head, tail, settings.EVENT_RETENTION)))
-    EVENTS_PUBLISHED.labels(event_type).inc()
-    return event_id
+    return events_append(organization_id=organization_id, events=[(event_type, data)])[0]
 
 
 def event_log_open(*, organization_id: int) -> int:
@@ -228,23 +242,32 @@ def publish_on_commit(organization_id: int, event_type: str, data: dict[str, Any
     The payload is serialized now, inside the transaction, so the event shows the
     state this transaction wrote, not whatever a later one did.
     """
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
-    payload = serialize(data)
+    publish_many_on_commit(organization_id, [(event_type, data)])
+
+
+def publish_many_on_commit(organization_id: int, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """`publish_on_commit` for several events of one change, in this order: one on-commit
+    callback and one Redis round trip for all of them (a new message and its desk cost
+    two before). Registered together, they commit or roll back together."""
+    for event_type, _ in items:
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+    events = [(event_type, serialize(data)) for event_type, data in items]
 
     def _publish() -> None:
         try:
-            event_append(organization_id=organization_id, event_type=event_type, data=payload)
+            events_append(organization_id=organization_id, events=events)
         except Exception as exc:
             # The change is committed; only the notification is lost. Clients that
             # miss it catch up on their next resync. Count it so it is seen.
-            EVENTS_PUBLISH_FAILED.labels(event_type).inc()
-            log.error(
-                "event_publish_failed",
-                organization_id=organization_id,
-                type=event_type,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            for event_type, _ in events:
+                EVENTS_PUBLISH_FAILED.labels(event_type).inc()
+                log.error(
+                    "event_publish_failed",
+                    organization_id=organization_id,
+                    type=event_type,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
 
     transaction.on_commit(_publish)
 

@@ -11,6 +11,7 @@ from chat.models import Message
 from chat.selectors import help_desk_get_for_principal
 from core.access import organizations_for
 from core.errors import ApplicationError
+from core.queries import unique_row
 from widget.models import Rating, Visitor, WebInbox
 
 
@@ -32,7 +33,7 @@ def web_inbox_by_token(*, token: str) -> WebInbox:
     """The inbox a public token names; the same 404 for a malformed and an unknown one."""
     inbox = None
     if 10 <= len(token) <= 40 and token.replace("-", "").replace("_", "").isalnum():
-        inbox = WebInbox.objects.select_related("organization").filter(token=token).first()
+        inbox = unique_row(WebInbox.objects.select_related("organization").filter(token=token))
     if inbox is None:
         raise ApplicationError(_("Unknown widget."), code="not_found", status_code=404)
     return inbox

@@ -37,6 +37,7 @@ from chat.visitors import (
 from core.errors import ApplicationError
 from core.events import ephemeral_publish, event_log_open
 from core.logging import get_logger
+from core.queries import unique_row
 from widget.models import Rating, Visitor, WebInbox
 
 log = get_logger(__name__)
@@ -66,15 +67,16 @@ def visitor_from_token(*, web_inbox: WebInbox, token: str) -> Visitor:
         raise ApplicationError(
             _("Invalid or expired visitor token."), code="visitor_token_invalid", status_code=401
         )
-    visitor = (
-        Visitor.objects.select_related("client", "inbox")
-        .filter(uuid=str(payload.get("v", "")), inbox=web_inbox)
-        .first()
+    visitor = unique_row(
+        Visitor.objects.select_related("client").filter(
+            uuid=str(payload.get("v", "")), inbox=web_inbox
+        )
     )
     if visitor is None:
         raise ApplicationError(
             _("Invalid or expired visitor token."), code="visitor_token_invalid", status_code=401
         )
+    visitor.inbox = web_inbox  # the row it was found under: not joined again
     return visitor
 
 

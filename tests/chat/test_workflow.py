@@ -29,18 +29,18 @@ def _events(callbacks: list[Any], event_type: str) -> list[dict[str, Any]]:
     from core import events
 
     seen: list[dict[str, Any]] = []
-    original = events.event_append
+    original = events.events_append
 
-    def _capture(*, organization_id: int, event_type: str, data: Any) -> int:
-        seen.append({"type": event_type, "data": json.loads(data)})
-        return 0
+    def _capture(*, organization_id: int, events: list[tuple[str, str]]) -> list[int]:
+        seen.extend({"type": kind, "data": json.loads(data)} for kind, data in events)
+        return [0] * len(events)
 
-    events.event_append = _capture  # type: ignore[assignment]
+    events.events_append = _capture  # type: ignore[assignment]
     try:
         for callback in callbacks:
             callback()
     finally:
-        events.event_append = original  # type: ignore[assignment]
+        events.events_append = original  # type: ignore[assignment]
     return [e["data"] for e in seen if e["type"] == event_type]
 
 

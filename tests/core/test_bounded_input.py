@@ -324,7 +324,7 @@ def test_a_committed_post_answers_success_when_redis_fails_after_commit(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise redis.ConnectionError("Redis went away after the commit")
 
-    monkeypatch.setattr("core.events.event_append", refuse)
+    monkeypatch.setattr("core.events.events_append", refuse)
     monkeypatch.setattr("core.jobs.enqueue_now", refuse)
     response = agent.client().post(
         "/api/send-message/", {"help_desk": str(help_desk.uuid), "message": "committed"}

@@ -10,6 +10,7 @@ position a new organization's first `hello` names (or from 0 on a log with no co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -123,6 +124,48 @@ def test_publish_waits_for_the_commit_and_a_rollback_publishes_nothing(
     callbacks[0]()
     ((_, fields),) = redis_client.xrange(stream)
     assert fields[b"f"].startswith(b'{"type": "new_message", "id": ')
+
+
+@pytest.mark.django_db
+def test_events_of_one_change_go_in_one_round_trip_in_order_live_and_logged(
+    org_id: int, redis_client: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    from core import events
+    from core.events import live_channel, publish_many_on_commit
+
+    script_calls: list[str] = []
+    real_script = events._script
+
+    def counting_script(source: str) -> Any:
+        script = real_script(source)
+
+        def call(**kwargs: Any) -> Any:
+            script_calls.append(source)
+            return script(**kwargs)
+
+        return call
+
+    monkeypatch.setattr(events, "_script", counting_script)
+
+    live = redis_client.pubsub()
+    live.subscribe(live_channel(org_id))
+    assert live.get_message(timeout=5)["type"] == "subscribe"
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        publish_many_on_commit(org_id, [("new_message", {"n": 1}), ("update_helpdesk", {"n": 2})])
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert len(script_calls) == 1, "not one round trip"
+    entries = redis_client.xrange(_keys(org_id)[1])
+    logged = [(int(eid.split(b"-")[0]), fields[b"f"]) for eid, fields in entries]
+    assert [json.loads(frame)["type"] for _, frame in logged] == ["new_message", "update_helpdesk"]
+    assert logged[1][0] == logged[0][0] + 1
+    heard = []
+    while len(heard) < 2:
+        message = live.get_message(timeout=5)
+        assert message is not None, f"heard only {heard}"
+        heard.append(message["data"])
+    assert heard == [f"{eid} ".encode() + frame for eid, frame in logged]
+    live.close()
 
 
 def test_an_ephemeral_frame_goes_live_with_id_zero_and_is_not_logged(
