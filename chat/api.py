@@ -131,21 +131,28 @@ class SendMessageView(APIView):
     def post(self, request: Request) -> Response:
         body = SendMessageSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            help_desk = selectors.help_desk_get_for_principal(
-                principal=request.user, uuid=body.validated_data["help_desk"], nested=False
+        # The desk is read locked, in the message's transaction: the service updates
+        # that row instead of reading it back (one query less per message).
+        with transaction.atomic():
+            try:
+                help_desk = selectors.help_desk_get_for_principal(
+                    principal=request.user,
+                    uuid=body.validated_data["help_desk"],
+                    nested=False,
+                    lock=True,
+                )
+            except ApplicationError as exc:
+                raise ApplicationError(
+                    gettext("Unknown help desk."),
+                    fields={"help_desk": [gettext("Help desk not found.")]},
+                ) from exc
+            message = services.message_create(
+                help_desk=help_desk,
+                text=body.validated_data.get("message", ""),
+                file=body.validated_data.get("file"),
+                sender=request.user,
+                locked=True,
             )
-        except ApplicationError as exc:
-            raise ApplicationError(
-                gettext("Unknown help desk."),
-                fields={"help_desk": [gettext("Help desk not found.")]},
-            ) from exc
-        message = services.message_create(
-            help_desk=help_desk,
-            text=body.validated_data.get("message", ""),
-            file=body.validated_data.get("file"),
-            sender=request.user,
-        )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 

@@ -37,10 +37,13 @@ def help_desk_get_for_principal(
 ) -> HelpDesk:
     """The help desk `uuid` if `principal` sees it, else ApplicationError 404. With
     `nested` False only its client is loaded with it: for a caller that writes to the
-    desk through a service (which reloads what its event nests), not one that shows it."""
+    desk through a service (which reloads what its event nests), not one that shows it.
+    With `lock` (inside the caller's transaction) the row is locked, and with `nested`
+    False what a new message's event nests besides is joined (its assignee and
+    organization): a service told `locked=True` then updates it without reading it back."""
     qs = help_desk_list(principal=principal) if nested else _help_desks(principal)
     if not nested:
-        qs = qs.select_related("client")
+        qs = qs.select_related("client", *(("assignee", "organization") if lock else ()))
     if lock:
         qs = qs.select_for_update(of=("self",))
     help_desk = unique_row(qs.filter(uuid=uuid))

@@ -197,11 +197,19 @@ def _file_note(message: Message) -> str:
     return f"\n{file_link_url(message)}" if message.file else ""
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def message_create(
-    *, help_desk: HelpDesk, text: str, sender: Any, file: UploadedFile | None = None
+    *,
+    help_desk: HelpDesk,
+    text: str,
+    sender: Any,
+    file: UploadedFile | None = None,
+    locked: bool = False,
 ) -> Message:
-    """An agent's message to the client: stored `sending`, then handed to the sender."""
+    """An agent's message to the client: stored `sending`, then handed to the sender.
+    `locked`: the caller read `help_desk` in its transaction under its row lock, with its
+    assignee and organization (help_desk_get_for_principal(lock=True, nested=False)): the
+    desk's update is applied to it instead of read back."""
     client = help_desk.client
     message = Message(help_desk=help_desk, message=text, type=Message.Type.SENT, sender=sender)
     if file is not None:
@@ -223,7 +231,11 @@ def message_create(
         )
     message.save()
     help_desk_touch(
-        help_desk=help_desk, message=message, unread=False, assignee=_self_assignee(sender)
+        help_desk=help_desk,
+        message=message,
+        unread=False,
+        assignee=_self_assignee(sender),
+        locked=locked,
     )
     log.info(
         "message_created",

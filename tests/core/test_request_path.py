@@ -59,16 +59,20 @@ def test_send_message_loads_nothing_twice(agent, help_desk):
     assert response.status_code == 201
     selects = [q["sql"] for q in captured if q["sql"].startswith("SELECT")]
     tables = [sql.split(" FROM ", 1)[1].split()[0] for sql in selects]
-    # The key, the desk (with what it nests), the desk again after its update: no
-    # separate client or organization lookups.
+    # The key and the desk, read once, in the message's transaction and under its row
+    # lock, with what the new message's events nest: no separate client or organization
+    # lookups, and the desk is not read back after its update.
     assert '"chat_client"' not in tables, selects
     assert '"core_organization"' not in tables, selects
-    assert len(selects) <= 3, selects
-    # The desk is looked up with its client only: its last message, that message's
-    # sender and its assignee are what the service's reload after its update brings.
+    assert tables.count('"chat_helpdesk"') == 1, selects
+    assert len(selects) <= 2, selects
     lookup = next(sql for sql in selects if sql.split(" FROM ", 1)[1].startswith('"chat_helpdesk"'))
-    assert "JOIN" in lookup and '"chat_client"' in lookup, lookup
-    assert '"chat_message"' not in lookup and '"auth_user"' not in lookup, lookup
+    assert '"chat_client"' in lookup and '"core_organization"' in lookup, lookup
+    assert '"chat_message"' not in lookup, lookup  # its last message is the new one
+    if connection.vendor == "postgresql":
+        assert "FOR UPDATE" in lookup, lookup
+    begin = next(i for i, q in enumerate(captured) if q["sql"].startswith(("BEGIN", "SAVEPOINT")))
+    assert captured[begin + 1]["sql"] == lookup, "the desk is read outside the transaction"
 
 
 def _drf(serializer: Any, instance: Any) -> Any:
