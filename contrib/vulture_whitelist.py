@@ -269,6 +269,7 @@ _.__qualname__
 # --- test hooks: small public functions the tests inspect the platform through -----------
 _.log_key  # core/events.py: the stream's key (tests read the log; operators clean it up)
 _.event_log_open  # core/events.py: the synchronous twin of event_log_open_async
+_.event_append  # core/events.py: events_append of one event; the websocket tests append with it
 _.subscriber_count  # core/realtime.py: how many sockets a hub holds for an organization
 _.rules_cache_clear  # escalation/rules.py: a rolled-back test transaction never bumps the token
 _.admit  # chat/ws_auth.py: admit_async's one-by-one twin (same steps); the admission tests use it
