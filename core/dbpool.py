@@ -9,9 +9,9 @@ connections, and opens its own on first use. It only forgets them: closing would
 PostgreSQL a Terminate on the parent's sockets, and letting them be garbage-collected
 would too (libpq closes on free), so the child keeps references until it exits.
 
-SQLite (issue 12 item 4). Under ASGI every request's sync code runs in a thread of its
-own (asgiref's ThreadSensitiveContext), and Django's connections are per thread, so each
-request opened a new SQLite connection and closed it at its end: the open, the schema
+SQLite (issue 12 item 4). Under ASGI Django's connections belong to each request (they
+live in its context, whichever thread runs its sync code: core/request_threads.py lends
+it a reused one), so each request opened a new SQLite connection and closed it at its end: the open, the schema
 parse on its first statement (every table and index of the database) and, when it was
 the last connection, a WAL checkpoint and the WAL file's deletion, which the next
 request recreated. That was about half of a simple request's time. Django has no pool

@@ -97,7 +97,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": env.int("SQLITE_TIMEOUT", default=20),
     }
-    # Each request's thread reuses a connection an earlier one closed (core/dbpool.py):
+    # Each request reuses a connection an earlier one closed (core/dbpool.py):
     # no open, schema parse and WAL teardown per request. SQLITE_POOL_SIZE=0: off.
     SQLITE_POOL_SIZE = env.int("SQLITE_POOL_SIZE", default=8)
     if SQLITE_POOL_SIZE > 0:
