@@ -68,9 +68,6 @@ application = ProtocolTypeRouter(
 get_resolver().url_patterns  # noqa: B018
 gc.collect()
 gc.freeze()
-# A full collection now starts after 100 middle-generation ones, not 10: with startup's
-# objects frozen, the default's other condition (a quarter more long-lived objects than
-# the last full one left) holds almost always, so one came every 10 and each walked every
-# socket's objects (~40 ms with 1,000 sockets). Cycles still reach a full collection
-# within minutes under load.
-gc.set_threshold(700, 10, 100)
+# The thresholds stay Python's: full collections 10 times rarer (700, 10, 100) let each
+# request's cyclic garbage pile up in the oldest generation, and the full collection
+# that then walked it doubled the help-desk list's p99 (contrib/bench/rest_ratio.py).

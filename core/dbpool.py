@@ -11,12 +11,13 @@ would too (libpq closes on free), so the child keeps references until it exits.
 
 SQLite (issue 12 item 4). Under ASGI Django's connections belong to each request (they
 live in its context, whichever thread runs its sync code: core/request_threads.py lends
-it a reused one), so each request opened a new SQLite connection and closed it at its end: the open, the schema
-parse on its first statement (every table and index of the database) and, when it was
-the last connection, a WAL checkpoint and the WAL file's deletion, which the next
-request recreated. That was about half of a simple request's time. Django has no pool
-for SQLite, but passes `DATABASES[...]["OPTIONS"]` to `sqlite3.connect`, whose documented
-`factory` argument names the connection class: `PooledSQLiteConnection` is that class.
+it a reused one), so each request opened a new SQLite connection and closed it at its
+end: the open, the schema parse on its first statement (every table and index of the
+database) and, when it was the last connection, a WAL checkpoint and the WAL file's
+deletion, which the next request recreated. That was about half of a simple request's
+time. Django has no pool for SQLite, but passes `DATABASES[...]["OPTIONS"]` to
+`sqlite3.connect`, whose documented `factory` argument names the connection class:
+`PooledSQLiteConnection` is that class.
 
 1. `sqlite3.connect(..., factory=PooledSQLiteConnection)` hands back a connection this
    process closed earlier with the same arguments, if one is idle and its file is still
